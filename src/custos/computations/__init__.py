@@ -1,0 +1,1 @@
+"""Built-in federated models and the in-sandbox runtime they run in."""

@@ -1,0 +1,1 @@
+"""Shared vocabulary: wire models, identities, states and transitions, errors."""

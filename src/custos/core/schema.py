@@ -1,0 +1,42 @@
+"""The public description of a dataset: column names, logical types, bounds and categories."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from custos.core.errors import InvalidInput
+
+ColumnType = Literal["integer", "float", "boolean", "string", "date", "timestamp"]
+ColumnKind = Literal["numeric", "categorical", "other"]
+
+
+class ColumnSchema(BaseModel):
+    """One column. `min`/`max` are public bounds (rounded outward), never a raw data value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    type: ColumnType
+    kind: ColumnKind
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+
+
+class DatasetSchema(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    columns: list[ColumnSchema]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSchema:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise InvalidInput(f"unknown column {name!r}; the dataset has: {', '.join(self.names)}")

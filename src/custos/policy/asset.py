@@ -1,0 +1,99 @@
+"""Asset policy, version 1: per dataset, who may run which models on which columns.
+
+    dataset: patients
+    grants:
+      - orgs: [university]
+        users: [alice]
+        models: ["stats@>=1.0,<2"]
+        columns: [age, sex, bmi]
+    min_count: 10
+
+Default deny: no policy, or no grant that matches, means no access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from custos.core.errors import InvalidInput
+
+MAX_POLICY_BYTES = 256 * 1024
+
+
+def split_model_pattern(pattern: str) -> tuple[str, SpecifierSet]:
+    """`stats@>=1.0,<2` -> ("stats", >=1.0,<2); `stats` alone means any version; `stats@1.0` means ==1.0."""
+    name, sep, spec = pattern.partition("@")
+    spec = spec.strip()
+    if sep and spec and spec[0].isdigit():
+        spec = f"=={spec}"
+    try:
+        return name.strip(), SpecifierSet(spec)
+    except InvalidSpecifier as exc:
+        raise InvalidInput(
+            f"model pattern {pattern!r} has an invalid version range; write e.g. stats@>=1.0,<2"
+        ) from exc
+
+
+class Grant(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    orgs: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)
+    models: list[str] = Field(min_length=1)
+    columns: list[str] = Field(min_length=1)
+
+    @field_validator("models")
+    @classmethod
+    def _models_parse(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            split_model_pattern(pattern)
+        return value
+
+    def matches_who(self, name: str, org: str) -> bool:
+        return name.casefold() in {u.casefold() for u in self.users} or org.casefold() in {
+            o.casefold() for o in self.orgs
+        }
+
+    def matches_model(self, model: str, version: str) -> bool:
+        try:
+            parsed = Version(version)
+        except InvalidVersion:
+            return False
+        for pattern in self.models:
+            name, spec = split_model_pattern(pattern)
+            if name == model and parsed in spec:
+                return True
+        return False
+
+
+class AssetPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    grants: list[Grant] = Field(default_factory=list)
+    min_count: int = Field(default=10, ge=1, le=1_000_000)
+
+
+def load_policy(text: str, source: str = "policy") -> AssetPolicy:
+    """Parse policy YAML safely. Raises InvalidInput naming the problem and where it is."""
+    if len(text.encode()) > MAX_POLICY_BYTES:
+        raise InvalidInput(f"{source}: policy is larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise InvalidInput(f"{source}: malformed YAML{where}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{source}: a policy must be a mapping with keys dataset, grants, min_count")
+    try:
+        return AssetPolicy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "policy"
+        raise InvalidInput(f"{source}: {field}: {first['msg']}") from exc
