@@ -64,8 +64,12 @@ class FederatedModel(Protocol):
         """The first round."""
         ...
 
-    def aggregate(self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json]) -> Step:
-        """Combine one round's site results (keyed by `gateway/dataset`). MUST be deterministic."""
+    def aggregate(
+        self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], min_count: int
+    ) -> Step:
+        """Combine one round's site results (keyed by `gateway/dataset`). MUST be deterministic.
+        `min_count` is the strictest minimum cell count among the datasets' policies: pooled cells
+        below it, and totals that would reveal them, are suppressed."""
         ...
 
     def compute_site(self, dal: DalReader, dataset: str, params: Mapping[str, Any], round_input: Json) -> Json:

@@ -107,6 +107,11 @@ class DatasetInfo(WireModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+class MockTable(WireModel):
+    dataset: str
+    mock_arrow_b64: str
+
+
 # --- compute specs --------------------------------------------------------------------------------
 
 
