@@ -1,17 +1,17 @@
 """Custos exceptions. Every error a user can cause speaks to the user: what was wrong, what is accepted.
 
-    CustosError
-     ├── InvalidInput          400  bad field or value; names the field and what is accepted
-     ├── AuthenticationFailed  401  no proof of identity, or the proof did not verify
-     ├── PermissionDenied      403  the caller is known but not allowed
-     │    └── PolicyDenied     403  an asset policy refuses the computation
-     ├── NotFound              404
-     ├── Conflict              409  the resource is not in a state that allows this
-     │    └── InvalidTransition     a state machine refused a transition
-     ├── PayloadTooLarge       413
-     ├── KitError                   a startup kit is missing a file or fails verification
-     └── SandboxError               a computation could not run or broke a limit
-          └── LimitExceeded         CPU, memory, processes, output or wall clock
+CustosError
+ ├── InvalidInput          400  bad field or value; names the field and what is accepted
+ ├── AuthenticationFailed  401  no proof of identity, or the proof did not verify
+ ├── PermissionDenied      403  the caller is known but not allowed
+ │    └── PolicyDenied     403  an asset policy refuses the computation
+ ├── NotFound              404
+ ├── Conflict              409  the resource is not in a state that allows this
+ │    └── InvalidTransition     a state machine refused a transition
+ ├── PayloadTooLarge       413
+ ├── KitError                   a startup kit is missing a file or fails verification
+ └── SandboxError               a computation could not run or broke a limit
+      └── LimitExceeded         CPU, memory, processes, output or wall clock
 """
 
 from __future__ import annotations

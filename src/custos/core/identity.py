@@ -21,9 +21,7 @@ class ParticipantKind(StrEnum):
     USER = "user"
 
 
-USER_ROLES = frozenset(
-    {Role.PROJECT_ADMIN, Role.ORG_ADMIN, Role.LEAD_RESEARCHER, Role.MEMBER_RESEARCHER}
-)
+USER_ROLES = frozenset({Role.PROJECT_ADMIN, Role.ORG_ADMIN, Role.LEAD_RESEARCHER, Role.MEMBER_RESEARCHER})
 
 
 def kind_of(role: Role) -> ParticipantKind:

@@ -35,7 +35,9 @@ def check_access(
     if not matching:
         raise PolicyDenied(f"the policy for {dataset} grants nothing to user {name} of org {org}")
     if not any(g.matches_model(model, version) for g in matching):
-        raise PolicyDenied(f"the policy for {dataset} does not allow model {model}@{version} for {org}/{name}")
+        raise PolicyDenied(
+            f"the policy for {dataset} does not allow model {model}@{version} for {org}/{name}"
+        )
     allowed = granted_columns(policy, name, org, model, version)
     missing = sorted(set(columns) - allowed)
     if missing:

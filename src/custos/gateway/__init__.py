@@ -1,0 +1,1 @@
+"""The gateway: agent loop, orchestrator client, task handlers, data access layer, journal."""

@@ -1,0 +1,142 @@
+"""The gateway agent: sign in, publish datasets and policies, then long-poll for tasks, tick by tick.
+
+It connects out only and listens on no port. It reconnects with backoff when the orchestrator is
+away, and one failing task never stops the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+from custos.sandbox.runner import Runner
+
+from custos.core.errors import CustosError, KitError
+from custos.core.identity import Role
+from custos.core.wire import TaskResultUpload, result_digest
+from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
+from custos.gateway.handlers import Outcome, TaskHandler
+from custos.gateway.journal import Journal
+from custos.gateway.settings import GatewaySettings
+from custos.gateway.site import SiteDataset, publication
+
+log = logging.getLogger("custos.gateway")
+
+
+def to_upload(attempt: int, outcome: Outcome) -> TaskResultUpload:
+    return TaskResultUpload(
+        attempt=attempt,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        digest=result_digest(outcome.status, outcome.result, outcome.error),
+    )
+
+
+class Agent:
+    def __init__(
+        self,
+        name: str,
+        client: OrchestratorClient,
+        site: dict[str, SiteDataset],
+        runner: Runner,
+        settings: GatewaySettings,
+    ) -> None:
+        self.client = client
+        self.site = site
+        self.settings = settings
+        self.handler = TaskHandler(name, site, runner, settings)
+        self.journal = Journal(settings.state_dir / "journal.jsonl")
+        self.connected = False
+        self._backoff = settings.backoff_initial_s
+
+    def tick(self) -> None:
+        """One step: (re)connect and publish if needed, then wait for one task and finish it."""
+        if not self.connected:
+            self.client.publish(publication(self.site))
+            self.connected = True
+            self._backoff = self.settings.backoff_initial_s
+            log.info("connected; published %d dataset(s)", len(self.site))
+        task = self.client.next_task()
+        if task is None:
+            return
+        upload = self.journal.get(task.task_id, task.attempt)
+        if upload is None:
+            log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
+            self.client.start(task)
+            upload = to_upload(task.attempt, self.handler.handle_task(task))
+            self.journal.record(task.task_id, upload)
+        self.client.upload(task.task_id, upload)
+
+    def run(self, should_stop: StopFlag) -> None:
+        while not should_stop.stopped:
+            try:
+                self.tick()
+            except OrchestratorUnreachable as exc:
+                self._sleep_backoff(should_stop, str(exc))
+            except CustosError as exc:
+                log.warning("orchestrator refused a request: %s", exc)
+                self._sleep_backoff(should_stop, str(exc))
+            except Exception:
+                log.exception("unexpected error in the agent loop; continuing")
+                self._sleep_backoff(should_stop, "unexpected error")
+
+    def _sleep_backoff(self, should_stop: StopFlag, why: str) -> None:
+        self.connected = False
+        delay = self._backoff * (0.5 + random.random())
+        log.info("retrying in %.1f s (%s)", delay, why)
+        should_stop.wait(delay)
+        self._backoff = min(self._backoff * 2, self.settings.backoff_max_s)
+
+
+class StopFlag:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def set(self, *_: object) -> None:
+        self.stopped = True
+
+    def wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopped and time.monotonic() < end:
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+
+def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
+    """`custos gateway start`: run until SIGTERM or SIGINT."""
+    from custos.sandbox.bubblewrap import BubblewrapRunner
+
+    from custos.gateway.site import load_site
+    from custos.pki.kit import load_kit
+
+    kit = load_kit(kit_dir)
+    if kit.identity.role is not Role.GATEWAY:
+        raise KitError(
+            f"kit at {kit_dir} belongs to {kit.identity.name} ({kit.identity.role}), not a gateway"
+        )
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {kit.identity.name} %(levelname)s %(message)s"
+    )
+    state = state_dir or kit_dir / "state"
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    runner = BubblewrapRunner()
+    site = load_site(data)
+    settings = GatewaySettings(state_dir=state)
+    client = OrchestratorClient(kit, poll_wait_s=settings.poll_wait_s)
+    stop = StopFlag()
+
+    def _terminate(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        Agent(kit.identity.name, client, site, runner, settings).run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()

@@ -1,0 +1,82 @@
+"""The gateway's only way to reach the orchestrator: a small HTTPS client. Outbound only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from custos.core.errors import (
+    AuthenticationFailed,
+    Conflict,
+    CustosError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+)
+from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskAssignment, TaskResultUpload
+from custos.pki.kit import Kit
+from custos.pki.signin import KitAuth
+from custos.pki.tls import client_ssl_context
+
+_ERRORS: dict[int, type[CustosError]] = {
+    400: InvalidInput,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+}
+
+
+class OrchestratorUnreachable(CustosError):
+    """The orchestrator did not answer; the agent backs off and tries again."""
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        if response.status_code >= 500:
+            raise OrchestratorUnreachable(f"orchestrator error {response.status_code}: {detail}")
+        raise _ERRORS.get(response.status_code, CustosError)(str(detail))
+    return response.json()
+
+
+class OrchestratorClient:
+    def __init__(self, kit: Kit, *, poll_wait_s: float) -> None:
+        self._poll_wait_s = poll_wait_s
+        self._http = httpx.Client(
+            base_url=kit.config.orchestrator_url,
+            verify=client_ssl_context(kit),
+            auth=KitAuth(kit),
+            timeout=httpx.Timeout(10.0, read=poll_wait_s + 15.0),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return _check(self._http.request(method, path, **kwargs))
+        except httpx.TransportError as exc:
+            raise OrchestratorUnreachable(f"orchestrator unreachable: {exc}") from exc
+
+    def publish(self, body: GatewayPublish) -> None:
+        self._call("POST", "/api/v1/gateway/publish", json=body.model_dump(mode="json", by_alias=True))
+
+    def next_task(self) -> TaskAssignment | None:
+        data = self._call("GET", "/api/v1/gateway/tasks/next", params={"wait": self._poll_wait_s})
+        return PollResponse.model_validate(data).task
+
+    def start(self, task: TaskAssignment) -> None:
+        self._call("POST", f"/api/v1/gateway/tasks/{task.task_id}/start", json={"attempt": task.attempt})
+
+    def upload(self, task_id: str, upload: TaskResultUpload) -> Ack:
+        data = self._call(
+            "POST", f"/api/v1/gateway/tasks/{task_id}/result", json=upload.model_dump(mode="json")
+        )
+        return Ack.model_validate(data)

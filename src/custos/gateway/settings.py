@@ -1,0 +1,19 @@
+"""Gateway settings, passed in at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from custos.sandbox.limits import SandboxLimits
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    state_dir: Path
+    poll_wait_s: float = 20.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    max_result_bytes: int = 16 << 20
+    # The most any task may ask for at this site; a spec's resources are capped by these.
+    sandbox_caps: SandboxLimits = field(default_factory=SandboxLimits)

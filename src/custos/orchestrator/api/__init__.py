@@ -1,0 +1,1 @@
+"""HTTP routes. Thin: they translate HTTP to service calls and back."""

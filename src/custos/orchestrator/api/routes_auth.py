@@ -1,0 +1,26 @@
+"""Sign-in routes: challenge, token, and who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from custos.core.wire import Challenge, ChallengeRequest, Me, TokenGrant, TokenRequest
+from custos.orchestrator.api.context import CallerDep, ServicesDep
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+@router.post("/auth/challenge")
+def challenge(body: ChallengeRequest, services: ServicesDep) -> Challenge:
+    return services.run(lambda s: services.auth.challenge(s, body))
+
+
+@router.post("/auth/token")
+def token(body: TokenRequest, services: ServicesDep) -> TokenGrant:
+    return services.run(lambda s: services.auth.token(s, body))
+
+
+@router.get("/me")
+def me(caller: CallerDep) -> Me:
+    i = caller.identity
+    return Me(name=i.name, org=i.org, role=i.role.value, fingerprint=caller.fingerprint)

@@ -1,0 +1,56 @@
+"""Routes for gateways: publish datasets and policies, long-poll for tasks, report results."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from custos.core.errors import PermissionDenied
+from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskResultUpload, WireModel
+from custos.orchestrator.api.context import GatewayDep, ServicesDep
+
+router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
+
+# Waiters re-check the database this often, for work queued by another orchestrator worker.
+RECHECK_S = 0.5
+
+
+class TaskStart(WireModel):
+    attempt: int
+
+
+@router.post("/publish")
+def publish(body: GatewayPublish, caller: GatewayDep, services: ServicesDep) -> Ack:
+    services.run(lambda s: services.datasets.publish(s, caller.identity.name, body))
+    return Ack()
+
+
+@router.get("/tasks/next")
+async def next_task(
+    caller: GatewayDep,
+    services: ServicesDep,
+    wait: float = Query(default=20.0, ge=0, le=60),
+    gateway: str | None = Query(default=None, description="if given, must be the caller's own name"),
+) -> PollResponse:
+    name = caller.identity.name
+    if gateway is not None and gateway != name:
+        raise PermissionDenied(f"gateway {name} may not poll for tasks of {gateway}")
+    deadline = time.monotonic() + min(wait, services.settings.long_poll_max_s)
+    while True:
+        task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name))
+        remaining = deadline - time.monotonic()
+        if task is not None or remaining <= 0:
+            return PollResponse(task=task)
+        await services.notifier.wait(name, min(RECHECK_S, remaining))
+
+
+@router.post("/tasks/{task_id}/start")
+def start_task(task_id: str, body: TaskStart, caller: GatewayDep, services: ServicesDep) -> Ack:
+    return services.run(lambda s: services.tasks.start(s, caller.identity.name, task_id, body.attempt))
+
+
+@router.post("/tasks/{task_id}/result")
+def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, services: ServicesDep) -> Ack:
+    return services.run(lambda s: services.tasks.record_result(s, caller.identity.name, task_id, body))

@@ -1,0 +1,65 @@
+"""Routes for users: datasets, compute specs and jobs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from custos.core.wire import DatasetInfo, JobCreate, JobPublic, JobResult, MockTable, SpecCreate, SpecPublic
+from custos.orchestrator.api.context import ServicesDep, UserDep
+
+router = APIRouter(prefix="/api/v1", tags=["research"])
+
+
+@router.get("/datasets")
+def list_datasets(_: UserDep, services: ServicesDep) -> list[DatasetInfo]:
+    return services.run(services.datasets.list)
+
+
+@router.get("/datasets/{gateway}/{name}")
+def get_dataset(gateway: str, name: str, _: UserDep, services: ServicesDep) -> DatasetInfo:
+    return services.run(lambda s: services.datasets.get(s, f"{gateway}/{name}"))
+
+
+@router.get("/datasets/{gateway}/{name}/mock")
+def get_mock(gateway: str, name: str, _: UserDep, services: ServicesDep) -> MockTable:
+    return services.run(lambda s: services.datasets.mock(s, f"{gateway}/{name}"))
+
+
+@router.post("/specs", status_code=201)
+def create_spec(body: SpecCreate, caller: UserDep, services: ServicesDep) -> SpecPublic:
+    return services.run(lambda s: services.specs.create(s, caller.identity, body))
+
+
+@router.get("/specs")
+def list_specs(caller: UserDep, services: ServicesDep) -> list[SpecPublic]:
+    return services.run(lambda s: services.specs.list(s, caller.identity))
+
+
+@router.get("/specs/{spec_id}")
+def get_spec(spec_id: str, caller: UserDep, services: ServicesDep) -> SpecPublic:
+    return services.run(lambda s: services.specs.get(s, caller.identity, spec_id))
+
+
+@router.post("/specs/{spec_id}/activate")
+def activate_spec(spec_id: str, caller: UserDep, services: ServicesDep) -> SpecPublic:
+    return services.run(lambda s: services.specs.activate(s, caller.identity, spec_id))
+
+
+@router.post("/specs/{spec_id}/deactivate")
+def deactivate_spec(spec_id: str, caller: UserDep, services: ServicesDep) -> SpecPublic:
+    return services.run(lambda s: services.specs.deactivate(s, caller.identity, spec_id))
+
+
+@router.post("/jobs", status_code=201)
+def submit_job(body: JobCreate, caller: UserDep, services: ServicesDep) -> JobPublic:
+    return services.run(lambda s: services.jobs.submit(s, caller.identity, body))
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, caller: UserDep, services: ServicesDep) -> JobPublic:
+    return services.run(lambda s: services.jobs.get(s, caller.identity, job_id))
+
+
+@router.get("/jobs/{job_id}/result")
+def get_result(job_id: str, caller: UserDep, services: ServicesDep) -> JobResult:
+    return services.run(lambda s: services.jobs.result(s, caller.identity, job_id))

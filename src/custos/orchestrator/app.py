@@ -1,0 +1,90 @@
+"""The orchestrator's ASGI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from cryptography import x509
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from custos.computations.models import list_models
+from custos.core.clock import Clock, utcnow
+from custos.core.errors import CustosError
+from custos.orchestrator.api import routes_auth, routes_gateway, routes_research
+from custos.orchestrator.api.context import Services
+from custos.orchestrator.api.limits import BodyLimit, first_error
+from custos.orchestrator.db import Database, migrate
+from custos.orchestrator.notifier import TaskNotifier
+from custos.orchestrator.services.auth import AuthService
+from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.jobs import JobService
+from custos.orchestrator.services.specs import SpecService
+from custos.orchestrator.services.tasks import TaskService
+from custos.orchestrator.settings import OrchestratorSettings
+from custos.orchestrator.tables import Model
+
+log = logging.getLogger("custos.orchestrator")
+
+
+def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock: Clock) -> Services:
+    db = Database(settings.database_url)
+    migrate(db.engine)
+    notifier = TaskNotifier()
+    datasets = DatasetService(clock)
+    tasks = TaskService(clock, settings.lease_margin_s)
+    jobs = JobService(datasets, clock)
+    tasks.advance_job = jobs.advance
+    services = Services(
+        settings=settings,
+        db=db,
+        notifier=notifier,
+        auth=AuthService(root, settings, clock),
+        datasets=datasets,
+        specs=SpecService(datasets, notifier, clock),
+        jobs=jobs,
+        tasks=tasks,
+    )
+    services.run(_register_builtin_models)
+    return services
+
+
+def _register_builtin_models(session: Session) -> None:
+    for model in list_models():
+        if session.get(Model, (model.name, model.version)) is None:
+            session.add(Model(name=model.name, version=model.version, kind="builtin", description=""))
+
+
+def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Clock = utcnow) -> FastAPI:
+    services = build_services(settings, root, clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        services.notifier.bind(asyncio.get_running_loop())
+        yield
+        services.db.dispose()
+
+    app = FastAPI(title="Custos orchestrator", version="1", lifespan=lifespan)
+    app.state.services = services
+
+    @app.exception_handler(CustosError)
+    async def _custos_error(_: Request, exc: CustosError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": first_error(exc.errors())}, status_code=400)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (routes_auth, routes_gateway, routes_research):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

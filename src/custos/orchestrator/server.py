@@ -1,0 +1,43 @@
+"""`custos orchestrator start`: serve the app over HTTPS with the kit's certificate."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from custos.core.errors import KitError
+from custos.core.identity import Role
+from custos.orchestrator.app import create_app
+from custos.orchestrator.settings import OrchestratorSettings
+from custos.pki.kit import load_kit
+from custos.pki.tls import server_ssl_options
+
+
+def serve(
+    kit_dir: Path,
+    *,
+    state_dir: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    database_url: str | None = None,
+) -> None:
+    kit = load_kit(kit_dir)
+    if kit.identity.role is not Role.ORCHESTRATOR:
+        raise KitError(
+            f"kit at {kit_dir} belongs to {kit.identity.name} ({kit.identity.role}), not an orchestrator"
+        )
+    state = state_dir or kit_dir / "state"
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url = database_url or f"sqlite:///{state / 'orchestrator.db'}"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = create_app(OrchestratorSettings(database_url=url), kit.root_certificate)
+    uvicorn.run(
+        app,
+        host=host or kit.config.listen_host or "127.0.0.1",
+        port=port or kit.config.listen_port or 8443,
+        log_level="warning",
+        timeout_keep_alive=75,
+        **server_ssl_options(kit),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,1 @@
+"""Orchestrator services: each owns its logic and transaction; routes only translate HTTP."""

@@ -1,0 +1,187 @@
+"""Jobs: submission checked against the spec and the published policies, rounds of per-gateway
+tasks, and aggregation by the model when a round is complete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custos.computations.base import Final, NextRound
+from custos.computations.models import get_model
+from custos.core.clock import Clock
+from custos.core.errors import Conflict, CustosError, NotFound
+from custos.core.identity import Identity
+from custos.core.ids import new_id
+from custos.core.refs import parse_dataset_ref, parse_model_ref
+from custos.core.schema import DatasetSchema
+from custos.core.states import JobState, SpecState, TaskState, check_job_transition
+from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPublic
+from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.specs import check_user
+from custos.orchestrator.services.tasks import fail_open_tasks, finish_job, new_task
+from custos.orchestrator.tables import ComputeSpec, Job, Result, Task
+from custos.policy import check_access
+
+
+def job_public(session: Session, job: Job) -> JobPublic:
+    tasks = session.execute(
+        select(Task).where(Task.job_id == job.id).order_by(Task.round, Task.gateway)
+    ).scalars()
+    return JobPublic(
+        id=job.id,
+        spec_id=job.spec_id,
+        model=job.model,
+        state=JobState(job.state),
+        round=job.round,
+        reason=job.reason,
+        submitter=job.submitter,
+        org=job.org,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        tasks=[
+            TaskPublic(
+                id=t.id,
+                gateway=t.gateway,
+                dataset=t.dataset,
+                kind=TaskKind(t.kind),
+                round=t.round,
+                state=TaskState(t.state),
+                attempt=t.attempt,
+                error=t.error,
+            )
+            for t in tasks
+        ],
+    )
+
+
+class JobService:
+    def __init__(self, datasets: DatasetService, clock: Clock) -> None:
+        self._datasets = datasets
+        self._clock = clock
+
+    def submit(self, session: Session, caller: Identity, body: JobCreate) -> JobPublic:
+        check_user(caller)
+        spec = session.get(ComputeSpec, body.spec_id)
+        if spec is None or spec.org != caller.org:
+            raise NotFound(f"unknown compute spec {body.spec_id}")
+        if spec.state != SpecState.ACTIVE.value:
+            raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
+        ref = parse_model_ref(spec.model)
+        model = get_model(ref.name, ref.version)
+        min_count = 1
+        for ds_ref in spec.datasets:
+            ds = self._datasets.get_row(session, ds_ref)
+            model.validate_params(body.params, DatasetSchema.model_validate(ds.schema_json), spec.columns)
+            policy = self._datasets.policy(session, ds.id)
+            check_access(
+                policy, ds.id, caller.name, caller.org, ref.name, ref.version, model.columns_used(body.params)
+            )
+            assert policy is not None
+            min_count = max(min_count, policy.min_count)
+        now = self._clock()
+        job = Job(
+            id=new_id("job"),
+            spec_id=spec.id,
+            model=spec.model,
+            params=dict(body.params),
+            state=JobState.QUEUED.value,
+            round=0,
+            model_state={},
+            min_count=min_count,
+            reason=None,
+            submitter=caller.name,
+            org=caller.org,
+            role=caller.role.value,
+            created_at=now,
+            finished_at=None,
+        )
+        session.add(job)
+        session.flush()
+        first = model.start(body.params)
+        check_job_transition(JobState.QUEUED, JobState.RUNNING)
+        job.state = JobState.RUNNING.value
+        self._queue_round(session, job, spec, 0, first)
+        return job_public(session, job)
+
+    def _queue_round(
+        self, session: Session, job: Job, spec: ComputeSpec, round_no: int, step: NextRound
+    ) -> None:
+        job.round, job.model_state = round_no, step.state
+        now = self._clock()
+        gateways = []
+        for ds_ref in spec.datasets:
+            parsed = parse_dataset_ref(ds_ref)
+            session.add(
+                new_task(
+                    TaskKind.COMPUTE,
+                    spec.id,
+                    job.id,
+                    parsed.gateway,
+                    parsed.dataset,
+                    round_no,
+                    step.round_input,
+                    now,
+                )
+            )
+            gateways.append(parsed.gateway)
+        session.flush()
+        session.info.setdefault("notify", []).extend(gateways)
+
+    def advance(self, session: Session, task: Task) -> None:
+        """Move a job on after one of its tasks finished: fail it, wait, aggregate, or finish."""
+        assert task.job_id is not None
+        job = session.get(Job, task.job_id)
+        assert job is not None
+        if job.state != JobState.RUNNING.value or task.round != job.round:
+            return
+        now = self._clock()
+        if task.state == TaskState.FAILED.value:
+            reason = f"{task.gateway} failed: {task.error}"
+            fail_open_tasks(session, job.id, now, "the job failed at another gateway")
+            finish_job(job, JobState.FAILED, now, reason)
+            return
+        tasks = (
+            session.execute(select(Task).where(Task.job_id == job.id, Task.round == job.round))
+            .scalars()
+            .all()
+        )
+        if any(t.state != TaskState.DONE.value for t in tasks):
+            return
+        spec = session.get(ComputeSpec, job.spec_id)
+        assert spec is not None
+        site_results: dict[str, dict[str, Any]] = {f"{t.gateway}/{t.dataset}": t.result or {} for t in tasks}
+        ref = parse_model_ref(job.model)
+        try:
+            step = get_model(ref.name, ref.version).aggregate(
+                job.params, job.model_state, site_results, job.min_count
+            )
+        except CustosError as exc:
+            finish_job(job, JobState.FAILED, now, f"aggregation failed: {exc}")
+            return
+        if isinstance(step, Final):
+            session.add(Result(job_id=job.id, result=step.result, created_at=now))
+            finish_job(job, JobState.SUCCEEDED, now)
+        else:
+            self._queue_round(session, job, spec, job.round + 1, step)
+
+    def get_row(self, session: Session, caller: Identity, job_id: str) -> Job:
+        job = session.get(Job, job_id)
+        # Another org's job is reported as missing, so ids cannot be probed.
+        if job is None or job.org != caller.org:
+            raise NotFound(f"unknown job {job_id}")
+        return job
+
+    def get(self, session: Session, caller: Identity, job_id: str) -> JobPublic:
+        return job_public(session, self.get_row(session, caller, job_id))
+
+    def result(self, session: Session, caller: Identity, job_id: str) -> JobResult:
+        job = self.get_row(session, caller, job_id)
+        if job.state == JobState.FAILED.value:
+            raise Conflict(f"job {job_id} failed: {job.reason}")
+        if job.state != JobState.SUCCEEDED.value:
+            raise Conflict(f"job {job_id} is {job.state}; its result is not ready")
+        row = session.get(Result, job_id)
+        assert row is not None
+        return JobResult(job_id=job_id, model=job.model, result=row.result)

@@ -1,0 +1,143 @@
+"""Compute specs: validated against the published policies at create and at activate; activation
+asks every named gateway to validate the spec again against its own copy of the policy."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custos.core.clock import Clock
+from custos.core.errors import InvalidInput, NotFound, PermissionDenied
+from custos.core.identity import Identity, ParticipantKind
+from custos.core.ids import new_id
+from custos.core.refs import parse_dataset_ref, parse_model_ref
+from custos.core.schema import DatasetSchema
+from custos.core.states import SpecState, check_spec_transition
+from custos.core.wire import Resources, SpecCreate, SpecPublic, TaskKind
+from custos.orchestrator.notifier import TaskNotifier
+from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.tasks import new_task
+from custos.orchestrator.tables import ComputeSpec, Model
+from custos.policy import check_access
+
+
+def spec_public(row: ComputeSpec) -> SpecPublic:
+    return SpecPublic(
+        id=row.id,
+        name=row.name,
+        model=row.model,
+        datasets=row.datasets,
+        columns=row.columns,
+        resources=Resources.model_validate(row.resources),
+        state=SpecState(row.state),
+        reason=row.reason,
+        owner=row.owner,
+        org=row.org,
+        created_at=row.created_at,
+    )
+
+
+def check_user(caller: Identity) -> None:
+    if caller.kind is not ParticipantKind.USER:
+        raise PermissionDenied("only users may manage compute specs and jobs")
+
+
+class SpecService:
+    def __init__(self, datasets: DatasetService, notifier: TaskNotifier, clock: Clock) -> None:
+        self._datasets = datasets
+        self._notifier = notifier
+        self._clock = clock
+
+    def _check_against_policies(
+        self, session: Session, who: Identity, row_model: str, datasets: list[str], columns: list[str]
+    ) -> None:
+        model = parse_model_ref(row_model)
+        for ref in datasets:
+            ds = self._datasets.get_row(session, ref)
+            schema = DatasetSchema.model_validate(ds.schema_json)
+            for column in columns:
+                schema.column(column)
+            check_access(
+                self._datasets.policy(session, ds.id),
+                ds.id,
+                who.name,
+                who.org,
+                model.name,
+                model.version,
+                columns,
+            )
+
+    def create(self, session: Session, caller: Identity, body: SpecCreate) -> SpecPublic:
+        check_user(caller)
+        model = parse_model_ref(body.model)
+        if session.get(Model, (model.name, model.version)) is None:
+            known = [f"{m.name}@{m.version}" for m in session.execute(select(Model)).scalars()]
+            raise InvalidInput(f"unknown model {model}; available: {', '.join(sorted(known))}")
+        refs = [parse_dataset_ref(d) for d in body.datasets]
+        gateways = [r.gateway for r in refs]
+        if len(set(gateways)) != len(gateways):
+            raise InvalidInput("a compute spec may name at most one dataset per gateway")
+        if len(set(body.columns)) != len(body.columns):
+            raise InvalidInput("columns: each column may be listed once")
+        datasets = [str(r) for r in refs]
+        self._check_against_policies(session, caller, str(model), datasets, body.columns)
+        now = self._clock()
+        row = ComputeSpec(
+            id=new_id("spec"),
+            name=body.name,
+            model=str(model),
+            datasets=datasets,
+            columns=list(body.columns),
+            resources=body.resources.model_dump(),
+            state=SpecState.CREATED.value,
+            reason=None,
+            owner=caller.name,
+            org=caller.org,
+            owner_role=caller.role.value,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        return spec_public(row)
+
+    def get_row(self, session: Session, caller: Identity, spec_id: str) -> ComputeSpec:
+        row = session.get(ComputeSpec, spec_id)
+        # Another org's spec is reported as missing, so ids cannot be probed.
+        if row is None or row.org != caller.org:
+            raise NotFound(f"unknown compute spec {spec_id}")
+        return row
+
+    def get(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
+        return spec_public(self.get_row(session, caller, spec_id))
+
+    def list(self, session: Session, caller: Identity) -> list[SpecPublic]:
+        rows = session.execute(
+            select(ComputeSpec).where(ComputeSpec.org == caller.org).order_by(ComputeSpec.created_at)
+        ).scalars()
+        return [spec_public(r) for r in rows]
+
+    def activate(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
+        check_user(caller)
+        row = self.get_row(session, caller, spec_id)
+        check_spec_transition(SpecState(row.state), SpecState.ACTIVATING)
+        owner = Identity(row.owner, row.org, caller.role) if row.owner != caller.name else caller
+        self._check_against_policies(session, owner, row.model, row.datasets, row.columns)
+        row.state, row.updated_at = SpecState.ACTIVATING.value, self._clock()
+        gateways = []
+        for ref in row.datasets:
+            parsed = parse_dataset_ref(ref)
+            session.add(
+                new_task(TaskKind.PREPARE, row.id, None, parsed.gateway, parsed.dataset, 0, {}, self._clock())
+            )
+            gateways.append(parsed.gateway)
+        session.flush()
+        session.info.setdefault("notify", []).extend(gateways)
+        return spec_public(row)
+
+    def deactivate(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
+        check_user(caller)
+        row = self.get_row(session, caller, spec_id)
+        check_spec_transition(SpecState(row.state), SpecState.DEACTIVATING)
+        check_spec_transition(SpecState.DEACTIVATING, SpecState.DEACTIVATED)
+        row.state, row.updated_at = SpecState.DEACTIVATED.value, self._clock()
+        return spec_public(row)

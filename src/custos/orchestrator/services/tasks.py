@@ -1,0 +1,256 @@
+"""Tasks: leasing to gateways, idempotent result upload, and advancing specs and jobs.
+
+A lease that expires returns its task to pending with the next attempt, at most `max_attempts` times.
+A result upload is idempotent on (task id, attempt, digest): a repeat is acknowledged, a different
+digest for a finished task is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from custos.core.clock import Clock
+from custos.core.errors import Conflict, InvalidInput, NotFound
+from custos.core.ids import new_id
+from custos.core.refs import parse_model_ref
+from custos.core.states import (
+    JobState,
+    SpecState,
+    TaskState,
+    check_job_transition,
+    check_spec_transition,
+    check_task_transition,
+)
+from custos.core.wire import (
+    Ack,
+    Resources,
+    Submitter,
+    TaskAssignment,
+    TaskKind,
+    TaskResultUpload,
+    result_digest,
+)
+from custos.orchestrator.tables import ComputeSpec, Job, Task
+
+OPEN_STATES = (TaskState.PENDING.value, TaskState.LEASED.value, TaskState.RUNNING.value)
+
+
+def new_task(
+    kind: TaskKind,
+    spec_id: str,
+    job_id: str | None,
+    gateway: str,
+    dataset: str,
+    round_no: int,
+    round_input: dict[str, Any],
+    now: datetime,
+) -> Task:
+    return Task(
+        id=new_id("task"),
+        kind=kind.value,
+        spec_id=spec_id,
+        job_id=job_id,
+        gateway=gateway,
+        dataset=dataset,
+        round=round_no,
+        round_input=round_input,
+        state=TaskState.PENDING.value,
+        attempt=1,
+        max_attempts=3,
+        lease_expires_at=None,
+        result=None,
+        result_digest=None,
+        error=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def set_task_state(task: Task, target: TaskState, now: datetime) -> None:
+    check_task_transition(TaskState(task.state), target)
+    task.state, task.updated_at = target.value, now
+
+
+# Called after a task finishes, to move its spec or job on. Set by the job service.
+Advance = Callable[[Session, Task], None]
+
+
+class TaskService:
+    def __init__(self, clock: Clock, lease_margin_s: int) -> None:
+        self._clock = clock
+        self._lease_margin_s = lease_margin_s
+        self.advance_job: Advance | None = None
+
+    def _reclaim_expired(self, session: Session, gateway: str, now: datetime) -> None:
+        expired = (
+            session.execute(
+                select(Task).where(
+                    Task.gateway == gateway,
+                    Task.state.in_([TaskState.LEASED.value, TaskState.RUNNING.value]),
+                    Task.lease_expires_at < now,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for task in expired:
+            if task.attempt < task.max_attempts:
+                set_task_state(task, TaskState.PENDING, now)
+                task.attempt += 1
+                task.lease_expires_at = None
+            else:
+                set_task_state(task, TaskState.FAILED, now)
+                task.error = f"{gateway} did not finish the task in {task.max_attempts} attempts"
+                self._advance(session, task)
+
+    def lease(self, session: Session, gateway: str) -> TaskAssignment | None:
+        now = self._clock()
+        self._reclaim_expired(session, gateway, now)
+        candidates = (
+            session.execute(
+                select(Task)
+                .where(Task.gateway == gateway, Task.state == TaskState.PENDING.value)
+                .order_by(Task.created_at)
+                .limit(5)
+                .with_for_update(skip_locked=True)
+            )
+            .scalars()
+            .all()
+        )
+        for task in candidates:
+            spec = session.get(ComputeSpec, task.spec_id)
+            assert spec is not None
+            resources = Resources.model_validate(spec.resources)
+            claimed = session.execute(
+                update(Task)
+                .where(Task.id == task.id, Task.state == TaskState.PENDING.value)
+                .values(
+                    state=TaskState.LEASED.value,
+                    updated_at=now,
+                    lease_expires_at=now + timedelta(seconds=resources.wall_seconds + self._lease_margin_s),
+                )
+                .execution_options(synchronize_session="fetch")
+            )
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                return self._assignment(session, task, spec, resources)
+        return None
+
+    def _assignment(
+        self, session: Session, task: Task, spec: ComputeSpec, resources: Resources
+    ) -> TaskAssignment:
+        job = session.get(Job, task.job_id) if task.job_id else None
+        submitter = (
+            Submitter(name=job.submitter, org=job.org, role=job.role)
+            if job
+            else Submitter(name=spec.owner, org=spec.org, role=spec.owner_role)
+        )
+        return TaskAssignment(
+            task_id=task.id,
+            attempt=task.attempt,
+            kind=TaskKind(task.kind),
+            spec_id=spec.id,
+            job_id=task.job_id,
+            round=task.round,
+            model=spec.model,
+            dataset=task.dataset,
+            columns=spec.columns,
+            params=job.params if job else {},
+            round_input=task.round_input,
+            submitter=submitter,
+            resources=resources,
+        )
+
+    def _owned(self, session: Session, gateway: str, task_id: str) -> Task:
+        task = session.get(Task, task_id, with_for_update=True)
+        if task is None or task.gateway != gateway:
+            raise NotFound(f"unknown task {task_id}")
+        return task
+
+    def start(self, session: Session, gateway: str, task_id: str, attempt: int) -> Ack:
+        task = self._owned(session, gateway, task_id)
+        if task.attempt != attempt:
+            raise Conflict(f"task {task_id} is at attempt {task.attempt}, not {attempt}")
+        if task.state == TaskState.LEASED.value:
+            set_task_state(task, TaskState.RUNNING, self._clock())
+        return Ack()
+
+    def record_result(self, session: Session, gateway: str, task_id: str, upload: TaskResultUpload) -> Ack:
+        task = self._owned(session, gateway, task_id)
+        if task.job_id is not None:
+            session.get(Job, task.job_id, with_for_update=True)  # serialise a job's uploads
+            session.refresh(task)
+        if upload.digest != result_digest(upload.status, upload.result, upload.error):
+            raise InvalidInput("digest does not match the uploaded result")
+        if task.state in (TaskState.DONE.value, TaskState.FAILED.value):
+            if task.attempt == upload.attempt and task.result_digest == upload.digest:
+                return Ack(duplicate=True)
+            raise Conflict(f"task {task_id} already finished with a different result")
+        if task.attempt != upload.attempt:
+            raise Conflict(f"task {task_id} is at attempt {task.attempt}, not {upload.attempt}")
+        now = self._clock()
+        task.result_digest = upload.digest
+        if upload.status == "done":
+            if upload.result is None:
+                raise InvalidInput("a task reported done must carry a result")
+            set_task_state(task, TaskState.DONE, now)
+            task.result = upload.result
+        else:
+            set_task_state(task, TaskState.FAILED, now)
+            task.error = upload.error or "the gateway reported a failure without a reason"
+        session.flush()
+        self._advance(session, task)
+        return Ack()
+
+    def _advance(self, session: Session, task: Task) -> None:
+        if task.kind == TaskKind.PREPARE.value:
+            self._advance_spec(session, task)
+        elif self.advance_job is not None:
+            self.advance_job(session, task)
+
+    def _advance_spec(self, session: Session, task: Task) -> None:
+        spec = session.get(ComputeSpec, task.spec_id, with_for_update=True)
+        assert spec is not None
+        if spec.state != SpecState.ACTIVATING.value:
+            return
+        tasks = (
+            session.execute(select(Task).where(Task.spec_id == spec.id, Task.kind == TaskKind.PREPARE.value))
+            .scalars()
+            .all()
+        )
+        failed = [t for t in tasks if t.state == TaskState.FAILED.value]
+        now = self._clock()
+        if failed:
+            check_spec_transition(SpecState.ACTIVATING, SpecState.FAILED)
+            spec.state = SpecState.FAILED.value
+            spec.reason = "; ".join(f"{t.gateway} refused: {t.error}" for t in failed)
+            for t in tasks:
+                if t.state in OPEN_STATES:
+                    set_task_state(t, TaskState.FAILED, now)
+                    t.error = "activation failed at another gateway"
+        elif all(t.state == TaskState.DONE.value for t in tasks):
+            check_spec_transition(SpecState.ACTIVATING, SpecState.ACTIVE)
+            spec.state = SpecState.ACTIVE.value
+        spec.updated_at = now
+
+
+def fail_open_tasks(session: Session, job_id: str, now: datetime, reason: str) -> None:
+    for t in session.execute(
+        select(Task).where(Task.job_id == job_id, Task.state.in_(OPEN_STATES))
+    ).scalars():
+        set_task_state(t, TaskState.FAILED, now)
+        t.error = reason
+
+
+def job_model(job: Job) -> tuple[str, str]:
+    ref = parse_model_ref(job.model)
+    return ref.name, ref.version
+
+
+def finish_job(job: Job, target: JobState, now: datetime, reason: str | None = None) -> None:
+    check_job_transition(JobState(job.state), target)
+    job.state, job.finished_at, job.reason = target.value, now, reason

@@ -1,0 +1,15 @@
+"""Orchestrator settings, passed in at start (never read from the environment at import time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OrchestratorSettings:
+    database_url: str
+    token_ttl_s: int = 900
+    challenge_ttl_s: int = 60
+    long_poll_max_s: float = 25.0
+    lease_margin_s: int = 60
+    max_body_bytes: int = 16 << 20
