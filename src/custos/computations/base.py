@@ -51,7 +51,9 @@ class FederatedModel(Protocol):
     name: str
     version: str
 
-    def validate_params(self, params: Mapping[str, Any], schema: DatasetSchema, columns: Sequence[str]) -> None:
+    def validate_params(
+        self, params: Mapping[str, Any], schema: DatasetSchema, columns: Sequence[str]
+    ) -> None:
         """Raise InvalidInput naming the field if `params` are not valid for `schema` and the spec's
         `columns`. MUST NOT touch data."""
         ...
@@ -72,7 +74,9 @@ class FederatedModel(Protocol):
         below it, and totals that would reveal them, are suppressed."""
         ...
 
-    def compute_site(self, dal: DalReader, dataset: str, params: Mapping[str, Any], round_input: Json) -> Json:
+    def compute_site(
+        self, dal: DalReader, dataset: str, params: Mapping[str, Any], round_input: Json
+    ) -> Json:
         """One site's part of a round, run in the sandbox."""
         ...
 
