@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -20,16 +21,16 @@ def _pg_admin() -> object | None:
         return None
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database and drop it afterwards; skip when there is no server."""
     import psycopg
 
     conn = _pg_admin()
     if conn is None:
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
     assert isinstance(conn, psycopg.Connection)
-    name = f"custos_test_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with conn:
         conn.execute(f'CREATE DATABASE "{name}"')
         try:
@@ -39,6 +40,13 @@ def postgres_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    with fresh_pg_database("custos_test") as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Each database the orchestrator supports: the same tests run against both."""
@@ -46,3 +54,57 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'orchestrator.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+# --- a real deployment: orchestrator + three gateways as processes over HTTPS on loopback ---------
+
+STATS_ROWS = 20_000
+GRANTED = ["age", "sex", "bmi", "systolic_bp", "smoker", "region"]
+
+
+def stats_policy() -> dict[str, object]:
+    return {
+        "dataset": "patients",
+        "grants": [{"orgs": ["university"], "models": ["stats@>=1.0,<2"], "columns": GRANTED}],
+        "min_count": 10,
+    }
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Orchestrator + gateways site-a/b/c (20,000 synthetic patients each) + users alice (university)
+    and mallory (elsewhere); the same suite runs on SQLite and on PostgreSQL."""
+    from custos.data.synthetic import synthetic_patients
+    from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
+
+    database_url = None
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("postgres_session_url")
+    gateways = [
+        GatewaySetup(
+            name,
+            org,
+            [DatasetSetup("patients", synthetic_patients(STATS_ROWS, site=i, seed=7), stats_policy())],
+        )
+        for i, (name, org) in enumerate(
+            [("site-a", "hospital-a"), ("site-b", "hospital-b"), ("site-c", "hospital-c")]
+        )
+    ]
+    users = [UserSetup("alice", "university"), UserSetup("mallory", "elsewhere")]
+    work = tmp_path_factory.mktemp(f"cluster-{request.param}")
+    c = Cluster(work, gateways=gateways, users=users, database_url=database_url)
+    try:
+        c.start()
+    except Exception:
+        print(c.logs())
+        raise
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url() -> Iterator[str]:
+    with fresh_pg_database("custos_it") as url:
+        yield url

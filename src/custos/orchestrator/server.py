@@ -39,5 +39,5 @@ def serve(
         port=port or kit.config.listen_port or 8443,
         log_level="warning",
         timeout_keep_alive=75,
-        **server_ssl_options(kit),  # type: ignore[arg-type]
+        **server_ssl_options(kit),
     )

@@ -17,7 +17,8 @@ def challenge(body: ChallengeRequest, services: ServicesDep) -> Challenge:
 
 @router.post("/auth/token")
 def token(body: TokenRequest, services: ServicesDep) -> TokenGrant:
-    return services.run(lambda s: services.auth.token(s, body))
+    nonce, fp = services.run(lambda s: services.auth.consume_challenge(s, body))
+    return services.run(lambda s: services.auth.token(s, body, nonce, fp))
 
 
 @router.get("/me")

@@ -62,19 +62,31 @@ class AuthService:
         session.add(row)
         return Challenge(challenge_id=row.id, nonce=row.nonce, expires_at=row.expires_at)
 
-    def token(self, session: Session, request: TokenRequest) -> TokenGrant:
-        cert, identity = self._verified(request.certificate_pem)
-        now = self._clock()
+    def consume_challenge(self, session: Session, request: TokenRequest) -> tuple[str, str]:
+        """Mark the challenge used, in its own transaction, so that even a failed attempt spends it.
+        Returns the nonce and the certificate fingerprint it was issued for."""
+        cert = load_certificate_pem(request.certificate_pem)
         row = session.get(AuthChallenge, request.challenge_id, with_for_update=True)
         fp = fingerprint(cert)
-        if row is None or row.used or row.expires_at < now or not hmac.compare_digest(row.fingerprint, fp):
+        if (
+            row is None
+            or row.used
+            or row.expires_at < self._clock()
+            or not hmac.compare_digest(row.fingerprint, fp)
+        ):
             raise AuthenticationFailed("the sign-in challenge is unknown, used or expired; request a new one")
         row.used = True
+        return row.nonce, row.fingerprint
+
+    def token(self, session: Session, request: TokenRequest, nonce: str, fp: str) -> TokenGrant:
+        """Issue a token once the signature over the consumed challenge verifies."""
+        cert, identity = self._verified(request.certificate_pem)
+        now = self._clock()
         try:
             signature = base64.b64decode(request.signature, validate=True)
         except ValueError as exc:
             raise AuthenticationFailed("the signature is not valid base64") from exc
-        verify_signature(cert, auth_message(row.id, row.nonce, fp), signature)
+        verify_signature(cert, auth_message(request.challenge_id, nonce, fp), signature)
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(seconds=self._settings.token_ttl_s)
         session.execute(delete(AuthToken).where(AuthToken.expires_at < now))

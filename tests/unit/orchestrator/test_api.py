@@ -1,0 +1,227 @@
+"""The orchestrator's HTTP API in process (no TLS here; the integration tests add it): sign-in by
+proof of key possession, role separation, clear 4xx errors, and idempotent task results."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from custos.core.wire import auth_message, result_digest
+from custos.orchestrator.app import create_app
+from custos.orchestrator.settings import OrchestratorSettings
+from custos.pki.certs import certificate_pem, fingerprint, load_certificate_pem
+from custos.pki.kit import Kit, load_kit
+from custos.pki.project import ProjectSpec
+from custos.pki.provision import provision
+from custos.pki.signin import sign_in
+from custos.pki.verify import sign
+
+POLICY = """
+dataset: patients
+grants:
+  - orgs: [university]
+    models: ["stats@>=1.0,<2"]
+    columns: [age, sex]
+min_count: 10
+"""
+
+SCHEMA = {
+    "columns": [
+        {"name": "age", "type": "integer", "kind": "numeric", "min": 0, "max": 100},
+        {"name": "sex", "type": "string", "kind": "categorical", "categories": ["F", "M"]},
+        {"name": "postcode", "type": "string", "kind": "other"},
+    ]
+}
+
+
+def _project(name: str) -> ProjectSpec:
+    return ProjectSpec.model_validate(
+        {
+            "name": name,
+            "participants": [
+                {"name": "site-a", "type": "gateway", "org": "hospital-a"},
+                {"name": "site-b", "type": "gateway", "org": "hospital-b"},
+                {"name": "alice", "type": "user", "org": "university", "role": "lead_researcher"},
+                {"name": "mallory", "type": "user", "org": "elsewhere", "role": "lead_researcher"},
+            ],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
+    root = tmp_path_factory.mktemp("kits")
+    provision(_project("api-test"), root / "project")
+    provision(_project("other-project"), root / "foreign")
+    kits = {p.name: load_kit(p) for p in (root / "project").iterdir() if (p / "config.json").exists()}
+    kits["foreign-alice"] = load_kit(root / "foreign" / "alice")
+    return kits
+
+
+@pytest.fixture
+def api(kits: dict[str, Kit], tmp_path: Path) -> Iterator[TestClient]:
+    settings = OrchestratorSettings(database_url=f"sqlite:///{tmp_path / 'o.db'}", max_body_bytes=1 << 20)
+    app = create_app(settings, kits["orchestrator"].root_certificate)
+    with TestClient(app) as client:
+        yield client
+
+
+def bearer(api: TestClient, kit: Kit) -> dict[str, str]:
+    return {"Authorization": f"Bearer {sign_in(api, kit).token}"}
+
+
+def publish(api: TestClient, kit: Kit, policy: str | None = POLICY) -> None:
+    body = {
+        "datasets": [
+            {"name": "patients", "schema": SCHEMA, "row_count": 1000, "mock_arrow_b64": "", "policy_yaml": policy}
+        ]
+    }
+    r = api.post("/api/v1/gateway/publish", json=body, headers=bearer(api, kit))
+    assert r.status_code == 200, r.text
+
+
+def test_identity_comes_from_the_certificate(api: TestClient, kits: dict[str, Kit]) -> None:
+    r = api.get("/api/v1/me", headers=bearer(api, kits["alice"]))
+    assert r.json() == {
+        "name": "alice",
+        "org": "university",
+        "role": "lead_researcher",
+        "fingerprint": fingerprint(kits["alice"].certificate),
+    }
+
+
+def test_c27_identity_headers_set_by_the_caller_are_ignored(api: TestClient, kits: dict[str, Kit]) -> None:
+    headers = bearer(api, kits["mallory"]) | {"X-User": "alice", "X-Org": "university"}
+    assert api.get("/api/v1/me", headers=headers).json()["name"] == "mallory"
+    assert api.get("/api/v1/me", headers={"X-User": "alice"}).status_code == 401
+
+
+def test_e38_certificate_of_another_ca_is_refused(api: TestClient, kits: dict[str, Kit]) -> None:
+    pem = certificate_pem(kits["foreign-alice"].certificate)
+    r = api.post("/api/v1/auth/challenge", json={"certificate_pem": pem})
+    assert r.status_code == 401
+    assert "not signed by this project's CA" in r.json()["detail"]
+
+
+def test_signature_by_another_key_is_refused_and_a_challenge_is_single_use(
+    api: TestClient, kits: dict[str, Kit]
+) -> None:
+    victim, thief = kits["site-b"], kits["site-a"]
+    pem = certificate_pem(victim.certificate)
+    ch = api.post("/api/v1/auth/challenge", json={"certificate_pem": pem}).json()
+    message = auth_message(ch["challenge_id"], ch["nonce"], fingerprint(victim.certificate))
+    forged = base64.b64encode(sign(thief.private_key, message)).decode()
+    body = {"challenge_id": ch["challenge_id"], "certificate_pem": pem, "signature": forged}
+    r = api.post("/api/v1/auth/token", json=body)
+    assert r.status_code == 401
+    genuine = base64.b64encode(sign(victim.private_key, message)).decode()
+    r = api.post("/api/v1/auth/token", json=body | {"signature": genuine})
+    assert r.status_code == 401, "a challenge must not be usable twice"
+    assert "unknown, used or expired" in r.json()["detail"]
+
+
+def test_e40_gateway_cannot_poll_as_another_site(api: TestClient, kits: dict[str, Kit]) -> None:
+    r = api.get("/api/v1/gateway/tasks/next?wait=0&gateway=site-b", headers=bearer(api, kits["site-a"]))
+    assert r.status_code == 403
+    assert "may not poll for tasks of site-b" in r.json()["detail"]
+
+
+def test_routes_are_separated_by_participant_kind(api: TestClient, kits: dict[str, Kit]) -> None:
+    assert api.get("/api/v1/gateway/tasks/next?wait=0", headers=bearer(api, kits["alice"])).status_code == 403
+    assert api.get("/api/v1/datasets", headers=bearer(api, kits["site-a"])).status_code == 403
+
+
+def test_spec_refusals_are_clear_and_write_nothing(api: TestClient, kits: dict[str, Kit]) -> None:
+    publish(api, kits["site-a"])
+    alice = bearer(api, kits["alice"])
+    spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
+    cases = [
+        (spec | {"columns": ["agee"]}, 400, "unknown column 'agee'"),
+        (spec | {"datasets": ["site-z/patients"]}, 404, "unknown dataset site-z/patients"),
+        (spec | {"model": "stats@9.9.9"}, 400, "unknown model stats@9.9.9"),
+        (spec | {"model": "stats"}, 400, "name@version"),
+        (spec | {"columns": ["age", "postcode"]}, 403, "does not grant column(s) postcode"),
+        (spec | {"datasets": []}, 400, "datasets"),
+        (spec | {"surprise": 1}, 400, "surprise"),
+    ]
+    for body, status, detail in cases:
+        r = api.post("/api/v1/specs", json=body, headers=alice)
+        assert r.status_code == status, (body, r.text)
+        assert detail in r.json()["detail"]
+    assert api.get("/api/v1/specs", headers=alice).json() == []
+    mallory = bearer(api, kits["mallory"])
+    r = api.post("/api/v1/specs", json=spec, headers=mallory)
+    assert r.status_code == 403
+    assert "grants nothing" in r.json()["detail"]
+
+
+def test_unknown_ids_get_404_json(api: TestClient, kits: dict[str, Kit]) -> None:
+    alice = bearer(api, kits["alice"])
+    for path in ("/api/v1/specs/spec_nope", "/api/v1/jobs/job_nope", "/api/v1/jobs/job_nope/result"):
+        r = api.get(path, headers=alice)
+        assert r.status_code == 404
+        assert "unknown" in r.json()["detail"]
+
+
+def test_a2_oversized_body_is_refused(api: TestClient, kits: dict[str, Kit]) -> None:
+    r = api.post("/api/v1/specs", content=b"{" + b" " * (2 << 20) + b"}", headers=bearer(api, kits["alice"]))
+    assert r.status_code == 413
+    assert "larger than" in r.json()["detail"]
+
+
+def _activate(api: TestClient, kits: dict[str, Kit]) -> tuple[str, dict[str, str], dict[str, str]]:
+    publish(api, kits["site-a"])
+    alice, gw = bearer(api, kits["alice"]), bearer(api, kits["site-a"])
+    spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
+    spec_id = api.post("/api/v1/specs", json=spec, headers=alice).json()["id"]
+    assert api.post(f"/api/v1/specs/{spec_id}/activate", headers=alice).json()["state"] == "activating"
+    return spec_id, alice, gw
+
+
+def test_activation_waits_for_the_gateway_and_records_its_refusal(api: TestClient, kits: dict[str, Kit]) -> None:
+    spec_id, alice, gw = _activate(api, kits)
+    task = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
+    assert task["kind"] == "prepare"
+    assert task["submitter"] == {"name": "alice", "org": "university", "role": "lead_researcher"}
+    error = "the policy for site-a/patients does not allow model stats@1.0.0"
+    upload = {"attempt": 1, "status": "failed", "error": error, "digest": result_digest("failed", None, error)}
+    assert api.post(f"/api/v1/gateway/tasks/{task['task_id']}/result", json=upload, headers=gw).status_code == 200
+    spec = api.get(f"/api/v1/specs/{spec_id}", headers=alice).json()
+    assert spec["state"] == "failed"
+    assert "site-a refused" in spec["reason"]
+
+
+def test_result_upload_is_idempotent_on_attempt_and_digest(api: TestClient, kits: dict[str, Kit]) -> None:
+    spec_id, alice, gw = _activate(api, kits)
+    task = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
+    url = f"/api/v1/gateway/tasks/{task['task_id']}/result"
+    result = {"validated": True}
+    upload = {"attempt": 1, "status": "done", "result": result, "digest": result_digest("done", result, None)}
+    assert api.post(url, json=upload | {"digest": "0" * 64}, headers=gw).status_code == 400
+    assert api.post(url, json=upload, headers=gw).json() == {"ok": True, "duplicate": False}
+    assert api.post(url, json=upload, headers=gw).json() == {"ok": True, "duplicate": True}
+    other = {"validated": False}
+    changed = upload | {"result": other, "digest": result_digest("done", other, None)}
+    assert api.post(url, json=changed, headers=gw).status_code == 409
+    assert api.get(f"/api/v1/specs/{spec_id}", headers=alice).json()["state"] == "active"
+    # another gateway cannot see or report this task
+    other_gw = bearer(api, kits["site-b"])
+    assert api.post(url, json=upload, headers=other_gw).status_code == 404
+
+
+def test_c23_other_org_cannot_read_a_spec_by_id(api: TestClient, kits: dict[str, Kit]) -> None:
+    spec_id, _, _ = _activate(api, kits)
+    r = api.get(f"/api/v1/specs/{spec_id}", headers=bearer(api, kits["mallory"]))
+    assert r.status_code == 404
+
+
+def test_certificate_pem_garbage_is_a_clear_401(api: TestClient) -> None:
+    r = api.post("/api/v1/auth/challenge", json={"certificate_pem": "not a certificate"})
+    assert r.status_code == 401
+    assert r.json()["detail"]
+    with pytest.raises(Exception):  # noqa: B017 - the helper itself refuses garbage too
+        load_certificate_pem("garbage")
