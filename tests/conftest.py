@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pyarrow as pa
 import pytest
 
 PG_ADMIN_URL = os.environ.get("CUSTOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -70,25 +71,35 @@ def stats_policy() -> dict[str, object]:
     }
 
 
+@pytest.fixture(scope="session")
+def site_tables() -> list[pa.Table]:
+    """The patients table of site-a, site-b and site-c in the `cluster` fixture."""
+    from custos.data.synthetic import synthetic_patients
+
+    return [synthetic_patients(STATS_ROWS, site=i, seed=7) for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def granted_columns() -> list[str]:
+    return list(GRANTED)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, site_tables: list[pa.Table]
+) -> Iterator[object]:
     """Orchestrator + gateways site-a/b/c (20,000 synthetic patients each) + users alice (university)
     and mallory (elsewhere); the same suite runs on SQLite and on PostgreSQL."""
-    from custos.data.synthetic import synthetic_patients
+
     from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
     database_url = None
     if request.param == "postgresql":
         database_url = request.getfixturevalue("postgres_session_url")
+    sites = [("site-a", "hospital-a"), ("site-b", "hospital-b"), ("site-c", "hospital-c")]
     gateways = [
-        GatewaySetup(
-            name,
-            org,
-            [DatasetSetup("patients", synthetic_patients(STATS_ROWS, site=i, seed=7), stats_policy())],
-        )
-        for i, (name, org) in enumerate(
-            [("site-a", "hospital-a"), ("site-b", "hospital-b"), ("site-c", "hospital-c")]
-        )
+        GatewaySetup(name, org, [DatasetSetup("patients", table, stats_policy())])
+        for table, (name, org) in zip(site_tables, sites, strict=True)
     ]
     users = [UserSetup("alice", "university"), UserSetup("mallory", "elsewhere")]
     work = tmp_path_factory.mktemp(f"cluster-{request.param}")

@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from custos.data.ipc import table_to_ipc_b64
-from custos.data.mock import generate_mock
-from custos.data.profile import profile
-
 from custos.core.errors import NotFound
 from custos.core.schema import DatasetSchema
 from custos.core.wire import DatasetPublish, GatewayPublish
 from custos.data.catalog import DatasetEntry, load_catalog
-from custos.data.source import DataSource, open_source
+from custos.data.file_source import open_source
+from custos.data.ipc import table_to_ipc_b64
+from custos.data.mock import generate_mock
+from custos.data.profile import profile
+from custos.data.source import DataSource
 from custos.policy import AssetPolicy, load_policy
 
 

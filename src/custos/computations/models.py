@@ -1,0 +1,21 @@
+"""The catalogue of built-in federated models, looked up by name and version."""
+
+from __future__ import annotations
+
+from custos.computations.base import FederatedModel
+from custos.computations.stats import StatsModel
+from custos.core.errors import NotFound
+
+_MODELS: tuple[FederatedModel, ...] = (StatsModel(),)
+
+
+def list_models() -> list[FederatedModel]:
+    return list(_MODELS)
+
+
+def get_model(name: str, version: str) -> FederatedModel:
+    for model in _MODELS:
+        if model.name == name and model.version == version:
+            return model
+    available = ", ".join(f"{m.name}@{m.version}" for m in _MODELS)
+    raise NotFound(f"unknown model {name}@{version}; available: {available}")

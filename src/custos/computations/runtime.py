@@ -1,0 +1,96 @@
+"""The entry point inside the sandbox: `python -m custos.computations.runtime INPUT_JSON OUTPUT_DIR`.
+
+INPUT_JSON holds {"model": "stats@1.0.0", "dataset", "params", "round_input", "dal_socket",
+"dal_token"}. The runtime runs one round of the model at this site, reading rows only through the DAL,
+and writes OUTPUT_DIR/result.json (canonical JSON). On any failure it writes OUTPUT_DIR/error.json with
+only the exception's type and message, and exits 1. The gateway, not this code, filters the result.
+
+Start-up time counts: this path imports numpy and pyarrow but never pandas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from custos.computations.base import DalReader
+from custos.computations.models import get_model
+from custos.core.digest import canonical_json
+from custos.core.errors import InvalidInput, PayloadTooLarge
+from custos.core.refs import parse_model_ref
+
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+MAX_MESSAGE_CHARS = 4000
+USAGE = "usage: python -m custos.computations.runtime INPUT_JSON OUTPUT_DIR"
+
+
+class RuntimeInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    dataset: str
+    params: dict[str, Any]
+    round_input: dict[str, Any]
+    dal_socket: str
+    dal_token: str = Field(max_length=256)
+
+
+def load_input(path: Path) -> RuntimeInput:
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise PayloadTooLarge(f"the task input is larger than {MAX_INPUT_BYTES} bytes")
+    try:
+        return RuntimeInput.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        # Name the field only: the input's values include the DAL token.
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "input"
+        raise InvalidInput(f"the task input is malformed at {field}: {first['msg']}") from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def run(input_path: Path, output_dir: Path, reader: DalReader | None = None) -> int:
+    """Run one round at this site. Returns the process exit code: 0 with result.json written, 1 with
+    error.json written."""
+    closer: Any = None
+    try:
+        task = load_input(input_path)
+        ref = parse_model_ref(task.model)
+        model = get_model(ref.name, ref.version)
+        if reader is None:
+            from custos.computations.dal_client import FlightDalReader
+
+            reader = closer = FlightDalReader(task.dal_socket, task.dal_token)
+        result = model.compute_site(reader, task.dataset, task.params, task.round_input)
+        _write(output_dir / "result.json", canonical_json(result))
+        return 0
+    except Exception as exc:
+        error = {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS]}
+        _write(output_dir / "error.json", canonical_json(error))
+        return 1
+    finally:
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                closer.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        print(USAGE, file=sys.stderr)
+        return 2
+    return run(Path(args[0]), Path(args[1]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
