@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from custos.sandbox.runner import Runner
-
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
 from custos.core.wire import TaskResultUpload, result_digest
@@ -23,6 +21,7 @@ from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
+from custos.sandbox.runner import Runner
 
 log = logging.getLogger("custos.gateway")
 
@@ -53,14 +52,19 @@ class Agent:
         self.journal = Journal(settings.state_dir / "journal.jsonl")
         self.connected = False
         self._backoff = settings.backoff_initial_s
+        # Results computed but not yet acknowledged (the orchestrator was away): sent first next tick.
+        self._unsent: dict[str, TaskResultUpload] = {}
 
     def tick(self) -> None:
-        """One step: (re)connect and publish if needed, then wait for one task and finish it."""
+        """One step: (re)connect and publish if needed, send what is owed, then wait for one task
+        and finish it."""
         if not self.connected:
             self.client.publish(publication(self.site))
             self.connected = True
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
+        for task_id, pending in list(self._unsent.items()):
+            self._send(task_id, pending)
         task = self.client.next_task()
         if task is None:
             return
@@ -70,7 +74,18 @@ class Agent:
             self.client.start(task)
             upload = to_upload(task.attempt, self.handler.handle_task(task))
             self.journal.record(task.task_id, upload)
-        self.client.upload(task.task_id, upload)
+        self._unsent[task.task_id] = upload
+        self._send(task.task_id, upload)
+
+    def _send(self, task_id: str, upload: TaskResultUpload) -> None:
+        try:
+            self.client.upload(task_id, upload)
+        except OrchestratorUnreachable:
+            raise
+        except CustosError as exc:
+            # Refused for good (the task was cancelled, re-leased or is unknown): nothing to resend.
+            log.warning("result of task %s refused: %s", task_id, exc)
+        self._unsent.pop(task_id, None)
 
     def run(self, should_stop: StopFlag) -> None:
         while not should_stop.stopped:
@@ -108,10 +123,9 @@ class StopFlag:
 
 def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     """`custos gateway start`: run until SIGTERM or SIGINT."""
-    from custos.sandbox.bubblewrap import BubblewrapRunner
-
     from custos.gateway.site import load_site
     from custos.pki.kit import load_kit
+    from custos.sandbox.bubblewrap import BubblewrapRunner
 
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.GATEWAY:

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from custos.computations.models import get_model
-from custos.gateway.dal import DalServer, DatasetGrant
-from custos.sandbox.limits import SandboxLimits
-from custos.sandbox.runner import Bind, Runner, SandboxRequest
-
 from custos.computations.base import FederatedModel
+from custos.computations.models import get_model
 from custos.core.digest import canonical_json
 from custos.core.errors import CustosError, PolicyDenied
 from custos.core.refs import parse_model_ref
 from custos.core.wire import TaskAssignment, TaskKind
+from custos.gateway.dal import DalServer, DatasetGrant
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, get_dataset
 from custos.policy import check_access
+from custos.sandbox.limits import SandboxLimits
+from custos.sandbox.runner import Bind, Runner, SandboxRequest
 
 log = logging.getLogger("custos.gateway")
 

@@ -14,7 +14,7 @@ def test_model_and_dataset_refs_parse() -> None:
 
 @pytest.mark.parametrize("text", ["stats", "stats@", "stats@latest", "Stats@1.0", "@1.0"])
 def test_bad_model_refs_say_what_is_accepted(text: str) -> None:
-    with pytest.raises(InvalidInput, match="name@version|not a valid name"):
+    with pytest.raises(InvalidInput, match=r"name@version|not a valid name"):
         parse_model_ref(text)
 
 

@@ -77,7 +77,13 @@ def bearer(api: TestClient, kit: Kit) -> dict[str, str]:
 def publish(api: TestClient, kit: Kit, policy: str | None = POLICY) -> None:
     body = {
         "datasets": [
-            {"name": "patients", "schema": SCHEMA, "row_count": 1000, "mock_arrow_b64": "", "policy_yaml": policy}
+            {
+                "name": "patients",
+                "schema": SCHEMA,
+                "row_count": 1000,
+                "mock_arrow_b64": "",
+                "policy_yaml": policy,
+            }
         ]
     }
     r = api.post("/api/v1/gateway/publish", json=body, headers=bearer(api, kit))
@@ -182,14 +188,24 @@ def _activate(api: TestClient, kits: dict[str, Kit]) -> tuple[str, dict[str, str
     return spec_id, alice, gw
 
 
-def test_activation_waits_for_the_gateway_and_records_its_refusal(api: TestClient, kits: dict[str, Kit]) -> None:
+def test_activation_waits_for_the_gateway_and_records_its_refusal(
+    api: TestClient, kits: dict[str, Kit]
+) -> None:
     spec_id, alice, gw = _activate(api, kits)
     task = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
     assert task["kind"] == "prepare"
     assert task["submitter"] == {"name": "alice", "org": "university", "role": "lead_researcher"}
     error = "the policy for site-a/patients does not allow model stats@1.0.0"
-    upload = {"attempt": 1, "status": "failed", "error": error, "digest": result_digest("failed", None, error)}
-    assert api.post(f"/api/v1/gateway/tasks/{task['task_id']}/result", json=upload, headers=gw).status_code == 200
+    upload = {
+        "attempt": 1,
+        "status": "failed",
+        "error": error,
+        "digest": result_digest("failed", None, error),
+    }
+    assert (
+        api.post(f"/api/v1/gateway/tasks/{task['task_id']}/result", json=upload, headers=gw).status_code
+        == 200
+    )
     spec = api.get(f"/api/v1/specs/{spec_id}", headers=alice).json()
     assert spec["state"] == "failed"
     assert "site-a refused" in spec["reason"]
@@ -223,5 +239,5 @@ def test_certificate_pem_garbage_is_a_clear_401(api: TestClient) -> None:
     r = api.post("/api/v1/auth/challenge", json={"certificate_pem": "not a certificate"})
     assert r.status_code == 401
     assert r.json()["detail"]
-    with pytest.raises(Exception):  # noqa: B017 - the helper itself refuses garbage too
+    with pytest.raises(Exception):
         load_certificate_pem("garbage")

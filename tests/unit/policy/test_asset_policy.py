@@ -55,7 +55,10 @@ def test_default_deny() -> None:
     [
         ("dataset: [unclosed", "malformed YAML at line 1"),
         ("- just\n- a list\n", "must be a mapping"),
-        ("dataset: x\ngrants:\n  - orgs: [u]\n    models: ['stats@>=1,<<2']\n    columns: [a]\n", "version range"),
+        (
+            "dataset: x\ngrants:\n  - orgs: [u]\n    models: ['stats@>=1,<<2']\n    columns: [a]\n",
+            "version range",
+        ),
         ("dataset: x\nunknown_key: 1\n", "unknown_key"),
         ("dataset: x\nmin_count: -1\n", "min_count"),
         ("dataset: x\ngrants:\n  - orgs: [u]\n    models: [stats]\n", "columns"),

@@ -3,6 +3,7 @@ tasks, and aggregation by the model when a round is complete."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +24,8 @@ from custos.orchestrator.services.specs import check_user
 from custos.orchestrator.services.tasks import fail_open_tasks, finish_job, new_task
 from custos.orchestrator.tables import ComputeSpec, Job, Result, Task
 from custos.policy import check_access
+
+log = logging.getLogger("custos.orchestrator")
 
 
 def job_public(session: Session, job: Job) -> JobPublic:
@@ -159,6 +162,12 @@ class JobService:
             )
         except CustosError as exc:
             finish_job(job, JobState.FAILED, now, f"aggregation failed: {exc}")
+            return
+        except Exception as exc:  # a model bug must fail its job, not the gateway's upload
+            log.exception("aggregation of job %s failed", job.id)
+            finish_job(
+                job, JobState.FAILED, now, f"aggregation failed: internal error ({type(exc).__name__})"
+            )
             return
         if isinstance(step, Final):
             session.add(Result(job_id=job.id, result=step.result, created_at=now))
