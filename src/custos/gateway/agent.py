@@ -127,6 +127,13 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     from custos.pki.kit import load_kit
     from custos.sandbox.bubblewrap import BubblewrapRunner
 
+    stop = StopFlag()
+
+    def _terminate(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.GATEWAY:
         raise KitError(
@@ -141,13 +148,6 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     site = load_site(data)
     settings = GatewaySettings(state_dir=state)
     client = OrchestratorClient(kit, poll_wait_s=settings.poll_wait_s)
-    stop = StopFlag()
-
-    def _terminate(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         Agent(kit.identity.name, client, site, runner, settings).run(stop)
     except KeyboardInterrupt:

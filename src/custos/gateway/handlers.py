@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -88,9 +89,12 @@ class TaskHandler:
     ) -> Outcome:
         work = self._settings.state_dir / "tasks" / f"{task.task_id}-{task.attempt}"
         shutil.rmtree(work, ignore_errors=True)
-        task_dir, dal_dir, out_dir = work / "task", work / "dal", work / "output"
-        for d in (task_dir, dal_dir, out_dir):
+        task_dir, out_dir = work / "task", work / "output"
+        for d in (task_dir, out_dir):
             d.mkdir(parents=True, mode=0o755)
+        # A unix socket path is limited to 107 bytes, so the DAL socket lives in a short folder.
+        dal_dir = Path(tempfile.mkdtemp(prefix="custos-dal-"))
+        dal_dir.chmod(0o755)
         token = secrets.token_urlsafe(32)
         (task_dir / "input.json").write_bytes(
             canonical_json(
@@ -127,6 +131,7 @@ class TaskHandler:
             return Outcome("done", result=filtered)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(dal_dir, ignore_errors=True)
 
     def _read_json(self, path: Path) -> dict[str, Any]:
         if not path.is_file():

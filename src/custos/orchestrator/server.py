@@ -39,5 +39,7 @@ def serve(
         port=port or kit.config.listen_port or 8443,
         log_level="warning",
         timeout_keep_alive=75,
+        # Gateways hold long polls open; do not wait for them on shutdown.
+        timeout_graceful_shutdown=2,
         **server_ssl_options(kit),
     )

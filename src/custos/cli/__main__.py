@@ -1,0 +1,5 @@
+"""`python -m custos.cli`: the same as the `custos` script."""
+
+from custos.cli.main import app
+
+app(prog_name="custos")

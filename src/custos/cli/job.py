@@ -1,0 +1,101 @@
+"""`custos job submit|status|result`: run a computation under an active spec and fetch its result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custos.cli.options import JsonOption, KitOption, open_client, read_params
+from custos.cli.output import job_tables, print_json, section_table, stdout
+from custos.core.states import JobState
+from custos.sdk import Client, Result
+
+app = typer.Typer(
+    help="Submit jobs under an active compute spec and fetch their results.", no_args_is_help=True
+)
+
+JobIdArgument = Annotated[
+    str, typer.Argument(help="The job's id, as `job submit` printed it.", show_default=False)
+]
+TimeoutOption = Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for the job.")]
+
+
+def print_result(result: Result, json: bool) -> None:
+    if json:
+        print_json(result.wire)
+        return
+    console = stdout()
+    console.print(f"[bold]result of job {result.job_id}[/bold] ({result.model})")
+    for section in result.sections():
+        console.print(section_table(section))
+
+
+def _wait_and_print(client: Client, job_id: str, timeout: float, json: bool) -> None:
+    job = client.wait_job(job_id, timeout=timeout, progress=not json)
+    if job.state is JobState.AWAITING_RELEASE:
+        typer.echo(
+            f"job {job_id} finished and is held for release review; fetch it later with `custos job result`"
+        )
+        return
+    print_result(client.job_result(job_id), json)
+
+
+@app.command("submit")
+def submit_job(
+    spec_id: Annotated[str, typer.Argument(help="The active spec to run under.", show_default=False)],
+    kit: KitOption,
+    params: Annotated[
+        str | None,
+        typer.Option("--params", help='The model\'s parameters as JSON, e.g. \'{"columns": ["age"]}\'.'),
+    ] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params-file", help="A JSON file with the model's parameters.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job and print its result.")] = False,
+    timeout: TimeoutOption = 300,
+    json: JsonOption = False,
+) -> None:
+    """Submit a job: each gateway runs one task per round; the orchestrator aggregates."""
+    values = read_params(params, params_file)
+    with open_client(kit) as client:
+        job = client.submit_job(spec_id, values)
+        if not wait:
+            if json:
+                print_json(job)
+            else:
+                for table in job_tables(job):
+                    stdout().print(table)
+            return
+        if not json:
+            typer.echo(f"submitted job {job.id}", err=True)
+        _wait_and_print(client, job.id, timeout, json)
+
+
+@app.command("status")
+def job_status(job_id: JobIdArgument, kit: KitOption, json: JsonOption = False) -> None:
+    """Show a job's state, round and tasks."""
+    with open_client(kit) as client:
+        job = client.job(job_id)
+    if json:
+        print_json(job)
+        return
+    for table in job_tables(job):
+        stdout().print(table)
+
+
+@app.command("result")
+def job_result(
+    job_id: JobIdArgument,
+    kit: KitOption,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to finish first.")] = False,
+    timeout: TimeoutOption = 300,
+    json: JsonOption = False,
+) -> None:
+    """Print a finished job's result as tables (suppressed cells dimmed)."""
+    with open_client(kit) as client:
+        if wait:
+            _wait_and_print(client, job_id, timeout, json)
+        else:
+            print_result(client.job_result(job_id), json)

@@ -1,0 +1,71 @@
+"""The `custos` command: the Typer root, its command groups, and how a failed command ends.
+
+`app` is the console script. Calling it runs the command line and turns any failure into one line
+`error: <message>` on stderr and a non-zero exit (1, or 2 for a malformed command line), with no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import typer
+
+from custos.cli import dataset, gateway, job, orchestrator, spec
+from custos.cli.demo import demo_command
+from custos.cli.failures import describe, is_click_error
+from custos.cli.provision import provision_command
+from custos.cli.whoami import whoami_command
+
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CustosCli(typer.Typer):
+    """A Typer app whose call never ends in a traceback."""
+
+    def __call__(self, args: Sequence[str] | None = None, prog_name: str = "custos", **_: Any) -> NoReturn:
+        command = typer.main.get_command(self)
+        try:
+            code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except Exception as exc:
+            if is_click_error(exc, "NoArgsIsHelpError"):
+                # Typer has already printed the help this error stands for.
+                sys.exit(EXIT_USAGE)
+            _fail(exc, EXIT_USAGE if is_click_error(exc, "UsageError") else EXIT_USER_ERROR)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(exc: BaseException, code: int) -> NoReturn:
+    if os.environ.get("CUSTOS_DEBUG"):
+        traceback.print_exception(exc)
+    typer.echo(f"error: {describe(exc)}", err=True)
+    sys.exit(code)
+
+
+app = CustosCli(
+    name="custos",
+    help="Custos: compute-to-data. Run federated computations on data that never leaves its custodian.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.command("provision")(provision_command)
+app.add_typer(orchestrator.app, name="orchestrator")
+app.add_typer(gateway.app, name="gateway")
+app.add_typer(dataset.app, name="dataset")
+app.add_typer(spec.app, name="spec")
+app.add_typer(job.app, name="job")
+app.command("whoami")(whoami_command)
+app.command("demo")(demo_command)
+
+
+def main() -> NoReturn:
+    app()

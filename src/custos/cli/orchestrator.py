@@ -1,0 +1,43 @@
+"""`custos orchestrator start`: run the orchestrator in the foreground until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Run the orchestrator.", no_args_is_help=True)
+
+
+@app.command("start")
+def start_orchestrator(
+    kit: Annotated[
+        Path, typer.Option("--kit", help="The orchestrator's startup kit folder.", show_default=False)
+    ],
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="Folder for the database, blobs and audit trail (default: in the kit)."),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (default: from the kit).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port to listen on (default: from the kit)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="CUSTOS_DATABASE_URL",
+            help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db (default: SQLite in --state).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the orchestrator API over HTTPS with client certificates."""
+    # Imported here so that `custos --help` and the researcher commands do not load the web stack.
+    from custos.orchestrator.server import serve
+
+    serve(kit, state_dir=state, host=host, port=port, database_url=database_url)

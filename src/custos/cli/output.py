@@ -1,0 +1,190 @@
+"""How the CLI prints: the API's JSON with `--json`, otherwise Rich tables.
+
+Tables go to stdout; progress and errors go to stderr, so `--json` output can be piped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+from rich import box
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from custos.core.states import JobState, SpecState
+from custos.core.wire import DatasetInfo, JobPublic, Me, SpecPublic
+from custos.sdk import Dataset, Section
+from custos.sdk.result import format_cell
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATE_STYLES = {
+    SpecState.ACTIVE: "green",
+    SpecState.FAILED: "red",
+    JobState.SUCCEEDED: "green",
+    JobState.FAILED: "red",
+    JobState.CANCELLED: "red",
+    JobState.AWAITING_RELEASE: "yellow",
+}
+
+
+def stdout() -> Console:
+    return Console(highlight=False)
+
+
+def print_json(value: BaseModel | Sequence[BaseModel]) -> None:
+    data: object
+    if isinstance(value, BaseModel):
+        data = value.model_dump(mode="json", by_alias=True)
+    else:
+        data = [item.model_dump(mode="json", by_alias=True) for item in value]
+    print(json.dumps(data, indent=2))
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def _state(state: SpecState | JobState) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def add_row(table: Table, *cells: str | Text, style: str | None = None) -> None:
+    """Add a row whose strings are shown as typed: names and reasons must never be read as Rich markup."""
+    table.add_row(*(c if isinstance(c, Text) else Text(c) for c in cells), style=style)
+
+
+def key_value_table(title: str, rows: Sequence[tuple[str, str | Text]]) -> Table:
+    table = Table(title=Text(title), box=box.SIMPLE, show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        add_row(table, key, value)
+    return table
+
+
+def me_table(me: Me) -> Table:
+    return key_value_table(
+        "signed in as",
+        [("name", me.name), ("org", me.org), ("role", me.role), ("fingerprint", me.fingerprint)],
+    )
+
+
+def datasets_table(datasets: Sequence[DatasetInfo]) -> Table:
+    table = Table(title="datasets", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("dataset", "rows (≈)", "columns", "description"):
+        table.add_column(column, justify="right" if column.startswith("rows") else "left")
+    for info in datasets:
+        names = ", ".join(info.dataset_schema.names)
+        add_row(table, f"{info.gateway}/{info.name}", f"{info.row_count:,}", names, info.description)
+    return table
+
+
+def schema_table(dataset: Dataset) -> Table:
+    title = Text(f"{dataset.ref} — about {dataset.row_count:,} rows")
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("column", "type", "kind", "nullable", "min", "max", "categories"):
+        table.add_column(column)
+    for c in dataset.schema.columns:
+        add_row(
+            table,
+            c.name,
+            c.type,
+            c.kind,
+            format_cell(c.nullable),
+            format_cell(c.min),
+            format_cell(c.max),
+            ", ".join(c.categories or []),
+        )
+    return table
+
+
+def spec_table(spec: SpecPublic) -> Table:
+    rows: list[tuple[str, str | Text]] = [
+        ("id", spec.id),
+        ("name", spec.name),
+        ("state", _state(spec.state)),
+        ("model", spec.model),
+        ("datasets", ", ".join(spec.datasets)),
+        ("columns", ", ".join(spec.columns)),
+        ("owner", f"{spec.owner} ({spec.org})"),
+        ("created", _when(spec.created_at)),
+    ]
+    if spec.reason:
+        rows.append(("reason", spec.reason))
+    return key_value_table(f"compute spec {spec.id}", rows)
+
+
+def specs_table(specs: Sequence[SpecPublic]) -> Table:
+    table = Table(title="compute specs", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("id", "name", "state", "model", "datasets", "owner", "created"):
+        table.add_column(column)
+    for s in specs:
+        add_row(
+            table, s.id, s.name, _state(s.state), s.model, ", ".join(s.datasets), s.owner, _when(s.created_at)
+        )
+    return table
+
+
+def job_tables(job: JobPublic) -> list[Table]:
+    rows: list[tuple[str, str | Text]] = [
+        ("id", job.id),
+        ("state", _state(job.state)),
+        ("spec", job.spec_id),
+        ("model", job.model),
+        ("round", str(job.round)),
+        ("submitter", f"{job.submitter} ({job.org})"),
+        ("created", _when(job.created_at)),
+        ("finished", _when(job.finished_at)),
+    ]
+    if job.reason:
+        rows.append(("reason", job.reason))
+    tables = [key_value_table(f"job {job.id}", rows)]
+    if job.tasks:
+        tasks = Table(title="tasks", box=box.SIMPLE_HEAD, title_justify="left")
+        for column in ("task", "gateway", "dataset", "kind", "round", "state", "attempt", "error"):
+            tasks.add_column(column)
+        for t in job.tasks:
+            add_row(
+                tasks,
+                t.id,
+                t.gateway,
+                t.dataset,
+                t.kind,
+                str(t.round),
+                t.state,
+                str(t.attempt),
+                t.error or "",
+            )
+        tables.append(tasks)
+    return tables
+
+
+def section_table(section: Section) -> RenderableType:
+    """One result table. Suppressed rows are dimmed, so a reader sees at once what was withheld."""
+    if not section.rows:
+        return Text(f"{section.title}: none", style="dim")
+    table = Table(title=Text(section.title), box=box.SIMPLE_HEAD, title_justify="left")
+    for column in section.columns:
+        table.add_column(column, overflow="fold")
+    suppressed = section.columns.index("suppressed") if "suppressed" in section.columns else None
+    for row in section.rows:
+        dim = suppressed is not None and row[suppressed] is True
+        add_row(table, *(format_cell(v) for v in row), style="dim" if dim else None)
+    return table
+
+
+def frame_table(title: str, frame: pd.DataFrame) -> Table:
+    table = Table(title=Text(title), box=box.SIMPLE_HEAD, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column))
+    # to_dict gives Python scalars, which format_cell knows how to show.
+    for record in frame.to_dict(orient="records"):
+        add_row(table, *(format_cell(record[c]) for c in frame.columns))
+    return table

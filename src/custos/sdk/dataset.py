@@ -1,0 +1,66 @@
+"""What a researcher sees of a dataset: its public metadata, and a mock table to prototype on.
+
+The real rows never leave the gateway; `mock` has the same schema and plausible values but no real row.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from custos.core.schema import DatasetSchema
+from custos.core.wire import DatasetInfo
+
+if TYPE_CHECKING:
+    # pandas takes half a second to import; only mocks and result tables need it.
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A published dataset. `mock` is fetched from the orchestrator on first use."""
+
+    info: DatasetInfo
+    load_mock: Callable[[], pd.DataFrame] = field(repr=False, compare=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.info.gateway}/{self.info.name}"
+
+    @property
+    def schema(self) -> DatasetSchema:
+        return self.info.dataset_schema
+
+    @property
+    def row_count(self) -> int:
+        return self.info.row_count
+
+    @property
+    def description(self) -> str:
+        return self.info.description
+
+    @property
+    def policy_yaml(self) -> str | None:
+        return self.info.policy_yaml
+
+    @cached_property
+    def mock(self) -> pd.DataFrame:
+        return self.load_mock()
+
+    def schema_frame(self) -> pd.DataFrame:
+        """One row per column: name, type, kind, nullable, bounds and categories."""
+        import pandas as pd
+
+        return pd.DataFrame([c.model_dump() for c in self.schema.columns])
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.ref} rows≈{self.row_count} columns={self.schema.names}>"
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>{html.escape(self.ref)}</b> — about {self.row_count:,} rows"
+        if self.description:
+            head += f"<br>{html.escape(self.description)}"
+        return head + "</p>" + self.schema_frame().to_html(index=False, na_rep="")

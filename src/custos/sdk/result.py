@@ -1,0 +1,150 @@
+"""A finished job's result, as named tables.
+
+Models return JSON; the stats model, for example, returns lists of rows under "summaries",
+"frequencies", "histograms", "quantiles" and "suppressed". `result_sections` turns any such JSON into
+titled tables without knowing the model, so the SDK (pandas, notebooks) and the CLI (Rich) show the
+same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from custos.core.wire import JobResult
+
+if TYPE_CHECKING:
+    # pandas takes half a second to import; only mocks and result tables need it.
+    import pandas as pd
+
+Cell = Any
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table of a result. `rows` hold raw JSON values; nested values stay nested."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]]
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def explode(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per element when a row's list values run in parallel: a histogram row
+    {column, edges: [18, 30, 45], counts: [7, 9]} becomes {column, bin: "18 to 30", counts: 7}, ....
+    Rows whose lists do not line up are kept whole."""
+    lists = {k: v for k, v in row.items() if isinstance(v, list) and k != "edges"}
+    lengths = {len(v) for v in lists.values()}
+    if len(lengths) != 1:
+        return [dict(row)]
+    (length,) = lengths
+    edges = row.get("edges")
+    if edges is not None and not (isinstance(edges, list) and len(edges) == length + 1):
+        return [dict(row)]
+    rows = []
+    for i in range(length):
+        exploded: dict[str, Any] = {}
+        for key, value in row.items():
+            if key == "edges" and edges is not None:
+                exploded["bin"] = f"{format_cell(edges[i])} to {format_cell(edges[i + 1])}"
+            else:
+                exploded[key] = value[i] if key in lists else value
+        rows.append(exploded)
+    return rows
+
+
+def _rows_section(title: str, items: list[Any]) -> Section:
+    if all(isinstance(item, Mapping) for item in items):
+        items = [exploded for item in items for exploded in explode(item)]
+        columns: list[str] = []
+        for item in items:
+            columns.extend(str(k) for k in item if str(k) not in columns)
+        rows = [[item.get(c) for c in columns] for item in items]
+        return Section(title, columns, rows)
+    return Section(title, ["value"], [[item] for item in items])
+
+
+def result_sections(result: Mapping[str, Any], prefix: str = "") -> list[Section]:
+    """Tables for a result: one per list, one per mapping of scalars, nested mappings recursed, and the
+    top-level scalars gathered in a final "result" table."""
+    sections: list[Section] = []
+    scalars: list[list[Cell]] = []
+    for key, value in result.items():
+        title = f"{prefix}{key}"
+        if isinstance(value, list):
+            sections.append(_rows_section(title, value))
+        elif isinstance(value, Mapping):
+            if all(_is_scalar(v) for v in value.values()):
+                sections.append(Section(title, ["name", "value"], [[str(k), v] for k, v in value.items()]))
+            else:
+                sections.extend(result_sections(value, prefix=f"{title}."))
+        else:
+            scalars.append([key, value])
+    if scalars:
+        sections.append(Section(prefix.rstrip(".") or "result", ["name", "value"], scalars))
+    return sections
+
+
+def format_cell(value: Cell) -> str:
+    """Text for one cell: floats to 6 significant digits, nested values as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    if isinstance(value, str | int):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The result of a finished job. `data` is the model's JSON; `tables()` gives it as DataFrames."""
+
+    wire: JobResult
+
+    @property
+    def job_id(self) -> str:
+        return self.wire.job_id
+
+    @property
+    def model(self) -> str:
+        return self.wire.model
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.wire.result
+
+    def sections(self) -> list[Section]:
+        return result_sections(self.wire.result)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {s.title: s.frame() for s in self.sections()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.wire.result[key]
+
+    def __repr__(self) -> str:
+        titles = ", ".join(f"{s.title} ({len(s.rows)})" for s in self.sections())
+        return f"<Result job={self.job_id} model={self.model} tables: {titles or 'none'}>"
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p><b>job {html.escape(self.job_id)}</b> — {html.escape(self.model)}</p>"]
+        for section in self.sections():
+            parts.append(f"<h4>{html.escape(section.title)}</h4>")
+            parts.append(section.frame().to_html(index=False, na_rep=""))
+        return "".join(parts)

@@ -1,0 +1,398 @@
+"""A real Custos deployment on loopback: an orchestrator and N gateways, each its own process.
+
+    with Cluster(tmp_path, gateways=[GatewaySetup("site-a", "hospital-a", [DatasetSetup(...)])],
+                 users=[UserSetup("alice", "university")]) as cluster:
+        cluster.client("alice").datasets()
+
+`start()` provisions the project (orchestrator on a free loopback port), writes each site's data,
+DATASETS.yaml and policies, starts `python -m custos.cli orchestrator start` and waits for /healthz,
+starts each `custos gateway start`, and waits until every dataset is published. `stop()` ends each
+process by PID: SIGTERM, then SIGKILL after a bounded wait. Each process logs to
+`<work_dir>/logs/<name>.log`; `logs()` gives their tails for a failing test to print.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from custos.core.errors import CustosError, InvalidInput
+from custos.pki.project import load_project
+from custos.pki.provision import provision
+from custos.policy.asset import AssetPolicy
+from custos.sdk import Client
+
+LOG_TAIL_LINES = 30
+# Variables a child must not inherit from the shell that runs the tests: each process gets its own.
+_PRIVATE_ENV = ("CUSTOS_DATABASE_URL", "CUSTOS_KIT")
+
+
+@dataclass(frozen=True)
+class DatasetSetup:
+    """One dataset of a site. `policy` None writes no policy file: no access for anyone."""
+
+    name: str
+    table: pa.Table
+    policy: AssetPolicy | Mapping[str, Any] | str | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class GatewaySetup:
+    name: str
+    org: str
+    datasets: Sequence[DatasetSetup] = ()
+
+
+@dataclass(frozen=True)
+class UserSetup:
+    name: str
+    org: str
+    role: str = "lead_researcher"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it for a socket bound to port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class ManagedProcess:
+    """A child process this cluster started, with its log file. Stopped only by its own PID."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._log.write(f"--- starting: {' '.join(self.argv)}\n".encode())
+        self._log.flush()
+        # A session of its own: a Ctrl-C in the terminal reaches only us, and we stop children in order.
+        self.popen = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def check_running(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            raise CustosError(
+                f"{self.name} exited with code {self.popen.returncode}: "
+                f"{log_tail(self.log_path, 1)} (log: {self.log_path})"
+            )
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting, so several can shut down at once."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM, wait up to `timeout` seconds, then SIGKILL. Notes in the log how it ended."""
+        popen = self.popen
+        if popen is not None and popen.returncode is None:
+            self.terminate()
+            try:
+                popen.wait(timeout=timeout)
+                how = f"exited with code {popen.returncode} after SIGTERM"
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait(timeout=timeout)
+                how = f"killed: still running {timeout:g} s after SIGTERM"
+            if self._log is not None:
+                self._log.write(f"--- {how}\n".encode())
+        # Forget the process, so that waits on the others do not count its exit as a crash.
+        self.popen = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Cluster:
+    """An orchestrator and gateways as real processes, provisioned into `work_dir`."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        gateways: Sequence[GatewaySetup],
+        users: Sequence[UserSetup],
+        database_url: str | None = None,
+        project: str = "custos-test",
+        startup_timeout: float = 60,
+        stop_timeout: float = 10,
+    ) -> None:
+        if not users:
+            raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
+        self.work_dir = Path(work_dir).resolve()
+        self.gateways = list(gateways)
+        self.users = list(users)
+        self.database_url = database_url
+        self.project = project
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.kits_dir = self.work_dir / "kits"
+        self.logs_dir = self.work_dir / "logs"
+        self._orchestrator: ManagedProcess | None = None
+        self._gateway_processes: dict[str, ManagedProcess] = {}
+        self._clients: list[Client] = []
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def kit_dir(self, name: str) -> Path:
+        path = self.kits_dir / name
+        if not path.is_dir():
+            raise InvalidInput(f"no kit named {name!r} in {self.kits_dir}")
+        return path
+
+    def site_dir(self, gateway: str) -> Path:
+        return self.work_dir / "sites" / gateway
+
+    def log_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def logs(self) -> str:
+        """The tail of every process's log, for a failing test to print."""
+        names = ["orchestrator", *(g.name for g in self.gateways)]
+        return "\n".join(f"===== {n} =====\n{log_tail(self.log_path(n))}" for n in names)
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> Cluster:
+        """Provision, write the sites, start every process and wait until the datasets are published."""
+        try:
+            self.provision()
+            for gateway in self.gateways:
+                self.write_site(gateway)
+            self.start_orchestrator()
+            for gateway in self.gateways:
+                self.start_gateway(gateway.name)
+            self.wait_for_datasets()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every process this cluster started, gateways first. Safe to call more than once."""
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        for process in self._gateway_processes.values():
+            process.terminate()
+        for process in self._gateway_processes.values():
+            process.stop(self.stop_timeout)
+        if self._orchestrator is not None:
+            self._orchestrator.stop(self.stop_timeout)
+
+    def provision(self) -> list[Path]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port(self.host)
+        participants: list[dict[str, str]] = [
+            {"name": g.name, "type": "gateway", "org": g.org} for g in self.gateways
+        ]
+        participants += [{"name": u.name, "type": "user", "org": u.org, "role": u.role} for u in self.users]
+        project = {
+            "name": self.project,
+            "orchestrator": {"host": self.host, "port": self.port},
+            "participants": participants,
+        }
+        project_file = self.work_dir / "project.yaml"
+        project_file.write_text(yaml.safe_dump(project, sort_keys=False), encoding="utf-8")
+        return provision(load_project(project_file), self.kits_dir)
+
+    def write_site(self, gateway: GatewaySetup) -> Path:
+        """Write the site's data files, policies and DATASETS.yaml; return the DATASETS.yaml path."""
+        site = self.site_dir(gateway.name)
+        site.mkdir(parents=True, exist_ok=True)
+        entries: list[dict[str, str]] = []
+        for dataset in gateway.datasets:
+            pq.write_table(dataset.table, site / f"{dataset.name}.parquet")
+            entry = {
+                "name": dataset.name,
+                "path": f"{dataset.name}.parquet",
+                "description": dataset.description,
+            }
+            if dataset.policy is not None:
+                (site / f"{dataset.name}.policy.yaml").write_text(
+                    policy_yaml(dataset.policy), encoding="utf-8"
+                )
+                entry["policy"] = f"{dataset.name}.policy.yaml"
+            entries.append(entry)
+        catalog = site / "DATASETS.yaml"
+        catalog.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=False), encoding="utf-8")
+        return catalog
+
+    def _child_env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra)
+        return env
+
+    def _cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "custos.cli", *args]
+
+    def start_orchestrator(self) -> None:
+        """Start the orchestrator (again, after stop_orchestrator) on the cluster's port; wait for health."""
+        if self._orchestrator is None:
+            extra = {"CUSTOS_DATABASE_URL": self.database_url} if self.database_url else {}
+            self._orchestrator = ManagedProcess(
+                name="orchestrator",
+                argv=self._cli(
+                    "orchestrator",
+                    "start",
+                    *_flags(
+                        kit=self.kit_dir("orchestrator"),
+                        state=self.work_dir / "state" / "orchestrator",
+                        host=self.host,
+                        port=self.port,
+                    ),
+                ),
+                env=self._child_env(extra),
+                cwd=self.work_dir,
+                log_path=self.log_path("orchestrator"),
+            )
+        self._orchestrator.start()
+        self.wait_for_health()
+
+    def stop_orchestrator(self) -> None:
+        if self._orchestrator is not None:
+            self._orchestrator.stop(self.stop_timeout)
+
+    def restart_orchestrator(self) -> None:
+        """Stop the orchestrator and start it again on the same port and state, as after a crash."""
+        self.stop_orchestrator()
+        self.start_orchestrator()
+
+    def start_gateway(self, name: str) -> None:
+        process = self._gateway_processes.get(name)
+        if process is None:
+            process = ManagedProcess(
+                name=name,
+                argv=self._cli(
+                    "gateway",
+                    "start",
+                    *_flags(
+                        kit=self.kit_dir(name),
+                        data=self.site_dir(name) / "DATASETS.yaml",
+                        state=self.work_dir / "state" / name,
+                    ),
+                ),
+                env=self._child_env({}),
+                cwd=self.work_dir,
+                log_path=self.log_path(name),
+            )
+            self._gateway_processes[name] = process
+        process.start()
+
+    def stop_gateway(self, name: str) -> None:
+        process = self._gateway_processes.get(name)
+        if process is not None:
+            process.stop(self.stop_timeout)
+
+    def pids(self) -> dict[str, int]:
+        """The PID of every process of the cluster that is running."""
+        processes = [self._orchestrator, *self._gateway_processes.values()]
+        return {p.name: p.popen.pid for p in processes if p is not None and p.popen is not None and p.running}
+
+    def client(self, user: str, *, timeout: float = 30) -> Client:
+        """An SDK client signed in as `user`; closed by stop() if the caller has not closed it."""
+        client = Client.from_kit(self.kit_dir(user), timeout=timeout)
+        self._clients.append(client)
+        return client
+
+    def _check_alive(self) -> None:
+        for process in [self._orchestrator, *self._gateway_processes.values()]:
+            if process is not None:
+                process.check_running()
+
+    def wait_for_health(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        with Client.from_kit(self.kit_dir(self.users[0].name), timeout=5) as probe:
+            while True:
+                self._check_alive()
+                try:
+                    if probe.health():
+                        return
+                except CustosError:
+                    pass  # not listening yet
+                if time.monotonic() > deadline:
+                    raise CustosError(
+                        f"the orchestrator did not answer {self.url}/healthz "
+                        f"within {self.startup_timeout:g} s (logs: {self.logs_dir})"
+                    )
+                time.sleep(0.1)
+
+    def wait_for_datasets(self) -> None:
+        """Wait until every dataset of every gateway is listed by the orchestrator."""
+        expected = {f"{g.name}/{d.name}" for g in self.gateways for d in g.datasets}
+        deadline = time.monotonic() + self.startup_timeout
+        published: set[str] = set()
+        with Client.from_kit(self.kit_dir(self.users[0].name), timeout=10) as probe:
+            while True:
+                self._check_alive()
+                published = {f"{d.gateway}/{d.name}" for d in probe.datasets()}
+                if expected <= published:
+                    return
+                if time.monotonic() > deadline:
+                    missing = ", ".join(sorted(expected - published))
+                    raise CustosError(
+                        f"datasets {missing} were not published "
+                        f"within {self.startup_timeout:g} s (logs: {self.logs_dir})"
+                    )
+                time.sleep(0.1)
+
+
+def _flags(**values: object) -> list[str]:
+    """`_flags(kit=path, port=1)` -> ["--kit", "path", "--port", "1"]."""
+    return [part for name, value in values.items() for part in (f"--{name}", str(value))]
+
+
+def policy_yaml(policy: AssetPolicy | Mapping[str, Any] | str) -> str:
+    if isinstance(policy, str):
+        return policy
+    data = policy.model_dump(mode="json") if isinstance(policy, AssetPolicy) else dict(policy)
+    return yaml.safe_dump(data, sort_keys=False)
