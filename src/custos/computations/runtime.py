@@ -1,4 +1,11 @@
-"""The entry point inside the sandbox: `python -m custos.computations.runtime INPUT_JSON OUTPUT_DIR`.
+"""The entry point inside the sandbox.
+
+`python -m custos.computations.runtime --serve SOCKET` is how a gateway runs a job: one sandboxed
+process for all of the job's rounds (DESIGN.md section 5). It connects to the gateway's socket and
+answers one frame per round — {"ok": true, "result": ...} or {"ok": false, "type", "message"} — until
+the gateway closes the stream. The DAL reader is opened once and kept.
+
+`python -m custos.computations.runtime INPUT_JSON OUTPUT_DIR` runs a single round:
 
 INPUT_JSON holds {"model": "stats@1.0.0", "dataset", "params", "round_input", "dal_socket",
 "dal_token"}. The runtime runs one round of the model at this site, reading rows only through the DAL,
@@ -27,7 +34,7 @@ from custos.core.refs import parse_model_ref
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_CHARS = 4000
-USAGE = "usage: python -m custos.computations.runtime INPUT_JSON OUTPUT_DIR"
+USAGE = "usage: python -m custos.computations.runtime (INPUT_JSON OUTPUT_DIR | --serve SOCKET)"
 
 
 class RuntimeInput(BaseModel):
@@ -84,8 +91,57 @@ def run(input_path: Path, output_dir: Path, reader: DalReader | None = None) -> 
                 closer.close()
 
 
+def _error(exc: Exception) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS]}
+
+
+def answer(request: dict[str, Any], readers: dict[tuple[str, str], DalReader]) -> dict[str, Any]:
+    """One round of a served job. `readers` keeps the DAL connection between rounds."""
+    try:
+        task = RuntimeInput.model_validate(request)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "input"
+        return _error(InvalidInput(f"the round input is malformed at {field}: {first['msg']}")) | {
+            "ok": False
+        }
+    try:
+        ref = parse_model_ref(task.model)
+        model = get_model(ref.name, ref.version)
+        key = (task.dal_socket, task.dal_token)
+        if key not in readers:
+            from custos.computations.dal_client import FlightDalReader
+
+            readers[key] = FlightDalReader(task.dal_socket, task.dal_token)
+        result = model.compute_site(readers[key], task.dataset, task.params, task.round_input)
+        return {"ok": True, "result": result}
+    except Exception as exc:
+        return _error(exc) | {"ok": False}
+
+
+def serve(socket_path: str, readers: dict[tuple[str, str], DalReader] | None = None) -> int:
+    """Answer rounds from the gateway at `socket_path` until it closes the stream."""
+    import socket
+
+    from custos.core.frames import recv_frame, send_frame
+
+    readers = {} if readers is None else readers
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(socket_path)
+        while (request := recv_frame(conn)) is not None:
+            send_frame(conn, answer(request, readers))
+    for reader in readers.values():
+        close = getattr(reader, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "--serve":
+        return serve(args[1])
     if len(args) != 2:
         print(USAGE, file=sys.stderr)
         return 2

@@ -58,6 +58,7 @@ class Agent:
     def tick(self) -> None:
         """One step: (re)connect and publish if needed, send what is owed, then wait for one task
         and finish it."""
+        self.handler.reap()
         if not self.connected:
             self.client.publish(publication(self.site))
             self.connected = True
@@ -148,9 +149,11 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     site = load_site(data)
     settings = GatewaySettings(state_dir=state)
     client = OrchestratorClient(kit, poll_wait_s=settings.poll_wait_s)
+    agent = Agent(kit.identity.name, client, site, runner, settings)
     try:
-        Agent(kit.identity.name, client, site, runner, settings).run(stop)
+        agent.run(stop)
     except KeyboardInterrupt:
         pass
     finally:
+        agent.handler.close()
         client.close()

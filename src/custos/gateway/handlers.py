@@ -6,27 +6,23 @@ the orchestrator decided, then runs the computation in the sandbox with a per-ta
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from custos.computations.base import FederatedModel
 from custos.computations.models import get_model
-from custos.core.digest import canonical_json
+from custos.core.digest import json_digest
 from custos.core.errors import CustosError, PolicyDenied
 from custos.core.refs import parse_model_ref
 from custos.core.wire import TaskAssignment, TaskKind
-from custos.gateway.dal import DalServer, DatasetGrant
+from custos.gateway.dal import DatasetGrant
+from custos.gateway.runtimes import JobRuntime, RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, get_dataset
 from custos.policy import check_access
 from custos.sandbox.limits import SandboxLimits
-from custos.sandbox.runner import Bind, Runner, SandboxRequest
+from custos.sandbox.runner import Runner
 
 log = logging.getLogger("custos.gateway")
 
@@ -69,6 +65,7 @@ class TaskHandler:
         self._site = site
         self._runner = runner
         self._settings = settings
+        self._runtimes = RuntimePool(idle_s=settings.runtime_idle_s)
 
     def handle_task(self, task: TaskAssignment) -> Outcome:
         try:
@@ -87,69 +84,37 @@ class TaskHandler:
     def _compute(
         self, task: TaskAssignment, dataset: SiteDataset, model: FederatedModel, columns: list[str]
     ) -> Outcome:
-        work = self._settings.state_dir / "tasks" / f"{task.task_id}-{task.attempt}"
-        shutil.rmtree(work, ignore_errors=True)
-        task_dir, out_dir = work / "task", work / "output"
-        for d in (task_dir, out_dir):
-            d.mkdir(parents=True, mode=0o755)
-        # A unix socket path is limited to 107 bytes, so the DAL socket lives in a short folder.
-        dal_dir = Path(tempfile.mkdtemp(prefix="custos-dal-"))
-        dal_dir.chmod(0o755)
-        token = secrets.token_urlsafe(32)
-        (task_dir / "input.json").write_bytes(
-            canonical_json(
-                {
-                    "model": task.model,
-                    "dataset": task.dataset,
-                    "params": task.params,
-                    "round_input": task.round_input,
-                    "dal_socket": "/dal/dal.sock",
-                    "dal_token": token,
-                }
-            )
-        )
-        (task_dir / "input.json").chmod(0o644)
+        assert task.job_id is not None and dataset.policy is not None  # check_task refused otherwise
+        key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
         limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
+
+        def start() -> JobRuntime:
+            return JobRuntime(
+                self._runner, limits, grants,
+                access_log=self._settings.state_dir / "access.log",
+                max_result_bytes=self._settings.max_result_bytes,
+            )  # fmt: skip
+
+        runtime = self._runtimes.get(key, start)
+        request = {
+            "model": task.model, "dataset": task.dataset, "params": task.params,
+            "round_input": task.round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
+        }  # fmt: skip
         try:
-            with DalServer.start(
-                dal_dir / "dal.sock", token, grants, access_log=self._settings.state_dir / "access.log"
-            ):
-                ran = self._runner.run(
-                    SandboxRequest(
-                        argv=["-m", "custos.computations.runtime", "/task/input.json", "/output"],
-                        output_dir=out_dir,
-                        binds=[Bind(task_dir, "/task"), Bind(dal_dir, "/dal")],
-                        limits=limits,
-                    )
-                )
-            if not ran.ok:
-                return Outcome("failed", error=self._failure(ran.failure, out_dir))
-            result = self._read_json(out_dir / "result.json")
-            assert dataset.policy is not None  # check_task refused a dataset without a policy
-            filtered = model.filter_site_result(task.params, result, dataset.policy.min_count)
-            return Outcome("done", result=filtered)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-            shutil.rmtree(dal_dir, ignore_errors=True)
+            reply = runtime.compute(request)
+        except CustosError:
+            self._runtimes.discard(key)
+            raise
+        if not reply.get("ok") or not isinstance(reply.get("result"), dict):
+            self._runtimes.discard(key)
+            return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
+        filtered = model.filter_site_result(task.params, reply["result"], dataset.policy.min_count)
+        return Outcome("done", result=filtered)
 
-    def _read_json(self, path: Path) -> dict[str, Any]:
-        if not path.is_file():
-            raise CustosError("the computation wrote no result")
-        if path.stat().st_size > self._settings.max_result_bytes:
-            raise CustosError(f"the result is larger than {self._settings.max_result_bytes} bytes")
-        value = json.loads(path.read_bytes())
-        if not isinstance(value, dict):
-            raise CustosError("the computation's result is not a JSON object")
-        return value
+    def reap(self) -> None:
+        """Close job runtimes that have been idle too long."""
+        self._runtimes.reap()
 
-    def _failure(self, failure: str | None, out_dir: Path) -> str:
-        reason = failure or "the computation failed"
-        err = out_dir / "error.json"
-        if err.is_file() and err.stat().st_size < 64_000:
-            try:
-                info = json.loads(err.read_bytes())
-                reason = f"{reason}: {info.get('type', 'Error')}: {info.get('message', '')}"
-            except ValueError:
-                pass
-        return reason[:2000]
+    def close(self) -> None:
+        self._runtimes.close_all()

@@ -15,5 +15,7 @@ class GatewaySettings:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     max_result_bytes: int = 16 << 20
+    # A job's sandboxed runtime is kept between rounds, and closed after this long without one.
+    runtime_idle_s: float = 60.0
     # The most any task may ask for at this site; a spec's resources are capped by these.
     sandbox_caps: SandboxLimits = field(default_factory=SandboxLimits)

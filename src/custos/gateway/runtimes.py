@@ -1,0 +1,202 @@
+"""Sandboxed job runtimes at a gateway: one sandbox per (job, dataset), kept for all of the job's
+rounds, so a round pays no process start and no imports (DESIGN.md section 5).
+
+A runtime owns a short private folder holding two unix sockets that are bound into its sandbox at
+/ipc: the DAL, serving only this job's grant to this runtime's token, and the round socket, on which
+the gateway sends one frame per round and reads one frame back. Closing the round socket ends the
+sandboxed process. Runtimes idle for longer than `idle_s` are closed by `reap`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from custos.core.errors import SandboxError
+from custos.core.frames import recv_frame, send_frame
+from custos.gateway.dal import DalServer, DatasetGrant
+from custos.sandbox.limits import SandboxLimits
+from custos.sandbox.runner import Bind, Runner, SandboxRequest, SandboxResult
+
+log = logging.getLogger("custos.gateway")
+
+IPC_TARGET = "/ipc"
+CONNECT_TIMEOUT_S = 60.0
+CLOSE_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class RuntimeKey:
+    """A runtime is reused only for the same job, dataset, parameters and granted columns."""
+
+    job_id: str
+    dataset: str
+    params_digest: str
+    columns: frozenset[str]
+
+
+class JobRuntime:
+    def __init__(
+        self,
+        runner: Runner,
+        limits: SandboxLimits,
+        grants: Mapping[str, DatasetGrant],
+        *,
+        access_log: Path | None,
+        max_result_bytes: int,
+    ) -> None:
+        self.token = secrets.token_urlsafe(32)
+        self.last_used = time.monotonic()
+        self._limits = limits
+        self._max_result_bytes = max_result_bytes
+        self._conn: socket.socket | None = None
+        self._result: SandboxResult | None = None
+        self._closing = False
+        self._cleanup_lock = threading.Lock()
+        self._dal: DalServer | None = None
+        self._folder = Path(tempfile.mkdtemp(prefix="custos-job-"))
+        ipc, output = self._folder / "ipc", self._folder / "output"
+        ipc.mkdir(mode=0o755)
+        output.mkdir(mode=0o755)
+        self._folder.chmod(0o755)
+        try:
+            self._dal = DalServer.start(ipc / "dal.sock", self.token, grants, access_log=access_log)
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener.bind(str(ipc / "rounds.sock"))
+            (ipc / "rounds.sock").chmod(0o666)  # the sandbox runs as another, unprivileged uid
+            self._listener.listen(1)
+        except BaseException:
+            self.close()
+            raise
+        request = SandboxRequest(
+            argv=["-m", "custos.computations.runtime", "--serve", f"{IPC_TARGET}/rounds.sock"],
+            output_dir=output,
+            binds=[Bind(ipc, IPC_TARGET)],
+            limits=limits,
+        )
+        self._thread = threading.Thread(target=self._run, args=(runner, request), daemon=True)
+        self._thread.start()
+
+    def _run(self, runner: Runner, request: SandboxRequest) -> None:
+        try:
+            self._result = runner.run(request)
+        except Exception as exc:
+            self._result = SandboxResult(-1, "", "", 0.0, f"the sandbox could not start: {exc}")
+        finally:
+            if self._closing:
+                self._cleanup()
+
+    @property
+    def dal_socket(self) -> str:
+        return f"{IPC_TARGET}/dal.sock"
+
+    def _failure(self) -> str:
+        self._thread.join(timeout=10)
+        result = self._result
+        if result is None:
+            return "the sandboxed runtime stopped answering"
+        reason = result.failure or "the sandboxed runtime ended"
+        tail = result.stderr.strip().splitlines()[-1:] if result.stderr else []
+        return f"{reason}: {tail[0]}" if tail and not result.failure else reason
+
+    def _connect(self) -> socket.socket:
+        self._listener.settimeout(0.1)
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise SandboxError(self._failure())
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            return conn
+        raise SandboxError(f"the sandboxed runtime did not start within {CONNECT_TIMEOUT_S:g} s")
+
+    def compute(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one round and return the runtime's answer. Raises SandboxError if the sandbox ended."""
+        self.last_used = time.monotonic()
+        if self._conn is None:
+            self._conn = self._connect()
+        self._conn.settimeout(self._limits.wall_seconds + 5)
+        try:
+            send_frame(self._conn, request)
+            reply = recv_frame(self._conn, max_bytes=self._max_result_bytes)
+        except (OSError, TimeoutError) as exc:
+            raise SandboxError(self._failure() if not self._thread.is_alive() else str(exc)) from exc
+        finally:
+            self.last_used = time.monotonic()
+        if reply is None:
+            raise SandboxError(self._failure())
+        return reply
+
+    def close(self) -> None:
+        """End the sandboxed process, stop the DAL and remove the runtime's folder. Idempotent. If the
+        sandbox is still busy after a short wait, it is left to its wall-clock limit and cleans up when
+        it ends, so that closing never blocks the agent loop for long."""
+        self._closing = True
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+            self._conn = None
+        listener = getattr(self, "_listener", None)
+        if listener is not None:
+            listener.close()  # a runtime that never connected now fails to, and exits
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=CLOSE_WAIT_S)
+            if thread.is_alive():
+                log.warning("a job runtime is still busy; it is cleaned up when its sandbox ends")
+                return
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        with self._cleanup_lock:
+            dal = getattr(self, "_dal", None)
+            if dal is not None:
+                dal.stop()
+                self._dal = None
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class RuntimePool:
+    """The live runtimes of a gateway, at most `max_runtimes`, closed after `idle_s` without a round."""
+
+    def __init__(self, *, idle_s: float = 60.0, max_runtimes: int = 4) -> None:
+        self._idle_s = idle_s
+        self._max = max_runtimes
+        self._runtimes: dict[RuntimeKey, JobRuntime] = {}
+
+    def get(self, key: RuntimeKey, start: Callable[[], JobRuntime]) -> JobRuntime:
+        runtime = self._runtimes.get(key)
+        if runtime is None:
+            self.reap()
+            while len(self._runtimes) >= self._max:
+                oldest = min(self._runtimes, key=lambda k: self._runtimes[k].last_used)
+                self.discard(oldest)
+            runtime = self._runtimes[key] = start()
+        return runtime
+
+    def discard(self, key: RuntimeKey) -> None:
+        runtime = self._runtimes.pop(key, None)
+        if runtime is not None:
+            runtime.close()
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, r in self._runtimes.items() if now - r.last_used > self._idle_s]:
+            log.info("closing the runtime of job %s after %.0f s idle", key.job_id, self._idle_s)
+            self.discard(key)
+
+    def close_all(self) -> None:
+        for key in list(self._runtimes):
+            self.discard(key)

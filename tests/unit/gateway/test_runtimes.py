@@ -1,0 +1,138 @@
+"""A job's sandboxed runtime answers every round of the job from one real bubblewrap sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from custos.computations.base import Final, NextRound
+from custos.computations.models import get_model
+from custos.core.errors import SandboxError
+from custos.data.file_source import FileSource
+from custos.data.synthetic import synthetic_patients, write_dataset
+from custos.gateway.dal import DatasetGrant
+from custos.gateway.runtimes import JobRuntime, RuntimeKey, RuntimePool
+from custos.sandbox.bubblewrap import BubblewrapRunner
+from custos.sandbox.limits import SandboxLimits
+from custos.sandbox.runner import SandboxRequest, SandboxResult
+
+PARAMS = {
+    "columns": ["bmi"],
+    "statistics": ["count", "mean"],
+    "quantiles": [{"column": "bmi", "probs": [0.5]}],
+}
+
+
+class CountingRunner:
+    """The real runner, counting how many sandboxes it starts."""
+
+    def __init__(self) -> None:
+        self.runner = BubblewrapRunner()
+        self.started = 0
+
+    def run(self, request: SandboxRequest) -> SandboxResult:
+        self.started += 1
+        return self.runner.run(request)
+
+
+@pytest.fixture(scope="module")
+def patients(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, FileSource]:
+    folder = tmp_path_factory.mktemp("data")
+    table = synthetic_patients(2_000, site=1)
+    write_dataset(table, folder / "patients.parquet")
+    return table, FileSource("patients", folder / "patients.parquet", "parquet")
+
+
+def start(runner: CountingRunner, source: FileSource, limits: SandboxLimits) -> JobRuntime:
+    grants = {"patients": DatasetGrant(source=source, columns=frozenset({"bmi"}))}
+    return JobRuntime(runner, limits, grants, access_log=None, max_result_bytes=1 << 20)
+
+
+def request(runtime: JobRuntime, round_input: dict[str, object]) -> dict[str, object]:
+    return {
+        "model": "stats@1.0.0",
+        "dataset": "patients",
+        "params": PARAMS,
+        "round_input": round_input,
+        "dal_socket": runtime.dal_socket,
+        "dal_token": runtime.token,
+    }
+
+
+@pytest.fixture
+def runner() -> Iterator[CountingRunner]:
+    yield CountingRunner()
+
+
+def test_every_round_of_a_job_runs_in_one_sandbox(
+    runner: CountingRunner, patients: tuple[pa.Table, FileSource]
+) -> None:
+    table, source = patients
+    model = get_model("stats", "1.0.0")
+    runtime = start(runner, source, SandboxLimits(wall_seconds=60, cpu_seconds=60))
+    try:
+        step = model.start(PARAMS)
+        rounds = 0
+        while rounds < 20:
+            reply = runtime.compute(request(runtime, step.round_input))
+            assert reply["ok"], reply
+            result = model.filter_site_result(PARAMS, reply["result"], 10)
+            outcome = model.aggregate(PARAMS, step.state, {"site/patients": result}, 10)
+            rounds += 1
+            if not isinstance(outcome, NextRound):
+                break
+            step = outcome
+        assert isinstance(outcome, Final)
+        assert rounds > 2, "a quantile needs several rounds"
+        assert runner.started == 1
+        (median,) = outcome.result["quantiles"]
+        assert median["value"] == table.to_pandas()["bmi"].quantile(0.5)
+    finally:
+        runtime.close()
+
+
+def test_an_error_in_a_round_is_reported_without_ending_the_runtime(
+    runner: CountingRunner, patients: tuple[pa.Table, FileSource]
+) -> None:
+    runtime = start(runner, patients[1], SandboxLimits(wall_seconds=60))
+    try:
+        bad = request(runtime, {"round": "nonsense"})
+        reply = runtime.compute(bad)
+        assert reply["ok"] is False
+        assert reply["type"] and reply["message"]
+        assert runtime.compute(request(runtime, get_model("stats", "1.0.0").start(PARAMS).round_input))["ok"]
+    finally:
+        runtime.close()
+
+
+def test_a_runtime_that_outlives_its_wall_clock_fails_with_the_reason(
+    runner: CountingRunner, patients: tuple[pa.Table, FileSource]
+) -> None:
+    runtime = start(runner, patients[1], SandboxLimits(wall_seconds=2))
+    try:
+        runtime.compute(request(runtime, get_model("stats", "1.0.0").start(PARAMS).round_input))
+        runtime._thread.join(timeout=30)  # the sandbox's wall clock ends it while idle
+        with pytest.raises(SandboxError, match="wall-clock limit of 2 s exceeded"):
+            runtime.compute(request(runtime, get_model("stats", "1.0.0").start(PARAMS).round_input))
+    finally:
+        runtime.close()
+
+
+def test_pool_reuses_by_key_and_closes_idle_runtimes(
+    runner: CountingRunner, patients: tuple[pa.Table, FileSource]
+) -> None:
+    pool = RuntimePool(idle_s=0.0, max_runtimes=1)
+    key = RuntimeKey("job_1", "patients", "digest", frozenset({"bmi"}))
+    limits = SandboxLimits(wall_seconds=60)
+    first = pool.get(key, lambda: start(runner, patients[1], limits))
+    assert pool.get(key, lambda: start(runner, patients[1], limits)) is first
+    other = RuntimeKey("job_2", "patients", "digest", frozenset({"bmi"}))
+    second = pool.get(other, lambda: start(runner, patients[1], limits))
+    assert second is not first
+    assert not Path(first._folder).exists(), "the oldest runtime is closed when the pool is full"
+    pool.reap()
+    assert not Path(second._folder).exists()
+    pool.close_all()
