@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from custos.core.errors import InvalidInput
 from custos.core.refs import check_name
+from custos.core.yamltext import parse_yaml_mapping
 
 MAX_CATALOG_BYTES = 1 << 20
 
@@ -44,17 +43,9 @@ def load_catalog(path: Path) -> list[DatasetEntry]:
     source = path.name
     if not path.is_file():
         raise InvalidInput(f"dataset catalogue {source} not found; create it with a 'datasets:' list")
-    raw = path.read_bytes()
-    if len(raw) > MAX_CATALOG_BYTES:
-        raise InvalidInput(f"{source}: the catalogue is larger than {MAX_CATALOG_BYTES} bytes")
-    try:
-        data: Any = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise InvalidInput(f"{source}: malformed YAML{where}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{source}: expected a mapping with the key 'datasets'")
+    data = parse_yaml_mapping(
+        path.read_bytes(), source, max_bytes=MAX_CATALOG_BYTES, expected="the key 'datasets'"
+    )
     _check_keys(source, data, _TOP_KEYS)
     items = data.get("datasets")
     if items is None:

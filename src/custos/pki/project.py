@@ -18,13 +18,13 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from custos.core.errors import InvalidInput
 from custos.core.identity import USER_ROLES, Role
 from custos.core.refs import check_name
+from custos.core.yamltext import parse_yaml_mapping
 
 MAX_PROJECT_BYTES = 1024 * 1024
 MAX_PARTICIPANTS = 10_000
@@ -184,21 +184,12 @@ def load_project(path: Path) -> ProjectSpec:
         raise InvalidInput(f"project file {path} does not exist")
     with path.open("rb") as handle:
         raw = handle.read(MAX_PROJECT_BYTES + 1)
-    if len(raw) > MAX_PROJECT_BYTES:
-        raise InvalidInput(f"project file {path} is larger than {MAX_PROJECT_BYTES} bytes")
-    try:
-        data: Any = yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"project file {path} is not UTF-8 text") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise InvalidInput(f"{path}: malformed YAML{where}: {problem}") from exc
-    if not isinstance(data, dict):
-        raise InvalidInput(
-            f"{path}: a project file must be a mapping with keys name, orchestrator, participants"
-        )
+    data = parse_yaml_mapping(
+        raw,
+        f"project file {path}",
+        max_bytes=MAX_PROJECT_BYTES,
+        expected="keys name, orchestrator, participants",
+    )
     try:
         return ProjectSpec.model_validate(data)
     except ValidationError as exc:

@@ -13,14 +13,12 @@ Default deny: no policy, or no grant that matches, means no access.
 
 from __future__ import annotations
 
-from typing import Any
-
-import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from custos.core.errors import InvalidInput
+from custos.core.yamltext import parse_yaml_mapping
 
 MAX_POLICY_BYTES = 256 * 1024
 
@@ -81,16 +79,9 @@ class AssetPolicy(BaseModel):
 
 def load_policy(text: str, source: str = "policy") -> AssetPolicy:
     """Parse policy YAML safely. Raises InvalidInput naming the problem and where it is."""
-    if len(text.encode()) > MAX_POLICY_BYTES:
-        raise InvalidInput(f"{source}: policy is larger than {MAX_POLICY_BYTES} bytes")
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise InvalidInput(f"{source}: malformed YAML{where}") from exc
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{source}: a policy must be a mapping with keys dataset, grants, min_count")
+    data = parse_yaml_mapping(
+        text, source, max_bytes=MAX_POLICY_BYTES, expected="keys dataset, grants, min_count"
+    )
     try:
         return AssetPolicy.model_validate(data)
     except ValidationError as exc:

@@ -64,7 +64,7 @@ def test_a_missing_policy_file_is_not_an_error(tmp_path: Path) -> None:
         ("datasets:\n  - {name: visits, path: data/x.csv}\n", "dataset visits: file data/x.csv not found"),
         ("datasets:\n  - {name: visits, path: data/visits.xlsx}\n", "use a .csv or .parquet file"),
         ("datasets: {name: visits}\n", "datasets must be a list"),
-        ("- just a list\n", "expected a mapping with the key 'datasets'"),
+        ("- just a list\n", "must be a mapping with the key 'datasets'"),
         ("datasets:\n  - visits\n", "datasets[0]: expected a mapping"),
         ("datasets:\n  - {name: visits, path: 42}\n", "path must be a non-empty string"),
         ("datasets:\n  - !!python/object:os.system {name: visits}\n", "malformed YAML"),
