@@ -131,6 +131,8 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     stop = StopFlag()
 
     def _terminate(signum: int, frame: FrameType | None) -> None:
+        if stop.stopped:
+            return  # already shutting down: let the clean-up finish
         stop.set()
         raise SystemExit(0)
 

@@ -15,9 +15,9 @@ from custos.computations.models import get_model
 from custos.core.digest import json_digest
 from custos.core.errors import CustosError, PolicyDenied
 from custos.core.refs import parse_model_ref
-from custos.core.wire import TaskAssignment, TaskKind
+from custos.core.wire import Resources, TaskAssignment, TaskKind
 from custos.gateway.dal import DatasetGrant
-from custos.gateway.runtimes import JobRuntime, RuntimeKey, RuntimePool
+from custos.gateway.runtimes import RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, get_dataset
 from custos.policy import check_access
@@ -65,7 +65,15 @@ class TaskHandler:
         self._site = site
         self._runner = runner
         self._settings = settings
-        self._runtimes = RuntimePool(idle_s=settings.runtime_idle_s)
+        self._runtimes = RuntimePool(
+            runner,
+            max_result_bytes=settings.max_result_bytes,
+            # The spare fits a job that asks for the default resources, the usual case.
+            spare_limits=SandboxLimits.from_resources(Resources(), settings.sandbox_caps)
+            if settings.warm_spare
+            else None,
+            idle_s=settings.runtime_idle_s,
+        )
 
     def handle_task(self, task: TaskAssignment) -> Outcome:
         try:
@@ -88,15 +96,7 @@ class TaskHandler:
         key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
         limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
-
-        def start() -> JobRuntime:
-            return JobRuntime(
-                self._runner, limits, grants,
-                access_log=self._settings.state_dir / "access.log",
-                max_result_bytes=self._settings.max_result_bytes,
-            )  # fmt: skip
-
-        runtime = self._runtimes.get(key, start)
+        runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
         request = {
             "model": task.model, "dataset": task.dataset, "params": task.params,
             "round_input": task.round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,

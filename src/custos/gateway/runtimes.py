@@ -5,6 +5,10 @@ A runtime owns a short private folder holding two unix sockets that are bound in
 /ipc: the DAL, serving only this job's grant to this runtime's token, and the round socket, on which
 the gateway sends one frame per round and reads one frame back. Closing the round socket ends the
 sandboxed process. Runtimes idle for longer than `idle_s` are closed by `reap`.
+
+The pool keeps one spare runtime started ahead of need: booted and imported, holding no grant and no
+data. The next job takes it (and only that job ever uses it), so a job's first round pays no start
+either. Runtimes are closed in the background, never on a job's critical path.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,17 +50,11 @@ class RuntimeKey:
 
 
 class JobRuntime:
-    def __init__(
-        self,
-        runner: Runner,
-        limits: SandboxLimits,
-        grants: Mapping[str, DatasetGrant],
-        *,
-        access_log: Path | None,
-        max_result_bytes: int,
-    ) -> None:
+    def __init__(self, runner: Runner, limits: SandboxLimits, *, max_result_bytes: int) -> None:
+        """Start the sandboxed runtime in the background. It can compute once `assign` gave it a grant."""
         self.token = secrets.token_urlsafe(32)
-        self.last_used = time.monotonic()
+        self.started_at = self.last_used = time.monotonic()
+        self.limits = limits
         self._limits = limits
         self._max_result_bytes = max_result_bytes
         self._conn: socket.socket | None = None
@@ -69,8 +67,8 @@ class JobRuntime:
         ipc.mkdir(mode=0o755)
         output.mkdir(mode=0o755)
         self._folder.chmod(0o755)
+        self._ipc = ipc
         try:
-            self._dal = DalServer.start(ipc / "dal.sock", self.token, grants, access_log=access_log)
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._listener.bind(str(ipc / "rounds.sock"))
             (ipc / "rounds.sock").chmod(0o666)  # the sandbox runs as another, unprivileged uid
@@ -86,6 +84,16 @@ class JobRuntime:
         )
         self._thread = threading.Thread(target=self._run, args=(runner, request), daemon=True)
         self._thread.start()
+
+    def assign(self, grants: Mapping[str, DatasetGrant], *, access_log: Path | None) -> None:
+        """Give this runtime its one job's grant: start the DAL that serves it to this runtime's token."""
+        if self._dal is not None:
+            raise SandboxError("a job runtime serves one job only")
+        self._dal = DalServer.start(self._ipc / "dal.sock", self.token, grants, access_log=access_log)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closing
 
     def _run(self, runner: Runner, request: SandboxRequest) -> None:
         try:
@@ -124,6 +132,8 @@ class JobRuntime:
 
     def compute(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one round and return the runtime's answer. Raises SandboxError if the sandbox ended."""
+        if self._dal is None:
+            raise SandboxError("the job runtime has no grant; assign one first")
         self.last_used = time.monotonic()
         if self._conn is None:
             self._conn = self._connect()
@@ -139,10 +149,10 @@ class JobRuntime:
             raise SandboxError(self._failure())
         return reply
 
-    def close(self) -> None:
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """End the sandboxed process, stop the DAL and remove the runtime's folder. Idempotent. If the
-        sandbox is still busy after a short wait, it is left to its wall-clock limit and cleans up when
-        it ends, so that closing never blocks the agent loop for long."""
+        sandbox is still busy after `wait_s`, it is left to its wall-clock limit and cleans up when it
+        ends, so that closing never blocks for long."""
         self._closing = True
         if self._conn is not None:
             with contextlib.suppress(OSError):
@@ -153,11 +163,16 @@ class JobRuntime:
             listener.close()  # a runtime that never connected now fails to, and exits
         thread = getattr(self, "_thread", None)
         if thread is not None:
-            thread.join(timeout=CLOSE_WAIT_S)
+            thread.join(timeout=wait_s)
             if thread.is_alive():
                 log.warning("a job runtime is still busy; it is cleaned up when its sandbox ends")
                 return
         self._cleanup()
+
+    def close_in_background(self) -> threading.Thread:
+        closer = threading.Thread(target=self.close, daemon=True)
+        closer.start()
+        return closer
 
     def _cleanup(self) -> None:
         with self._cleanup_lock:
@@ -169,34 +184,94 @@ class JobRuntime:
 
 
 class RuntimePool:
-    """The live runtimes of a gateway, at most `max_runtimes`, closed after `idle_s` without a round."""
+    """The live runtimes of a gateway, at most `max_runtimes`, closed after `idle_s` without a round,
+    plus one spare started with `spare_limits`."""
 
-    def __init__(self, *, idle_s: float = 60.0, max_runtimes: int = 4) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        max_result_bytes: int,
+        spare_limits: SandboxLimits | None,
+        idle_s: float = 60.0,
+        max_runtimes: int = 4,
+    ) -> None:
+        self._runner = runner
+        self._max_result_bytes = max_result_bytes
+        self._spare_limits = spare_limits
         self._idle_s = idle_s
         self._max = max_runtimes
         self._runtimes: dict[RuntimeKey, JobRuntime] = {}
+        self._spare: JobRuntime | None = None
+        self._closers: list[threading.Thread] = []
+        self._refresh_spare()
 
-    def get(self, key: RuntimeKey, start: Callable[[], JobRuntime]) -> JobRuntime:
+    def _start(self, limits: SandboxLimits) -> JobRuntime:
+        return JobRuntime(self._runner, limits, max_result_bytes=self._max_result_bytes)
+
+    def _refresh_spare(self) -> None:
+        """Keep a live spare that has at least half of its wall clock left."""
+        spare = self._spare
+        if spare is not None and (
+            not spare.alive or time.monotonic() - spare.started_at > spare.limits.wall_seconds / 2
+        ):
+            self._close(spare)
+            self._spare = spare = None
+        if spare is None and self._spare_limits is not None:
+            self._spare = self._start(self._spare_limits)
+
+    def get(
+        self,
+        key: RuntimeKey,
+        limits: SandboxLimits,
+        grants: Mapping[str, DatasetGrant],
+        access_log: Path | None,
+    ) -> JobRuntime:
+        """The runtime of this job, started (or taken from the spare) and given its grant if new."""
         runtime = self._runtimes.get(key)
-        if runtime is None:
-            self.reap()
-            while len(self._runtimes) >= self._max:
-                oldest = min(self._runtimes, key=lambda k: self._runtimes[k].last_used)
-                self.discard(oldest)
-            runtime = self._runtimes[key] = start()
+        if runtime is not None:
+            return runtime
+        self.reap()
+        while len(self._runtimes) >= self._max:
+            oldest = min(self._runtimes, key=lambda k: self._runtimes[k].last_used)
+            self.discard(oldest)
+        spare = self._spare
+        if spare is not None and spare.alive and spare.limits == limits:
+            runtime, self._spare = spare, None
+        else:
+            runtime = self._start(limits)
+        try:
+            runtime.assign(grants, access_log=access_log)
+        except BaseException:
+            self._close(runtime)
+            raise
+        self._runtimes[key] = runtime
+        self._refresh_spare()
         return runtime
+
+    def _close(self, runtime: JobRuntime) -> None:
+        self._closers = [c for c in self._closers if c.is_alive()]
+        self._closers.append(runtime.close_in_background())
 
     def discard(self, key: RuntimeKey) -> None:
         runtime = self._runtimes.pop(key, None)
         if runtime is not None:
-            runtime.close()
+            self._close(runtime)
 
     def reap(self) -> None:
         now = time.monotonic()
         for key in [k for k, r in self._runtimes.items() if now - r.last_used > self._idle_s]:
             log.info("closing the runtime of job %s after %.0f s idle", key.job_id, self._idle_s)
             self.discard(key)
+        self._refresh_spare()
 
-    def close_all(self) -> None:
-        for key in list(self._runtimes):
-            self.discard(key)
+    def close_all(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Close every runtime and the spare, together, waiting at most about `wait_s` in all."""
+        runtimes = [*self._runtimes.values(), *([self._spare] if self._spare else [])]
+        self._runtimes.clear()
+        self._spare = None
+        for runtime in runtimes:
+            self._close(runtime)
+        deadline = time.monotonic() + wait_s
+        for closer in self._closers:
+            closer.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -17,5 +17,7 @@ class GatewaySettings:
     max_result_bytes: int = 16 << 20
     # A job's sandboxed runtime is kept between rounds, and closed after this long without one.
     runtime_idle_s: float = 60.0
+    # Keep one sandbox booted ahead of need, so a job's first round pays no start.
+    warm_spare: bool = True
     # The most any task may ask for at this site; a spec's resources are capped by these.
     sandbox_caps: SandboxLimits = field(default_factory=SandboxLimits)

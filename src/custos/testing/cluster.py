@@ -87,6 +87,7 @@ class ManagedProcess:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
+    _terminated: bool = field(default=False, repr=False)
 
     def start(self) -> None:
         if self.running:
@@ -95,6 +96,7 @@ class ManagedProcess:
         self._log = self.log_path.open("ab")
         self._log.write(f"--- starting: {' '.join(self.argv)}\n".encode())
         self._log.flush()
+        self._terminated = False
         # A session of its own: a Ctrl-C in the terminal reaches only us, and we stop children in order.
         self.popen = subprocess.Popen(
             self.argv,
@@ -118,8 +120,10 @@ class ManagedProcess:
             )
 
     def terminate(self) -> None:
-        """Ask the process to stop (SIGTERM) without waiting, so several can shut down at once."""
-        if self.popen is not None and self.popen.poll() is None:
+        """Ask the process to stop (SIGTERM) without waiting, so several can shut down at once. Sent
+        once: a second signal would interrupt the process's own clean-up."""
+        if self.popen is not None and self.popen.poll() is None and not self._terminated:
+            self._terminated = True
             self.popen.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -46,9 +45,14 @@ def patients(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, FileSo
     return table, FileSource("patients", folder / "patients.parquet", "parquet")
 
 
+def grants(source: FileSource) -> dict[str, DatasetGrant]:
+    return {"patients": DatasetGrant(source=source, columns=frozenset({"bmi"}))}
+
+
 def start(runner: CountingRunner, source: FileSource, limits: SandboxLimits) -> JobRuntime:
-    grants = {"patients": DatasetGrant(source=source, columns=frozenset({"bmi"}))}
-    return JobRuntime(runner, limits, grants, access_log=None, max_result_bytes=1 << 20)
+    runtime = JobRuntime(runner, limits, max_result_bytes=1 << 20)
+    runtime.assign(grants(source), access_log=None)
+    return runtime
 
 
 def request(runtime: JobRuntime, round_input: dict[str, object]) -> dict[str, object]:
@@ -121,18 +125,38 @@ def test_a_runtime_that_outlives_its_wall_clock_fails_with_the_reason(
         runtime.close()
 
 
-def test_pool_reuses_by_key_and_closes_idle_runtimes(
+def test_a_spare_runtime_has_no_grant_until_a_job_takes_it(runner: CountingRunner) -> None:
+    spare = JobRuntime(runner, SandboxLimits(wall_seconds=60), max_result_bytes=1 << 20)
+    try:
+        assert not (spare._ipc / "dal.sock").exists()
+        with pytest.raises(SandboxError, match="no grant"):
+            spare.compute({})
+    finally:
+        spare.close()
+    assert not spare._folder.exists()
+
+
+def test_pool_hands_the_spare_to_a_job_reuses_by_key_and_closes_idle_runtimes(
     runner: CountingRunner, patients: tuple[pa.Table, FileSource]
 ) -> None:
-    pool = RuntimePool(idle_s=0.0, max_runtimes=1)
-    key = RuntimeKey("job_1", "patients", "digest", frozenset({"bmi"}))
     limits = SandboxLimits(wall_seconds=60)
-    first = pool.get(key, lambda: start(runner, patients[1], limits))
-    assert pool.get(key, lambda: start(runner, patients[1], limits)) is first
-    other = RuntimeKey("job_2", "patients", "digest", frozenset({"bmi"}))
-    second = pool.get(other, lambda: start(runner, patients[1], limits))
-    assert second is not first
-    assert not Path(first._folder).exists(), "the oldest runtime is closed when the pool is full"
-    pool.reap()
-    assert not Path(second._folder).exists()
-    pool.close_all()
+    pool = RuntimePool(runner, max_result_bytes=1 << 20, spare_limits=limits, idle_s=3600, max_runtimes=1)
+    try:
+        spare = pool._spare
+        key = RuntimeKey("job_1", "patients", "digest", frozenset({"bmi"}))
+        first = pool.get(key, limits, grants(patients[1]), None)
+        assert first is spare, "the job takes the booted spare"
+        assert pool._spare is not None and pool._spare is not first, "a new spare is started"
+        assert pool.get(key, limits, grants(patients[1]), None) is first
+        reply = first.compute(request(first, get_model("stats", "1.0.0").start(PARAMS).round_input))
+        assert reply["ok"], reply
+        other = RuntimeKey("job_2", "patients", "digest", frozenset({"bmi"}))
+        second = pool.get(other, limits, grants(patients[1]), None)
+        assert second is not first
+        for closer in pool._closers:
+            closer.join(timeout=30)
+        assert not first._folder.exists(), "the oldest runtime is closed when the pool is full"
+    finally:
+        pool.close_all()
+    assert not second._folder.exists()
+    assert runner.started == 3
