@@ -245,8 +245,8 @@ class RuntimePool:
         except BaseException:
             self._close(runtime)
             raise
+        # The next spare is started by `reap`, between tasks, so that it never competes with this one.
         self._runtimes[key] = runtime
-        self._refresh_spare()
         return runtime
 
     def _close(self, runtime: JobRuntime) -> None:
