@@ -1,4 +1,5 @@
-"""What the benchmarks share: a three-site deployment on loopback, a tight job wait, and reporting.
+"""What the benchmarks share: the three sites, a job wait that polls at a fixed interval, CPU and load
+readings, and reporting.
 
 Each benchmark script imports this module from its own folder (`python benchmarks/<name>.py` puts
 `benchmarks/` first on sys.path). A benchmark prints readable lines and ends with exactly one line of
@@ -30,8 +31,10 @@ DATASET = "patients"
 RESEARCHER = ("alice", "university")
 DATASET_REFS = [f"{site}/{DATASET}" for site, _ in SITES]
 # The SDK's wait_job sleeps 50 ms, then 1.5 times longer each poll up to 500 ms: a job that ends just
-# after a poll is seen up to half a second late. The benchmarks poll at this fixed, small interval.
-POLL_INTERVAL_S = 0.005
+# after a poll is seen up to half a second late. The benchmarks poll at this fixed, small interval
+# instead. Not smaller: each poll is an HTTPS request that costs the orchestrator and the client about a
+# millisecond of CPU, and on two cores polling every 5 ms slowed the jobs themselves (docs/benchmarks.md).
+POLL_INTERVAL_S = 0.02
 
 
 def stats_policy(columns: Sequence[str]) -> dict[str, object]:
@@ -86,8 +89,9 @@ def wait_done(client: Client, job_id: str, *, timeout: float, interval: float = 
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) of process `pid` and of the children it has waited for, such as a
-    gateway's sandboxes; None when /proc cannot tell (not Linux, or the process is gone)."""
+    """CPU time (user + system) of process `pid` and of the children it has waited for; None when /proc
+    cannot tell (not Linux, or the process is gone). A gateway's sandboxed runtimes do not show in its
+    figure: they outlive the job, and their time does not come up through bubblewrap."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:

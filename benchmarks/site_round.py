@@ -5,15 +5,20 @@
 Writes one site of synthetic patients and loads it as a gateway does (profiling it; not timed), then
 times, each `--repeat` times after a warm-up, with the gateway's own sandbox (bubblewrap):
 
-- sandbox:   an empty run, `python -c pass`, in the sandbox;
-- imports:   a sandboxed run that only imports what the stats runtime imports;
-- in-process: the round's DAL read and compute in this process, over a real DAL socket, no sandbox;
-- round:     the gateway's whole handling of one compute task (checks, DAL, sandbox, runtime, filter);
-- 3 at once: three such rounds started together from three threads, as three gateways on this
-             machine do for one job (wall time until the last ends).
+- sandbox:     an empty run, `python -c pass`, in the sandbox;
+- imports:     a sandboxed run that only imports what the stats runtime imports;
+- in-process:  the round's DAL read and compute in this process, over a real DAL socket, no sandbox;
+- first round: the gateway's handling of a new job's first compute task: it starts the job's
+               sandboxed runtime (sandbox, interpreter, imports), then the DAL read, compute, filter;
+- first round, pool full: the same, when the gateway already keeps as many idle runtimes as it may
+               (those of earlier jobs), so that it first closes the oldest;
+- next round:  another round of the same job, in the runtime already running;
+- 3 at once:   three first rounds started together from three threads, as three gateways on this
+               machine do for a new job (wall time until the last ends).
 
-`--job count` is job_latency's job (count of age); `--job throughput` is stats_throughput's (count,
-mean, variance and a 20-bin histogram of bmi). The last line is the medians as JSON.
+Otherwise runtimes are closed after each first round, outside the timing. `--job count` is job_latency's job
+(count of age); `--job throughput` is stats_throughput's (count, mean, variance and a 20-bin histogram
+of bmi). The last line is the medians as JSON.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
 from custos.data.synthetic import synthetic_patients, write_dataset
 from custos.gateway.dal import DalServer, DatasetGrant
 from custos.gateway.handlers import TaskHandler
+from custos.gateway.runtimes import RuntimePool
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, load_site
 from custos.sandbox.bubblewrap import BubblewrapRunner
@@ -57,6 +63,8 @@ RUNTIME_IMPORTS = (
     "import custos.computations.runtime, custos.computations.models, custos.computations.dal_client"
 )
 CONCURRENT = 3
+# How many runtimes a gateway keeps (custos.gateway.runtimes.RuntimePool's default max_runtimes).
+POOL_SIZE = RuntimePool.__init__.__kwdefaults__["max_runtimes"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -105,13 +113,13 @@ def write_site(folder: Path, rows: int, columns: list[str]) -> Path:
     return catalog
 
 
-def task(params: dict[str, Any], columns: list[str], number: int) -> TaskAssignment:
+def task(params: dict[str, Any], columns: list[str], job: int, number: int) -> TaskAssignment:
     return TaskAssignment(
         task_id=f"task_bench{number:06d}",
         attempt=1,
         kind=TaskKind.COMPUTE,
         spec_id="spec_bench",
-        job_id="job_bench",
+        job_id=f"job_bench{job:06d}",
         round=0,
         model=MODEL,
         dataset=DATASET,
@@ -123,15 +131,24 @@ def task(params: dict[str, Any], columns: list[str], number: int) -> TaskAssignm
     )
 
 
-def timed(action: Callable[[], object], repeat: int) -> float:
-    """The median wall time of `action` over `repeat` runs, after one warm-up run."""
+def timed(action: Callable[[], object], repeat: int, *, after: Callable[[], object] = lambda: None) -> float:
+    """The median wall time of `action` over `repeat` runs, after one warm-up run; `after` runs after
+    each, untimed."""
     action()
+    after()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         action()
         times.append(time.perf_counter() - start)
+        after()
     return median(times)
+
+
+def fill_then(fill: Callable[[], object], action: Callable[[], object], repeat: int) -> float:
+    """The median wall time of `action` over `repeat` runs, after `fill` (untimed)."""
+    fill()
+    return timed(action, repeat)
 
 
 class RoundBench:
@@ -144,7 +161,8 @@ class RoundBench:
         self.params = params
         self.columns = get_model("stats", "1.0.0").columns_used(params)
         self.runner = BubblewrapRunner()
-        self._count = 0
+        self._tasks = 0
+        self._jobs = 0
 
     def sandboxed(self, code: str) -> Callable[[], None]:
         def run() -> None:
@@ -169,13 +187,26 @@ class RoundBench:
             round_input = model.start(self.params).round_input
             model.compute_site(r, DATASET, self.params, round_input)
 
+    def new_job(self) -> None:
+        self._jobs += 1
+
     def round(self, handler: int = 0) -> None:
-        self._count += 1
-        outcome = self.handlers[handler].handle_task(task(self.params, self.columns, self._count))
+        """One round of the current job at gateway `handler`."""
+        self._tasks += 1
+        outcome = self.handlers[handler].handle_task(task(self.params, self.columns, self._jobs, self._tasks))
         if outcome.status != "done":
             raise SystemExit(f"the round failed: {outcome.error}")
 
-    def rounds_at_once(self) -> None:
+    def first_round(self) -> None:
+        self.new_job()
+        self.round()
+
+    def fill_pool(self) -> None:
+        for _ in range(POOL_SIZE):
+            self.first_round()
+
+    def first_rounds_at_once(self) -> None:
+        self.new_job()
         failures: list[BaseException] = []
 
         def one(handler: int) -> None:
@@ -192,6 +223,10 @@ class RoundBench:
         if failures or any(t.is_alive() for t in threads):
             raise SystemExit(f"a concurrent round failed or did not end: {failures[:1]}")
 
+    def close_runtimes(self) -> None:
+        for handler in self.handlers:
+            handler.close()
+
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
@@ -200,19 +235,27 @@ def main(argv: list[str]) -> int:
         print(f"writing and profiling one site of {args.rows:,} rows (not timed) ...", flush=True)
         site = load_site(write_site(work, args.rows, columns))
         dataset = site[DATASET]
-        handlers = [
-            TaskHandler(GATEWAY, site, BubblewrapRunner(), GatewaySettings(state_dir=work / f"state-{n}"))
-            for n in range(CONCURRENT)
-        ]
+        handlers = []
+        for n in range(CONCURRENT):
+            state = work / f"state-{n}"
+            state.mkdir(mode=0o700)
+            handlers.append(TaskHandler(GATEWAY, site, BubblewrapRunner(), GatewaySettings(state_dir=state)))
         bench = RoundBench(work, dataset, handlers, job_params(args.job, dataset))
         load_before = load_average()
-        figures = {
-            "sandbox_s": timed(bench.sandboxed("pass"), args.repeat),
-            "imports_s": timed(bench.sandboxed(RUNTIME_IMPORTS), args.repeat),
-            "in_process_s": timed(bench.in_process, args.repeat),
-            "round_s": timed(bench.round, args.repeat),
-            "rounds_at_once_s": timed(bench.rounds_at_once, args.repeat),
-        }
+        try:
+            figures = {
+                "sandbox_s": timed(bench.sandboxed("pass"), args.repeat),
+                "imports_s": timed(bench.sandboxed(RUNTIME_IMPORTS), args.repeat),
+                "in_process_s": timed(bench.in_process, args.repeat),
+                "first_round_s": timed(bench.first_round, args.repeat, after=bench.close_runtimes),
+                "first_round_full_pool_s": fill_then(bench.fill_pool, bench.first_round, args.repeat),
+                "next_round_s": timed(bench.round, args.repeat),
+                "first_rounds_at_once_s": timed(
+                    bench.first_rounds_at_once, args.repeat, after=bench.close_runtimes
+                ),
+            }
+        finally:
+            bench.close_runtimes()
         load_after = load_average()
     print()
     print(f"one gateway round of the {args.job} job over {args.rows:,} rows; medians of {args.repeat} runs")
@@ -220,8 +263,10 @@ def main(argv: list[str]) -> int:
         "sandbox_s": "empty sandbox run (python -c pass)",
         "imports_s": "sandbox + the runtime's imports",
         "in_process_s": "DAL read + compute in this process (no sandbox)",
-        "round_s": "whole round at the gateway (sandbox, runtime, DAL, compute)",
-        "rounds_at_once_s": f"{CONCURRENT} whole rounds at once (as {CONCURRENT} gateways on this machine)",
+        "first_round_s": "a new job's first round at the gateway (runtime start, DAL, compute)",
+        "first_round_full_pool_s": f"the same, with {POOL_SIZE} idle runtimes kept (it closes the oldest)",
+        "next_round_s": "a further round of the same job (runtime already running)",
+        "first_rounds_at_once_s": f"{CONCURRENT} first rounds at once ({CONCURRENT} gateways on one machine)",
     }
     for key, label in labels.items():
         print(f"  {label:<68} {figures[key]:7.3f} s")

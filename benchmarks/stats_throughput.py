@@ -7,13 +7,14 @@ table is in memory), starts an orchestrator and three gateways on loopback (they
 at start; none of this is timed), then measures, after one warm-up of each, `--repeat` times in turn:
 
 - federated: submit → result of one `stats@1.0.0` job: count, mean and variance of `bmi` and a 20-bin
-  histogram whose 21 edges span the public schema bounds of `bmi` (polling the job every 5 ms);
+  histogram whose 21 edges span the public schema bounds of `bmi` (polling the job every 20 ms);
 - pooled: one DuckDB query in this process over the three Parquet files (`read_parquet([...])`):
   count, avg, var_samp and the 20 bin counts (bins `[a, b)`, the last `[a, b]`, as numpy.histogram).
 
-Reports the medians, their ratio, whether the federated answer equals the pooled one (counts exactly,
-mean and variance to 1e-9 relative), where the federated time goes, and the load average. The last
-line is the figures as JSON.
+Reports the medians, their ratio, whether the federated answer equals the pooled one (the count and
+every bin it reports exactly, mean and variance to 1e-9 relative; bins it suppressed for disclosure
+control are listed with each site's count, and the pooled bins are checked against numpy.histogram),
+where the federated time goes, and the load average. The last line is the figures as JSON.
 """
 
 from __future__ import annotations

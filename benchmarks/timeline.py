@@ -6,9 +6,11 @@ arrives), and the gateway's DAL access log (`state/<gateway>/access.log`) says w
 finished reading its rows. With the job's own created_at and finished_at from the orchestrator:
 
     dispatch   job created → gateway takes the task (long-poll wake-up, assignment)
-    to_read    task started → DAL read finished (sandbox start, interpreter and imports, the read itself)
-    after_read DAL read finished → result acknowledged (compute, exit, sandbox teardown, filter, upload;
-               for the last site also the orchestrator's combining, done while it handles the upload)
+    to_read    task started → DAL read finished (for a job's first round, starting its sandboxed runtime:
+               closing an idle one if the gateway's pool is full, sandbox, interpreter, imports; then
+               the read itself)
+    after_read DAL read finished → result acknowledged (compute, filter, upload; for the last site also
+               the orchestrator's combining, done while it handles the upload)
 
 Every figure is a wall-clock interval between two timestamps with millisecond resolution, all taken on
 this one machine.
@@ -126,8 +128,8 @@ def describe_phases(per_job: Sequence[dict[str, float]]) -> list[str]:
     lines = []
     labels = {
         "dispatch": "job created → gateway takes task",
-        "to_read": "task started → DAL read done (sandbox, interpreter, imports, read)",
-        "after_read": "DAL read done → result acknowledged (compute, exit, teardown, upload)",
+        "to_read": "task started → DAL read done (runtime start, imports, read)",
+        "after_read": "DAL read done → result acknowledged (compute, filter, upload)",
     }
     for phase in PHASES:
         values = [job[phase] for job in per_job]
