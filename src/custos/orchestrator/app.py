@@ -46,7 +46,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         notifier=notifier,
         auth=AuthService(root, settings, clock),
         datasets=datasets,
-        specs=SpecService(datasets, notifier, clock),
+        specs=SpecService(datasets, clock),
         jobs=jobs,
         tasks=tasks,
     )

@@ -10,6 +10,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from sqlalchemy.orm import Session
+
+_PENDING = "custos.notify"
+
+
+def notify_after_commit(session: Session, gateways: Iterable[str]) -> None:
+    """Ask for `gateways` to be woken once this session's transaction has committed."""
+    session.info.setdefault(_PENDING, []).extend(gateways)
+
+
+def pending_notifications(session: Session) -> list[str]:
+    """The gateways to wake for this session, taken out of it."""
+    return list(session.info.pop(_PENDING, []))
+
 
 class TaskNotifier:
     def __init__(self) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import ParticipantKind
 from custos.orchestrator.db import Database
-from custos.orchestrator.notifier import TaskNotifier
+from custos.orchestrator.notifier import TaskNotifier, pending_notifications
 from custos.orchestrator.services.auth import AuthService, Caller
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.jobs import JobService
@@ -38,7 +38,7 @@ class Services:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""
         with self.db.session() as session:
             value = fn(session)
-            notify = list(session.info.pop("notify", []))
+            notify = pending_notifications(session)
         self.notifier.notify(notify)
         return value
 

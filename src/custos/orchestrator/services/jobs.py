@@ -19,6 +19,7 @@ from custos.core.refs import parse_dataset_ref, parse_model_ref
 from custos.core.schema import DatasetSchema
 from custos.core.states import JobState, SpecState, TaskState, check_job_transition
 from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPublic
+from custos.orchestrator.notifier import notify_after_commit
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.specs import check_user
 from custos.orchestrator.services.tasks import fail_open_tasks, finish_job, new_task
@@ -130,7 +131,7 @@ class JobService:
             )
             gateways.append(parsed.gateway)
         session.flush()
-        session.info.setdefault("notify", []).extend(gateways)
+        notify_after_commit(session, gateways)
 
     def advance(self, session: Session, task: Task) -> None:
         """Move a job on after one of its tasks finished: fail it, wait, aggregate, or finish."""

@@ -14,7 +14,7 @@ from custos.core.refs import parse_dataset_ref, parse_model_ref
 from custos.core.schema import DatasetSchema
 from custos.core.states import SpecState, check_spec_transition
 from custos.core.wire import Resources, SpecCreate, SpecPublic, TaskKind
-from custos.orchestrator.notifier import TaskNotifier
+from custos.orchestrator.notifier import notify_after_commit
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.tasks import new_task
 from custos.orchestrator.tables import ComputeSpec, Model
@@ -43,9 +43,8 @@ def check_user(caller: Identity) -> None:
 
 
 class SpecService:
-    def __init__(self, datasets: DatasetService, notifier: TaskNotifier, clock: Clock) -> None:
+    def __init__(self, datasets: DatasetService, clock: Clock) -> None:
         self._datasets = datasets
-        self._notifier = notifier
         self._clock = clock
 
     def _check_against_policies(
@@ -131,7 +130,7 @@ class SpecService:
             )
             gateways.append(parsed.gateway)
         session.flush()
-        session.info.setdefault("notify", []).extend(gateways)
+        notify_after_commit(session, gateways)
         return spec_public(row)
 
     def deactivate(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
