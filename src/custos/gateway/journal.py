@@ -29,8 +29,13 @@ class Journal:
 
     def record(self, task_id: str, upload: TaskResultUpload) -> None:
         line = json.dumps({"task_id": task_id, "upload": upload.model_dump(mode="json")})
-        with self._path.open("a") as f:
-            f.write(line + "\n")
+        with self._path.open("a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")  # end a line a crash cut short, so this record stands alone
+            f.write(line.encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
         self._done[(task_id, upload.attempt)] = upload

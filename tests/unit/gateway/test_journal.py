@@ -1,0 +1,35 @@
+"""The gateway's journal: a finished task is never computed twice, even across a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from custos.core.wire import TaskResultUpload, result_digest
+from custos.gateway.journal import Journal
+
+
+def upload(attempt: int, value: int) -> TaskResultUpload:
+    result = {"value": value}
+    return TaskResultUpload(
+        attempt=attempt, status="done", result=result, digest=result_digest("done", result, None)
+    )
+
+
+def test_recorded_results_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    Journal(path).record("task_1", upload(1, 7))
+    again = Journal(path)
+    assert again.get("task_1", 1) == upload(1, 7)
+    assert again.get("task_1", 2) is None, "another attempt is another computation"
+
+
+def test_a_line_cut_short_by_a_crash_is_ignored_and_the_journal_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    Journal(path).record("task_1", upload(1, 1))
+    with path.open("a") as f:
+        f.write('{"task_id": "task_2", "upload": {"attem')  # the crash
+    journal = Journal(path)
+    assert journal.get("task_1", 1) is not None
+    assert journal.get("task_2", 1) is None
+    journal.record("task_3", upload(1, 3))
+    assert Journal(path).get("task_3", 1) == upload(1, 3)
