@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from custos.cli import dataset, gateway, job, orchestrator, spec
+from custos.cli import audit, dataset, gateway, job, orchestrator, spec
 from custos.cli.demo import demo_command
 from custos.cli.failures import describe, is_click_error
 from custos.cli.provision import provision_command
@@ -63,6 +63,7 @@ app.add_typer(gateway.app, name="gateway")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(spec.app, name="spec")
 app.add_typer(job.app, name="job")
+app.add_typer(audit.app, name="audit")
 app.command("whoami")(whoami_command)
 app.command("demo")(demo_command)
 

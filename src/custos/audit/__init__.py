@@ -1,0 +1,7 @@
+"""The hash-chained, append-only audit trail (DESIGN invariant 6): writer, reader and verifier."""
+
+from custos.audit.events import AuditEvent, read_events, select_events
+from custos.audit.trail import AuditTrail
+from custos.audit.verify import VerifyReport, verify_trail
+
+__all__ = ["AuditEvent", "AuditTrail", "VerifyReport", "read_events", "select_events", "verify_trail"]
