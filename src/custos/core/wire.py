@@ -204,6 +204,7 @@ class TaskAssignment(WireModel):
     round_input: dict[str, Any]
     submitter: Submitter
     resources: Resources
+    audit_event: str | None = Field(default=None, description="the orchestrator's audit event for the lease")
 
 
 class PollResponse(WireModel):

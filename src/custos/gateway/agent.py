@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from custos.audit import AuditTrail
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
 from custos.core.wire import TaskResultUpload, result_digest
@@ -48,7 +49,7 @@ class Agent:
         self.client = client
         self.site = site
         self.settings = settings
-        self.handler = TaskHandler(name, site, runner, settings)
+        self.handler = TaskHandler(name, site, runner, settings, AuditTrail(settings.state_dir / "audit.log"))
         self.journal = Journal(settings.state_dir / "journal.jsonl")
         self.connected = False
         self._backoff = settings.backoff_initial_s

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from custos.audit import AuditTrail
 from custos.computations.base import FederatedModel
 from custos.computations.models import get_model
 from custos.core.digest import json_digest
@@ -59,8 +60,14 @@ def check_task(task: TaskAssignment, dataset: SiteDataset, gateway: str) -> tupl
 
 class TaskHandler:
     def __init__(
-        self, gateway: str, site: dict[str, SiteDataset], runner: Runner, settings: GatewaySettings
+        self,
+        gateway: str,
+        site: dict[str, SiteDataset],
+        runner: Runner,
+        settings: GatewaySettings,
+        audit: AuditTrail,
     ) -> None:
+        self._audit = audit
         self._gateway = gateway
         self._site = site
         self._runner = runner
@@ -76,6 +83,19 @@ class TaskHandler:
         )
 
     def handle_task(self, task: TaskAssignment) -> Outcome:
+        who = task.submitter.name
+        event = self._audit.append(
+            user=who, action="task_received", job=task.job_id, peer=task.audit_event,
+            message=f"{task.task_id} ({task.kind}, round {task.round}) {task.model} on {task.dataset}",
+        )  # fmt: skip
+        outcome = self._handle(task)
+        action = "task_done" if outcome.status == "done" else "task_failed"
+        self._audit.append(
+            user=who, action=action, job=task.job_id, peer=event, message=outcome.error or task.task_id
+        )
+        return outcome
+
+    def _handle(self, task: TaskAssignment) -> Outcome:
         try:
             dataset = get_dataset(self._site, task.dataset)
             model, columns = check_task(task, dataset, self._gateway)
@@ -97,6 +117,10 @@ class TaskHandler:
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
         limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
         runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
+        self._audit.append(
+            user=task.submitter.name, action="dal_grant", job=task.job_id,
+            message=f"{task.dataset}: {', '.join(sorted(columns))}",
+        )  # fmt: skip
         request = {
             "model": task.model, "dataset": task.dataset, "params": task.params,
             "round_input": task.round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,

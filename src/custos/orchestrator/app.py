@@ -13,9 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from custos.audit import AuditTrail
 from custos.computations.models import list_models
 from custos.core.clock import Clock, utcnow
-from custos.core.errors import CustosError
+from custos.core.errors import CustosError, PermissionDenied
 from custos.orchestrator.api import routes_auth, routes_gateway, routes_research
 from custos.orchestrator.api.context import Services
 from custos.orchestrator.api.limits import BodyLimit, first_error
@@ -36,17 +37,19 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     db = Database(settings.database_url)
     migrate(db.engine)
     notifier = TaskNotifier()
+    audit = AuditTrail(settings.audit_path, clock=clock)
     datasets = DatasetService(clock)
-    tasks = TaskService(clock, settings.lease_margin_s)
-    jobs = JobService(datasets, clock)
+    tasks = TaskService(clock, settings.lease_margin_s, audit)
+    jobs = JobService(datasets, clock, audit)
     tasks.advance_job = jobs.advance
     services = Services(
         settings=settings,
         db=db,
         notifier=notifier,
+        audit=audit,
         auth=AuthService(root, settings, clock),
         datasets=datasets,
-        specs=SpecService(datasets, clock),
+        specs=SpecService(datasets, clock, audit),
         jobs=jobs,
         tasks=tasks,
     )
@@ -73,7 +76,13 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     app.state.services = services
 
     @app.exception_handler(CustosError)
-    async def _custos_error(_: Request, exc: CustosError) -> JSONResponse:
+    async def _custos_error(request: Request, exc: CustosError) -> JSONResponse:
+        if isinstance(exc, PermissionDenied):
+            caller = getattr(request.state, "caller", None)
+            who = caller.identity.name if caller is not None else "-"
+            services.audit.append(
+                user=who, action="denied", message=f"{request.method} {request.url.path}: {exc}"
+            )
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)

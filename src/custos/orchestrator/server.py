@@ -32,7 +32,8 @@ def serve(
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     url = database_url or f"sqlite:///{state / 'orchestrator.db'}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(OrchestratorSettings(database_url=url), kit.root_certificate)
+    settings = OrchestratorSettings(database_url=url, audit_path=state / "audit.log")
+    app = create_app(settings, kit.root_certificate)
     uvicorn.run(
         app,
         host=host or kit.config.listen_host or "127.0.0.1",

@@ -64,7 +64,11 @@ def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
 
 @pytest.fixture
 def api(kits: dict[str, Kit], tmp_path: Path) -> Iterator[TestClient]:
-    settings = OrchestratorSettings(database_url=f"sqlite:///{tmp_path / 'o.db'}", max_body_bytes=1 << 20)
+    settings = OrchestratorSettings(
+        database_url=f"sqlite:///{tmp_path / 'o.db'}",
+        audit_path=tmp_path / "audit.log",
+        max_body_bytes=1 << 20,
+    )
     app = create_app(settings, kits["orchestrator"].root_certificate)
     with TestClient(app) as client:
         yield client

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from custos.audit import AuditTrail
 from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import ParticipantKind
 from custos.orchestrator.db import Database
@@ -28,6 +29,7 @@ class Services:
     settings: OrchestratorSettings
     db: Database
     notifier: TaskNotifier
+    audit: AuditTrail
     auth: AuthService
     datasets: DatasetService
     specs: SpecService
@@ -58,7 +60,9 @@ def get_caller(request: Request, services: ServicesDep) -> Caller:
         raise AuthenticationFailed(
             "sign in first: send Authorization: Bearer <token> from /api/v1/auth/token"
         )
-    return services.run(lambda s: services.auth.caller(s, token.strip()))
+    caller = services.run(lambda s: services.auth.caller(s, token.strip()))
+    request.state.caller = caller  # for the audit line of a refusal
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

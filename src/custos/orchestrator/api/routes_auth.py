@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from custos.core.errors import AuthenticationFailed
 from custos.core.wire import Challenge, ChallengeRequest, Me, TokenGrant, TokenRequest
 from custos.orchestrator.api.context import CallerDep, ServicesDep
 
@@ -17,8 +18,14 @@ def challenge(body: ChallengeRequest, services: ServicesDep) -> Challenge:
 
 @router.post("/auth/token")
 def token(body: TokenRequest, services: ServicesDep) -> TokenGrant:
-    nonce, fp = services.run(lambda s: services.auth.consume_challenge(s, body))
-    return services.run(lambda s: services.auth.token(s, body, nonce, fp))
+    try:
+        nonce, fp = services.run(lambda s: services.auth.consume_challenge(s, body))
+        grant = services.run(lambda s: services.auth.token(s, body, nonce, fp))
+    except AuthenticationFailed as exc:
+        services.audit.append(user="-", action="sign_in_refused", message=str(exc))
+        raise
+    services.audit.append(user=grant.name, action="sign_in", message=f"{grant.role} of {grant.org}")
+    return grant
 
 
 @router.get("/me")

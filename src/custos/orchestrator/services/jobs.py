@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custos.audit import AuditTrail
 from custos.computations.base import Final, NextRound
 from custos.computations.models import get_model
 from custos.core.clock import Clock
@@ -61,7 +62,8 @@ def job_public(session: Session, job: Job) -> JobPublic:
 
 
 class JobService:
-    def __init__(self, datasets: DatasetService, clock: Clock) -> None:
+    def __init__(self, datasets: DatasetService, clock: Clock, audit: AuditTrail) -> None:
+        self._audit = audit
         self._datasets = datasets
         self._clock = clock
 
@@ -107,6 +109,7 @@ class JobService:
         check_job_transition(JobState.QUEUED, JobState.RUNNING)
         job.state = JobState.RUNNING.value
         self._queue_round(session, job, spec, 0, first)
+        self._audit.append(user=caller.name, action="job_submitted", job=job.id, message=f"spec {spec.id}")
         return job_public(session, job)
 
     def _queue_round(
@@ -145,6 +148,7 @@ class JobService:
             reason = f"{task.gateway} failed: {task.error}"
             fail_open_tasks(session, job.id, now, "the job failed at another gateway")
             finish_job(job, JobState.FAILED, now, reason)
+            self._audit.append(user=job.submitter, action="job_failed", job=job.id, message=reason)
             return
         tasks = (
             session.execute(select(Task).where(Task.job_id == job.id, Task.round == job.round))
@@ -173,6 +177,7 @@ class JobService:
         if isinstance(step, Final):
             session.add(Result(job_id=job.id, result=step.result, created_at=now))
             finish_job(job, JobState.SUCCEEDED, now)
+            self._audit.append(user=job.submitter, action="job_succeeded", job=job.id)
         else:
             self._queue_round(session, job, spec, job.round + 1, step)
 
@@ -194,4 +199,5 @@ class JobService:
             raise Conflict(f"job {job_id} is {job.state}; its result is not ready")
         row = session.get(Result, job_id)
         assert row is not None
+        self._audit.append(user=caller.name, action="result_download", job=job_id)
         return JobResult(job_id=job_id, model=job.model, result=row.result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custos.audit import AuditTrail
 from custos.core.clock import Clock
 from custos.core.errors import InvalidInput, NotFound, PermissionDenied
 from custos.core.identity import Identity, ParticipantKind
@@ -43,7 +44,8 @@ def check_user(caller: Identity) -> None:
 
 
 class SpecService:
-    def __init__(self, datasets: DatasetService, clock: Clock) -> None:
+    def __init__(self, datasets: DatasetService, clock: Clock, audit: AuditTrail) -> None:
+        self._audit = audit
         self._datasets = datasets
         self._clock = clock
 
@@ -97,6 +99,9 @@ class SpecService:
             updated_at=now,
         )
         session.add(row)
+        self._audit.append(
+            user=caller.name, action="spec_created", message=f"{row.id}: {row.model} on {', '.join(datasets)}"
+        )
         return spec_public(row)
 
     def get_row(self, session: Session, caller: Identity, spec_id: str) -> ComputeSpec:
@@ -131,6 +136,7 @@ class SpecService:
             gateways.append(parsed.gateway)
         session.flush()
         notify_after_commit(session, gateways)
+        self._audit.append(user=caller.name, action="spec_activating", message=row.id)
         return spec_public(row)
 
     def deactivate(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
@@ -139,4 +145,5 @@ class SpecService:
         check_spec_transition(SpecState(row.state), SpecState.DEACTIVATING)
         check_spec_transition(SpecState.DEACTIVATING, SpecState.DEACTIVATED)
         row.state, row.updated_at = SpecState.DEACTIVATED.value, self._clock()
+        self._audit.append(user=caller.name, action="spec_deactivated", message=row.id)
         return spec_public(row)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from custos.audit import AuditTrail
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound
 from custos.core.ids import new_id
@@ -81,8 +82,9 @@ Advance = Callable[[Session, Task], None]
 
 
 class TaskService:
-    def __init__(self, clock: Clock, lease_margin_s: int) -> None:
+    def __init__(self, clock: Clock, lease_margin_s: int, audit: AuditTrail) -> None:
         self._clock = clock
+        self._audit = audit
         self._lease_margin_s = lease_margin_s
         self.advance_job: Advance | None = None
 
@@ -137,11 +139,15 @@ class TaskService:
                 .execution_options(synchronize_session="fetch")
             )
             if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                return self._assignment(session, task, spec, resources)
+                event = self._audit.append(
+                    user=gateway, action="task_leased", job=task.job_id,
+                    message=f"{task.id} ({task.kind}, round {task.round}, attempt {task.attempt})",
+                )  # fmt: skip
+                return self._assignment(session, task, spec, resources, event)
         return None
 
     def _assignment(
-        self, session: Session, task: Task, spec: ComputeSpec, resources: Resources
+        self, session: Session, task: Task, spec: ComputeSpec, resources: Resources, event: str
     ) -> TaskAssignment:
         job = session.get(Job, task.job_id) if task.job_id else None
         submitter = (
@@ -163,6 +169,7 @@ class TaskService:
             round_input=task.round_input,
             submitter=submitter,
             resources=resources,
+            audit_event=event,
         )
 
     def _owned(self, session: Session, gateway: str, task_id: str) -> Task:
@@ -203,6 +210,12 @@ class TaskService:
             set_task_state(task, TaskState.FAILED, now)
             task.error = upload.error or "the gateway reported a failure without a reason"
         session.flush()
+        self._audit.append(
+            user=gateway,
+            action=f"task_{upload.status}",
+            job=task.job_id,
+            message=f"{task.id}: {task.error or 'ok'}",
+        )
         self._advance(session, task)
         return Ack()
 
@@ -228,6 +241,7 @@ class TaskService:
             check_spec_transition(SpecState.ACTIVATING, SpecState.FAILED)
             spec.state = SpecState.FAILED.value
             spec.reason = "; ".join(f"{t.gateway} refused: {t.error}" for t in failed)
+            self._audit.append(user=spec.owner, action="spec_failed", message=f"{spec.id}: {spec.reason}")
             for t in tasks:
                 if t.state in OPEN_STATES:
                     set_task_state(t, TaskState.FAILED, now)
@@ -235,6 +249,7 @@ class TaskService:
         elif all(t.state == TaskState.DONE.value for t in tasks):
             check_spec_transition(SpecState.ACTIVATING, SpecState.ACTIVE)
             spec.state = SpecState.ACTIVE.value
+            self._audit.append(user=spec.owner, action="spec_active", message=spec.id)
         spec.updated_at = now
 
 
