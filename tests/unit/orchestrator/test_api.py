@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,60 @@ def test_certificate_pem_garbage_is_a_clear_401(api: TestClient) -> None:
     assert r.json()["detail"]
     with pytest.raises(Exception):
         load_certificate_pem("garbage")
+
+
+# --- leases: a silent gateway's task is retried, then fails ------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def clocked_api(kits: dict[str, Kit], tmp_path: Path, clock: Clock) -> Iterator[TestClient]:
+    settings = OrchestratorSettings(
+        database_url=f"sqlite:///{tmp_path / 'o.db'}", audit_path=tmp_path / "audit.log", lease_margin_s=60
+    )
+    with TestClient(create_app(settings, kits["orchestrator"].root_certificate, clock)) as client:
+        yield client
+
+
+def test_an_expired_lease_is_retried_then_fails_the_spec(
+    clocked_api: TestClient, kits: dict[str, Kit], clock: Clock
+) -> None:
+    api = clocked_api
+    # Sign in first: tokens are short-lived on this clock too.
+    alice, gw = bearer(api, kits["alice"]), bearer(api, kits["site-a"])
+    publish(api, kits["site-a"])
+    spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
+    spec_id = api.post("/api/v1/specs", json=spec, headers=alice).json()["id"]
+    api.post(f"/api/v1/specs/{spec_id}/activate", headers=alice)
+    lease = timedelta(seconds=300 + 60 + 1)  # the spec's wall clock plus the lease margin
+    attempts = []
+    for _ in range(3):
+        task = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
+        attempts.append((task["task_id"], task["attempt"]))
+        assert api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"] is None, "leased"
+        clock.now += lease
+    assert [a for _, a in attempts] == [1, 2, 3]
+    assert len({t for t, _ in attempts}) == 1
+    # The gateway of attempt 1 comes back late: its result is refused.
+    result = {"validated": True}
+    late = {"attempt": 1, "status": "done", "result": result, "digest": result_digest("done", result, None)}
+    gw = bearer(api, kits["site-a"])
+    r = api.post(f"/api/v1/gateway/tasks/{attempts[0][0]}/result", json=late, headers=gw)
+    assert r.status_code == 409
+    # The next poll finds the third lease expired too: the task fails, and with it the activation.
+    assert api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"] is None
+    spec_now = api.get(f"/api/v1/specs/{spec_id}", headers=bearer(api, kits["alice"])).json()
+    assert spec_now["state"] == "failed"
+    assert "did not finish the task in 3 attempts" in spec_now["reason"]
