@@ -72,3 +72,15 @@ class SandboxError(CustosError):
 
 class LimitExceeded(SandboxError):
     pass
+
+
+# The exception a client raises for an HTTP refusal; the server maps each class back to its status.
+ERRORS_BY_STATUS: dict[int, type[CustosError]] = {
+    400: InvalidInput,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidInput,
+}

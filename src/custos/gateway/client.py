@@ -6,28 +6,11 @@ from typing import Any
 
 import httpx
 
-from custos.core.errors import (
-    AuthenticationFailed,
-    Conflict,
-    CustosError,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    PermissionDenied,
-)
+from custos.core.errors import ERRORS_BY_STATUS, CustosError
 from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskAssignment, TaskResultUpload
 from custos.pki.kit import Kit
 from custos.pki.signin import KitAuth
 from custos.pki.tls import client_ssl_context
-
-_ERRORS: dict[int, type[CustosError]] = {
-    400: InvalidInput,
-    401: AuthenticationFailed,
-    403: PermissionDenied,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-}
 
 
 class OrchestratorUnreachable(CustosError):
@@ -42,7 +25,7 @@ def _check(response: httpx.Response) -> Any:
             detail = response.text
         if response.status_code >= 500:
             raise OrchestratorUnreachable(f"orchestrator error {response.status_code}: {detail}")
-        raise _ERRORS.get(response.status_code, CustosError)(str(detail))
+        raise ERRORS_BY_STATUS.get(response.status_code, CustosError)(str(detail))
     return response.json()
 
 

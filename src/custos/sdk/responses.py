@@ -11,27 +11,9 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from custos.core.errors import (
-    AuthenticationFailed,
-    Conflict,
-    CustosError,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    PermissionDenied,
-)
+from custos.core.errors import ERRORS_BY_STATUS, CustosError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-ERRORS_BY_STATUS: dict[int, type[CustosError]] = {
-    400: InvalidInput,
-    401: AuthenticationFailed,
-    403: PermissionDenied,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: InvalidInput,
-}
 
 _MAX_DETAIL_CHARS = 500
 
