@@ -1,5 +1,6 @@
 """What the gateway does with one task. It re-checks everything against its own policy copy, whatever
-the orchestrator decided, then runs the computation in the sandbox with a per-task DAL.
+the orchestrator decided, then runs the round in the job's sandboxed runtime (see `runtimes`), whose
+DAL serves only the columns this check granted, and filters the result before it leaves.
 
 `handle_task` never raises: every failure becomes an outcome with a reason the researcher may see.
 """
