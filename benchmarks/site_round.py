@@ -44,6 +44,7 @@ from deployment import (
     work_folder,
 )
 
+from custos.audit import AuditTrail
 from custos.computations.dal_client import FlightDalReader
 from custos.computations.models import get_model
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
@@ -239,7 +240,9 @@ def main(argv: list[str]) -> int:
         for n in range(CONCURRENT):
             state = work / f"state-{n}"
             state.mkdir(mode=0o700)
-            handlers.append(TaskHandler(GATEWAY, site, BubblewrapRunner(), GatewaySettings(state_dir=state)))
+            settings = GatewaySettings(state_dir=state, warm_spare=False)  # every first round starts cold
+            audit = AuditTrail(state / "audit.log")
+            handlers.append(TaskHandler(GATEWAY, site, BubblewrapRunner(), settings, audit))
         bench = RoundBench(work, dataset, handlers, job_params(args.job, dataset))
         load_before = load_average()
         try:
