@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from custos.core.errors import AuthenticationFailed
 from custos.core.wire import auth_message, result_digest
 from custos.orchestrator.app import create_app
 from custos.orchestrator.settings import OrchestratorSettings
@@ -231,8 +232,8 @@ def test_c23_other_org_cannot_read_a_spec_by_id(api: TestClient, kits: dict[str,
 def test_certificate_pem_garbage_is_a_clear_401(api: TestClient) -> None:
     r = api.post("/api/v1/auth/challenge", json={"certificate_pem": "not a certificate"})
     assert r.status_code == 401
-    assert r.json()["detail"]
-    with pytest.raises(Exception):
+    assert "certificate" in r.json()["detail"]
+    with pytest.raises(AuthenticationFailed):
         load_certificate_pem("garbage")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cryptography import x509
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from custos.core.clock import Clock
@@ -137,8 +137,9 @@ class AuthService:
                 )
 
     def caller(self, session: Session, token: str) -> Caller:
-        digest = token_hash(token)
-        row = session.execute(select(AuthToken).where(AuthToken.token_hash == digest)).scalar_one_or_none()
-        if row is None or not hmac.compare_digest(row.token_hash, digest) or row.expires_at < self._clock():
+        # Looked up by the SHA-256 of the token, never the token itself: the time a lookup takes can
+        # only tell an attacker about hashes, which reveal nothing of a valid token.
+        row = session.get(AuthToken, token_hash(token))
+        if row is None or row.expires_at < self._clock():
             raise AuthenticationFailed("the token is unknown or expired; sign in again")
         return Caller(Identity(row.name, row.org, Role(row.role)), row.fingerprint)
