@@ -47,18 +47,27 @@ from deployment import (
 from custos.audit import AuditTrail
 from custos.computations.dal_client import FlightDalReader
 from custos.computations.models import get_model
+from custos.core.clock import utcnow
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
 from custos.data.synthetic import synthetic_patients, write_dataset
 from custos.gateway.dal import DalServer, DatasetGrant
 from custos.gateway.handlers import TaskHandler
+from custos.gateway.policies import PolicyKeeper
 from custos.gateway.runtimes import RuntimePool
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, load_site
+from custos.gateway.trust import GatewayTrust
+from custos.pki.kit import Kit, load_kit
+from custos.pki.project import ProjectSpec
+from custos.pki.provision import provision
+from custos.policy import default_authorization
+from custos.policy.signing import sign_policy
 from custos.sandbox.bubblewrap import BubblewrapRunner
 from custos.sandbox.runner import SandboxRequest
 from custos.testing.cluster import policy_yaml
 
 GATEWAY = "site-a"
+GATEWAY_ORG = "hospital-a"
 MODEL = "stats@1.0.0"
 RUNTIME_IMPORTS = (
     "import custos.computations.runtime, custos.computations.models, custos.computations.dal_client"
@@ -99,17 +108,34 @@ def job_params(job: str, dataset: SiteDataset) -> dict[str, Any]:
     }
 
 
-def write_site(folder: Path, rows: int, columns: list[str]) -> Path:
-    """One site's Parquet file, policy and DATASETS.yaml; returns the catalogue's path."""
+def provision_site(folder: Path) -> dict[str, Kit]:
+    """The gateway's kit and its org admin's, who signs the site's policy."""
+    participants = [
+        {"name": GATEWAY, "type": "gateway", "org": GATEWAY_ORG},
+        {"name": "admin", "type": "user", "org": GATEWAY_ORG, "role": "org_admin"},
+    ]
+    kits = provision(ProjectSpec.model_validate({"name": "bench", "participants": participants}), folder)
+    return {k.name: load_kit(k) for k in kits}
+
+
+def write_site(folder: Path, rows: int, columns: list[str], admin: Kit) -> Path:
+    """One site's Parquet file, signed policy and DATASETS.yaml; returns the catalogue's path."""
     write_dataset(synthetic_patients(rows, site=0, seed=7), folder / f"{DATASET}.parquet")
     policy = {
         "dataset": DATASET,
         "grants": [{"orgs": [RESEARCHER[1]], "models": ["stats@>=1.0,<2"], "columns": columns}],
         "min_count": 10,
     }
-    (folder / f"{DATASET}.policy.yaml").write_text(policy_yaml(policy), encoding="utf-8")
+    signed = sign_policy(
+        policy_yaml(policy),
+        f"{GATEWAY}/{DATASET}",
+        key=admin.private_key,
+        certificate=admin.certificate,
+        now=utcnow(),
+    )
+    (folder / f"{DATASET}.policy.json").write_text(signed.model_dump_json(), encoding="utf-8")
     catalog = folder / "DATASETS.yaml"
-    entry = {"name": DATASET, "path": f"{DATASET}.parquet", "policy": f"{DATASET}.policy.yaml"}
+    entry = {"name": DATASET, "path": f"{DATASET}.parquet", "policy": f"{DATASET}.policy.json"}
     catalog.write_text(yaml.safe_dump({"datasets": [entry]}), encoding="utf-8")
     return catalog
 
@@ -234,15 +260,30 @@ def main(argv: list[str]) -> int:
     with work_folder("custos-bench-round-", keep=args.keep) as work:
         columns = ["age"] if args.job == "count" else ["bmi"]
         print(f"writing and profiling one site of {args.rows:,} rows (not timed) ...", flush=True)
-        site = load_site(write_site(work, args.rows, columns))
+        kits = provision_site(work / "kits")
+        site = load_site(write_site(work, args.rows, columns, kits["admin"]))
         dataset = site[DATASET]
+        trust = GatewayTrust(kits[GATEWAY].root_certificate, work, utcnow)
         handlers = []
         for n in range(CONCURRENT):
             state = work / f"state-{n}"
             state.mkdir(mode=0o700)
             settings = GatewaySettings(state_dir=state, warm_spare=False)  # every first round starts cold
             audit = AuditTrail(state / "audit.log")
-            handlers.append(TaskHandler(GATEWAY, site, BubblewrapRunner(), settings, audit))
+            authorization = default_authorization()
+            policies = PolicyKeeper(GATEWAY, GATEWAY_ORG, state, trust.check_certificate)
+            policies.load({DATASET: dataset.policy_file})
+            handler = TaskHandler(
+                GATEWAY,
+                site,
+                BubblewrapRunner(),
+                settings,
+                audit,
+                org=GATEWAY_ORG,
+                authorization=authorization,
+                policies=policies,
+            )
+            handlers.append(handler)
         bench = RoundBench(work, dataset, handlers, job_params(args.job, dataset))
         load_before = load_average()
         try:

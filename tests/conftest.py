@@ -66,8 +66,51 @@ GRANTED = ["age", "sex", "bmi", "systolic_bp", "smoker", "region"]
 def stats_policy() -> dict[str, object]:
     return {
         "dataset": "patients",
-        "grants": [{"orgs": ["university"], "models": ["stats@>=1.0,<2"], "columns": GRANTED}],
+        "grants": [
+            {
+                "orgs": ["university"],
+                "models": ["stats@>=1.0,<2", "glm@>=1.0,<2", "fedavg@>=1.0,<2"],
+                "columns": GRANTED,
+            }
+        ],
         "min_count": 10,
+    }
+
+
+def dp_stats_policy() -> dict[str, object]:
+    """The policy of `patients_dp` (the same table as `patients`): pure DP at ε 1 per job, a cap of
+    ε 3 per researcher and 10 per org."""
+    return {
+        **stats_policy(),
+        "dataset": "patients_dp",
+        "privacy": {
+            "dp": {"mechanism": "laplace", "epsilon_per_job": 1.0},
+            "budget": {"epsilon_per_researcher": 3.0, "epsilon_per_org": 10.0},
+        },
+    }
+
+
+# A third dataset of each site, the same table under a policy that accepts reviewed custom code.
+CODE_DATASET = "patients_code"
+CODE_GRANTED = ["patient_id", "age", "sex", "bmi", "systolic_bp", "smoker", "region", "diagnosis"]
+# The built-in default authorization, plus the right to run reviewed custom code for lead researchers.
+SITE_AUTHORIZATION: dict[str, object] = {
+    "format_version": 1,
+    "permissions": {
+        "project_admin": "any",
+        "org_admin": {"submit_job": "o:site", "activate_spec": "o:site"},
+        "lead_researcher": {"submit_job": "any", "activate_spec": "any", "custom_code": "any"},
+        "member_researcher": {"submit_job": "none"},
+    },
+}
+
+
+def code_policy() -> dict[str, object]:
+    """The policy of `patients_code`: reviewed custom code, reading every column, for the university."""
+    return {
+        "dataset": CODE_DATASET,
+        "grants": [{"orgs": ["university"], "models": ["custom"], "columns": CODE_GRANTED}],
+        "custom_code": "review",
     }
 
 
@@ -88,8 +131,11 @@ def granted_columns() -> list[str]:
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, site_tables: list[pa.Table]
 ) -> Iterator[object]:
-    """Orchestrator + gateways site-a/b/c (20,000 synthetic patients each) + users alice (university)
-    and mallory (elsewhere); the same suite runs on SQLite and on PostgreSQL."""
+    """Orchestrator + gateways site-a/b/c (20,000 synthetic patients each, as `patients` and, under
+    differential privacy, `patients_dp`, and under a policy for reviewed custom code,
+    `patients_code`; each site's authorization gives lead researchers `custom_code`) + users alice
+    (university), mallory (elsewhere) and dora (university; she alone spends budget on
+    `patients_dp`); the same suite runs on SQLite and on PostgreSQL."""
 
     from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
@@ -98,10 +144,23 @@ def cluster(
         database_url = request.getfixturevalue("postgres_session_url")
     sites = [("site-a", "hospital-a"), ("site-b", "hospital-b"), ("site-c", "hospital-c")]
     gateways = [
-        GatewaySetup(name, org, [DatasetSetup("patients", table, stats_policy())])
+        GatewaySetup(
+            name,
+            org,
+            [
+                DatasetSetup("patients", table, stats_policy()),
+                DatasetSetup("patients_dp", table, dp_stats_policy()),
+                DatasetSetup(CODE_DATASET, table, code_policy()),
+            ],
+            authorization=SITE_AUTHORIZATION,
+        )
         for table, (name, org) in zip(site_tables, sites, strict=True)
     ]
-    users = [UserSetup("alice", "university"), UserSetup("mallory", "elsewhere")]
+    users = [
+        UserSetup("alice", "university"),
+        UserSetup("mallory", "elsewhere"),
+        UserSetup("dora", "university"),
+    ]
     work = tmp_path_factory.mktemp(f"cluster-{request.param}")
     c = Cluster(work, gateways=gateways, users=users, database_url=database_url)
     try:

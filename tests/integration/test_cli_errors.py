@@ -3,12 +3,19 @@ and nothing half-written."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from custos.core.clock import utcnow
+from custos.core.wire import SignedPolicy, policy_message
+from custos.pki.certs import certificate_pem
+from custos.pki.kit import load_kit
+from custos.pki.verify import sign
 from custos.testing.cluster import Cluster
 
 
@@ -56,18 +63,41 @@ def test_unknown_column_in_job_params(cluster: Cluster) -> None:
     assert_one_line_error(run, "bmii")
 
 
+def _signed_raw(cluster: Cluster, text: str) -> SignedPolicy:
+    """`text` signed as is by hospital-a's admin (sign_policy itself refuses text that does not parse)."""
+    kit = load_kit(cluster.kit_dir(cluster.admin_of("hospital-a")))
+    issued = utcnow()
+    signature = sign(kit.private_key, policy_message("site-a/patients", issued, text))
+    return SignedPolicy(
+        dataset="site-a/patients",
+        policy_yaml=text,
+        issued_at=issued,
+        signer_certificate_pem=certificate_pem(kit.certificate),
+        signature=base64.b64encode(signature).decode(),
+    )
+
+
+POLICY = "dataset: patients\ngrants:\n  - orgs: [u]\n    models: [stats]\n    columns: [age]\n"
+
+
 @pytest.mark.parametrize(
-    ("policy", "expected"),
+    ("make", "expected"),
     [
-        ("dataset: patients\ngrants: [\n", "malformed YAML at line"),
-        ("dataset: patients\ngrants:\n  - orgs: [u]\n    models: [stats]\n", "columns"),
+        (lambda c: POLICY, "is not a signed policy"),
+        (lambda c: _signed_raw(c, "dataset: patients\ngrants: [\n").model_dump_json(), "malformed YAML"),
+        (
+            lambda c: c.sign_policy(
+                "site-a", "patients", POLICY, signer="admin@hospital-b"
+            ).model_dump_json(),
+            "only an org_admin of hospital-a",
+        ),
     ],
 )
-def test_gateway_refuses_to_start_with_a_malformed_policy(
-    cluster: Cluster, tmp_path: Path, policy: str, expected: str
+def test_gateway_refuses_to_start_with_a_bad_policy_file(
+    cluster: Cluster, tmp_path: Path, make: Callable[[Cluster], str], expected: str
 ) -> None:
     site = cluster.site_dir("site-a")
-    (tmp_path / "patients.policy.yaml").write_text(policy)
+    (tmp_path / "patients.policy.json").write_text(make(cluster))
     catalog = tmp_path / "DATASETS.yaml"
     catalog.write_text(f"datasets:\n  - name: patients\n    path: {site / 'patients.parquet'}\n")
     run = custos("gateway", "start", "--kit", str(cluster.kit_dir("site-a")), "--data", str(catalog),

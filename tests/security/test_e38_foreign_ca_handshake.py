@@ -1,13 +1,16 @@
-"""E38: a client certificate from another CA, a self-signed one, or none at all fails the mTLS handshake.
+"""E38: a client certificate from another CA, or a self-signed one, fails the TLS handshake; a client
+with no certificate gets through TLS but is refused (401) by every route that needs a sign-in.
 
-A real uvicorn server on loopback runs with `server_ssl_options` from the orchestrator's kit. Every
-impostor below trusts the project's root (so it would accept the server) and claims a real
-participant's name; only the project's own kit gets through. The app counts the requests that reach
-it, to show a refused client never gets as far as the application.
+The real orchestrator app runs under uvicorn on loopback with the TLS options `custos orchestrator
+start` uses: a client certificate is optional (so a browser can sign in with a password), but one
+that is presented must chain to the project's root. Every impostor below trusts the project's root
+(so it would accept the server) and presents a certificate with a real participant's name. The app
+counts the requests that reach it, to show a refused client never gets as far as the application.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
@@ -22,9 +25,12 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
-from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from custos.core.identity import Identity, Role
+from custos.orchestrator.app import create_app
+from custos.orchestrator.server import orchestrator_ssl_options
+from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki import (
     certificate_pem,
     client_ssl_context,
@@ -34,12 +40,22 @@ from custos.pki import (
     load_kit,
     private_key_pem,
     provision,
-    server_ssl_options,
 )
 from custos.pki.project import ProjectSpec
 from custos.pki.provision import CA_FOLDER
+from custos.pki.signin import KitAuth
+from custos.sdk import Client
 
 SITE_A = Identity(name="site-a", org="hospital-a", role=Role.GATEWAY)
+# The routes a caller may use before signing in; every other route must answer 401 to a caller with
+# no credentials.
+SIGN_IN_NOT_NEEDED = {
+    ("GET", "/healthz"),
+    ("POST", "/api/v1/auth/challenge"),
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/api/v1/crl"),  # a revocation list is public by nature
+}
 
 
 @dataclass
@@ -47,27 +63,40 @@ class Server:
     url: str
     hits: list[str]
     kits: Path
+    routes: list[tuple[str, str]]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    kits = tmp_path_factory.mktemp("e38") / "kits"
+    work = tmp_path_factory.mktemp("e38")
+    kits = work / "kits"
     spec = ProjectSpec.model_validate(
-        {"name": "demo", "participants": [{"name": "site-a", "type": "gateway", "org": "hospital-a"}]}
+        {
+            "name": "demo",
+            "participants": [
+                {"name": "site-a", "type": "gateway", "org": "hospital-a"},
+                {"name": "alice", "type": "user", "org": "university", "role": "lead_researcher"},
+            ],
+        }
     )
     provision(spec, kits)
     orchestrator = load_kit(kits / "orchestrator")
+    settings = OrchestratorSettings(database_url=f"sqlite:///{work / 'o.db'}", audit_path=work / "audit.log")
+    app = create_app(settings, orchestrator.root_certificate)
+    # Every route of the API, as its OpenAPI description lists them.
+    routes = sorted((method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops)
     hits: list[str] = []
-    app = FastAPI()
 
-    @app.get("/ping")
-    def ping() -> str:
-        hits.append("ping")
-        return "pong"
+    async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hits.append(scope["path"])
+        await app(scope, receive, send)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="critical", lifespan="off", **server_ssl_options(orchestrator))
+    config = uvicorn.Config(
+        counting, log_level="critical", lifespan="on", **orchestrator_ssl_options(orchestrator)
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -76,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         while not uv.started:
             assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
             time.sleep(0.02)
-        yield Server(url=f"https://127.0.0.1:{sock.getsockname()[1]}", hits=hits, kits=kits)
+        yield Server(url=f"https://127.0.0.1:{sock.getsockname()[1]}", hits=hits, kits=kits, routes=routes)
     finally:
         uv.should_exit = True
         thread.join(timeout=15)
@@ -108,11 +137,12 @@ def _connect(server: Server, context: ssl.SSLContext) -> ssl.SSLSocket:
     return tls
 
 
-def _exchange(server: Server, context: ssl.SSLContext) -> bytes:
+def _exchange(server: Server, context: ssl.SSLContext, path: str = "/healthz") -> bytes:
     """Handshake, send one request, return the first bytes of the answer (b"" if the server hung up)."""
     with _connect(server, context) as tls:
         try:
-            tls.sendall(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            tls.sendall(request.encode())
             return tls.recv(1024)
         except OSError:  # includes ssl.SSLError and a reset: the server dropped us either way
             return b""
@@ -121,7 +151,7 @@ def _exchange(server: Server, context: ssl.SSLContext) -> bytes:
 def _assert_refused(server: Server, context: ssl.SSLContext) -> None:
     before = len(server.hits)
     with httpx.Client(verify=context, timeout=10) as client, pytest.raises(httpx.TransportError):
-        client.get(f"{server.url}/ping")
+        client.get(f"{server.url}/healthz")
     # Under TLS 1.3 the server judges our certificate after our side of the handshake is done, so the
     # refusal shows as a connection dropped without an answer.
     assert _exchange(server, context) == b""
@@ -134,13 +164,16 @@ def _assert_refused(server: Server, context: ssl.SSLContext) -> None:
 
 def test_the_projects_own_kit_is_accepted(server: Server) -> None:
     kit = load_kit(server.kits / "site-a")
-    with httpx.Client(verify=client_ssl_context(kit), timeout=10) as client:
-        response = client.get(f"{server.url}/ping")
+    with httpx.Client(
+        base_url=server.url, verify=client_ssl_context(kit), auth=KitAuth(kit), timeout=10
+    ) as client:
+        health = client.get("/healthz")
+        me = client.get("/api/v1/me")
     tls12 = client_ssl_context(kit)
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
 
-    assert response.status_code == 200
-    assert response.json() == "pong"
+    assert health.json() == {"status": "ok"}
+    assert me.json()["name"] == "site-a"
     assert _exchange(server, client_ssl_context(kit)).startswith(b"HTTP/1.1 200 OK")
     assert _exchange(server, tls12).startswith(b"HTTP/1.1 200 OK")
 
@@ -180,7 +213,44 @@ def test_e38_self_signed_certificate_fails_the_handshake(server: Server, tmp_pat
     _assert_refused(server, context)
 
 
-def test_e38_client_without_a_certificate_fails_the_handshake(server: Server) -> None:
-    context = ssl.create_default_context(cafile=str(server.kits / CA_FOLDER / "rootCA.pem"))
+def _no_certificate(server: Server) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(server.kits / CA_FOLDER / "rootCA.pem"))
 
-    _assert_refused(server, context)
+
+def test_e38_client_without_a_certificate_completes_tls_and_is_refused_by_every_protected_route(
+    server: Server,
+) -> None:
+    tls12 = _no_certificate(server)
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert _exchange(server, _no_certificate(server)).startswith(b"HTTP/1.1 200 OK")
+    assert _exchange(server, tls12).startswith(b"HTTP/1.1 200 OK")
+    assert _exchange(server, tls12, "/api/v1/me").startswith(b"HTTP/1.1 401 Unauthorized")
+
+    protected = [(m, p) for m, p in server.routes if (m, p) not in SIGN_IN_NOT_NEEDED]
+    assert {("GET", "/api/v1/me"), ("POST", "/api/v1/auth/password"), ("GET", "/api/v1/tokens")} <= set(
+        protected
+    )
+    answers = {}
+    with httpx.Client(base_url=server.url, verify=_no_certificate(server), timeout=10) as client:
+        for method, path in protected:
+            # Any value will do for a path parameter: the caller is refused before it is looked at.
+            concrete = re.sub(r"\{[^}]+\}", "x", path)
+            answers[(method, path)] = client.request(method, concrete).status_code
+    assert answers == dict.fromkeys(protected, 401)
+
+
+def test_an_api_token_signs_in_without_a_client_certificate(server: Server) -> None:
+    kit = load_kit(server.kits / "alice")
+    http = httpx.Client(
+        base_url=f"{server.url}/api/v1", verify=client_ssl_context(kit), auth=KitAuth(kit), timeout=10
+    )
+    with Client(http, url=server.url) as by_kit:
+        created = by_kit.create_token("e38", days=1)
+    root = server.kits / CA_FOLDER / "rootCA.pem"
+    with Client.from_token(server.url, created.token, root_ca=root, timeout=10) as by_token:
+        me = by_token.me()
+        by_token.revoke_token(created.id)
+    assert (me.name, me.org, me.role) == ("alice", "university", "lead_researcher")
+    with httpx.Client(base_url=server.url, verify=_no_certificate(server), timeout=10) as client:
+        revoked = client.get("/api/v1/me", headers={"Authorization": f"Bearer {created.token}"})
+    assert revoked.status_code == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,32 +27,48 @@ def test_c4_gateway_refuses_a_task_its_policy_denies_even_if_the_orchestrator_db
     with cluster.client("alice") as alice:
         spec = alice.create_spec("tampered", "stats@1.0.0", SITES, ["age"])
         alice.activate_spec(spec.id)
-        # An attacker with the orchestrator's database widens the spec and the published policy copies,
-        # so the orchestrator itself now hands out a job that reads the withheld diagnosis column.
+        # An attacker with the orchestrator's database widens the spec and the stored policies (the
+        # text and the signed envelope the gateways receive), so the orchestrator itself now hands out
+        # a job that reads the withheld diagnosis column, with a policy that seems to allow it.
         engine = create_engine(_orchestrator_db(cluster))
+        as_json = "CAST(:s AS json)" if engine.dialect.name == "postgresql" else ":s"
+        set_policy = f"UPDATE policies SET policy_yaml = :p, signed_json = {as_json} WHERE dataset_id = :d"  # noqa: S608
+        update = text(set_policy)
+        with engine.begin() as conn:
+            originals = conn.execute(text("SELECT dataset_id, policy_yaml, signed_json FROM policies")).all()
         try:
             with engine.begin() as conn:
                 conn.execute(
                     text("UPDATE specs SET columns = :c WHERE id = :id"),
                     {"c": '["age", "diagnosis"]', "id": spec.id},
                 )
-                for dataset_id, policy in conn.execute(
-                    text("SELECT dataset_id, policy_yaml FROM policies")
-                ).all():
+                for dataset_id, policy, envelope in originals:
                     widened = yaml.safe_load(policy)
                     widened["grants"][0]["columns"].append("diagnosis")
+                    signed = json.loads(envelope) if isinstance(envelope, str) else dict(envelope)
+                    signed["policy_yaml"] = yaml.safe_dump(widened)
                     conn.execute(
-                        text("UPDATE policies SET policy_yaml = :p WHERE dataset_id = :d"),
-                        {"p": yaml.safe_dump(widened), "d": dataset_id},
+                        update, {"p": signed["policy_yaml"], "s": json.dumps(signed), "d": dataset_id}
                     )
+            job = alice.submit_job(spec.id, {"columns": ["diagnosis"], "statistics": ["count"]})
+            with pytest.raises(
+                Conflict,
+                match=r"failed: the policy for site-./patients does not match its signature: it was changed",
+            ):
+                alice.wait_job(job.id, timeout=60)
+            assert alice.job(job.id).state == "failed"
         finally:
+            with engine.begin() as conn:  # the session's other tests share this cluster
+                for dataset_id, policy, envelope in originals:
+                    conn.execute(
+                        update,
+                        {
+                            "p": policy,
+                            "s": envelope if isinstance(envelope, str) else json.dumps(envelope),
+                            "d": dataset_id,
+                        },
+                    )
             engine.dispose()
-        job = alice.submit_job(spec.id, {"columns": ["diagnosis"], "statistics": ["count"]})
-        with pytest.raises(
-            Conflict, match=r"failed: the policy for site-./patients does not grant column\(s\) diagnosis"
-        ):
-            alice.wait_job(job.id, timeout=60)
-        assert alice.job(job.id).state == "failed"
 
 
 def _listening_inodes() -> set[str]:

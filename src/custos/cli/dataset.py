@@ -1,15 +1,20 @@
-"""`custos dataset list|show|mock`: what datasets are published, their schema, and mock rows."""
+"""`custos dataset list|search|show|mock`: the published datasets, their catalogue, schema and mock rows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import datasets_table, frame_table, print_json, schema_table, stdout
+from custos.cli.output import add_row, datasets_table, frame_table, print_json, schema_table, stdout
 from custos.core.refs import parse_dataset_ref
+from custos.core.wire import DatasetInfo
+from custos.sdk import Dataset
 
 app = typer.Typer(help="Browse published datasets: metadata, schema and mock data.", no_args_is_help=True)
 
@@ -29,6 +34,49 @@ def list_datasets(kit: KitOption, json: JsonOption = False) -> None:
         stdout().print(datasets_table(datasets))
 
 
+@app.command("search")
+def search_datasets(
+    text: Annotated[
+        str, typer.Argument(help="Words to find, e.g. 'diabetes' or 'age years'.", show_default=False)
+    ],
+    kit: KitOption,
+    json: JsonOption = False,
+) -> None:
+    """Find datasets by name, description, licence, owner org, column names or column notes."""
+    with open_client(kit) as client:
+        found = client.search_datasets(text)
+    if json:
+        print_json(found)
+    elif not found:
+        typer.echo(f"no dataset matches {text!r}")
+    else:
+        stdout().print(search_table(text, found))
+
+
+def search_table(text: str, found: Sequence[DatasetInfo]) -> Table:
+    table = Table(title=f"datasets matching {text!r}, best first", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("dataset", "owner", "rows (≈)", "description", "licence"):
+        table.add_column(column, justify="right" if column.startswith("rows") else "left")
+    for info in found:
+        ref = f"{info.gateway}/{info.name}"
+        licence = info.dataset_schema.licence
+        add_row(table, ref, info.owner_org, f"{info.row_count:,}", info.description, licence)
+    return table
+
+
+def column_notes_table(dataset: Dataset) -> Table | None:
+    """The columns the custodian described, with their units; None when none is described."""
+    described = [c for c in dataset.schema.columns if c.description or c.unit]
+    if not described:
+        return None
+    table = Table(title="column notes", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("column", "unit", "description"):
+        table.add_column(column)
+    for c in described:
+        add_row(table, c.name, c.unit, c.description)
+    return table
+
+
 @app.command("show")
 def show_dataset(ref: RefArgument, kit: KitOption, json: JsonOption = False) -> None:
     """Show one dataset's schema, size and policy."""
@@ -40,10 +88,19 @@ def show_dataset(ref: RefArgument, kit: KitOption, json: JsonOption = False) -> 
         return
     console = stdout()
     console.print(schema_table(dataset))
+    notes = column_notes_table(dataset)
+    if notes is not None:
+        console.print(notes)
     if dataset.description:
         console.print(dataset.description, markup=False)
+    if dataset.owner_org:
+        console.print(f"owner: {dataset.owner_org}", markup=False)
+    if dataset.licence:
+        console.print(f"licence: {dataset.licence}", markup=False)
     if dataset.policy_yaml:
-        console.print("\n[bold]policy[/bold]")
+        info = dataset.info
+        signed = f" (signed by {info.policy_signer}, issued {info.policy_issued_at:%Y-%m-%d %H:%M} UTC)"
+        console.print(f"\n[bold]policy[/bold]{signed if info.policy_issued_at else ''}")
         console.print(dataset.policy_yaml.rstrip(), markup=False)
 
 

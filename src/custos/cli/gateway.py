@@ -1,4 +1,5 @@
-"""`custos gateway start`: run a site's gateway agent in the foreground until SIGTERM or Ctrl-C."""
+"""`custos gateway start`: run a site's gateway agent in the foreground until SIGTERM or Ctrl-C.
+`custos gateway authz-preview`: what the site's authorization would decide for a submitter."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from custos.core.errors import InvalidInput
+from custos.core.errors import InvalidInput, KitError
+from custos.core.identity import Role
 
 app = typer.Typer(help="Run a gateway next to a site's data.", no_args_is_help=True)
 
@@ -32,3 +34,42 @@ def start_gateway(
     from custos.gateway.agent import run
 
     run(kit, data, state_dir=state)
+
+
+@app.command("authz-preview")
+def authz_preview(
+    kit: Annotated[Path, typer.Option("--kit", help="The gateway's startup kit folder.", show_default=False)],
+    user: Annotated[str, typer.Option("--user", help="The submitter's name.", show_default=False)],
+    org: Annotated[str, typer.Option("--org", help="The submitter's org.", show_default=False)],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="project_admin, org_admin, lead_researcher or member_researcher.",
+            show_default=False,
+        ),
+    ],
+    right: Annotated[
+        str, typer.Option("--right", help="submit_job, activate_spec or custom_code.", show_default=False)
+    ],
+) -> None:
+    """Show whether the site's authorization.yaml (or the built-in defaults) lets this submitter use
+    the right here, and the rule that decides. A preview: it exits 0 either way."""
+    from custos.gateway.agent import load_kit_authorization
+    from custos.pki import load_kit
+    from custos.policy import decide, parse_right, parse_user_role
+
+    wanted_role, wanted_right = parse_user_role(role), parse_right(right)
+    loaded = load_kit(kit)
+    site = loaded.identity
+    if site.role is not Role.GATEWAY:
+        raise KitError(f"kit at {kit} belongs to {site.name} ({site.role}), not a gateway")
+    authorization, origin = load_kit_authorization(kit)
+    decision = decide(
+        authorization, site_org=site.org, user=user, org=org, role=wanted_role, right=wanted_right
+    )
+    verdict, may = ("allowed", "may") if decision.allowed else ("denied", "may not")
+    typer.echo(
+        f"{verdict}: {wanted_role} {user} of {org} {may} {wanted_right} at {site.name} (org {site.org}): "
+        f"{decision.reason} ({origin})"
+    )

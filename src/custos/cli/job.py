@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from custos.cli.budget import print_preview
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
 from custos.cli.output import job_tables, print_json, section_table, stdout
 from custos.core.states import JobState
@@ -56,10 +57,19 @@ def submit_job(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job and print its result.")] = False,
     timeout: TimeoutOption = 300,
     json: JsonOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print what the job would spend of your privacy budget; submit nothing."
+        ),
+    ] = False,
 ) -> None:
     """Submit a job: each gateway runs one task per round; the orchestrator aggregates."""
     values = read_params(params, params_file)
     with open_client(kit) as client:
+        if dry_run:
+            print_preview(client.preview_job(spec_id, values), json)
+            return
         job = client.submit_job(spec_id, values)
         if not wait:
             if json:
@@ -92,10 +102,21 @@ def job_result(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to finish first.")] = False,
     timeout: TimeoutOption = 300,
     json: JsonOption = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the final model's weights to this safetensors file."),
+    ] = None,
 ) -> None:
-    """Print a finished job's result as tables (suppressed cells dimmed)."""
+    """Print a finished job's result as tables (suppressed cells dimmed); with --out, save its model."""
     with open_client(kit) as client:
-        if wait:
+        if wait and out is None:
             _wait_and_print(client, job_id, timeout, json)
-        else:
-            print_result(client.job_result(job_id), json)
+            return
+        if wait:
+            client.wait_job(job_id, timeout=timeout, progress=not json)
+        result = client.job_result(job_id)
+    print_result(result, json)
+    if out is not None:
+        # Model release under policy (who may take weights out) is a later step of issue 5.
+        saved = result.save_model(out)
+        typer.echo(f"wrote the model's weights to {saved} (safetensors)", err=True)

@@ -14,10 +14,13 @@ from typing import Any, NoReturn
 
 import typer
 
-from custos.cli import audit, dataset, gateway, job, orchestrator, spec
+from custos.cli import audit, dataset, gateway, job, orchestrator, password, policy, release, spec, token
+from custos.cli.budget import app as budget_app
+from custos.cli.code import app as code_app
 from custos.cli.demo import demo_command
 from custos.cli.failures import describe, is_click_error
-from custos.cli.provision import provision_command
+from custos.cli.model import app as model_app
+from custos.cli.provision import app as provision_app
 from custos.cli.whoami import whoami_command
 
 EXIT_USER_ERROR = 1
@@ -57,13 +60,20 @@ app = CustosCli(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.command("provision")(provision_command)
+app.add_typer(provision_app, name="provision")
 app.add_typer(orchestrator.app, name="orchestrator")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(policy.app, name="policy")
 app.add_typer(spec.app, name="spec")
 app.add_typer(job.app, name="job")
 app.add_typer(audit.app, name="audit")
+app.add_typer(password.app, name="password")
+app.add_typer(token.app, name="token")
+app.add_typer(release.app, name="release")
+app.add_typer(model_app, name="model")
+app.add_typer(budget_app, name="budget")
+app.add_typer(code_app, name="code")
 app.command("whoami")(whoami_command)
 app.command("demo")(demo_command)
 

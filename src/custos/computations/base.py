@@ -4,7 +4,11 @@ A model runs in two places. At the orchestrator, `start` and `aggregate` drive r
 orchestrator hands every gateway the same `round_input`, collects one result per site, and `aggregate`
 either asks for another round or returns the final result. In the sandbox at each gateway,
 `compute_site` reads rows only through a `DalReader` and returns sufficient statistics. Before a site
-result leaves the gateway, the gateway (not the sandboxed code) applies `filter_site_result`.
+result leaves the gateway, the gateway (not the sandboxed code) applies `filter_site_result` with the
+privacy controls of the dataset's policy (`custos.privacy.controls`); the orchestrator passes the
+strictest disclosure rules of the job's datasets to `aggregate`. Under differential privacy the gateway
+asks the model for its `plan_dp` (the queries, their cost, and the settings the sandbox needs) before
+it reserves the budget and runs the round.
 
 Everything passed between the two sides is JSON: no pickles, no code.
 """
@@ -13,14 +17,90 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from custos.core.dal_wire import Filter
 from custos.core.schema import DatasetSchema
+from custos.privacy.controls import DisclosureRules, DominanceRule, DpSettings, PrivacyControls, PrivacyCost
+
+if TYPE_CHECKING:
+    from custos.policy.asset import AssetPolicy
 
 Json = dict[str, Any]
+
+# What a gateway or orchestrator passes for disclosure control: the whole privacy section, its rules,
+# or (the older form, still accepted) a bare minimum cell count, which means that rule alone.
+Disclosure = PrivacyControls | DisclosureRules | int
+
+
+def as_controls(disclosure: Disclosure) -> PrivacyControls:
+    if isinstance(disclosure, PrivacyControls):
+        return disclosure
+    if isinstance(disclosure, DisclosureRules):
+        return PrivacyControls(disclosure=disclosure)
+    return PrivacyControls(disclosure=DisclosureRules(min_count=disclosure, dominance=None))
+
+
+def as_rules(disclosure: Disclosure) -> DisclosureRules:
+    return as_controls(disclosure).disclosure
+
+
+def effective_rules(privacy: PrivacyControls, min_count: int | None) -> DisclosureRules:
+    """The rules in force for a policy that may set both the older top-level `min_count` and
+    `privacy.disclosure.min_count`: the larger of the two that were written (either alone when only
+    one was; the default 10 when neither)."""
+    rules = privacy.disclosure
+    if min_count is None:
+        return rules
+    if "min_count" in rules.model_fields_set:
+        min_count = max(min_count, rules.min_count)
+    return rules.model_copy(update={"min_count": min_count})
+
+
+def policy_privacy(policy: AssetPolicy) -> PrivacyControls:
+    """An asset policy's privacy section with the disclosure rules in force (its older top-level
+    `min_count` reconciled with `privacy.disclosure.min_count` by `effective_rules`)."""
+    written = policy.min_count if "min_count" in policy.model_fields_set else None
+    return policy.privacy.model_copy(update={"disclosure": effective_rules(policy.privacy, written)})
+
+
+def strictest_rules(all_rules: Sequence[DisclosureRules]) -> DisclosureRules:
+    """One set of rules at least as strict as each of `all_rules` (for pooling several datasets)."""
+    if not all_rules:
+        return DisclosureRules()
+    dominance = [r.dominance for r in all_rules if r.dominance is not None]
+    rounding = [r for r in all_rules if r.rounding != "none"]
+    midpoint = any(r.rounding == "midpoint6" for r in rounding)
+    extremes = [r.extremes_min_count for r in all_rules if r.extremes_min_count is not None]
+    levels = [r.max_levels for r in all_rules if r.max_levels is not None]
+    subsets = [r.min_subset for r in all_rules if r.min_subset is not None]
+    values: dict[str, Any] = {
+        "min_count": max(r.min_count for r in all_rules),
+        "dominance": DominanceRule(n=max(d.n for d in dominance), k=min(d.k for d in dominance))
+        if dominance
+        else None,
+        "extremes_min_count": max(extremes) if extremes else None,
+        "totals_from_cells": any(r.totals_from_cells for r in all_rules),
+        "max_levels": min(levels) if levels else None,
+        "min_subset": max(subsets) if subsets else None,
+    }
+    if midpoint:
+        values["rounding"] = "midpoint6"
+    elif rounding:
+        values |= {"rounding": "nearest", "round_to": max(r.round_to for r in rounding)}
+    return DisclosureRules(**values)
+
+
+@dataclass(frozen=True)
+class DpPlan:
+    """A round's differentially private queries at one site: how many, what they cost together (the
+    amount the gateway reserves), and the settings the sandboxed code gets under `round_input["dp"]`."""
+
+    queries: int
+    cost: PrivacyCost
+    settings: Json
 
 
 class DalReader(Protocol):
@@ -67,11 +147,11 @@ class FederatedModel(Protocol):
         ...
 
     def aggregate(
-        self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], min_count: int
+        self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], rules: Disclosure
     ) -> Step:
         """Combine one round's site results (keyed by `gateway/dataset`). MUST be deterministic.
-        `min_count` is the strictest minimum cell count among the datasets' policies: pooled cells
-        below it, and totals that would reveal them, are suppressed."""
+        `rules` are the strictest disclosure rules among the datasets' policies: pooled cells below
+        their min count, and totals that would reveal them, are suppressed."""
         ...
 
     def compute_site(
@@ -80,6 +160,12 @@ class FederatedModel(Protocol):
         """One site's part of a round, run in the sandbox."""
         ...
 
-    def filter_site_result(self, params: Mapping[str, Any], result: Json, min_count: int) -> Json:
-        """Disclosure control applied by the gateway to what leaves the site."""
+    def filter_site_result(self, params: Mapping[str, Any], result: Json, privacy: Disclosure) -> Json:
+        """Disclosure control applied by the gateway to what leaves the site. Under a policy with
+        differential privacy it MUST refuse a result that is not the DP release `plan_dp` asked for."""
+        ...
+
+    def plan_dp(self, params: Mapping[str, Any], schema: DatasetSchema, dp: DpSettings) -> DpPlan:
+        """The DP queries a job with `params` makes at a site under `dp`. Raise PolicyDenied, naming
+        why, when the model cannot run these params under differential privacy. MUST NOT touch data."""
         ...

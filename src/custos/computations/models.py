@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from custos.computations.base import FederatedModel
+from custos.computations.custom import CustomModel
+from custos.computations.fedavg import FedAvgModel
+from custos.computations.glm import GlmModel
 from custos.computations.stats import StatsModel
 from custos.core.errors import NotFound
 
-_MODELS: tuple[FederatedModel, ...] = (StatsModel(),)
+_MODELS: tuple[FederatedModel, ...] = (StatsModel(), GlmModel(), FedAvgModel())
+# Reviewed custom code runs as this model; a code request, not a compute spec, starts its jobs.
+_CUSTOM = CustomModel()
 
 
 def list_models() -> list[FederatedModel]:
@@ -14,7 +19,7 @@ def list_models() -> list[FederatedModel]:
 
 
 def get_model(name: str, version: str) -> FederatedModel:
-    for model in _MODELS:
+    for model in (*_MODELS, _CUSTOM):
         if model.name == name and model.version == version:
             return model
     available = ", ".join(f"{m.name}@{m.version}" for m in _MODELS)

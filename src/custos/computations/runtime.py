@@ -1,7 +1,9 @@
 """The entry point inside the sandbox.
 
-`python -m custos.computations.runtime --serve SOCKET` is how a gateway runs a job: one sandboxed
-process for all of the job's rounds (DESIGN.md section 5). It connects to the gateway's socket and
+`python -m custos.computations.runtime --serve SOCKET [--warm]` is how a gateway runs a job: one
+sandboxed process for all of the job's rounds (DESIGN.md section 5). `--warm` (the gateway's spare
+runtime, started ahead of need) also imports the differential privacy module and OpenDP before the
+first round, so that a DP job's first round does not pay for it. It connects to the gateway's socket and
 answers one frame per round — {"ok": true, "result": ...} or {"ok": false, "type", "message"} — until
 the gateway closes the stream. The DAL reader is opened once and kept.
 
@@ -18,8 +20,10 @@ Start-up time counts: this path imports numpy and pyarrow but never pandas.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,8 @@ from custos.core.refs import parse_model_ref
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_CHARS = 4000
-USAGE = "usage: python -m custos.computations.runtime (INPUT_JSON OUTPUT_DIR | --serve SOCKET)"
+MAX_LOG_CHARS = 32_000
+USAGE = "usage: python -m custos.computations.runtime (INPUT_JSON OUTPUT_DIR | --serve SOCKET [--warm])"
 
 
 class RuntimeInput(BaseModel):
@@ -92,7 +97,9 @@ def run(input_path: Path, output_dir: Path, reader: DalReader | None = None) -> 
 
 
 def _error(exc: Exception) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS]}
+    # The traceback stays at the gateway (it logs it for its custodian); only type and message may leave.
+    log = "".join(traceback.format_exception(exc))[-MAX_LOG_CHARS:]
+    return {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS], "log": log}
 
 
 def answer(request: dict[str, Any], readers: dict[tuple[str, str], DalReader]) -> dict[str, Any]:
@@ -119,9 +126,12 @@ def answer(request: dict[str, Any], readers: dict[tuple[str, str], DalReader]) -
         return _error(exc) | {"ok": False}
 
 
-def serve(socket_path: str, readers: dict[tuple[str, str], DalReader] | None = None) -> int:
+def serve(
+    socket_path: str, readers: dict[tuple[str, str], DalReader] | None = None, *, warm: bool = False
+) -> int:
     """Answer rounds from the gateway at `socket_path` until it closes the stream."""
     import socket
+    import threading
 
     # Imported before the first round arrives, so that no round pays for it.
     import custos.computations.dal_client  # noqa: F401
@@ -130,6 +140,10 @@ def serve(socket_path: str, readers: dict[tuple[str, str], DalReader] | None = N
     readers = {} if readers is None else readers
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(socket_path)
+        if warm:
+            # Once connected, so that a job without differential privacy never waits for it; a DP
+            # job's first round finds the module imported, or waits on the import lock for the rest.
+            threading.Thread(target=importlib.import_module, args=("custos.privacy.dp",), daemon=True).start()
         while (request := recv_frame(conn)) is not None:
             send_frame(conn, answer(request, readers))
     for reader in readers.values():
@@ -142,8 +156,8 @@ def serve(socket_path: str, readers: dict[tuple[str, str], DalReader] | None = N
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) == 2 and args[0] == "--serve":
-        return serve(args[1])
+    if len(args) in (2, 3) and args[0] == "--serve" and args[2:] in ([], ["--warm"]):
+        return serve(args[1], warm=args[2:] == ["--warm"])
     if len(args) != 2:
         print(USAGE, file=sys.stderr)
         return 2

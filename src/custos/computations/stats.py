@@ -19,6 +19,11 @@ The final result:
 `group` is null for all rows; with `group_by`, one more entry per group (labels as text). Statistics
 skip nulls; `count` is the non-null count; `variance`/`std` are sample statistics (ddof=1); a value
 that does not exist (mean of no rows, variance of one) or is not finite is null.
+
+Disclosure control follows the policy's rules (`stats_suppression`, `stats_rounding`). Under a policy
+with differential privacy the job is one round of noisy releases (`stats_dp`), and the result carries
+`"dp": {"mechanism", "spent": {site: {"epsilon", "delta"}}, "queries"}` and, from each gateway's
+ledger, `"budget": {site: {"spent_epsilon", "cap_epsilon", ...}}`.
 """
 
 from __future__ import annotations
@@ -27,10 +32,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from custos.computations.base import DalReader, Final, NextRound, Step
+from custos.computations.base import (
+    DalReader,
+    Disclosure,
+    DpPlan,
+    Final,
+    NextRound,
+    Step,
+    as_controls,
+    as_rules,
+)
 from custos.computations.stats_combine import pool_summary_round
+from custos.computations.stats_dp import dp_site_result, plan_dp, pool_dp
 from custos.computations.stats_params import StatsParams, columns_used, parse_params, validate_params
 from custos.computations.stats_quantiles import Search
+from custos.computations.stats_rounding import round_result
 from custos.computations.stats_search import (
     QuantileCell,
     apply_search_round,
@@ -42,6 +58,7 @@ from custos.computations.stats_search import (
 from custos.computations.stats_site import quantile_result, read_rows, summary_result
 from custos.computations.stats_suppression import filter_site_result
 from custos.computations.stats_wire import (
+    SiteDp,
     SiteQuantiles,
     SiteSummary,
     SummaryRound,
@@ -50,6 +67,8 @@ from custos.computations.stats_wire import (
 )
 from custos.core.errors import InvalidInput
 from custos.core.schema import DatasetSchema
+from custos.privacy.controls import DisclosureRules, DpSettings
+from custos.privacy.sdc import extremes_reason
 
 Json = dict[str, Any]
 
@@ -57,12 +76,21 @@ Json = dict[str, Any]
 MAX_ROUNDS = 1 + 16
 
 
-def _parse_sites(site_results: Mapping[str, Json]) -> dict[str, SiteSummary | SiteQuantiles]:
+def _parse_sites(site_results: Mapping[str, Json]) -> dict[str, SiteSummary | SiteQuantiles | SiteDp]:
     if not site_results:
         raise InvalidInput("there are no site results to aggregate")
     return {
-        site: parse_site_result(result, f"the result of {site}")
+        site: parse_site_result({k: v for k, v in result.items() if k != "budget"}, f"the result of {site}")
         for site, result in sorted(site_results.items())
+    }
+
+
+def _budgets(site_results: Mapping[str, Json]) -> Json:
+    """Each gateway's report of the submitter's budget, passed through for display."""
+    return {
+        site: dict(result["budget"])
+        for site, result in sorted(site_results.items())
+        if isinstance(result.get("budget"), dict)
     }
 
 
@@ -90,26 +118,41 @@ class StatsModel:
         parsed = parse_params(params)
         step = parse_round_input(round_input)
         rows = read_rows(dal, dataset, parsed)
+        if isinstance(step, SummaryRound) and step.dp is not None:
+            return dp_site_result(rows, parsed, step.dp)
         if isinstance(step, SummaryRound):
             return summary_result(rows, parsed)
         return quantile_result(rows, parsed, step)
 
-    def filter_site_result(self, params: Mapping[str, Any], result: Json, min_count: int) -> Json:
+    def filter_site_result(self, params: Mapping[str, Any], result: Json, privacy: Disclosure) -> Json:
         return filter_site_result(
-            parse_params(params), parse_site_result(result, "the site result"), min_count
+            parse_params(params), parse_site_result(result, "the site result"), as_controls(privacy)
         )
 
+    def plan_dp(self, params: Mapping[str, Any], schema: DatasetSchema, dp: DpSettings) -> DpPlan:
+        return plan_dp(parse_params(params), schema, dp)
+
     def aggregate(
-        self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], min_count: int
+        self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], rules: Disclosure
     ) -> Step:
         parsed = parse_params(params)
+        disclosure = as_rules(rules)
         sites = _parse_sites(site_results)
+        budgets = _budgets(site_results)
         round_number = int(state.get("round", 0))
+        if round_number == 0 and any(isinstance(r, SiteDp) for r in sites.values()):
+            releases = {s: r for s, r in sites.items() if isinstance(r, SiteDp)}
+            if len(releases) != len(sites):
+                raise InvalidInput(
+                    "some sites sent differentially private results and others exact ones; a job pools "
+                    "datasets whose policies agree on differential privacy"
+                )
+            return Final({**pool_dp(parsed, releases), **({"budget": budgets} if budgets else {})})
         if round_number == 0:
             summaries = {s: r for s, r in sites.items() if isinstance(r, SiteSummary)}
             if len(summaries) != len(sites):
                 raise InvalidInput("round 0 expects summary results from every site")
-            pooled = pool_summary_round(parsed, summaries, min_count)
+            pooled = pool_summary_round(parsed, summaries, disclosure)
             result: Json = {
                 "group_by": parsed.group_by,
                 "summaries": pooled.summaries,
@@ -118,7 +161,11 @@ class StatsModel:
                 "suppressed": pooled.notes,
             }
             cells = quantile_cells(parsed, pooled.marks)
-            return self._next(parsed, result, cells, plan_searches(parsed, cells), 0)
+            threshold = disclosure.extremes_threshold
+            for cell in cells:
+                if not cell.suppressed and cell.count is not None and 0 < cell.count < threshold:
+                    cell.suppressed, cell.count, cell.reason = True, None, extremes_reason(threshold)
+            return self._next(parsed, result, cells, plan_searches(parsed, cells), 0, disclosure)
         if round_number >= MAX_ROUNDS:
             raise InvalidInput(f"the quantile search is still running after {round_number} rounds")
         answers = {s: r for s, r in sites.items() if isinstance(r, SiteQuantiles)}
@@ -127,7 +174,7 @@ class StatsModel:
         cells = [QuantileCell(**c) for c in state["cells"]]
         searches = [Search(**s) for s in state["searches"]]
         searches = apply_search_round(searches, cells, answers)
-        return self._next(parsed, dict(state["result"]), cells, searches, round_number)
+        return self._next(parsed, dict(state["result"]), cells, searches, round_number, disclosure)
 
     def _next(
         self,
@@ -136,6 +183,7 @@ class StatsModel:
         cells: list[QuantileCell],
         searches: list[Search],
         done_round: int,
+        rules: DisclosureRules,
     ) -> Step:
         if any(not s.done for s in searches):
             state = {
@@ -146,11 +194,10 @@ class StatsModel:
             }
             return NextRound(round_input=search_round(searches, done_round + 1), state=state)
         entries, notes = quantile_entries(params, cells, searches)
-        return Final(
-            {
-                **result,
-                "quantiles": entries,
-                "suppressed": [*result["suppressed"], *notes],
-                "rounds": done_round + 1,
-            }
-        )
+        final = {
+            **result,
+            "quantiles": entries,
+            "suppressed": [*result["suppressed"], *notes],
+            "rounds": done_round + 1,
+        }
+        return Final(round_result(final, rules))

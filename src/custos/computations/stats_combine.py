@@ -25,6 +25,8 @@ from custos.computations.stats_wire import (
     SummaryTable,
 )
 from custos.core.errors import InvalidInput
+from custos.privacy.controls import DisclosureRules
+from custos.privacy.sdc import extremes_reason
 
 Json = dict[str, Any]
 
@@ -107,9 +109,27 @@ def _groups(cells: Iterable[Any]) -> list[str | None]:
     return [None, *sorted({c.group for c in cells if c.group is not None})]
 
 
-def _pool_summary_table(
-    params: StatsParams, column: str, tables: Mapping[str, SummaryTable], min_count: int, out: PooledTables
+def _withhold_extremes(
+    entry: Json, parts: Sequence[SummaryCell], threshold: int, label: str, notes: list[str]
 ) -> None:
+    """Min and max of a pooled group that is small, or that a site withheld, are withheld too."""
+    if not {"min", "max"} & set(entry):
+        return
+    withheld = [p.extremes_reason for p in parts if p.extremes_reason]
+    if withheld or (entry.get("count") or 0) < threshold:
+        reason = withheld[0] if withheld else extremes_reason(threshold)
+        entry.update({k: None for k in ("min", "max") if k in entry}, extremes_reason=reason)
+        notes.append(f"min and max of {label}: {reason}")
+
+
+def _pool_summary_table(
+    params: StatsParams,
+    column: str,
+    tables: Mapping[str, SummaryTable],
+    rules: DisclosureRules,
+    out: PooledTables,
+) -> None:
+    min_count = rules.min_count
     by_group: dict[str | None, list[tuple[str, SummaryCell]]] = {}
     for site, table in tables.items():
         for cell in table.cells:
@@ -129,7 +149,10 @@ def _pool_summary_table(
             entry |= {"suppressed": True, "reason": mark.reason}
             out.notes.append(f"summary of {column}, {group_label(params.group_by, group)}: {mark.reason}")
         else:
-            entry |= pool_statistics([c for _, c in by_group.get(group, [])], params.statistics)
+            parts = [c for _, c in by_group.get(group, [])]
+            entry |= pool_statistics(parts, params.statistics)
+            label = f"{column}, {group_label(params.group_by, group)}"
+            _withhold_extremes(entry, parts, rules.extremes_threshold, label, out.notes)
         out.summaries.append(entry)
 
 
@@ -194,8 +217,16 @@ def _by_column(sites: Mapping[str, SiteSummary], kind: str) -> dict[str, dict[st
     return found
 
 
-def pool_summary_round(params: StatsParams, sites: Mapping[str, SiteSummary], min_count: int) -> PooledTables:
+def pool_summary_round(
+    params: StatsParams, sites: Mapping[str, SiteSummary], rules: DisclosureRules
+) -> PooledTables:
     """Pool every table of round 0 and apply pooled disclosure control."""
+    min_count = rules.min_count
+    for site, result in sites.items():
+        if result.rows is not None or any(
+            c.largest is not None or c.abs_sum is not None for t in result.summaries for c in t.cells
+        ):
+            raise InvalidInput(f"the result of {site} was not filtered by its gateway")
     summaries, frequencies = _by_column(sites, "summaries"), _by_column(sites, "frequencies")
     histograms = _by_column(sites, "histograms")
     out = PooledTables()
@@ -212,7 +243,7 @@ def pool_summary_round(params: StatsParams, sites: Mapping[str, SiteSummary], mi
         if missing:
             raise InvalidInput(f"the result of {', '.join(missing)} has no table for column {column!r}")
         if summarised:
-            _pool_summary_table(params, column, summarised, min_count, out)
+            _pool_summary_table(params, column, summarised, rules, out)
         elif column in params.columns:
             cells = {site: table.cells for site, table in counted.items()}
             entries = _pool_frequency_table(column, cells, min_count)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from custos.computations.param_errors import describe_params_error
 from custos.core.dal_wire import Filter
 from custos.core.errors import InvalidInput
 from custos.core.schema import ColumnSchema, DatasetSchema
@@ -90,21 +91,7 @@ _FIELDS_BY_PARENT: dict[str, type[BaseModel]] = {
 }
 
 
-def _describe(error: Any) -> str:
-    loc = [p for p in error["loc"]]
-    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "params"
-    if error["type"] == "extra_forbidden":
-        parent = _FIELDS_BY_PARENT.get(str(loc[0]), StatsParams) if len(loc) > 1 else StatsParams
-        accepted = ", ".join(parent.model_fields)
-        return f"unknown field {field!r}; accepted fields: {accepted}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    message = message[:1].lower() + message[1:]
-    if error["type"] == "missing":
-        return f"{field}: a value is required"
-    return f"{field}: {message}, got {error['input']!r}"
-
-
-def _check_filter(index: int, flt: Filter) -> None:
+def check_filter(index: int, flt: Filter) -> None:
     field = f"filters[{index}].value"
     if flt.op in ("in", "not_in"):
         if not isinstance(flt.value, list) or not flt.value:
@@ -129,14 +116,14 @@ def parse_params(params: Mapping[str, Any]) -> StatsParams:
     try:
         parsed = StatsParams.model_validate(dict(params))
     except ValidationError as exc:
-        raise InvalidInput(_describe(exc.errors()[0])) from exc
+        raise InvalidInput(describe_params_error(exc.errors()[0], StatsParams, _FIELDS_BY_PARENT)) from exc
     if not (parsed.columns or parsed.histograms or parsed.quantiles):
         raise InvalidInput("params ask for nothing; give at least one of columns, histograms or quantiles")
     _check_unique(parsed.columns, "columns")
     _check_unique([h.column for h in parsed.histograms], "histograms.column")
     _check_unique([q.column for q in parsed.quantiles], "quantiles.column")
     for i, flt in enumerate(parsed.filters):
-        _check_filter(i, flt)
+        check_filter(i, flt)
     return parsed
 
 

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from custos.computations.base import DalReader
 from custos.computations.stats_params import StatsParams, columns_used
 from custos.computations.stats_quantiles import counts_in, float_keys, thresholds
-from custos.computations.stats_wire import QuantileRound
+from custos.computations.stats_wire import MAX_LARGEST, QuantileRound
 from custos.core.errors import InvalidInput
 
 Json = dict[str, Any]
@@ -145,6 +145,8 @@ def _summary_cell(
     cell: Json = {"group": group, "count": n}
     if statistics & {"sum", "mean"}:
         cell["sum"] = int(ints.sum()) if ints is not None else finite(float(floats.sum()))
+        if n:
+            cell["largest"], cell["abs_sum"] = largest_contributions(floats)
     if statistics & {"variance", "std"}:
         mean = float(floats.mean()) if n else math.nan
         cell["mean"] = finite(mean)
@@ -154,6 +156,15 @@ def _summary_cell(
     if n and "max" in statistics:
         cell["max"] = int(ints.max()) if ints is not None else finite(float(floats.max()))
     return cell
+
+
+def largest_contributions(values: npt.NDArray[np.float64]) -> tuple[list[float], float]:
+    """The largest absolute values (at most MAX_LARGEST, largest first) and the sum of absolute values:
+    what the gateway's dominance rule needs. They go to the gateway's filter only, never further."""
+    size = np.abs(values)
+    top = size if len(size) <= MAX_LARGEST else np.partition(size, len(size) - MAX_LARGEST)[-MAX_LARGEST:]
+    total = math.fsum(size.tolist()) if len(size) < 4096 else float(size.sum())
+    return [float(v) for v in np.sort(top)[::-1]], total
 
 
 # Chunks bound the temporaries of the variance pass (a full-size copy of 10 M rows is 80 MB).
@@ -216,7 +227,13 @@ def summary_result(rows: SiteRows, params: StatsParams) -> Json:
             for group, mask in rows.cells
         ]
         histograms.append({"column": hist.column, "cells": cells})
-    return {"phase": "summary", "summaries": summaries, "frequencies": frequencies, "histograms": histograms}
+    return {
+        "phase": "summary",
+        "summaries": summaries,
+        "frequencies": frequencies,
+        "histograms": histograms,
+        "rows": rows.table.num_rows,
+    }
 
 
 def quantile_result(rows: SiteRows, params: StatsParams, round_input: QuantileRound) -> Json:

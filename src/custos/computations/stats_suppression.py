@@ -10,6 +10,13 @@ Table shapes, per column:
   all-rows bin.
 Quantile rounds: a search on a cell that the summary table suppresses is refused, and a site answers
 at most two searches (two order statistics) per probability asked for.
+
+The policy's other rules (`custos.privacy.controls.DisclosureRules`) apply here too: a cell whose sum
+(or mean) the (n, k) dominance rule flags is suppressed like a small one; min and max of a group below
+`extremes_threshold` are withheld; a frequency table or grouping over more than `max_levels` levels,
+and filters leaving fewer than `min_subset` rows, refuse the whole result (without saying the count).
+Rounding applies to the published, pooled counts only (`stats_rounding`), so that pooled means stay
+exact.
 """
 
 from __future__ import annotations
@@ -18,16 +25,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from custos.computations.stats_disclosure import Cell, Line, Table, protect_table
+from custos.computations.stats_dp import filter_dp_result
 from custos.computations.stats_params import StatsParams
 from custos.computations.stats_wire import (
     CountTable,
     FrequencyTable,
     HistogramTable,
+    SiteDp,
     SiteQuantiles,
     SiteSummary,
+    SummaryCell,
     SummaryTable,
 )
-from custos.core.errors import InvalidInput
+from custos.core.errors import InvalidInput, PolicyDenied
+from custos.privacy.controls import DisclosureRules, PrivacyControls
+from custos.privacy.sdc import dominance_reason, extremes_reason, is_dominated
 
 Json = dict[str, Any]
 
@@ -73,16 +85,67 @@ def _summary_cells(table: SummaryTable | CountTable, min_count: int) -> dict[str
     return marks
 
 
-def _filter_summary_table(table: SummaryTable, min_count: int) -> Json:
-    marks = _summary_cells(table, min_count)
+def _dominated(cell: SummaryCell, rules: DisclosureRules) -> bool:
+    rule = rules.dominance
+    if rule is None or cell.largest is None or cell.abs_sum is None or not cell.count:
+        return False
+    return cell.count <= rule.n or is_dominated(cell.largest[: rule.n], cell.abs_sum, rule.k)
+
+
+_SITE_ONLY = {"suppressed", "largest", "abs_sum"}
+
+
+def _filter_summary_table(table: SummaryTable, rules: DisclosureRules) -> Json:
+    overall, groups = _overall_first(table.cells, f"the summary of {table.column!r}")
+    marks = {c.group: _cell(c.count, c.suppressed, c.reason) for c in [overall, *groups]}
+    if rules.dominance is not None:
+        for cell in table.cells:
+            if _dominated(cell, rules):
+                marks[cell.group].suppress(dominance_reason(rules.dominance.n, rules.dominance.k))
+    protect_table(summary_layout(marks[None], [marks[g.group] for g in groups]), rules.min_count)
+    threshold = rules.extremes_threshold
     cells = []
     for cell in table.cells:
         mark = marks[cell.group]
         if mark.suppressed:
             cells.append({"group": cell.group, "suppressed": True, "reason": mark.reason})
-        else:
-            cells.append({"group": cell.group, **cell.model_dump(exclude_none=True, exclude={"suppressed"})})
+            continue
+        entry = {"group": cell.group, **cell.model_dump(exclude_none=True, exclude=_SITE_ONLY)}
+        if (cell.count or 0) < threshold and ("min" in entry or "max" in entry):
+            entry.pop("min", None)
+            entry.pop("max", None)
+            entry["extremes_reason"] = extremes_reason(threshold)
+        cells.append(entry)
     return {"column": table.column, "cells": cells}
+
+
+def check_levels(rules: DisclosureRules, levels: dict[str, int]) -> None:
+    """DataSHIELD's max_levels: refuse a frequency table or grouping over too many levels."""
+    if rules.max_levels is not None:
+        for column, count in levels.items():
+            if count > rules.max_levels:
+                raise PolicyDenied(
+                    f"column {column!r} has more than {rules.max_levels} levels at this site; the policy "
+                    "allows frequency tables and group_by only over columns with at most that many"
+                )
+
+
+def check_subset(params: StatsParams, rules: DisclosureRules, rows: int | None) -> None:
+    """DataSHIELD's min_subset: the researcher's filters must leave enough rows at the site."""
+    if rules.min_subset is not None and params.filters and (rows is None or rows < rules.min_subset):
+        raise PolicyDenied(
+            f"the filters leave fewer than {rules.min_subset} rows at this site (the policy's "
+            "min_subset); widen them"
+        )
+
+
+def _levels(params: StatsParams, result: SiteSummary) -> dict[str, int]:
+    levels = {t.column: len(t.cells) for t in result.frequencies}
+    if params.group_by is not None:
+        grouped = [len(t.cells) - 1 for t in result.summaries]
+        grouped += [len(t.cells) - 1 for t in result.histograms]
+        levels[params.group_by] = max(grouped, default=0)
+    return levels
 
 
 def _filter_frequency_table(table: FrequencyTable, min_count: int) -> Json:
@@ -123,10 +186,13 @@ def _filter_histogram_table(table: HistogramTable, min_count: int) -> Json:
     return {"column": table.column, "cells": cells}
 
 
-def _filter_summary_round(result: SiteSummary, min_count: int) -> Json:
+def _filter_summary_round(params: StatsParams, result: SiteSummary, rules: DisclosureRules) -> Json:
+    check_levels(rules, _levels(params, result))
+    check_subset(params, rules, result.rows)
+    min_count = rules.min_count
     return {
         "phase": "summary",
-        "summaries": [_filter_summary_table(t, min_count) for t in result.summaries],
+        "summaries": [_filter_summary_table(t, rules) for t in result.summaries],
         "frequencies": [_filter_frequency_table(t, min_count) for t in result.frequencies],
         "histograms": [_filter_histogram_table(t, min_count) for t in result.histograms],
     }
@@ -163,10 +229,23 @@ def _filter_quantile_round(params: StatsParams, result: SiteQuantiles, min_count
     return {"phase": "quantiles", "searches": searches}
 
 
-def filter_site_result(params: StatsParams, result: SiteSummary | SiteQuantiles, min_count: int) -> Json:
-    """Suppress small cells, and the cells that would reveal them, in one site's result."""
-    if min_count < 1:
-        raise InvalidInput(f"min_count must be at least 1, got {min_count}")
+def filter_site_result(
+    params: StatsParams, result: SiteSummary | SiteQuantiles | SiteDp, controls: PrivacyControls
+) -> Json:
+    """Apply the policy's privacy controls to one site's result: under differential privacy, accept
+    only the DP release; otherwise suppress small and dominated cells, and the cells that would reveal
+    them."""
+    rules = controls.disclosure
+    if controls.dp is not None or isinstance(result, SiteDp):
+        if controls.dp is None or not isinstance(result, SiteDp):
+            raise PolicyDenied(
+                "the policy asks for a differentially private release and this result is not one"
+                if controls.dp is not None
+                else "this site's policy has no differential privacy; it does not release noisy results"
+            )
+        return filter_dp_result(params, result, rules)
     if isinstance(result, SiteSummary):
-        return _filter_summary_round(result, min_count)
-    return _filter_quantile_round(params, result, min_count)
+        return _filter_summary_round(params, result, rules)
+    if params.group_by is not None and rules.max_levels is not None and result.count_tables:
+        check_levels(rules, {params.group_by: max(len(t.cells) - 1 for t in result.count_tables)})
+    return _filter_quantile_round(params, result, rules.min_count)

@@ -31,6 +31,7 @@ from custos.computations.stats_quantiles import MAX_THRESHOLDS
 from custos.core.errors import InvalidInput
 
 Number = int | float
+MAX_LARGEST = 100
 
 
 class _Message(BaseModel):
@@ -47,6 +48,12 @@ class SummaryCell(_Message):
     max: Number | None = None
     suppressed: bool = False
     reason: str | None = None
+    # Site -> gateway only (the filter removes them): the largest absolute values, largest first, and
+    # the sum of absolute values, for the dominance rule.
+    largest: list[float] | None = Field(default=None, max_length=MAX_LARGEST)
+    abs_sum: float | None = None
+    # Set by the gateway's filter when it withheld min and max of a small group.
+    extremes_reason: str | None = None
 
 
 class SummaryTable(_Message):
@@ -89,6 +96,8 @@ class SiteSummary(_Message):
     summaries: list[SummaryTable] = Field(default_factory=list)
     frequencies: list[FrequencyTable] = Field(default_factory=list)
     histograms: list[HistogramTable] = Field(default_factory=list)
+    # Site -> gateway only: the rows the researcher's filters left (for the policy's min_subset).
+    rows: int | None = Field(default=None, ge=0)
 
 
 class SearchInterval(_Message):
@@ -108,6 +117,9 @@ class QuantileRound(_Message):
 
 class SummaryRound(_Message):
     phase: Literal["summary"]
+    # Set by the gateway (never trusted from the orchestrator) when the policy asks for differential
+    # privacy: see `stats_dp.DpRound`.
+    dp: dict[str, Any] | None = None
 
 
 class CountCell(_Message):
@@ -135,6 +147,49 @@ class SiteQuantiles(_Message):
     count_tables: list[CountTable] | None = None
 
 
+class DpSummary(_Message):
+    """Noisy statistics of one numeric column, all rows (differential privacy has no groups yet)."""
+
+    column: str
+    count: int | None = None
+    sum: float | None = None
+    mean: float | None = None
+    variance: float | None = None
+
+
+class DpCounts(_Message):
+    """Noisy counts per category (a frequency table) or per bin (a histogram)."""
+
+    column: str
+    labels: list[str] | None = Field(default=None, max_length=100_000)
+    counts: list[int] = Field(max_length=100_000)
+
+
+class DpQuantiles(_Message):
+    column: str
+    probs: list[float] = Field(max_length=1000)
+    values: list[float] = Field(max_length=1000)
+
+
+class DpSpent(_Message):
+    mechanism: Literal["laplace", "gaussian"]
+    epsilon: float = Field(ge=0)
+    delta: float = Field(ge=0, lt=1)
+    queries: int = Field(ge=0)
+
+
+class SiteDp(_Message):
+    """A site's differentially private release (one round): noisy values and what they cost."""
+
+    phase: Literal["dp"]
+    summaries: list[DpSummary] = Field(default_factory=list)
+    frequencies: list[DpCounts] = Field(default_factory=list)
+    histograms: list[DpCounts] = Field(default_factory=list)
+    quantiles: list[DpQuantiles] = Field(default_factory=list)
+    spent: DpSpent
+    rows: int | None = Field(default=None, ge=0)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -148,13 +203,15 @@ def parse_message(model: type[M], value: Mapping[str, Any], what: str) -> M:
         raise InvalidInput(f"{what} is malformed at {field}: {first['msg']}") from exc
 
 
-def parse_site_result(value: Mapping[str, Any], what: str) -> SiteSummary | SiteQuantiles:
+def parse_site_result(value: Mapping[str, Any], what: str) -> SiteSummary | SiteQuantiles | SiteDp:
     phase = value.get("phase")
+    if phase == "dp":
+        return parse_message(SiteDp, value, what)
     if phase == "summary":
         return parse_message(SiteSummary, value, what)
     if phase == "quantiles":
         return parse_message(SiteQuantiles, value, what)
-    raise InvalidInput(f"{what} has phase {phase!r}; expected 'summary' or 'quantiles'")
+    raise InvalidInput(f"{what} has phase {phase!r}; expected 'summary', 'quantiles' or 'dp'")
 
 
 def parse_round_input(value: Mapping[str, Any]) -> SummaryRound | QuantileRound:

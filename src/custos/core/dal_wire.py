@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from custos.core.wire import WireModel
+from custos.core.wire_base import WireModel
 
 FilterOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null"]
 Scalar = str | int | float | bool

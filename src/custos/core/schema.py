@@ -1,10 +1,14 @@
-"""The public description of a dataset: column names, logical types, bounds and categories."""
+"""The public description of a dataset: column names, logical types, bounds and categories, and the
+custodian's catalogue text (column descriptions and units, the licence or terms of use).
+
+The catalogue fields are optional and default to empty, so a schema from a gateway that predates them
+still validates."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from custos.core.errors import InvalidInput
 
@@ -24,12 +28,15 @@ class ColumnSchema(BaseModel):
     min: float | None = None
     max: float | None = None
     categories: list[str] | None = None
+    description: str = ""
+    unit: str = ""
 
 
 class DatasetSchema(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     columns: list[ColumnSchema]
+    licence: str = Field(default="", description="the licence or terms of use of the data")
 
     @property
     def names(self) -> list[str]:

@@ -76,3 +76,58 @@ def check_job_transition(current: JobState, target: JobState) -> None:
 def check_task_transition(current: TaskState, target: TaskState) -> None:
     if target not in TASK_TRANSITIONS[current]:
         raise InvalidTransition(f"task is {current}; it cannot become {target}")
+
+
+class ReleaseState(StrEnum):
+    """A held result under output review (DESIGN.md section 3, flow 8)."""
+
+    HELD = "held"
+    PARTIALLY_REVIEWED = "partially_reviewed"  # some, not all, of the required approvals are in
+    RELEASED = "released"
+    RETURNED = "returned"  # sent back to the researcher with a reason; the result is not released
+    REJECTED = "rejected"
+
+
+RELEASE_TRANSITIONS: dict[ReleaseState, frozenset[ReleaseState]] = {
+    # held -> released directly when the policy asks for one reviewer.
+    ReleaseState.HELD: frozenset(
+        {
+            ReleaseState.PARTIALLY_REVIEWED,
+            ReleaseState.RELEASED,
+            ReleaseState.RETURNED,
+            ReleaseState.REJECTED,
+        }
+    ),
+    ReleaseState.PARTIALLY_REVIEWED: frozenset(
+        {ReleaseState.RELEASED, ReleaseState.RETURNED, ReleaseState.REJECTED}
+    ),
+    ReleaseState.RELEASED: frozenset(),
+    ReleaseState.RETURNED: frozenset(),
+    ReleaseState.REJECTED: frozenset(),
+}
+
+
+def check_release_transition(current: ReleaseState, target: ReleaseState) -> None:
+    if target not in RELEASE_TRANSITIONS[current]:
+        raise InvalidTransition(f"release is {current}; it cannot become {target}")
+
+
+class CodeRequestState(StrEnum):
+    """A custom code request under custodian review (DESIGN.md section 3, flow 7). A change to the code
+    is a new request: an approval is bound to one digest."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+CODE_REQUEST_TRANSITIONS: dict[CodeRequestState, frozenset[CodeRequestState]] = {
+    CodeRequestState.PENDING: frozenset({CodeRequestState.APPROVED, CodeRequestState.DENIED}),
+    CodeRequestState.APPROVED: frozenset(),
+    CodeRequestState.DENIED: frozenset(),
+}
+
+
+def check_code_request_transition(current: CodeRequestState, target: CodeRequestState) -> None:
+    if target not in CODE_REQUEST_TRANSITIONS[current]:
+        raise InvalidTransition(f"code request is {current}; it cannot become {target}")

@@ -6,6 +6,7 @@ Identity is never a field here that the server trusts: it comes from the caller'
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -13,14 +14,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from custos.core.schema import DatasetSchema
-from custos.core.states import JobState, SpecState, TaskState
+from custos.core.states import CodeRequestState, JobState, ReleaseState, SpecState, TaskState
+from custos.core.wire_base import WireModel as WireModel
 
 WIRE_VERSION = 1
 AUTH_DOMAIN = b"custos-auth-v1"
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def auth_message(challenge_id: str, nonce: str, fingerprint: str) -> bytes:
@@ -78,6 +76,26 @@ class Resources(WireModel):
 # --- datasets -------------------------------------------------------------------------------------
 
 
+class SignedPolicy(WireModel):
+    """An asset policy as an org admin of the dataset's org signed it (`custos policy sign`).
+
+    The signature covers `policy_message(dataset, issued_at, policy_yaml)`. Whoever relays it (the
+    orchestrator) cannot change a byte of it, nor pass an older one off as newer: gateways keep the
+    newest `issued_at` they have accepted per dataset."""
+
+    dataset: str = Field(max_length=200, description="gateway/dataset")
+    policy_yaml: str = Field(max_length=256 * 1024)
+    issued_at: datetime
+    signer_certificate_pem: str = Field(max_length=16 * 1024)
+    signature: str = Field(max_length=1024, description="base64 DER ECDSA-SHA256")
+
+
+def policy_message(dataset: str, issued_at: datetime, policy_yaml: str) -> bytes:
+    """The bytes a policy signature covers."""
+    text_digest = hashlib.sha256(policy_yaml.encode("utf-8")).hexdigest()
+    return f"custos-policy-v1\n{dataset}\n{issued_at.isoformat()}\n{text_digest}".encode()
+
+
 class DatasetPublish(WireModel):
     """What a gateway tells the orchestrator about one dataset. Never the file's location."""
 
@@ -86,7 +104,7 @@ class DatasetPublish(WireModel):
     dataset_schema: DatasetSchema = Field(alias="schema")
     row_count: int = Field(ge=0, description="rounded to the nearest 10")
     mock_arrow_b64: str = Field(description="Arrow IPC stream of the mock table, base64")
-    policy_yaml: str | None = None
+    policy: SignedPolicy | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -103,6 +121,9 @@ class DatasetInfo(WireModel):
     dataset_schema: DatasetSchema = Field(alias="schema")
     row_count: int
     policy_yaml: str | None
+    policy_signer: str | None = None
+    policy_issued_at: datetime | None = None
+    owner_org: str = Field(default="", description="the publishing gateway's org, from its certificate")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -181,6 +202,26 @@ class JobResult(WireModel):
     result: dict[str, Any]
 
 
+class AuditEventPublic(WireModel):
+    """One line of the orchestrator's audit trail, as the audit API returns it."""
+
+    line: int
+    id: str
+    time: datetime
+    user: str
+    action: str
+    job: str | None
+    peer: str | None
+    message: str
+
+
+class UserPublic(WireModel):
+    name: str
+    org: str
+    role: str
+    last_seen: datetime
+
+
 class Submitter(WireModel):
     name: str
     org: str
@@ -205,6 +246,9 @@ class TaskAssignment(WireModel):
     submitter: Submitter
     resources: Resources
     audit_event: str | None = Field(default=None, description="the orchestrator's audit event for the lease")
+    policy: SignedPolicy | None = Field(
+        default=None, description="the newest signed policy the orchestrator holds for the dataset"
+    )
 
 
 class PollResponse(WireModel):
@@ -235,3 +279,313 @@ def result_digest(status: str, result: dict[str, Any] | None, error: str | None)
     from custos.core.digest import json_digest
 
     return json_digest({"status": status, "result": result, "error": error})
+
+
+# --- users and tokens ---
+
+API_TOKEN_PREFIX = "cst_"  # noqa: S105 - how an API token begins, not a secret
+
+
+class PasswordSet(WireModel):
+    """A user's new web password. Accepted only from a user signed in with the kit."""
+
+    password: str = Field(min_length=12, max_length=1024)
+
+
+class PasswordLogin(WireModel):
+    name: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class ApiTokenCreate(WireModel):
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._@-]*$",
+        description="a label to recognise the token by, e.g. laptop",
+    )
+    days: int = Field(default=90, ge=1, le=365, description="days until the token expires")
+
+
+class ApiTokenPublic(WireModel):
+    id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+
+
+class ApiToken(ApiTokenPublic):
+    """A new API token. `token` is shown this once: the orchestrator keeps only its hash."""
+
+    token: str = Field(description=f"{API_TOKEN_PREFIX} followed by 43 random URL-safe characters")
+
+
+# --- release review -------------------------------------------------------------------------------
+
+
+class ReleaseDecision(StrEnum):
+    APPROVE = "approve"
+    RETURN = "return"  # send the result back to the researcher with a reason; it is not released
+    REJECT = "reject"
+
+
+class ReleaseVoteCreate(WireModel):
+    """A reviewer's vote. A reason is required to return or reject, and kept with an approval."""
+
+    reason: str = Field(default="", max_length=4000)
+
+
+class ReleaseVote(WireModel):
+    reviewer: str
+    org: str
+    decision: ReleaseDecision
+    reason: str
+    created_at: datetime
+
+
+class ReleasePublic(WireModel):
+    """A job's result held for review, without the result."""
+
+    id: str
+    job_id: str
+    job_state: JobState
+    state: ReleaseState
+    model: str
+    submitter: str
+    submitter_org: str
+    datasets: list[str]
+    orgs: list[str] = Field(description="the orgs whose reviewers may vote")
+    required: int = Field(description="distinct approvals needed to release")
+    approvals: int
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReleaseDetail(ReleasePublic):
+    """What a reviewer decides on: the held result and the spec and parameters that made it."""
+
+    spec_id: str
+    params: dict[str, Any]
+    columns: list[str]
+    result: dict[str, Any]
+    votes: list[ReleaseVote]
+
+
+# --- privacy budget: the orchestrator's mirror and the cost preview --------------------------------
+
+
+class BudgetStanding(BaseModel):
+    """What a gateway puts under `budget` in a DP task's result: the submitter's standing on the
+    dataset after the task. Fields a newer gateway adds are ignored, so the mirror keeps working."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+    spent_epsilon: float = Field(ge=0)
+    cap_epsilon: float = Field(ge=0)
+    remaining_epsilon: float = Field(ge=0)
+    spent_delta: float = Field(default=0.0, ge=0)
+    cap_delta: float = Field(default=0.0, ge=0)
+    remaining_delta: float = Field(default=0.0, ge=0)
+
+
+class BudgetPublic(WireModel):
+    """One row of the orchestrator's read-only budget mirror: what a researcher (`kind` researcher)
+    or an organisation (`kind` org) has spent on a dataset, as of `updated_at`. The gateway's
+    ledger is the authority; the mirror is for display."""
+
+    dataset: str
+    kind: Literal["researcher", "org"]
+    subject: str = Field(description="the researcher's name, or the org's")
+    org: str = Field(description="the subject's org")
+    spent_epsilon: float
+    cap_epsilon: float
+    remaining_epsilon: float
+    spent_delta: float
+    cap_delta: float
+    remaining_delta: float
+    updated_at: datetime
+
+
+class DatasetCostPreview(WireModel):
+    """What a job would spend on one dataset, and what would remain of the submitter's budget."""
+
+    dataset: str
+    dp: bool = Field(description="false: the dataset's policy has no differential privacy; nothing is spent")
+    mechanism: str | None = None
+    queries: int = 0
+    epsilon: float = 0.0
+    delta: float = 0.0
+    cap_epsilon: float | None = Field(default=None, description="the researcher's cap")
+    cap_delta: float | None = None
+    remaining_epsilon: float | None = Field(default=None, description="before the job, per the mirror")
+    remaining_delta: float | None = None
+    mirrored: bool = Field(
+        default=False, description="false: nothing is mirrored yet for you here, so the full cap is shown"
+    )
+    would_exceed: bool = False
+
+
+class JobPreview(WireModel):
+    """A job's cost, computed from the datasets' policies without running or recording anything."""
+
+    spec_id: str
+    model: str
+    datasets: list[DatasetCostPreview]
+
+
+# --- model registry -------------------------------------------------------------------------------
+
+MODEL_ARCHIVE_B64_CHARS = 11_200_000  # base64 of the 8 MiB a model archive may have
+
+
+class ModelKind(StrEnum):
+    BUILTIN = "builtin"  # shipped with Custos (custos.computations)
+    PACKAGE = "package"  # a signed archive a publisher uploaded (`custos model publish`)
+
+
+def model_message(name: str, version: str, digest: str) -> bytes:
+    """The bytes a model package signature covers: the archive's SHA-256 bound to name and version."""
+    return f"custos-model-v1\n{name}\n{version}\n{digest}".encode()
+
+
+class ModelSignature(WireModel):
+    """A publisher's signature over `model_message(name, version, digest)`, made with their kit key."""
+
+    name: str = Field(max_length=64)
+    version: str = Field(max_length=32)
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the archive, hex")
+    signer_certificate_pem: str = Field(max_length=16 * 1024)
+    signature: str = Field(max_length=1024, description="base64 DER ECDSA-SHA256")
+
+
+class ModelPublish(ModelSignature):
+    archive_b64: str = Field(max_length=MODEL_ARCHIVE_B64_CHARS)
+
+
+class ModelArchive(ModelSignature):
+    """A published archive as gateways and users fetch it; they verify it before anything else."""
+
+    signer: str
+    published_at: datetime
+    archive_b64: str = Field(max_length=MODEL_ARCHIVE_B64_CHARS)
+
+
+class ModelPublic(WireModel):
+    name: str
+    version: str
+    kind: ModelKind
+    description: str
+    digest: str | None = None
+    size: int | None = None
+    signer: str | None = None
+    signer_org: str | None = None
+    published_at: datetime | None = None
+
+
+class ModelDetail(ModelPublic):
+    """One registry entry; for a package, its manifest (entrypoint, parameters, columns, outputs)."""
+
+    manifest: dict[str, Any] | None = None
+
+
+# --- custom code requests -------------------------------------------------------------------------
+
+CUSTOM_MODEL = "custom@1.0.0"  # the model name and version a custom code job runs as
+MAX_CODE_CHARS = 256 * 1024
+CODE_APPROVAL_DOMAIN = "custos-code-approval-v1"
+CodeOutput = Literal["table", "json"]
+CodeDecision = Literal["approve", "deny"]
+
+
+def code_digest(source: str) -> str:
+    """The SHA-256 of a code request's exact source (UTF-8): what an approval is bound to."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+class CodeRequestCreate(WireModel):
+    """A researcher's Python function, to run as `function(dal, datasets, params)` on `datasets`."""
+
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$", description="the function to call")
+    source: str = Field(min_length=1, max_length=MAX_CODE_CHARS, description="the exact module source")
+    datasets: list[str] = Field(min_length=1, max_length=50, description="gateway/dataset")
+    params: dict[str, Any] = Field(default_factory=dict)
+    output: CodeOutput = Field(default="table", description="table (a DataFrame) or json (a dict)")
+
+
+class CodeApproval(WireModel):
+    """What a custodian's signature binds: this exact code (by digest), function, parameters, output
+    type, datasets and author. A gateway runs custom code only with one it can verify."""
+
+    request_id: str = Field(max_length=40)
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    function: str = Field(max_length=100)
+    params_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    output: CodeOutput
+    datasets: list[str] = Field(max_length=50)
+    author: str = Field(max_length=128)
+    author_org: str = Field(max_length=64)
+    approved_at: datetime
+
+
+def code_approval_message(approval: CodeApproval) -> bytes:
+    """The bytes an approval's signature covers."""
+    from custos.core.digest import canonical_json
+
+    return CODE_APPROVAL_DOMAIN.encode() + b"\n" + canonical_json(approval.model_dump(mode="json"))
+
+
+class SignedCodeApproval(WireModel):
+    approval: CodeApproval
+    signer_certificate_pem: str = Field(max_length=16 * 1024)
+    signature: str = Field(max_length=1024, description="base64 DER ECDSA-SHA256")
+
+
+class CodeReviewCreate(WireModel):
+    """A custodian's decision. To approve, send the approval signed with your kit's key."""
+
+    reason: str = Field(default="", max_length=2000)
+    approval: SignedCodeApproval | None = None
+
+
+class CodeReview(WireModel):
+    reviewer: str
+    org: str
+    decision: CodeDecision
+    reason: str
+    created_at: datetime
+
+
+class CodeRequestPublic(WireModel):
+    id: str
+    state: CodeRequestState
+    function: str
+    digest: str
+    datasets: list[str]
+    params: dict[str, Any]
+    output: CodeOutput
+    author: str
+    org: str
+    orgs: list[str] = Field(description="the orgs whose custodians must each approve")
+    reviews: list[CodeReview]
+    reason: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class CodeRequestDetail(CodeRequestPublic):
+    source: str
+    approvals: list[SignedCodeApproval] = Field(default_factory=list)
+
+
+class CustomCodeTask(WireModel):
+    """What a custom code task carries in its `round_input["code"]`: the source, and every approval,
+    so that the gateway can check the code it is handed is the code its custodian approved."""
+
+    request_id: str = Field(max_length=40)
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+    source: str = Field(min_length=1, max_length=MAX_CODE_CHARS)
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    output: CodeOutput
+    approvals: list[SignedCodeApproval] = Field(max_length=50)

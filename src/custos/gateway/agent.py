@@ -6,6 +6,7 @@ away, and one failing task never stops the loop.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import signal
@@ -14,14 +15,21 @@ from pathlib import Path
 from types import FrameType
 
 from custos.audit import AuditTrail
+from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
 from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
+from custos.gateway.filters import PRIVACY_FILE, SitePrivacy, load_site_privacy
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal
+from custos.gateway.policies import PolicyKeeper
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
+from custos.gateway.trust import GatewayTrust
+from custos.pki.manifest import MANIFEST_FILE, read_kit_file
+from custos.policy import SiteAuthorization, load_site_authorization
+from custos.policy.authorization import AUTHORIZATION_FILE
 from custos.sandbox.runner import Runner
 
 log = logging.getLogger("custos.gateway")
@@ -45,11 +53,31 @@ class Agent:
         site: dict[str, SiteDataset],
         runner: Runner,
         settings: GatewaySettings,
+        *,
+        org: str,
+        authorization: SiteAuthorization,
+        trust: GatewayTrust,
+        policies: PolicyKeeper,
+        site_privacy: SitePrivacy | None = None,
     ) -> None:
         self.client = client
         self.site = site
         self.settings = settings
-        self.handler = TaskHandler(name, site, runner, settings, AuditTrail(settings.state_dir / "audit.log"))
+        self.trust = trust
+        self.policies = policies
+        audit = AuditTrail(settings.state_dir / "audit.log")
+        self.handler = TaskHandler(
+            name,
+            site,
+            runner,
+            settings,
+            audit,
+            org=org,
+            authorization=authorization,
+            policies=policies,
+            site_privacy=site_privacy,
+        )
+        self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")
         self.connected = False
         self._backoff = settings.backoff_initial_s
@@ -60,8 +88,10 @@ class Agent:
         """One step: (re)connect and publish if needed, send what is owed, then wait for one task
         and finish it."""
         self.handler.reap()
+        if time.monotonic() - self._crl_checked > self.settings.crl_refresh_s:
+            self._refresh_revocations()
         if not self.connected:
-            self.client.publish(publication(self.site))
+            self.client.publish(publication(self.site, self.policies))
             self.connected = True
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
@@ -78,6 +108,16 @@ class Agent:
             self.journal.record(task.task_id, upload)
         self._unsent[task.task_id] = upload
         self._send(task.task_id, upload)
+
+    def _refresh_revocations(self) -> None:
+        pem = self.client.revocation_list()
+        self._crl_checked = time.monotonic()
+        if pem is None:
+            return
+        try:
+            self.trust.update(pem)
+        except CustosError as exc:
+            log.warning("the orchestrator relayed a revocation list this gateway refuses: %s", exc)
 
     def _send(self, task_id: str, upload: TaskResultUpload) -> None:
         try:
@@ -123,6 +163,19 @@ class StopFlag:
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
 
+def load_kit_authorization(kit_dir: Path) -> tuple[SiteAuthorization, str]:
+    """The site authorization of a kit that `load_kit` has verified, and where it came from. A file the
+    CA-signed manifest does not cover (added after provisioning) is refused, not silently obeyed."""
+    if (kit_dir / AUTHORIZATION_FILE).exists():
+        signed = json.loads(read_kit_file(kit_dir, MANIFEST_FILE)).get("files", {})
+        if AUTHORIZATION_FILE not in signed:
+            raise KitError(
+                f"kit at {kit_dir} has an {AUTHORIZATION_FILE} that its manifest does not cover; "
+                "the site's rules must come with the kit from provisioning, so provision the kit again"
+            )
+    return load_site_authorization(kit_dir)
+
+
 def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     """`custos gateway start`: run until SIGTERM or SIGINT."""
     from custos.gateway.site import load_site
@@ -143,16 +196,40 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         raise KitError(
             f"kit at {kit_dir} belongs to {kit.identity.name} ({kit.identity.role}), not a gateway"
         )
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {kit.identity.name} %(levelname)s %(message)s"
-    )
+    authorization, origin = load_kit_authorization(kit_dir)
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
     site = load_site(data)
     settings = GatewaySettings(state_dir=state)
+    identity = kit.identity
+    trust = GatewayTrust(kit.root_certificate, state, utcnow)
+    policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
+    policies.load({name: d.policy_file for name, d in site.items()})
+    site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
+    # Logging starts once everything loaded: a refused start prints only its one-line error.
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {identity.name} %(levelname)s %(message)s")
+    log.info("site authorization: %s", origin)
+    for name in site:
+        signed = policies.signed(name)
+        log.info(
+            "dataset %s: %s",
+            name,
+            f"policy issued {signed.issued_at.isoformat()}" if signed else "no policy yet: no access",
+        )
     client = OrchestratorClient(kit, poll_wait_s=settings.poll_wait_s)
-    agent = Agent(kit.identity.name, client, site, runner, settings)
+    agent = Agent(
+        identity.name,
+        client,
+        site,
+        runner,
+        settings,
+        org=identity.org,
+        authorization=authorization,
+        trust=trust,
+        policies=policies,
+        site_privacy=site_privacy,
+    )
     try:
         agent.run(stop)
     except KeyboardInterrupt:

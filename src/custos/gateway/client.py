@@ -7,7 +7,14 @@ from typing import Any
 import httpx
 
 from custos.core.errors import ERRORS_BY_STATUS, CustosError
-from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskAssignment, TaskResultUpload
+from custos.core.wire import (
+    Ack,
+    GatewayPublish,
+    ModelArchive,
+    PollResponse,
+    TaskAssignment,
+    TaskResultUpload,
+)
 from custos.pki.kit import Kit
 from custos.pki.signin import KitAuth
 from custos.pki.tls import client_ssl_context
@@ -51,6 +58,13 @@ class OrchestratorClient:
     def publish(self, body: GatewayPublish) -> None:
         self._call("POST", "/api/v1/gateway/publish", json=body.model_dump(mode="json", by_alias=True))
 
+    def revocation_list(self) -> str | None:
+        """The project's revocation list as the orchestrator relays it (its CA signature is checked by
+        whoever uses it)."""
+        data = self._call("GET", "/api/v1/crl")
+        pem = data.get("crl_pem") if isinstance(data, dict) else None
+        return pem if isinstance(pem, str) else None
+
     def next_task(self) -> TaskAssignment | None:
         data = self._call("GET", "/api/v1/gateway/tasks/next", params={"wait": self._poll_wait_s})
         return PollResponse.model_validate(data).task
@@ -63,3 +77,7 @@ class OrchestratorClient:
             "POST", f"/api/v1/gateway/tasks/{task_id}/result", json=upload.model_dump(mode="json")
         )
         return Ack.model_validate(data)
+
+    def model_archive(self, name: str, version: str) -> ModelArchive:
+        """A published model's archive and signature, as relayed: the caller verifies both."""
+        return ModelArchive.model_validate(self._call("GET", f"/api/v1/models/{name}/{version}/archive"))

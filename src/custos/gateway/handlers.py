@@ -1,28 +1,44 @@
-"""What the gateway does with one task. It re-checks everything against its own policy copy, whatever
-the orchestrator decided, then runs the round in the job's sandboxed runtime (see `runtimes`), whose
-DAL serves only the columns this check granted, and filters the result before it leaves.
+"""What the gateway does with one task. It re-checks everything, whatever the orchestrator decided:
+first the site's authorization (may this submitter, in this role, do this here?), then its own policy
+copy. Then it runs the round in the job's sandboxed runtime (see `runtimes`), whose DAL serves only
+the columns this check granted, and filters the result before it leaves.
 
 `handle_task` never raises: every failure becomes an outcome with a reason the researcher may see.
+
+Reviewed custom code (model `custom`) is checked further (`check_custom_task`): the site must give the
+submitter the `custom_code` right, the dataset's policy must say `custom_code: review`, and the task
+must carry an approval, signed by a custodian of this site's org, of exactly the code it carries (the
+gateway computes the digest itself). The code's output must be of its declared type and within its
+caps, and its failures leave with data values redacted; the full log stays in `code-logs/`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from custos.audit import AuditTrail
-from custos.computations.base import FederatedModel
+from custos.computations.base import DpPlan, FederatedModel, policy_privacy
+from custos.computations.custom import CODE_KEY, CustomModel, check_output, redact_error, schema_vocabulary
+from custos.computations.fedavg_dp import DpTrainingModel
 from custos.computations.models import get_model
 from custos.core.digest import json_digest
-from custos.core.errors import CustosError, PolicyDenied
+from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.refs import parse_model_ref
-from custos.core.wire import Resources, TaskAssignment, TaskKind
+from custos.core.wire import CustomCodeTask, Resources, TaskAssignment, TaskKind
+from custos.gateway.budget import BUDGET_FILE, GatewayBudget
 from custos.gateway.dal import DatasetGrant
+from custos.gateway.filters import FilterContext, SitePrivacy, chain_for
+from custos.gateway.policies import PolicyKeeper, is_older
 from custos.gateway.runtimes import RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, get_dataset
-from custos.policy import check_access
+from custos.policy import AssetPolicy, Right, SiteAuthorization, check_access, check_authorization
+from custos.policy.checks import granted_columns
+from custos.policy.code_approval import check_code_approved
+from custos.policy.signing import CertificateCheck, PolicyRefused
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
@@ -36,8 +52,32 @@ class Outcome:
     error: str | None = None
 
 
-def check_task(task: TaskAssignment, dataset: SiteDataset, gateway: str) -> tuple[FederatedModel, list[str]]:
-    """Raise unless this site's policy allows the task. Returns the model and the columns it reads."""
+# The right of the site's authorization that each kind of task needs.
+TASK_RIGHTS: dict[TaskKind, Right] = {
+    TaskKind.COMPUTE: Right.SUBMIT_JOB,
+    TaskKind.PREPARE: Right.ACTIVATE_SPEC,
+}
+
+
+def check_task(
+    task: TaskAssignment,
+    dataset: SiteDataset,
+    gateway: str,
+    *,
+    site_org: str,
+    authorization: SiteAuthorization,
+    policy: AssetPolicy | None,
+) -> tuple[FederatedModel, list[str]]:
+    """Raise unless this site's authorization and its verified `policy` allow the task. Returns the
+    model and the columns it reads."""
+    who = task.submitter
+    try:
+        check_authorization(
+            authorization, site_org=site_org, user=who.name, org=who.org, role=who.role,
+            right=TASK_RIGHTS[task.kind],
+        )  # fmt: skip
+    except PolicyDenied as exc:
+        raise PolicyDenied(f"site {gateway} refuses {who.name} of {who.org}: {exc.message}") from None
     ref = parse_model_ref(task.model)
     model = get_model(ref.name, ref.version)
     columns = list(task.columns)
@@ -52,11 +92,51 @@ def check_task(task: TaskAssignment, dataset: SiteDataset, gateway: str) -> tupl
     else:
         for column in columns:
             dataset.schema.column(column)
-    who = task.submitter
-    check_access(
-        dataset.policy, f"{gateway}/{task.dataset}", who.name, who.org, ref.name, ref.version, columns
-    )
+    check_access(policy, f"{gateway}/{task.dataset}", who.name, who.org, ref.name, ref.version, columns)
     return model, columns
+
+
+def check_custom_task(
+    task: TaskAssignment,
+    gateway: str,
+    *,
+    site_org: str,
+    authorization: SiteAuthorization,
+    policy: AssetPolicy | None,
+    check_certificate: CertificateCheck,
+) -> tuple[CustomCodeTask, list[str]]:
+    """Raise unless this site lets the task's submitter run its custom code here: the `custom_code`
+    right, a policy with `custom_code: review` and a grant to model `custom`, and a verified approval
+    of exactly this code by a custodian of this site's org. Returns the code and the granted columns."""
+    who = task.submitter
+    ref = f"{gateway}/{task.dataset}"
+    for right in (TASK_RIGHTS[task.kind], Right.CUSTOM_CODE):
+        try:
+            check_authorization(
+                authorization, site_org=site_org, user=who.name, org=who.org, role=who.role, right=right
+            )
+        except PolicyDenied as exc:
+            raise PolicyDenied(f"site {gateway} refuses {who.name} of {who.org}: {exc.message}") from None
+    if task.kind is not TaskKind.COMPUTE:
+        raise PolicyDenied("custom code runs only in a job's compute task")
+    if policy is None:
+        raise PolicyDenied(f"no policy for dataset {ref}: access is denied by default")
+    if policy.custom_code != "review":
+        raise PolicyDenied(
+            f"the policy for {ref} does not accept custom code (custom_code: {policy.custom_code})"
+        )
+    try:
+        code = CustomCodeTask.model_validate(task.round_input.get(CODE_KEY))
+    except ValueError:
+        raise PolicyDenied("the task carries no well-formed custom code and approvals") from None
+    check_code_approved(
+        code, dataset=ref, site_org=site_org, author=who.name, author_org=who.org, params=task.params,
+        check_certificate=check_certificate,
+    )  # fmt: skip
+    model = CustomModel()
+    check_access(policy, ref, who.name, who.org, model.name, model.version, [])
+    columns = sorted(granted_columns(policy, who.name, who.org, model.name, model.version))
+    return code, columns
 
 
 class TaskHandler:
@@ -67,9 +147,24 @@ class TaskHandler:
         runner: Runner,
         settings: GatewaySettings,
         audit: AuditTrail,
+        *,
+        org: str,
+        authorization: SiteAuthorization,
+        policies: PolicyKeeper,
+        budget: GatewayBudget | None = None,
+        check_certificate: CertificateCheck | None = None,
+        site_privacy: SitePrivacy | None = None,
     ) -> None:
+        # The site's privacy.yaml: scopes and their task filters (custos.gateway.filters).
+        self._site_privacy = site_privacy or SitePrivacy()
+        # Approvals of custom code are verified as the policies are: against this site's trust.
+        self._check_certificate = check_certificate or policies.check_certificate
+        self._budget = budget or GatewayBudget(settings.state_dir / BUDGET_FILE)
         self._audit = audit
+        self._policies = policies
         self._gateway = gateway
+        self._org = org
+        self._authorization = authorization
         self._site = site
         self._runner = runner
         self._settings = settings
@@ -99,10 +194,21 @@ class TaskHandler:
     def _handle(self, task: TaskAssignment) -> Outcome:
         try:
             dataset = get_dataset(self._site, task.dataset)
-            model, columns = check_task(task, dataset, self._gateway)
+            policy = self._policy_for(task)
+            if parse_model_ref(task.model).name == CustomModel.name:
+                return self._custom(task, dataset, policy)
+            model, columns = check_task(
+                task,
+                dataset,
+                self._gateway,
+                site_org=self._org,
+                authorization=self._authorization,
+                policy=policy,
+            )
             if task.kind is TaskKind.PREPARE:
                 return Outcome("done", result={"validated": True})
-            return self._compute(task, dataset, model, columns)
+            assert policy is not None  # check_task refused otherwise
+            return self._compute(task, dataset, policy, model, columns)
         except CustosError as exc:
             log.info("task %s refused or failed: %s", task.task_id, exc)
             return Outcome("failed", error=str(exc))
@@ -110,10 +216,65 @@ class TaskHandler:
             log.exception("task %s failed unexpectedly", task.task_id)
             return Outcome("failed", error=f"internal error at the gateway ({type(exc).__name__})")
 
+    def _custom(self, task: TaskAssignment, dataset: SiteDataset, policy: AssetPolicy | None) -> Outcome:
+        code, columns = check_custom_task(
+            task, self._gateway, site_org=self._org, authorization=self._authorization, policy=policy,
+            check_certificate=self._check_certificate,
+        )  # fmt: skip
+        assert policy is not None  # check_custom_task refused otherwise
+        self._audit.append(
+            user=task.submitter.name, action="code_approved_checked", job=task.job_id,
+            message=f"{task.dataset}: code request {code.request_id}, digest {code.digest}",
+        )  # fmt: skip
+        try:
+            outcome = self._compute(task, dataset, policy, CustomModel(), columns)
+        except SandboxError as exc:  # the sandbox's own last words may quote rows
+            return self._custom_failure(task, dataset, {"type": "SandboxError", "message": str(exc)})
+        if outcome.status == "failed" or outcome.result is None:
+            return outcome
+        check_output(outcome.result, code.output)
+        return outcome
+
+    def _custom_failure(self, task: TaskAssignment, dataset: SiteDataset, reply: dict[str, Any]) -> Outcome:
+        """Keep the full error at the gateway; send only its type and a redacted message."""
+        folder = self._settings.state_dir / "code-logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{task.task_id}-{task.attempt}.json"
+        path.write_text(json.dumps(reply, indent=2, default=str), encoding="utf-8")
+        self._audit.append(
+            user=task.submitter.name, action="code_failed", job=task.job_id,
+            message=f"{task.task_id}: full log kept in code-logs/{path.name}",
+        )  # fmt: skip
+        kind, message = str(reply.get("type", "Exception")), str(reply.get("message", ""))
+        return Outcome("failed", error=redact_error(kind, message, schema_vocabulary(dataset.schema)))
+
+    def _policy_for(self, task: TaskAssignment) -> AssetPolicy | None:
+        """The policy in force for the task's dataset, after adopting a newer one the task carries. A
+        relayed policy that does not verify refuses the task; an older one is ignored."""
+        if task.policy is not None:
+            try:
+                self._policies.offer(task.dataset, task.policy)
+            except PolicyRefused as exc:
+                if not is_older(task.policy, self._policies.signed(task.dataset)):
+                    self._audit.append(
+                        user=task.submitter.name,
+                        action="policy_refused",
+                        job=task.job_id,
+                        message=exc.message,
+                    )
+                    raise
+                log.info("task %s carries an older policy than the one in force; using ours", task.task_id)
+        return self._policies.current(task.dataset)
+
     def _compute(
-        self, task: TaskAssignment, dataset: SiteDataset, model: FederatedModel, columns: list[str]
+        self,
+        task: TaskAssignment,
+        dataset: SiteDataset,
+        policy: AssetPolicy,
+        model: FederatedModel,
+        columns: list[str],
     ) -> Outcome:
-        assert task.job_id is not None and dataset.policy is not None  # check_task refused otherwise
+        assert task.job_id is not None  # check_task refused otherwise
         key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
         limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
@@ -122,19 +283,58 @@ class TaskHandler:
             user=task.submitter.name, action="dal_grant", job=task.job_id,
             message=f"{task.dataset}: {', '.join(sorted(columns))}",
         )  # fmt: skip
+        controls = policy_privacy(policy)
+        # Only this gateway's policy may ask the sandbox for a DP release, never the orchestrator.
+        round_input = {k: v for k, v in task.round_input.items() if k != "dp"}
+        training: DpPlan | None = None
+        if controls.training is not None and isinstance(model, DpTrainingModel):
+            training = model.plan_training_dp(task.params, controls.training, dataset.row_count)
+        chain = chain_for(self._site_privacy, task.params, require_dp=training is not None)
+        context = FilterContext(model.name, task.params, round_input, controls, chain.scope, training)
+        round_input = chain.filter_data(round_input, context)
+        context.round_input = round_input
+        reservation = None
+        if training is not None and controls.budget is not None:
+            # The whole job's projected epsilon, reserved before its first round; later rounds reuse it.
+            reservation = self._budget.reserve(task, dataset, controls.budget, training.cost, whole_job=True)
+            self._audit.append(
+                user=task.submitter.name, action="budget_reserved", job=task.job_id,
+                message=f"{task.dataset}: epsilon={training.cost.epsilon:g} delta={training.cost.delta:g} "
+                f"for the job's {training.queries} DP training rounds, reservation {reservation.id}",
+            )  # fmt: skip
+            if training.settings:
+                round_input["dp"] = training.settings
+        elif controls.dp is not None and controls.budget is not None:
+            plan = model.plan_dp(task.params, dataset.schema, controls.dp)
+            reservation = self._budget.reserve(task, dataset, controls.budget, plan.cost)
+            self._audit.append(
+                user=task.submitter.name, action="budget_reserved", job=task.job_id,
+                message=f"{task.dataset}: epsilon={plan.cost.epsilon:g} delta={plan.cost.delta:g} "
+                f"({plan.queries} queries), reservation {reservation.id}",
+            )  # fmt: skip
+            round_input["dp"] = plan.settings
         request = {
             "model": task.model, "dataset": task.dataset, "params": task.params,
-            "round_input": task.round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
+            "round_input": round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
         }  # fmt: skip
         try:
             reply = runtime.compute(request)
         except CustosError:
             self._runtimes.discard(key)
             raise
+        finally:
+            # A training reservation stays open (and spent) until the job's last round.
+            if reservation is not None and (training is None or round_input.get("phase") == "evaluate"):
+                self._budget.commit(reservation)
         if not reply.get("ok") or not isinstance(reply.get("result"), dict):
             self._runtimes.discard(key)
+            if model.name == CustomModel.name:
+                return self._custom_failure(task, dataset, reply)
             return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
-        filtered = model.filter_site_result(task.params, reply["result"], dataset.policy.min_count)
+        result = chain.filter_result(reply["result"], context)
+        filtered = model.filter_site_result(task.params, result, controls)
+        if reservation is not None and controls.budget is not None:
+            filtered["budget"] = self._budget.standing(task, dataset, controls.budget)
         return Outcome("done", result=filtered)
 
     def reap(self) -> None:

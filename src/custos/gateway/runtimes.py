@@ -6,9 +6,10 @@ A runtime owns a short private folder holding two unix sockets that are bound in
 the gateway sends one frame per round and reads one frame back. Closing the round socket ends the
 sandboxed process. Runtimes idle for longer than `idle_s` are closed by `reap`.
 
-The pool keeps one spare runtime started ahead of need: booted and imported, holding no grant and no
-data. The next job takes it (and only that job ever uses it), so a job's first round pays no start
-either. Runtimes are closed in the background, never on a job's critical path.
+The pool keeps one spare runtime started ahead of need: booted and imported (OpenDP too: `warm`),
+holding no grant and no data. The next job takes it (and only that job ever uses it), so a job's
+first round pays no start either. Runtimes are closed in the background, never on a job's critical
+path.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ class RuntimeKey:
 
 
 class JobRuntime:
-    def __init__(self, runner: Runner, limits: SandboxLimits, *, max_result_bytes: int) -> None:
-        """Start the sandboxed runtime in the background. It can compute once `assign` gave it a grant."""
+    def __init__(
+        self, runner: Runner, limits: SandboxLimits, *, max_result_bytes: int, warm: bool = False
+    ) -> None:
+        """Start the sandboxed runtime in the background. It can compute once `assign` gave it a grant.
+        `warm` has it import what only some jobs need (differential privacy) before the first round."""
         self.token = secrets.token_urlsafe(32)
         self.started_at = self.last_used = time.monotonic()
         self.limits = limits
@@ -76,8 +80,9 @@ class JobRuntime:
         except BaseException:
             self.close()
             raise
+        argv = ["-m", "custos.computations.runtime", "--serve", f"{IPC_TARGET}/rounds.sock"]
         request = SandboxRequest(
-            argv=["-m", "custos.computations.runtime", "--serve", f"{IPC_TARGET}/rounds.sock"],
+            argv=[*argv, "--warm"] if warm else argv,
             output_dir=output,
             binds=[Bind(ipc, IPC_TARGET)],
             limits=limits,
@@ -206,8 +211,8 @@ class RuntimePool:
         self._closers: list[threading.Thread] = []
         self._refresh_spare()
 
-    def _start(self, limits: SandboxLimits) -> JobRuntime:
-        return JobRuntime(self._runner, limits, max_result_bytes=self._max_result_bytes)
+    def _start(self, limits: SandboxLimits, *, warm: bool = False) -> JobRuntime:
+        return JobRuntime(self._runner, limits, max_result_bytes=self._max_result_bytes, warm=warm)
 
     def _refresh_spare(self) -> None:
         """Keep a live spare that has at least half of its wall clock left."""
@@ -218,7 +223,8 @@ class RuntimePool:
             self._close(spare)
             self._spare = spare = None
         if spare is None and self._spare_limits is not None:
-            self._spare = self._start(self._spare_limits)
+            # Warm: the spare has time to spare, so it imports OpenDP too (a plain job never needs it).
+            self._spare = self._start(self._spare_limits, warm=True)
 
     def get(
         self,

@@ -15,6 +15,8 @@ class GatewaySettings:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     max_result_bytes: int = 16 << 20
+    # How often the agent fetches the project's revocation list again.
+    crl_refresh_s: float = 30.0
     # A job's sandboxed runtime is kept between rounds, and closed after this long without one.
     runtime_idle_s: float = 60.0
     # Keep one sandbox booted ahead of need, so a job's first round pays no start.

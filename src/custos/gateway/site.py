@@ -1,7 +1,7 @@
-"""The datasets this gateway holds and the custodian's policies for them, loaded once at start.
+"""The datasets this gateway holds and the custodian's signed policy files for them, loaded at start.
 
-The gateway enforces its own copy of each policy; it publishes them to the orchestrator only for
-display and early checks. The file locations never leave this module's owner process.
+Which policy is in force is the PolicyKeeper's business (`policies`): it verifies these files and
+any newer policy relayed with a task. The file locations never leave this module's owner process.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from pathlib import Path
 
 from custos.core.errors import NotFound
 from custos.core.schema import DatasetSchema
-from custos.core.wire import DatasetPublish, GatewayPublish
-from custos.data.catalog import DatasetEntry, load_catalog
+from custos.core.wire import DatasetPublish, GatewayPublish, SignedPolicy
+from custos.data.catalog import DatasetEntry, describe_schema, load_catalog
 from custos.data.file_source import open_source
 from custos.data.ipc import table_to_ipc_b64
 from custos.data.mock import generate_mock
 from custos.data.profile import profile
 from custos.data.source import DataSource
-from custos.policy import AssetPolicy, load_policy
+from custos.gateway.policies import PolicyKeeper, read_signed_policy
+from custos.privacy.ledger import content_lineage
 
 
 @dataclass(frozen=True)
@@ -27,27 +28,29 @@ class SiteDataset:
     source: DataSource
     schema: DatasetSchema
     row_count: int
-    policy: AssetPolicy | None
-    policy_yaml: str | None
+    policy_file: SignedPolicy | None
     mock_b64: str
+    # The privacy budget's key (custos.privacy.ledger.content_lineage), taken once at load.
+    lineage: str | None = None
 
 
 def load_site(catalog: Path) -> dict[str, SiteDataset]:
-    """Load, profile and mock every dataset; a malformed policy stops the start with its reason."""
+    """Load, profile and mock every dataset; an unsigned policy file stops the start with its reason."""
     site: dict[str, SiteDataset] = {}
     for entry in load_catalog(catalog):
-        policy_yaml = entry.policy_path.read_text() if entry.policy_path.is_file() else None
-        policy = load_policy(policy_yaml, source=str(entry.policy_path.name)) if policy_yaml else None
+        signed = read_signed_policy(entry.policy_path) if entry.policy_path.is_file() else None
         source = open_source(entry)
-        schema, rows = profile(source)
-        mock = generate_mock(source, schema)
-        site[entry.name] = SiteDataset(
-            entry, source, schema, rows, policy, policy_yaml, table_to_ipc_b64(mock)
-        )
+        profiled, rows = profile(source)
+        mock = generate_mock(source, profiled)
+        # The catalogue's licence and column notes ride in the published schema (validated here,
+        # against the file's real columns).
+        schema = describe_schema(entry, profiled)
+        lineage = content_lineage(entry.path)
+        site[entry.name] = SiteDataset(entry, source, schema, rows, signed, table_to_ipc_b64(mock), lineage)
     return site
 
 
-def publication(site: dict[str, SiteDataset]) -> GatewayPublish:
+def publication(site: dict[str, SiteDataset], policies: PolicyKeeper) -> GatewayPublish:
     return GatewayPublish(
         datasets=[
             DatasetPublish(
@@ -56,7 +59,7 @@ def publication(site: dict[str, SiteDataset]) -> GatewayPublish:
                 dataset_schema=d.schema,
                 row_count=d.row_count,
                 mock_arrow_b64=d.mock_b64,
-                policy_yaml=d.policy_yaml,
+                policy=policies.signed(name),
             )
             for name, d in site.items()
         ]

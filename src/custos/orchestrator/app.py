@@ -8,27 +8,41 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from cryptography import x509
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
-from custos.computations.models import list_models
 from custos.core.clock import Clock, utcnow
 from custos.core.errors import CustosError, PermissionDenied
-from custos.orchestrator.api import routes_auth, routes_gateway, routes_research
+from custos.orchestrator.api import (
+    routes_admin,
+    routes_auth,
+    routes_budget,
+    routes_code,
+    routes_gateway,
+    routes_models,
+    routes_releases,
+    routes_research,
+    routes_tokens,
+)
+from custos.orchestrator.api.authorize import authorize
 from custos.orchestrator.api.context import Services
 from custos.orchestrator.api.limits import BodyLimit, first_error
 from custos.orchestrator.db import Database, migrate
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.services.auth import AuthService
+from custos.orchestrator.services.budget import BudgetService
+from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.jobs import JobService
+from custos.orchestrator.services.models import ModelService
+from custos.orchestrator.services.people import PeopleService
+from custos.orchestrator.services.releases import ReleaseService
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
+from custos.orchestrator.services.trust import Trust
 from custos.orchestrator.settings import OrchestratorSettings
-from custos.orchestrator.tables import Model
 
 log = logging.getLogger("custos.orchestrator")
 
@@ -38,29 +52,32 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     migrate(db.engine)
     notifier = TaskNotifier()
     audit = AuditTrail(settings.audit_path, clock=clock)
-    datasets = DatasetService(clock)
-    tasks = TaskService(clock, settings.lease_margin_s, audit)
+    trust = Trust(root, clock)
+    datasets = DatasetService(clock, trust, audit)
+    tasks = TaskService(clock, settings.lease_margin_s, audit, datasets)
     jobs = JobService(datasets, clock, audit)
     tasks.advance_job = jobs.advance
+    budget = BudgetService(datasets, clock)
+    tasks.mirror_budget = budget.mirror
     services = Services(
         settings=settings,
         db=db,
         notifier=notifier,
         audit=audit,
-        auth=AuthService(root, settings, clock),
+        auth=AuthService(root, settings, clock, trust),
         datasets=datasets,
         specs=SpecService(datasets, clock, audit),
         jobs=jobs,
         tasks=tasks,
+        people=PeopleService(settings.audit_path),
+        trust=trust,
+        releases=ReleaseService(clock, audit),
+        code=CodeRequestService(datasets, jobs, trust, clock, audit),
+        budget=budget,
+        models=ModelService(clock, trust, audit),
     )
-    services.run(_register_builtin_models)
+    services.run(services.models.register_builtins)
     return services
-
-
-def _register_builtin_models(session: Session) -> None:
-    for model in list_models():
-        if session.get(Model, (model.name, model.version)) is None:
-            session.add(Model(name=model.name, version=model.version, kind="builtin", description=""))
 
 
 def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Clock = utcnow) -> FastAPI:
@@ -72,7 +89,10 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
         yield
         services.db.dispose()
 
-    app = FastAPI(title="Custos orchestrator", version="1", lifespan=lifespan)
+    # Every route passes the permission table first (default deny; see custos/policy/permissions.yaml).
+    app = FastAPI(
+        title="Custos orchestrator", version="1", lifespan=lifespan, dependencies=[Depends(authorize)]
+    )
     app.state.services = services
 
     @app.exception_handler(CustosError)
@@ -93,7 +113,17 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (routes_auth, routes_gateway, routes_research):
+    for module in (
+        routes_auth,
+        routes_gateway,
+        routes_research,
+        routes_admin,
+        routes_tokens,
+        routes_releases,
+        routes_code,
+        routes_budget,
+        routes_models,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -11,8 +11,16 @@ from custos.core.errors import KitError
 from custos.core.identity import Role
 from custos.orchestrator.app import create_app
 from custos.orchestrator.settings import OrchestratorSettings
-from custos.pki.kit import load_kit
-from custos.pki.tls import server_ssl_options
+from custos.pki.kit import Kit, load_kit
+from custos.pki.tls import ServerSSLOptions, server_ssl_options
+
+
+def orchestrator_ssl_options(kit: Kit) -> ServerSSLOptions:
+    """TLS for the orchestrator: a client certificate is optional, so that a browser signing in with a
+    password can connect, but one that is presented must chain to the project's root, or the
+    handshake fails. Without one, every route but sign-in and /healthz answers 401 until the caller
+    proves who it is (kit signature, password session, or API token)."""
+    return server_ssl_options(kit, require_client_certificate=False)
 
 
 def serve(
@@ -42,5 +50,5 @@ def serve(
         timeout_keep_alive=75,
         # Gateways hold long polls open; do not wait for them on shutdown.
         timeout_graceful_shutdown=2,
-        **server_ssl_options(kit),
+        **orchestrator_ssl_options(kit),
     )

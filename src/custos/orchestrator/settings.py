@@ -15,3 +15,16 @@ class OrchestratorSettings:
     long_poll_max_s: float = 25.0
     lease_margin_s: int = 60
     max_body_bytes: int = 16 << 20
+    # A browser session opened with a password lasts this long from sign-in (it does not slide).
+    session_ttl_s: int = 8 * 3600
+    # Failed sign-ins an account may have per method within the window; the next attempt gets 429
+    # until the oldest of them leaves the window.
+    sign_in_max_failures: int = 5
+    sign_in_window_s: int = 15 * 60
+    # Unexpired API tokens a user may hold at once (every size is bounded).
+    api_tokens_per_user: int = 50
+    # Argon2id cost (argon2-cffi's defaults, RFC 9106's low-memory profile). Raising it re-hashes each
+    # password at its owner's next sign-in.
+    password_time_cost: int = 3
+    password_memory_kib: int = 64 * 1024
+    password_parallelism: int = 4

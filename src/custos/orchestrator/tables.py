@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -45,6 +57,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     fingerprint: Mapped[str] = mapped_column(String(64))
     last_seen: Mapped[datetime]
+    # The serial of the certificate the user last signed in with: a revoked one ends their sessions
+    # and API tokens too.
+    cert_serial: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Gateway(Base):
@@ -70,11 +85,25 @@ class Dataset(Base):
 
 
 class Policy(Base):
-    """The custodian's asset policy as published by its gateway, for display and early checks."""
+    """The newest signed asset policy for a dataset, as an org admin pushed it or its gateway published
+    it. The orchestrator verified it on the way in; gateways verify it again before they use it."""
 
     __tablename__ = "policies"
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
     policy_yaml: Mapped[str] = mapped_column(Text)
+    signed_json: Mapped[dict[str, Any]]
+    issued_at: Mapped[datetime]
+    signer: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+
+
+class RevocationList(Base):
+    """The project's certificate revocation list (an X.509 CRL signed by the root CA): one row."""
+
+    __tablename__ = "revocation_lists"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)
+    crl_pem: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
 
 
@@ -82,7 +111,7 @@ class Model(Base):
     __tablename__ = "models"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # builtin
+    kind: Mapped[str] = mapped_column(String(16))  # builtin | package (custos.core.wire.ModelKind)
     description: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -169,3 +198,163 @@ class AuthToken(Base):
     org: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(32))
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    cert_serial: Mapped[str | None] = mapped_column(String(64), default=None)  # hex, for revocation
+
+
+# --- human sign-in: passwords, browser sessions, API tokens, failed attempts ----------------------
+
+
+class PasswordHash(Base):
+    """A user's web password as an Argon2id hash; set only while signed in with the user's kit."""
+
+    __tablename__ = "passwords"
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime]
+
+
+class WebSession(Base):
+    """A browser session opened with a password. Only the SHA-256 of the cookie's value is kept."""
+
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ApiTokenRecord(Base):
+    """A long-lived token for the SDK. Only its SHA-256 is kept; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class SignInFailure(Base):
+    """One failed sign-in of an account by one method, counted for the rate limit."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_account", "account", "method", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+
+
+# --- output release review ------------------------------------------------------------------------
+
+
+class Release(Base):
+    """A finished job's result held for review by the reviewers of its datasets' orgs."""
+
+    __tablename__ = "releases"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(24), index=True)
+    required: Mapped[int] = mapped_column(Integer)  # distinct approvals needed: 1 or 2
+    orgs: Mapped[list[str]]  # the orgs whose reviewers may vote
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReleaseReview(Base):
+    """One reviewer's vote on a release. A person votes at most once on each release."""
+
+    __tablename__ = "release_reviews"
+    __table_args__ = (UniqueConstraint("release_id", "reviewer", name="uq_release_reviews_reviewer"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    org: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))  # approve | return | reject
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+# --- privacy budget mirror ------------------------------------------------------------------------
+
+
+class BudgetMirror(Base):
+    """A read-only copy, for display, of what a researcher (kind `researcher`) or an organisation
+    (kind `org`) has spent on a dataset, as its gateway reported it in a DP task's result. The
+    gateway's ledger is the authority; nothing here is ever used to allow or refuse a job."""
+
+    __tablename__ = "budget_mirror"
+    dataset: Mapped[str] = mapped_column(String(130), primary_key=True)  # gateway/name
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # researcher | org
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)  # the researcher or the org
+    org: Mapped[str] = mapped_column(String(64), index=True)  # the subject's org
+    dataset_org: Mapped[str] = mapped_column(String(64), index=True)  # the org that holds the dataset
+    spent_epsilon: Mapped[float]
+    spent_delta: Mapped[float]
+    cap_epsilon: Mapped[float]
+    cap_delta: Mapped[float]
+    updated_at: Mapped[datetime]
+
+
+# --- model registry: signed model packages --------------------------------------------------------
+
+
+class ModelPackage(Base):
+    """A published model archive (its `models` row has kind `package`). The orchestrator verified the
+    signature and the archive on the way in; gateways verify both again before they unpack it."""
+
+    __tablename__ = "model_packages"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    archive: Mapped[bytes] = mapped_column(LargeBinary)
+    manifest_json: Mapped[dict[str, Any]]
+    signer: Mapped[str] = mapped_column(String(128))
+    signer_org: Mapped[str] = mapped_column(String(64))
+    signer_certificate_pem: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(1024))
+    published_at: Mapped[datetime]
+
+
+# --- custom code requests -------------------------------------------------------------------------
+
+
+class CodeRequest(Base):
+    """A researcher's exact source, bound to its SHA-256 digest, waiting for (or past) custodian review.
+    Never edited: a change to the code is a new request."""
+
+    __tablename__ = "code_requests"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    function: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    datasets: Mapped[list[str]]
+    orgs: Mapped[list[str]]  # the orgs whose custodians must each approve
+    output: Mapped[str] = mapped_column(String(16))  # table | json
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    author: Mapped[str] = mapped_column(String(128))
+    org: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+
+
+class CodeReviewRecord(Base):
+    """One custodian's decision on a code request, for their org; an approval keeps its signed record."""
+
+    __tablename__ = "code_reviews"
+    __table_args__ = (UniqueConstraint("request_id", "org", name="uq_code_reviews_org"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("code_requests.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    org: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))  # approve | deny
+    reason: Mapped[str] = mapped_column(Text, default="")
+    approval_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]

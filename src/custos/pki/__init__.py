@@ -1,5 +1,7 @@
-"""Public-key infrastructure: the project CA, certificates, startup kits, provisioning and sign-in."""
+"""Public-key infrastructure: the project CA, certificates, startup kits, provisioning, revocation and
+sign-in."""
 
+from custos.pki.archive import unpack_kit_archive, write_kit_archive
 from custos.pki.certs import (
     certificate_pem,
     create_root_ca,
@@ -11,9 +13,11 @@ from custos.pki.certs import (
     load_private_key_pem,
     private_key_pem,
 )
+from custos.pki.enrolment import add_participant
 from custos.pki.kit import Kit, KitConfig, load_kit
-from custos.pki.project import ProjectSpec, load_project
+from custos.pki.project import ParticipantSpec, ProjectSpec, load_project
 from custos.pki.provision import provision
+from custos.pki.revocation import RevocationList, build_crl, load_crl, revoke_participant
 from custos.pki.signin import KitAuth, sign_in
 from custos.pki.tls import ServerSSLOptions, client_ssl_context, server_ssl_options
 from custos.pki.verify import sign, verify_certificate, verify_signature
@@ -22,8 +26,12 @@ __all__ = [
     "Kit",
     "KitAuth",
     "KitConfig",
+    "ParticipantSpec",
     "ProjectSpec",
+    "RevocationList",
     "ServerSSLOptions",
+    "add_participant",
+    "build_crl",
     "certificate_pem",
     "client_ssl_context",
     "create_root_ca",
@@ -32,14 +40,18 @@ __all__ = [
     "identity_of",
     "issue_certificate",
     "load_certificate_pem",
+    "load_crl",
     "load_kit",
     "load_private_key_pem",
     "load_project",
     "private_key_pem",
     "provision",
+    "revoke_participant",
     "server_ssl_options",
     "sign",
     "sign_in",
+    "unpack_kit_archive",
     "verify_certificate",
     "verify_signature",
+    "write_kit_archive",
 ]

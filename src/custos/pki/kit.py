@@ -1,8 +1,9 @@
 """Startup kits: the folder a participant starts from, and loading it with every check made up front.
 
 A kit holds `cert.pem`, `key.pem` (mode 0600), `rootCA.pem`, `config.json`, `start.sh` and the
-CA-signed `manifest.json`. `load_kit` refuses a kit whose files are missing, unreadable, altered, or do
-not belong together, naming the kit folder and the file.
+CA-signed `manifest.json`; a gateway's kit may also hold the site's `authorization.yaml`, which the
+manifest covers like every other file. `load_kit` refuses a kit whose files are missing, unreadable,
+altered, or do not belong together, naming the kit folder and the file.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ KEY_FILE = "key.pem"
 ROOT_FILE = "rootCA.pem"
 CONFIG_FILE = "config.json"
 START_FILE = "start.sh"
+AUTHORIZATION_FILE = "authorization.yaml"
 
 
 class KitConfig(BaseModel):
@@ -107,12 +109,19 @@ class Kit:
     def root_path(self) -> Path:
         return self.path / ROOT_FILE
 
+    @property
+    def authorization_path(self) -> Path | None:
+        """The site authorization file a gateway's kit carries (signed with the kit), if it has one."""
+        path = self.path / AUTHORIZATION_FILE
+        return path if path.is_file() else None
+
 
 def load_kit(path: Path) -> Kit:
     """Load and check a startup kit. Raises KitError naming the folder and what is wrong with it."""
     if not path.is_dir():
         raise KitError(
-            f"kit at {path} does not exist or is not a folder; pass the folder `custos provision` wrote"
+            f"kit at {path} does not exist or is not a folder; "
+            "pass the folder `custos provision create` wrote"
         )
     for name in (CERT_FILE, KEY_FILE, ROOT_FILE, CONFIG_FILE, START_FILE):
         read_kit_file(path, name)
@@ -155,8 +164,12 @@ def write_kit(
     root_certificate: x509.Certificate,
     start_script: str,
     ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    authorization: str | None = None,
 ) -> None:
-    """Write a kit into the new folder `path` and sign its manifest with the CA key."""
+    """Write a kit into the new folder `path` and sign its manifest with the CA key.
+
+    `authorization` is the text of the site authorization file, for a gateway that has one."""
     path.mkdir(mode=0o755)
     (path / CERT_FILE).write_text(certificate_pem(certificate))
     write_private_file(path / KEY_FILE, private_key_pem(private_key))
@@ -165,6 +178,8 @@ def write_kit(
     start = path / START_FILE
     start.write_text(start_script)
     start.chmod(0o755)
+    if authorization is not None:
+        (path / AUTHORIZATION_FILE).write_text(authorization, encoding="utf-8")
     write_manifest(path, ca_key)
 
 

@@ -2,8 +2,12 @@
 
     name: demo
     orchestrator: {host: 127.0.0.1, port: 8443}
+    certificate_days: 825          # optional: how long participant certificates last
     participants:
-      - {name: site-a, type: gateway, org: hospital-a}
+      - name: site-a
+        type: gateway
+        org: hospital-a
+        authorization: {...}       # optional, gateways only: written to the kit as authorization.yaml
       - {name: alice@university.org, type: user, org: university, role: lead_researcher}
 
 Names are normalised once, here (NFKC, then case folded), and must then be plain ASCII, so a look-alike
@@ -18,6 +22,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
@@ -28,6 +33,11 @@ from custos.core.yamltext import parse_yaml_mapping
 
 MAX_PROJECT_BYTES = 1024 * 1024
 MAX_PARTICIPANTS = 10_000
+DEFAULT_CERTIFICATE_DAYS = 825
+# No participant certificate outlives the root CA, which provisioning makes valid for ten years.
+MAX_CERTIFICATE_DAYS = 3650
+# The authorization file goes into the kit, whose files are capped at 64 KiB each.
+MAX_AUTHORIZATION_BYTES = 64 * 1024
 # `ca/` in the output folder holds the root CA, so no kit may be called that.
 RESERVED_NAMES = frozenset({"ca"})
 
@@ -92,6 +102,8 @@ class ParticipantSpec(BaseModel):
     type: Literal["gateway", "user"]
     org: str
     role: Role
+    certificate_days: int | None = Field(default=None, ge=1, le=MAX_CERTIFICATE_DAYS)
+    authorization: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -122,8 +134,30 @@ class ParticipantSpec(BaseModel):
             )
         return org
 
+    @field_validator("authorization", mode="before")
+    @classmethod
+    def _authorization(cls, value: Any) -> Any:
+        # Its meaning is the gateway's business (custos.policy); here it only has to fit in a kit file.
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"authorization must be a mapping (key: value lines), not {type(value).__name__}"
+            )
+        try:
+            text = authorization_yaml(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"authorization holds a value YAML cannot write: {exc}") from exc
+        if len(text.encode()) > MAX_AUTHORIZATION_BYTES:
+            raise ValueError(f"authorization is larger than {MAX_AUTHORIZATION_BYTES} bytes as YAML")
+        return value
+
     @model_validator(mode="after")
     def _fits_type(self) -> ParticipantSpec:
+        if self.authorization is not None and self.type != "gateway":
+            raise ValueError(
+                f"user {self.name!r} has an authorization; only a gateway carries a site authorization file"
+            )
         if self.type == "gateway":
             _gateway_name(self.name, "gateway name")
             if self.role is not Role.GATEWAY:
@@ -143,6 +177,7 @@ class ProjectSpec(BaseModel):
 
     name: str
     orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
+    certificate_days: int = Field(default=DEFAULT_CERTIFICATE_DAYS, ge=1, le=MAX_CERTIFICATE_DAYS)
     participants: list[ParticipantSpec] = Field(default_factory=list, max_length=MAX_PARTICIPANTS)
 
     @field_validator("name")
@@ -168,6 +203,20 @@ class ProjectSpec(BaseModel):
         if self.orchestrator.name in RESERVED_NAMES:
             raise ValueError(f"orchestrator.name {self.orchestrator.name!r} is reserved; pick another")
         return self
+
+    def certificate_days_of(self, participant: ParticipantSpec) -> int:
+        return participant.certificate_days or self.certificate_days
+
+
+def authorization_yaml(authorization: dict[str, Any]) -> str:
+    """The kit's `authorization.yaml`: the mapping as written, in its own key order."""
+    return yaml.safe_dump(authorization, sort_keys=False, allow_unicode=True)
+
+
+def dump_project(spec: ProjectSpec) -> str:
+    """`spec` as a project file that `load_project` reads back to an equal spec."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def is_ip_address(host: str) -> bool:
@@ -196,6 +245,20 @@ def load_project(path: Path) -> ProjectSpec:
         errors = exc.errors()
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise InvalidInput(f"{path}: {_describe(errors[0])}{more}") from exc
+
+
+def parse_participant(data: dict[str, Any], source: str) -> ParticipantSpec:
+    """A participant given outside a project file (e.g. on the command line); errors name `source`."""
+    try:
+        return ParticipantSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":
+            accepted = ", ".join(ParticipantSpec.model_fields)
+            message = f"{first['loc'][0]}: unknown field; accepted fields are {accepted}"
+        else:
+            message = _describe(first)
+        raise InvalidInput(f"{source}: {message}") from exc
 
 
 def _describe(error: ErrorDetails) -> str:

@@ -1,12 +1,16 @@
-"""Provisioning: from a project file to a root CA and one startup kit per participant.
+"""Provisioning: from a project file to a root CA and one startup kit per participant, and later one more.
 
 Built the way NVIDIA FLARE's lighter builds: a list of builders, each initialized, then each run, then
 each finalized in reverse order. All of it is written into a temporary folder next to the output folder,
 which is renamed into place only when every builder succeeded, so a failure leaves nothing half-written.
 
-    out/ca/rootCA.pem, out/ca/rootCA.key   the CA key stays with the project admin, in no kit
+    out/ca/                                the project admin's CA folder (see custos.pki.authority)
     out/<orchestrator.name>/               the orchestrator's kit
     out/<participant name>/                one kit per gateway and user
+    out/<participant name>.kit             instead, with an archive password: the kit, encrypted
+
+`custos.pki.enrolment.add_participant` issues one more kit later, with the helpers at the end of this
+module.
 """
 
 from __future__ import annotations
@@ -26,13 +30,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from custos.core.clock import utcnow
 from custos.core.errors import InvalidInput
 from custos.core.identity import Identity, ParticipantKind, Role
+from custos.pki.archive import ARCHIVE_SUFFIX, check_archive_password, write_kit_archive
+
+# The CA folder's names are re-exported: callers found them here before custos.pki.authority existed.
+from custos.pki.authority import CA_CERT_FILE as CA_CERT_FILE
+from custos.pki.authority import CA_FOLDER as CA_FOLDER
+from custos.pki.authority import CA_KEY_FILE as CA_KEY_FILE
+from custos.pki.authority import (
+    ISSUED_FILE,
+    PROJECT_FILE,
+    IssuedCertificate,
+    issued_json,
+)
 from custos.pki.certs import certificate_pem, create_root_ca, generate_key, issue_certificate, private_key_pem
 from custos.pki.kit import KitConfig, load_kit, write_kit, write_private_file
-from custos.pki.project import ProjectSpec, is_ip_address
+from custos.pki.project import ParticipantSpec, ProjectSpec, authorization_yaml, dump_project, is_ip_address
 
-CA_FOLDER = "ca"
-CA_CERT_FILE = "rootCA.pem"
-CA_KEY_FILE = "rootCA.key"
+PROJECT_HEADER = (
+    "# The project as provisioned. `custos provision add` appends to it: change it only through custos.\n"
+)
 
 
 @dataclass
@@ -44,7 +60,7 @@ class ProvisionContext:
     now: datetime
     ca_certificate: x509.Certificate | None = None
     ca_key: ec.EllipticCurvePrivateKey | None = None
-    kit_names: list[str] = field(default_factory=list)
+    issued: list[IssuedCertificate] = field(default_factory=list)
 
     def ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         if self.ca_certificate is None or self.ca_key is None:
@@ -63,7 +79,8 @@ class Builder(Protocol):
 
 
 class RootCABuilder:
-    """Creates the project's root CA and writes it, with its key, to `ca/`."""
+    """Creates the root CA and the CA folder: the CA and its key, the project, and (last of all, when every
+    kit is final) the record of issued certificates."""
 
     def initialize(self, ctx: ProvisionContext) -> None:
         ctx.ca_certificate, ctx.ca_key = create_root_ca(ctx.spec.name, now=ctx.now)
@@ -74,9 +91,10 @@ class RootCABuilder:
         folder.mkdir(mode=0o700)
         (folder / CA_CERT_FILE).write_text(certificate_pem(cert))
         write_private_file(folder / CA_KEY_FILE, private_key_pem(key))
+        (folder / PROJECT_FILE).write_text(PROJECT_HEADER + dump_project(ctx.spec), encoding="utf-8")
 
     def finalize(self, ctx: ProvisionContext) -> None:
-        pass
+        (ctx.workspace / CA_FOLDER / ISSUED_FILE).write_text(issued_json(ctx.issued))
 
 
 class KitBuilder:
@@ -89,59 +107,70 @@ class KitBuilder:
         spec = ctx.spec
         orchestrator = spec.orchestrator
         hosts = [orchestrator.host, "localhost", "127.0.0.1"]
-        self._write(
-            ctx,
-            Identity(name=orchestrator.name, org=spec.name, role=Role.ORCHESTRATOR),
-            dns_names=[h for h in hosts if not is_ip_address(h)],
-            ip_addresses=[h for h in hosts if is_ip_address(h)],
-            listen_host=orchestrator.host if is_ip_address(orchestrator.host) else "0.0.0.0",
-            listen_port=orchestrator.port,
+        ca_cert, ca_key = ctx.ca()
+        ctx.issued.append(
+            write_participant_kit(
+                ctx.workspace,
+                spec,
+                Identity(name=orchestrator.name, org=spec.name, role=Role.ORCHESTRATOR),
+                ca_cert,
+                ca_key,
+                valid_days=spec.certificate_days,
+                now=ctx.now,
+                dns_names=[h for h in hosts if not is_ip_address(h)],
+                ip_addresses=[h for h in hosts if is_ip_address(h)],
+                listen_host=orchestrator.host if is_ip_address(orchestrator.host) else "0.0.0.0",
+                listen_port=orchestrator.port,
+            )
         )
         for participant in spec.participants:
-            self._write(ctx, Identity(name=participant.name, org=participant.org, role=participant.role))
+            ctx.issued.append(
+                write_participant_kit(
+                    ctx.workspace,
+                    spec,
+                    identity_of_participant(participant),
+                    ca_cert,
+                    ca_key,
+                    valid_days=spec.certificate_days_of(participant),
+                    now=ctx.now,
+                    authorization=participant.authorization,
+                )
+            )
 
     def finalize(self, ctx: ProvisionContext) -> None:
         # Each kit must load exactly as its participant will load it, before any of them is handed out.
-        for name in ctx.kit_names:
-            load_kit(ctx.workspace / name)
-
-    def _write(
-        self,
-        ctx: ProvisionContext,
-        identity: Identity,
-        *,
-        dns_names: Sequence[str] = (),
-        ip_addresses: Sequence[str] = (),
-        listen_host: str | None = None,
-        listen_port: int | None = None,
-    ) -> None:
-        ca_cert, ca_key = ctx.ca()
-        key = generate_key()
-        cert = issue_certificate(
-            ca_cert,
-            ca_key,
-            identity,
-            key.public_key(),
-            dns_names=dns_names,
-            ip_addresses=ip_addresses,
-            now=ctx.now,
-        )
-        config = KitConfig(
-            project=ctx.spec.name,
-            name=identity.name,
-            org=identity.org,
-            role=identity.role.value,
-            kind=identity.kind.value,
-            orchestrator_url=ctx.spec.orchestrator.url,
-            listen_host=listen_host,
-            listen_port=listen_port,
-        )
-        write_kit(ctx.workspace / identity.name, config, cert, key, ca_cert, start_script(config), ca_key)
-        ctx.kit_names.append(identity.name)
+        for record in ctx.issued:
+            load_kit(ctx.workspace / record.kit)
 
 
-def default_builders() -> list[Builder]:
-    return [RootCABuilder(), KitBuilder()]
+class ArchiveBuilder:
+    """Replaces each gateway's and user's kit folder by a password-protected `NAME.kit` archive.
+
+    It comes before KitBuilder, so it finalizes after KitBuilder has checked every kit. The orchestrator's
+    kit stays a folder: the project admin, who holds the password anyway, runs the orchestrator."""
+
+    def __init__(self, password: bytes) -> None:
+        self.password = password
+
+    def initialize(self, ctx: ProvisionContext) -> None:
+        check_archive_password(self.password)
+
+    def build(self, ctx: ProvisionContext) -> None:
+        pass
+
+    def finalize(self, ctx: ProvisionContext) -> None:
+        ctx.issued = [
+            record
+            if record.role == Role.ORCHESTRATOR.value
+            else archive_kit(ctx.workspace, record, self.password)
+            for record in ctx.issued
+        ]
+
+
+def default_builders(archive_password: bytes | None = None) -> list[Builder]:
+    if archive_password is None:
+        return [RootCABuilder(), KitBuilder()]
+    return [RootCABuilder(), ArchiveBuilder(archive_password), KitBuilder()]
 
 
 def provision(
@@ -150,8 +179,12 @@ def provision(
     *,
     now: datetime | None = None,
     builders: Sequence[Builder] | None = None,
+    archive_password: bytes | None = None,
 ) -> list[Path]:
-    """Write the root CA and every kit of `spec` into `out_dir`, all or nothing. Returns the kit folders."""
+    """Write the root CA and every kit of `spec` into `out_dir`, all or nothing. Returns the kits (folders,
+    or `.kit` archives of the gateways and users when `archive_password` is given)."""
+    if builders is not None and archive_password is not None:
+        raise ValueError("pass either builders or archive_password; add an ArchiveBuilder to your builders")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InvalidInput(
             f"output folder {out_dir} already exists and is not empty; provisioning never overwrites kits, "
@@ -160,7 +193,7 @@ def provision(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     ctx = ProvisionContext(spec=spec, workspace=workspace, now=now or utcnow())
-    steps = list(default_builders() if builders is None else builders)
+    steps = list(default_builders(archive_password) if builders is None else builders)
     try:
         for builder in steps:
             builder.initialize(ctx)
@@ -172,7 +205,75 @@ def provision(
     except BaseException:
         shutil.rmtree(workspace, ignore_errors=True)
         raise
-    return [out_dir / name for name in ctx.kit_names]
+    return [out_dir / record.kit for record in ctx.issued]
+
+
+def identity_of_participant(participant: ParticipantSpec) -> Identity:
+    return Identity(name=participant.name, org=participant.org, role=participant.role)
+
+
+def archive_kit(parent: Path, record: IssuedCertificate, password: bytes) -> IssuedCertificate:
+    """Replace the kit folder `parent/<record.kit>` by the archive `parent/<record.kit>.kit`."""
+    archive = f"{record.kit}{ARCHIVE_SUFFIX}"
+    if (parent / archive).exists():
+        raise InvalidInput(
+            f"cannot archive the kit of {record.name}: {archive} is also a participant's name; rename one"
+        )
+    write_kit_archive(parent / record.kit, parent / archive, password)
+    shutil.rmtree(parent / record.kit)
+    return record.model_copy(update={"kit": archive})
+
+
+def write_participant_kit(
+    parent: Path,
+    spec: ProjectSpec,
+    identity: Identity,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    valid_days: int,
+    now: datetime,
+    authorization: dict[str, object] | None = None,
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+    listen_host: str | None = None,
+    listen_port: int | None = None,
+) -> IssuedCertificate:
+    """Issue `identity` a certificate and write its kit to `parent/<name>`. Returns what was issued."""
+    key = generate_key()
+    cert = issue_certificate(
+        ca_cert,
+        ca_key,
+        identity,
+        key.public_key(),
+        valid_days=valid_days,
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        now=now,
+    )
+    config = KitConfig(
+        project=spec.name,
+        name=identity.name,
+        org=identity.org,
+        role=identity.role.value,
+        kind=identity.kind.value,
+        orchestrator_url=spec.orchestrator.url,
+        listen_host=listen_host,
+        listen_port=listen_port,
+    )
+    write_kit(
+        parent / identity.name,
+        config,
+        cert,
+        key,
+        ca_cert,
+        start_script(config),
+        ca_key,
+        authorization=None if authorization is None else authorization_yaml(authorization),
+    )
+    return IssuedCertificate.of(
+        cert, name=identity.name, org=identity.org, role=identity.role.value, kit=identity.name
+    )
 
 
 def _promote(workspace: Path, out_dir: Path) -> None:

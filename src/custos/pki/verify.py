@@ -1,12 +1,14 @@
 """Verification against a project's root CA, and ECDSA signatures made with participant keys.
 
 Custos projects have a one-level hierarchy: the root CA signs every participant certificate directly,
-so a certificate is trusted exactly when the root's signature on it verifies.
+so a certificate is trusted exactly when the root's signature on it verifies, it is within its validity,
+and it is not on the root's revocation list (when the caller holds one).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -16,6 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from custos.core.errors import AuthenticationFailed
 from custos.core.identity import Identity
 from custos.pki.certs import identity_of, subject_name
+
+if TYPE_CHECKING:
+    from custos.pki.revocation import RevocationList
 
 _SIGNATURE = ec.ECDSA(hashes.SHA256())
 
@@ -33,9 +38,23 @@ def check_issued_by(cert: x509.Certificate, root: x509.Certificate) -> None:
         )
 
 
-def verify_certificate(cert: x509.Certificate, root: x509.Certificate, now: datetime) -> Identity:
-    """The identity of a certificate the project's root CA signed and that is valid at `now`."""
+def verify_certificate(
+    cert: x509.Certificate,
+    root: x509.Certificate,
+    now: datetime,
+    revocations: RevocationList | None = None,
+) -> Identity:
+    """The identity of a certificate the project's root CA signed and that is valid at `now`.
+
+    `revocations` is the project's revocation list as `load_crl` verified it against the same root;
+    a certificate on it is refused whatever its validity."""
     check_issued_by(cert, root)
+    if revocations is not None:
+        revoked_on = revocations.revoked_on(cert.serial_number)
+        if revoked_on is not None:
+            raise AuthenticationFailed(
+                f"certificate for {subject_name(cert)} was revoked on {_date(revoked_on)}"
+            )
     when = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     for label, checked in (("certificate for " + subject_name(cert), cert), ("this project's CA", root)):
         if when < checked.not_valid_before_utc:

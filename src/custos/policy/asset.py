@@ -7,11 +7,16 @@
         models: ["stats@>=1.0,<2"]
         columns: [age, sex, bmi]
     min_count: 10
+    release: none            # none | one | two reviewers before the researcher sees a result
+    custom_code: never       # never | review: whether reviewed custom code may run here
+    privacy: {...}           # disclosure rules, differential privacy, budget: see custos.privacy.controls
 
 Default deny: no policy, or no grant that matches, means no access.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -19,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from custos.core.errors import InvalidInput
 from custos.core.yamltext import parse_yaml_mapping
+from custos.privacy.controls import PrivacyControls
 
 MAX_POLICY_BYTES = 256 * 1024
 
@@ -69,12 +75,22 @@ class Grant(BaseModel):
         return False
 
 
+ReleaseReview = Literal["none", "one", "two"]
+
+
 class AssetPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     dataset: str
     grants: list[Grant] = Field(default_factory=list)
     min_count: int = Field(default=10, ge=1, le=1_000_000)
+    # Disclosure control, differential privacy and budget caps (custos.privacy.controls).
+    privacy: PrivacyControls = Field(default_factory=PrivacyControls)
+    # Results wait for this many reviewers of the dataset's org before the researcher sees them.
+    release: ReleaseReview = "none"
+    # Custom code: `never` refuses every request; `review` accepts requests that a custodian reviews
+    # (and a grant naming model `custom` gives the columns the code may read).
+    custom_code: Literal["never", "review"] = "never"
 
 
 def load_policy(text: str, source: str = "policy") -> AssetPolicy:

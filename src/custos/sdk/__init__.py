@@ -2,7 +2,9 @@
 
 from custos.sdk.client import Client
 from custos.sdk.dataset import Dataset
+from custos.sdk.job import Job
 from custos.sdk.result import Result, Section, result_sections
+from custos.sdk.spec import Spec
 from custos.sdk.waiting import WaitTimeout
 
-__all__ = ["Client", "Dataset", "Result", "Section", "WaitTimeout", "result_sections"]
+__all__ = ["Client", "Dataset", "Job", "Result", "Section", "Spec", "WaitTimeout", "result_sections"]

@@ -43,6 +43,16 @@ class Dataset:
         return self.info.description
 
     @property
+    def licence(self) -> str:
+        """The licence or terms of use the custodian published with the data."""
+        return self.schema.licence
+
+    @property
+    def owner_org(self) -> str:
+        """The org of the gateway that holds the data, from its certificate."""
+        return self.info.owner_org
+
+    @property
     def policy_yaml(self) -> str | None:
         return self.info.policy_yaml
 
@@ -51,16 +61,21 @@ class Dataset:
         return self.load_mock()
 
     def schema_frame(self) -> pd.DataFrame:
-        """One row per column: name, type, kind, nullable, bounds and categories."""
+        """One row per column: name, type, kind, nullable, bounds, categories, description and unit."""
         import pandas as pd
 
         return pd.DataFrame([c.model_dump() for c in self.schema.columns])
 
     def __repr__(self) -> str:
-        return f"<Dataset {self.ref} rows≈{self.row_count} columns={self.schema.names}>"
+        owner = f" owner={self.owner_org}" if self.owner_org else ""
+        return f"<Dataset {self.ref}{owner} rows≈{self.row_count} columns={self.schema.names}>"
 
     def _repr_html_(self) -> str:
         head = f"<p><b>{html.escape(self.ref)}</b> — about {self.row_count:,} rows"
+        if self.owner_org:
+            head += f", held by {html.escape(self.owner_org)}"
         if self.description:
             head += f"<br>{html.escape(self.description)}"
+        if self.licence:
+            head += f"<br>licence: {html.escape(self.licence)}"
         return head + "</p>" + self.schema_frame().to_html(index=False, na_rep="")

@@ -8,13 +8,17 @@ same thing.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from custos.core.errors import InvalidInput
 from custos.core.wire import JobResult
 
 if TYPE_CHECKING:
@@ -130,7 +134,29 @@ class Result:
         return self.wire.result
 
     def sections(self) -> list[Section]:
-        return result_sections(self.wire.result)
+        if self.model_bytes() is None:
+            return result_sections(self.wire.result)
+        # Model weights are a download (`save_model`), not a table cell.
+        return result_sections({k: v for k, v in self.wire.result.items() if k != "weights"})
+
+    def model_bytes(self) -> bytes | None:
+        """The final model's weights as safetensors bytes, when the result carries them (`fedavg`)."""
+        weights = self.wire.result.get("weights")
+        if self.wire.result.get("weights_format") != "safetensors" or not isinstance(weights, str):
+            return None
+        return base64.b64decode(weights.encode("ascii"), validate=True)
+
+    def save_model(self, path: str | Path) -> Path:
+        """Write the final model's weights to `path` as a safetensors file. Read it with
+        `safetensors.numpy.load_file` or `safetensors.torch.load_file`; nothing in it is pickled."""
+        data = self.model_bytes()
+        if data is None:
+            raise InvalidInput(f"the result of job {self.job_id} ({self.model}) carries no model weights")
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+        return target
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {s.title: s.frame() for s in self.sections()}

@@ -5,9 +5,10 @@
         cluster.client("alice").datasets()
 
 `start()` provisions the project (orchestrator on a free loopback port), writes each site's data,
-DATASETS.yaml and policies, starts `python -m custos.cli orchestrator start` and waits for /healthz,
-starts each `custos gateway start`, and waits until every dataset is published. `stop()` ends each
-process by PID: SIGTERM, then SIGKILL after a bounded wait. Each process logs to
+DATASETS.yaml and policies (signed by an org admin of the site's org, provisioned as `admin@ORG`
+unless a user is that org's org_admin), starts `python -m custos.cli orchestrator start` and waits
+for /healthz, starts each `custos gateway start`, and waits until every dataset is published.
+`stop()` ends each process by PID: SIGTERM, then SIGKILL after a bounded wait. Each process logs to
 `<work_dir>/logs/<name>.log`; `logs()` gives their tails for a failing test to print.
 """
 
@@ -28,10 +29,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from custos.core.clock import utcnow
 from custos.core.errors import CustosError, InvalidInput
-from custos.pki.project import load_project
+from custos.core.wire import SignedPolicy
+from custos.pki.enrolment import add_participant
+from custos.pki.kit import load_kit
+from custos.pki.project import ParticipantSpec, load_project
 from custos.pki.provision import provision
 from custos.policy.asset import AssetPolicy
+from custos.policy.signing import sign_policy
 from custos.sdk import Client
 
 LOG_TAIL_LINES = 30
@@ -51,9 +57,12 @@ class DatasetSetup:
 
 @dataclass(frozen=True)
 class GatewaySetup:
+    """One site. `authorization` goes into the gateway's kit as its authorization.yaml."""
+
     name: str
     org: str
     datasets: Sequence[DatasetSetup] = ()
+    authorization: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,10 +244,18 @@ class Cluster:
     def provision(self) -> list[Path]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port(self.host)
-        participants: list[dict[str, str]] = [
-            {"name": g.name, "type": "gateway", "org": g.org} for g in self.gateways
-        ]
+        participants: list[dict[str, Any]] = []
+        for g in self.gateways:
+            participants.append({"name": g.name, "type": "gateway", "org": g.org})
+            if g.authorization is not None:
+                participants[-1]["authorization"] = dict(g.authorization)
         participants += [{"name": u.name, "type": "user", "org": u.org, "role": u.role} for u in self.users]
+        # Every site's org gets an org admin, to sign the site's policies.
+        participants += [
+            {"name": self.admin_of(org), "type": "user", "org": org, "role": "org_admin"}
+            for org in sorted({g.org for g in self.gateways})
+            if not any(u.org == org and u.role == "org_admin" for u in self.users)
+        ]
         project = {
             "name": self.project,
             "orchestrator": {"host": self.host, "port": self.port},
@@ -247,6 +264,32 @@ class Cluster:
         project_file = self.work_dir / "project.yaml"
         project_file.write_text(yaml.safe_dump(project, sort_keys=False), encoding="utf-8")
         return provision(load_project(project_file), self.kits_dir)
+
+    def admin_of(self, org: str) -> str:
+        """The org admin of `org`: a user of the cluster with that role, or the one provisioning adds."""
+        for user in self.users:
+            if user.org == org and user.role == "org_admin":
+                return user.name
+        return f"admin@{org}"
+
+    def sign_policy(
+        self,
+        gateway: str,
+        dataset: str,
+        policy: AssetPolicy | Mapping[str, Any] | str,
+        *,
+        signer: str | None = None,
+    ) -> SignedPolicy:
+        """`policy` signed for gateway/dataset by `signer`'s kit (default: the admin of the site's org)."""
+        org = next(g.org for g in self.gateways if g.name == gateway)
+        kit = load_kit(self.kit_dir(signer or self.admin_of(org)))
+        return sign_policy(
+            policy_yaml(policy),
+            f"{gateway}/{dataset}",
+            key=kit.private_key,
+            certificate=kit.certificate,
+            now=utcnow(),
+        )
 
     def write_site(self, gateway: GatewaySetup) -> Path:
         """Write the site's data files, policies and DATASETS.yaml; return the DATASETS.yaml path."""
@@ -261,10 +304,9 @@ class Cluster:
                 "description": dataset.description,
             }
             if dataset.policy is not None:
-                (site / f"{dataset.name}.policy.yaml").write_text(
-                    policy_yaml(dataset.policy), encoding="utf-8"
-                )
-                entry["policy"] = f"{dataset.name}.policy.yaml"
+                signed = self.sign_policy(gateway.name, dataset.name, dataset.policy)
+                (site / f"{dataset.name}.policy.json").write_text(signed.model_dump_json(), encoding="utf-8")
+                entry["policy"] = f"{dataset.name}.policy.json"
             entries.append(entry)
         catalog = site / "DATASETS.yaml"
         catalog.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=False), encoding="utf-8")
@@ -305,6 +347,29 @@ class Cluster:
     def stop_orchestrator(self) -> None:
         if self._orchestrator is not None:
             self._orchestrator.stop(self.stop_timeout)
+
+    def add_gateway(self, gateway: GatewaySetup) -> Path:
+        """Join a new site to the running project as `custos provision add` does (its kit, and its
+        org's admin kit when the org is new); start it and wait for its datasets. Returns its kit."""
+        spec: dict[str, Any] = {"name": gateway.name, "type": "gateway", "org": gateway.org}
+        if gateway.authorization is not None:
+            spec["authorization"] = dict(gateway.authorization)
+        kit = add_participant(self.kits_dir, ParticipantSpec.model_validate(spec))
+        if not any(g.org == gateway.org for g in self.gateways) and not any(
+            u.org == gateway.org and u.role == "org_admin" for u in self.users
+        ):
+            admin = {
+                "name": self.admin_of(gateway.org),
+                "type": "user",
+                "org": gateway.org,
+                "role": "org_admin",
+            }
+            add_participant(self.kits_dir, ParticipantSpec.model_validate(admin))
+        self.gateways.append(gateway)
+        self.write_site(gateway)
+        self.start_gateway(gateway.name)
+        self.wait_for_datasets()
+        return kit
 
     def restart_orchestrator(self) -> None:
         """Stop the orchestrator and start it again on the same port and state, as after a crash."""
@@ -398,5 +463,11 @@ def _flags(**values: object) -> list[str]:
 def policy_yaml(policy: AssetPolicy | Mapping[str, Any] | str) -> str:
     if isinstance(policy, str):
         return policy
-    data = policy.model_dump(mode="json") if isinstance(policy, AssetPolicy) else dict(policy)
+    # Only what the policy states: defaults written out would read back as choices (`round_to: 5`
+    # without rounding is refused, for one).
+    data = (
+        policy.model_dump(mode="json", exclude_unset=True)
+        if isinstance(policy, AssetPolicy)
+        else dict(policy)
+    )
     return yaml.safe_dump(data, sort_keys=False)

@@ -32,8 +32,10 @@ class TableDalReader:
         if table is None:
             names = ", ".join(sorted(self._tables)) or "none"
             raise PermissionDenied(f"dataset {dataset} is not granted to this task; granted: {names}")
+        # Code written against the DAL may pass filters as plain mappings, as it may over the wire.
+        filters = [f if isinstance(f, Filter) else Filter.model_validate(f) for f in filters]
         check_grant(dataset, self._granted[dataset], columns, filters)
-        sql, params = build_select(table.schema, columns, filters, relation="src")
+        sql, params = build_select(table.schema, list(columns), filters, relation="src")
         con = connect()
         try:
             con.register("src", table)

@@ -76,6 +76,8 @@ def test_sigterm_to_the_demo_stops_the_processes_it_started(tmp_path_factory: py
         if demo.poll() is None:
             demo.kill()
             demo.wait(timeout=30)
+        if demo.stdout is not None:
+            demo.stdout.close()  # also when the test failed, so no unclosed pipe warns in a later test
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

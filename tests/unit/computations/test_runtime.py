@@ -94,7 +94,10 @@ def test_the_module_runs_as_a_program_and_reports_an_unknown_model(tmp_path: Pat
     )
     assert done.returncode == 1, done.stderr
     error = json.loads((out / "error.json").read_bytes())
-    assert error == {"type": "NotFound", "message": "unknown model nope@1.0; available: stats@1.0.0"}
+    assert error == {
+        "type": "NotFound",
+        "message": "unknown model nope@1.0; available: stats@1.0.0, glm@1.0.0, fedavg@1.0.0",
+    }
 
 
 def test_the_runtime_does_not_import_pandas() -> None:

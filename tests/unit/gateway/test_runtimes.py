@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -115,11 +116,12 @@ def test_an_error_in_a_round_is_reported_without_ending_the_runtime(
 def test_a_runtime_that_outlives_its_wall_clock_fails_with_the_reason(
     runner: CountingRunner, patients: tuple[pa.Table, FileSource]
 ) -> None:
-    runtime = start(runner, patients[1], SandboxLimits(wall_seconds=2))
+    # Long enough for the first round on a loaded machine; the sandbox's wall clock then ends it idle.
+    runtime = start(runner, patients[1], SandboxLimits(wall_seconds=12))
     try:
         runtime.compute(request(runtime, get_model("stats", "1.0.0").start(PARAMS).round_input))
-        runtime._thread.join(timeout=30)  # the sandbox's wall clock ends it while idle
-        with pytest.raises(SandboxError, match="wall-clock limit of 2 s exceeded"):
+        runtime._thread.join(timeout=60)
+        with pytest.raises(SandboxError, match="wall-clock limit of 12 s exceeded"):
             runtime.compute(request(runtime, get_model("stats", "1.0.0").start(PARAMS).round_input))
     finally:
         runtime.close()
@@ -133,6 +135,11 @@ def test_a_spare_runtime_has_no_grant_until_a_job_takes_it(runner: CountingRunne
             spare.compute({})
     finally:
         spare.close()
+    # A spare closed while it still boots is cleaned up when its sandbox ends, in the background.
+    spare._thread.join(timeout=60)
+    deadline = time.monotonic() + 30
+    while spare._folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not spare._folder.exists()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from custos.core.clock import utcnow
 from custos.core.errors import AuthenticationFailed
 from custos.core.wire import auth_message, result_digest
 from custos.orchestrator.app import create_app
@@ -21,6 +22,7 @@ from custos.pki.project import ProjectSpec
 from custos.pki.provision import provision
 from custos.pki.signin import sign_in
 from custos.pki.verify import sign
+from custos.policy.signing import sign_policy
 
 POLICY = """
 dataset: patients
@@ -49,6 +51,7 @@ def _project(name: str) -> ProjectSpec:
                 {"name": "site-b", "type": "gateway", "org": "hospital-b"},
                 {"name": "alice", "type": "user", "org": "university", "role": "lead_researcher"},
                 {"name": "mallory", "type": "user", "org": "elsewhere", "role": "lead_researcher"},
+                {"name": "admin-a", "type": "user", "org": "hospital-a", "role": "org_admin"},
             ],
         }
     )
@@ -80,7 +83,16 @@ def bearer(api: TestClient, kit: Kit) -> dict[str, str]:
     return {"Authorization": f"Bearer {sign_in(api, kit).token}"}
 
 
-def publish(api: TestClient, kit: Kit, policy: str | None = POLICY) -> None:
+def publish(api: TestClient, kits: dict[str, Kit], policy: str | None = POLICY) -> None:
+    """site-a publishes its patients table with `policy`, signed by hospital-a's org admin."""
+    admin = kits["admin-a"]
+    signed = (
+        sign_policy(
+            policy, "site-a/patients", key=admin.private_key, certificate=admin.certificate, now=utcnow()
+        ).model_dump(mode="json")
+        if policy
+        else None
+    )
     body = {
         "datasets": [
             {
@@ -88,11 +100,11 @@ def publish(api: TestClient, kit: Kit, policy: str | None = POLICY) -> None:
                 "schema": SCHEMA,
                 "row_count": 1000,
                 "mock_arrow_b64": "",
-                "policy_yaml": policy,
+                "policy": signed,
             }
         ]
     }
-    r = api.post("/api/v1/gateway/publish", json=body, headers=bearer(api, kit))
+    r = api.post("/api/v1/gateway/publish", json=body, headers=bearer(api, kits["site-a"]))
     assert r.status_code == 200, r.text
 
 
@@ -136,7 +148,7 @@ def test_routes_are_separated_by_participant_kind(api: TestClient, kits: dict[st
 
 
 def test_spec_refusals_are_clear_and_write_nothing(api: TestClient, kits: dict[str, Kit]) -> None:
-    publish(api, kits["site-a"])
+    publish(api, kits)
     alice = bearer(api, kits["alice"])
     spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
     cases = [
@@ -174,7 +186,7 @@ def test_a2_oversized_body_is_refused(api: TestClient, kits: dict[str, Kit]) -> 
 
 
 def _activate(api: TestClient, kits: dict[str, Kit]) -> tuple[str, dict[str, str], dict[str, str]]:
-    publish(api, kits["site-a"])
+    publish(api, kits)
     alice, gw = bearer(api, kits["alice"]), bearer(api, kits["site-a"])
     spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
     spec_id = api.post("/api/v1/specs", json=spec, headers=alice).json()["id"]
@@ -268,7 +280,7 @@ def test_an_expired_lease_is_retried_then_fails_the_spec(
     api = clocked_api
     # Sign in first: tokens are short-lived on this clock too.
     alice, gw = bearer(api, kits["alice"]), bearer(api, kits["site-a"])
-    publish(api, kits["site-a"])
+    publish(api, kits)
     spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
     spec_id = api.post("/api/v1/specs", json=spec, headers=alice).json()["id"]
     api.post(f"/api/v1/specs/{spec_id}/activate", headers=alice)
@@ -277,7 +289,8 @@ def test_an_expired_lease_is_retried_then_fails_the_spec(
     for _ in range(3):
         task = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
         attempts.append((task["task_id"], task["attempt"]))
-        assert api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"] is None, "leased"
+        held = f"/api/v1/gateway/tasks/next?wait=0&held={task['task_id']}"
+        assert api.get(held, headers=gw).json()["task"] is None, "leased"
         clock.now += lease
     assert [a for _, a in attempts] == [1, 2, 3]
     assert len({t for t, _ in attempts}) == 1
@@ -292,3 +305,25 @@ def test_an_expired_lease_is_retried_then_fails_the_spec(
     spec_now = api.get(f"/api/v1/specs/{spec_id}", headers=bearer(api, kits["alice"])).json()
     assert spec_now["state"] == "failed"
     assert "did not finish the task in 3 attempts" in spec_now["reason"]
+
+
+def test_a_lease_the_gateway_no_longer_holds_goes_to_the_next_attempt_at_its_next_poll(
+    api: TestClient, kits: dict[str, Kit]
+) -> None:
+    """The answer to a poll can be lost (the orchestrator stopped after granting the lease): the
+    gateway's next poll, which does not list the task, gets it again without waiting out the lease."""
+    alice, gw = bearer(api, kits["alice"]), bearer(api, kits["site-a"])
+    publish(api, kits)
+    spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
+    spec_id = api.post("/api/v1/specs", json=spec, headers=alice).json()["id"]
+    api.post(f"/api/v1/specs/{spec_id}/activate", headers=alice)
+    lost = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
+    again = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
+    assert (again["task_id"], again["attempt"]) == (lost["task_id"], lost["attempt"] + 1)
+    # The lost attempt's result, should it come after all, is refused; the new attempt's is taken.
+    result = {"validated": True}
+    upload = {"status": "done", "result": result, "digest": result_digest("done", result, None)}
+    url = f"/api/v1/gateway/tasks/{lost['task_id']}/result"
+    assert api.post(url, json=upload | {"attempt": lost["attempt"]}, headers=gw).status_code == 409
+    assert api.post(url, json=upload | {"attempt": again["attempt"]}, headers=gw).status_code == 200
+    assert api.get(f"/api/v1/specs/{spec_id}", headers=alice).json()["state"] == "active"

@@ -63,6 +63,25 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return provision_project(tmp_path_factory.mktemp("project") / "kits")
 
 
+@pytest.fixture
+def project_spec() -> ProjectSpec:
+    return ProjectSpec.model_validate(PROJECT)
+
+
+@pytest.fixture
+def kits(tmp_path: Path, project_spec: ProjectSpec) -> Path:
+    """A freshly provisioned output folder of PROJECT (CA folder and kits) that a test may change."""
+    out = tmp_path / "kits"
+    provision(project_spec, out)
+    return out
+
+
+@pytest.fixture
+def fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cheap key derivation for tests that write many archives; both sides of a test use it alike."""
+    monkeypatch.setattr("custos.pki.archive.SCRYPT_N", 2**10)
+
+
 @pytest.fixture(scope="module")
 def other_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A second project whose participants have the same names, under a different root CA."""

@@ -94,7 +94,8 @@ def test_unknown_top_level_field_is_named_with_the_accepted_ones(tmp_path: Path)
     message = load_error(tmp_path, "name: demo\nparticipant: []\n")
 
     assert message.endswith(
-        "project.yaml: participant: unknown field; accepted fields are name, orchestrator, participants"
+        "project.yaml: participant: unknown field; "
+        "accepted fields are name, orchestrator, certificate_days, participants"
     )
 
 
@@ -103,7 +104,10 @@ def test_unknown_participant_field_is_named(tmp_path: Path) -> None:
         tmp_path, "name: demo\nparticipants:\n  - {name: site-a, type: gateway, org: h, colour: red}\n"
     )
 
-    assert "participants.0.colour: unknown field; accepted fields are name, type, org, role" in message
+    assert (
+        "participants.0.colour: unknown field; "
+        "accepted fields are name, type, org, role, certificate_days, authorization"
+    ) in message
 
 
 def test_unknown_orchestrator_field_is_named(tmp_path: Path) -> None:

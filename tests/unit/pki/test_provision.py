@@ -15,7 +15,8 @@ import typer
 from cryptography import x509
 from typer.testing import CliRunner
 
-from custos.cli.provision import provision_command
+from custos.cli.provision import app as provision_app
+from custos.cli.provision import create_command
 from custos.core.errors import InvalidInput
 from custos.core.identity import Identity, Role
 from custos.pki import load_certificate_pem, load_kit, load_private_key_pem, provision, verify_certificate
@@ -40,7 +41,8 @@ def test_provision_writes_the_ca_and_one_kit_per_participant(tmp_path: Path) -> 
     kit_files = ["cert.pem", "config.json", "key.pem", "manifest.json", "rootCA.pem", "start.sh"]
     folders = ["orchestrator", "site-a", "alice@uni.org"]
     assert tree(out) == sorted(
-        ["ca", "ca/rootCA.key", "ca/rootCA.pem", *folders] + [f"{k}/{f}" for k in folders for f in kit_files]
+        ["ca", "ca/issued.json", "ca/project.yaml", "ca/rootCA.key", "ca/rootCA.pem", *folders]
+        + [f"{k}/{f}" for k in folders for f in kit_files]
     )
     assert stat.S_IMODE((out / "ca" / "rootCA.key").stat().st_mode) == 0o600
     for kit in kits:
@@ -225,10 +227,9 @@ def test_provision_command_prints_one_line_per_kit(tmp_path: Path) -> None:
         "name: demo\nparticipants:\n  - {name: site-a, type: gateway, org: hospital-a}\n", encoding="utf-8"
     )
     app = typer.Typer()
-    app.command("provision")(provision_command)
-    app.command("other")(lambda: None)  # two commands, so typer dispatches by name as the real CLI does
+    app.add_typer(provision_app, name="provision")
 
-    result = CliRunner().invoke(app, ["provision", str(project_file), "-o", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, ["provision", "create", str(project_file), "-o", str(tmp_path / "out")])
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -243,6 +244,6 @@ def test_provision_command_lets_project_errors_through(tmp_path: Path) -> None:
     project_file.write_text("name: demo\nextra: 1\n", encoding="utf-8")
 
     with pytest.raises(InvalidInput, match=r"extra: unknown field"):
-        provision_command(project_file, tmp_path / "out")
+        create_command(project_file, tmp_path / "out")
 
     assert not (tmp_path / "out").exists()

@@ -56,6 +56,8 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
 
         do_GET = _answer
         do_POST = _answer
+        do_PUT = _answer
+        do_DELETE = _answer
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

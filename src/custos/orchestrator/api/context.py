@@ -14,11 +14,18 @@ from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import ParticipantKind
 from custos.orchestrator.db import Database
 from custos.orchestrator.notifier import TaskNotifier, pending_notifications
-from custos.orchestrator.services.auth import AuthService, Caller
+from custos.orchestrator.services.auth import AuthService, Caller, Credential
+from custos.orchestrator.services.budget import BudgetService
+from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.jobs import JobService
+from custos.orchestrator.services.models import ModelService
+from custos.orchestrator.services.people import PeopleService
+from custos.orchestrator.services.releases import ReleaseService
+from custos.orchestrator.services.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
+from custos.orchestrator.services.trust import Trust
 from custos.orchestrator.settings import OrchestratorSettings
 
 T = TypeVar("T")
@@ -35,6 +42,12 @@ class Services:
     specs: SpecService
     jobs: JobService
     tasks: TaskService
+    people: PeopleService
+    trust: Trust
+    releases: ReleaseService
+    code: CodeRequestService
+    budget: BudgetService
+    models: ModelService
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""
@@ -54,14 +67,39 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def get_caller(request: Request, services: ServicesDep) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    """The caller of a bearer token (a kit token or an API token), else of the session cookie.
+
+    A request authenticated by the cookie that changes state must also carry `X-Custos-Request: 1`:
+    a browser attaches the cookie to a request another site makes it send, but it lets no other
+    site set that header.
+
+    The permission gate (`authorize`) runs this first; the route's own dependency then gets the same
+    caller back from the request's state instead of looking it up again.
+    """
+    known = getattr(request.state, "caller", None)
+    if isinstance(known, Caller):
+        return known
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if scheme.lower() == "bearer" and token.strip():
+        caller = services.run(lambda s: services.auth.caller(s, token.strip()))
+    elif cookie:
+        caller = services.run(lambda s: services.auth.session_caller(s, cookie))
+    else:
         raise AuthenticationFailed(
-            "sign in first: send Authorization: Bearer <token> from /api/v1/auth/token"
+            "sign in first: send Authorization: Bearer <token> from /api/v1/auth/token "
+            "(or an API token), or sign in with a password at /api/v1/auth/login"
         )
-    caller = services.run(lambda s: services.auth.caller(s, token.strip()))
     request.state.caller = caller  # for the audit line of a refusal
+    if (
+        caller.credential is Credential.SESSION
+        and request.method not in SAFE_METHODS
+        and request.headers.get(CSRF_HEADER) != "1"
+    ):
+        raise PermissionDenied(
+            f"a {request.method} signed in by the session cookie must carry the header "
+            f"{CSRF_HEADER}: 1 (a defence against cross-site requests)"
+        )
     return caller
 
 

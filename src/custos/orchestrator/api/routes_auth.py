@@ -1,14 +1,41 @@
-"""Sign-in routes: challenge, token, and who am I."""
+"""Sign-in routes: kit challenge and token, password login and logout, setting a password, who am I."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request, Response
 
-from custos.core.errors import AuthenticationFailed
-from custos.core.wire import Challenge, ChallengeRequest, Me, TokenGrant, TokenRequest
-from custos.orchestrator.api.context import CallerDep, ServicesDep
+from custos.core.errors import AuthenticationFailed, InvalidInput
+from custos.core.wire import (
+    Challenge,
+    ChallengeRequest,
+    Me,
+    PasswordLogin,
+    PasswordSet,
+    TokenGrant,
+    TokenRequest,
+)
+from custos.orchestrator.api.context import CallerDep, ServicesDep, UserDep
+from custos.orchestrator.services.auth import BadSignature, Caller, Credential, account_name
+from custos.orchestrator.services.rate_limit import SignInRateLimited
+from custos.orchestrator.services.sessions import SESSION_COOKIE
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+def _me(caller: Caller) -> Me:
+    i = caller.identity
+    return Me(name=i.name, org=i.org, role=i.role.value, fingerprint=caller.fingerprint)
+
+
+def _who(name: str) -> str:
+    """A typed name as the audit line's user field, or '-' if it could break the line's format."""
+    return name if name and name != "-" and name.isprintable() and "]" not in name else "-"
+
+
+def _too_many(exc: SignInRateLimited) -> HTTPException:
+    return HTTPException(
+        status_code=exc.status, detail=exc.message, headers={"Retry-After": str(exc.retry_after_s)}
+    )
 
 
 @router.post("/auth/challenge")
@@ -19,16 +46,75 @@ def challenge(body: ChallengeRequest, services: ServicesDep) -> Challenge:
 @router.post("/auth/token")
 def token(body: TokenRequest, services: ServicesDep) -> TokenGrant:
     try:
-        nonce, fp = services.run(lambda s: services.auth.consume_challenge(s, body))
-        grant = services.run(lambda s: services.auth.token(s, body, nonce, fp))
+        grant = services.auth.sign_in_with_kit(services, body)
+    except SignInRateLimited as exc:
+        services.audit.append(user=exc.account, action="sign_in_rate_limited", message="method=token")
+        raise _too_many(exc) from exc
     except AuthenticationFailed as exc:
-        services.audit.append(user="-", action="sign_in_refused", message=str(exc))
+        who = exc.account if isinstance(exc, BadSignature) else "-"
+        services.audit.append(user=who, action="sign_in_refused", message=f"method=token: {exc}")
         raise
-    services.audit.append(user=grant.name, action="sign_in", message=f"{grant.role} of {grant.org}")
+    services.audit.append(
+        user=grant.name, action="sign_in", message=f"method=token: {grant.role} of {grant.org}"
+    )
     return grant
+
+
+@router.post("/auth/login")
+def login(body: PasswordLogin, response: Response, services: ServicesDep) -> Me:
+    """Sign in with a password; the answer sets the session cookie."""
+    who = _who(account_name(body.name))
+    try:
+        caller, opened = services.auth.login(services, body.name, body.password)
+    except SignInRateLimited as exc:
+        services.audit.append(user=who, action="sign_in_rate_limited", message="method=password")
+        raise _too_many(exc) from exc
+    except AuthenticationFailed:
+        services.audit.append(
+            user=who, action="sign_in_refused", message="method=password: wrong name or password"
+        )
+        raise
+    response.set_cookie(
+        SESSION_COOKIE,
+        opened.token,
+        max_age=services.settings.session_ttl_s,
+        expires=opened.expires_at,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+    i = caller.identity
+    services.audit.append(user=i.name, action="sign_in", message=f"method=password: {i.role} of {i.org}")
+    return _me(caller)
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(request: Request, caller: CallerDep, services: ServicesDep) -> Response:
+    """End the browser session of the cookie and clear the cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if caller.credential is not Credential.SESSION or cookie is None:
+        raise InvalidInput(
+            "logout ends a browser session, and this request was not signed in by the session cookie; "
+            "a kit token expires on its own, and an API token ends with `custos token revoke`"
+        )
+    services.run(lambda s: services.auth.end_session(s, cookie))
+    services.audit.append(user=caller.identity.name, action="session_ended", message="logout")
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/auth/password", status_code=204)
+def set_password(body: PasswordSet, caller: UserDep, services: ServicesDep) -> Response:
+    """Set or change the caller's web password; only a caller signed in with the kit may."""
+    services.auth.set_password(services, caller, body.password)
+    services.audit.append(
+        user=caller.identity.name, action="password_set", message="browser sessions of the user ended"
+    )
+    return Response(status_code=204)
 
 
 @router.get("/me")
 def me(caller: CallerDep) -> Me:
-    i = caller.identity
-    return Me(name=i.name, org=i.org, role=i.role.value, fingerprint=caller.fingerprint)
+    return _me(caller)

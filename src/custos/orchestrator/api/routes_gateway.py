@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
@@ -27,19 +28,24 @@ def publish(body: GatewayPublish, caller: GatewayDep, services: ServicesDep) -> 
     return Ack()
 
 
+# The tasks a polling gateway still works on; its other open leases were lost and are reclaimed.
+HeldTasks = Annotated[tuple[str, ...], Query(description="tasks the gateway still works on")]
+
+
 @router.get("/tasks/next")
 async def next_task(
     caller: GatewayDep,
     services: ServicesDep,
     wait: float = Query(default=20.0, ge=0, le=60),
     gateway: str | None = Query(default=None, description="if given, must be the caller's own name"),
+    held: HeldTasks = (),
 ) -> PollResponse:
     name = caller.identity.name
     if gateway is not None and gateway != name:
         raise PermissionDenied(f"gateway {name} may not poll for tasks of {gateway}")
     deadline = time.monotonic() + min(wait, services.settings.long_poll_max_s)
     while True:
-        task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name))
+        task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name, held))
         remaining = deadline - time.monotonic()
         if task is not None or remaining <= 0:
             return PollResponse(task=task)

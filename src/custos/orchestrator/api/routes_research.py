@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from custos.core.wire import DatasetInfo, JobCreate, JobPublic, JobResult, MockTable, SpecCreate, SpecPublic
+from custos.core.wire import (
+    DatasetInfo,
+    JobCreate,
+    JobPublic,
+    JobResult,
+    MockTable,
+    SignedPolicy,
+    SpecCreate,
+    SpecPublic,
+)
 from custos.orchestrator.api.context import ServicesDep, UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["research"])
 
 
 @router.get("/datasets")
-def list_datasets(_: UserDep, services: ServicesDep) -> list[DatasetInfo]:
-    return services.run(services.datasets.list)
+def list_datasets(_: UserDep, services: ServicesDep, q: str | None = None) -> list[DatasetInfo]:
+    """Every dataset; with `q`, only those matching every word of it, best match first."""
+    if q is None:
+        return services.run(services.datasets.list)
+    return services.run(lambda s: services.datasets.search(s, q))
 
 
 @router.get("/datasets/{gateway}/{name}")
@@ -23,6 +35,14 @@ def get_dataset(gateway: str, name: str, _: UserDep, services: ServicesDep) -> D
 @router.get("/datasets/{gateway}/{name}/mock")
 def get_mock(gateway: str, name: str, _: UserDep, services: ServicesDep) -> MockTable:
     return services.run(lambda s: services.datasets.mock(s, f"{gateway}/{name}"))
+
+
+@router.put("/datasets/{gateway}/{name}/policy")
+def put_policy(
+    gateway: str, name: str, body: SignedPolicy, caller: UserDep, services: ServicesDep
+) -> DatasetInfo:
+    """Replace the dataset's policy with a newer one that an org admin of its org signed."""
+    return services.run(lambda s: services.datasets.put_policy(s, caller.identity, f"{gateway}/{name}", body))
 
 
 @router.post("/specs", status_code=201)
@@ -58,6 +78,11 @@ def submit_job(body: JobCreate, caller: UserDep, services: ServicesDep) -> JobPu
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str, caller: UserDep, services: ServicesDep) -> JobPublic:
     return services.run(lambda s: services.jobs.get(s, caller.identity, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: str, caller: UserDep, services: ServicesDep) -> JobPublic:
+    return services.run(lambda s: services.jobs.cancel(s, caller.identity, job_id))
 
 
 @router.get("/jobs/{job_id}/result")

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
-from custos.computations.base import Final, NextRound
+from custos.computations.base import Final, NextRound, policy_privacy, strictest_rules
+from custos.computations.custom import CustomModel
 from custos.computations.models import get_model
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, CustosError, NotFound
@@ -21,13 +22,22 @@ from custos.core.schema import DatasetSchema
 from custos.core.states import JobState, SpecState, TaskState, check_job_transition
 from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPublic
 from custos.orchestrator.notifier import notify_after_commit
+from custos.orchestrator.services.access import check_resource
 from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.releases import held_message, hold_result
 from custos.orchestrator.services.specs import check_user
 from custos.orchestrator.services.tasks import fail_open_tasks, finish_job, new_task
 from custos.orchestrator.tables import ComputeSpec, Job, Result, Task
 from custos.policy import check_access
+from custos.policy.permissions import Resource
+from custos.privacy.controls import DisclosureRules
 
 log = logging.getLogger("custos.orchestrator")
+# The key in a job's model_state that keeps the strictest disclosure rules of its datasets (no schema
+# change: the model state is the job's JSON scratch space, and the orchestrator strips it before
+# handing the state to the model).
+DISCLOSURE_KEY = "_disclosure"
+CUSTOM_MODEL_NAME = CustomModel.name
 
 
 def job_public(session: Session, job: Job) -> JobPublic:
@@ -70,13 +80,17 @@ class JobService:
     def submit(self, session: Session, caller: Identity, body: JobCreate) -> JobPublic:
         check_user(caller)
         spec = session.get(ComputeSpec, body.spec_id)
-        if spec is None or spec.org != caller.org:
+        if spec is None:
             raise NotFound(f"unknown compute spec {body.spec_id}")
+        check_resource(
+            "job.submit", caller, Resource(spec.owner, spec.org), f"unknown compute spec {spec.id}"
+        )
         if spec.state != SpecState.ACTIVE.value:
             raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
         ref = parse_model_ref(spec.model)
         model = get_model(ref.name, ref.version)
         min_count = 1
+        rules = []
         for ds_ref in spec.datasets:
             ds = self._datasets.get_row(session, ds_ref)
             model.validate_params(body.params, DatasetSchema.model_validate(ds.schema_json), spec.columns)
@@ -85,7 +99,8 @@ class JobService:
                 policy, ds.id, caller.name, caller.org, ref.name, ref.version, model.columns_used(body.params)
             )
             assert policy is not None
-            min_count = max(min_count, policy.min_count)
+            rules.append(policy_privacy(policy).disclosure)
+            min_count = max(min_count, rules[-1].min_count)
         now = self._clock()
         job = Job(
             id=new_id("job"),
@@ -94,7 +109,7 @@ class JobService:
             params=dict(body.params),
             state=JobState.QUEUED.value,
             round=0,
-            model_state={},
+            model_state={DISCLOSURE_KEY: strictest_rules(rules).model_dump(mode="json", exclude_unset=True)},
             min_count=min_count,
             reason=None,
             submitter=caller.name,
@@ -112,10 +127,22 @@ class JobService:
         self._audit.append(user=caller.name, action="job_submitted", job=job.id, message=f"spec {spec.id}")
         return job_public(session, job)
 
+    def start(self, session: Session, job: Job, spec: ComputeSpec, first: NextRound) -> JobPublic:
+        """Start a new job that another service built (a reviewed code request's): queue its first round."""
+        session.add(job)
+        session.flush()
+        check_job_transition(JobState.QUEUED, JobState.RUNNING)
+        job.state = JobState.RUNNING.value
+        self._queue_round(session, job, spec, 0, first)
+        self._audit.append(user=job.submitter, action="job_submitted", job=job.id, message=f"spec {spec.id}")
+        return job_public(session, job)
+
     def _queue_round(
         self, session: Session, job: Job, spec: ComputeSpec, round_no: int, step: NextRound
     ) -> None:
-        job.round, job.model_state = round_no, step.state
+        # The job's disclosure rules ride along in its model state, beside the model's own.
+        kept = {DISCLOSURE_KEY: job.model_state[DISCLOSURE_KEY]} if DISCLOSURE_KEY in job.model_state else {}
+        job.round, job.model_state = round_no, {**step.state, **kept}
         now = self._clock()
         gateways = []
         for ds_ref in spec.datasets:
@@ -162,9 +189,10 @@ class JobService:
         site_results: dict[str, dict[str, Any]] = {f"{t.gateway}/{t.dataset}": t.result or {} for t in tasks}
         ref = parse_model_ref(job.model)
         try:
-            step = get_model(ref.name, ref.version).aggregate(
-                job.params, job.model_state, site_results, job.min_count
-            )
+            state = dict(job.model_state)
+            stored = state.pop(DISCLOSURE_KEY, None)
+            rules = DisclosureRules.model_validate(stored) if stored is not None else job.min_count
+            step = get_model(ref.name, ref.version).aggregate(job.params, state, site_results, rules)
         except CustosError as exc:
             finish_job(job, JobState.FAILED, now, f"aggregation failed: {exc}")
             return
@@ -176,25 +204,49 @@ class JobService:
             return
         if isinstance(step, Final):
             session.add(Result(job_id=job.id, result=step.result, created_at=now))
+            # Custom code's outputs are always reviewed, whatever the policies' `release` says.
+            minimum = 1 if ref.name == CUSTOM_MODEL_NAME else 0
+            release = hold_result(session, self._datasets, job, spec, now, minimum=minimum)
+            if release is not None:
+                check_job_transition(JobState.RUNNING, JobState.AWAITING_RELEASE)
+                job.state = JobState.AWAITING_RELEASE.value
+                self._audit.append(
+                    user=job.submitter,
+                    action="release_held",
+                    job=job.id,
+                    message=f"{release.id}: {release.required} reviewer(s) of {', '.join(release.orgs)}",
+                )
+                return
             finish_job(job, JobState.SUCCEEDED, now)
             self._audit.append(user=job.submitter, action="job_succeeded", job=job.id)
         else:
             self._queue_round(session, job, spec, job.round + 1, step)
 
-    def get_row(self, session: Session, caller: Identity, job_id: str) -> Job:
+    def get_row(self, session: Session, caller: Identity, job_id: str, operation: str = "job.view") -> Job:
         job = session.get(Job, job_id)
-        # Another org's job is reported as missing, so ids cannot be probed.
-        if job is None or job.org != caller.org:
+        if job is None:
             raise NotFound(f"unknown job {job_id}")
+        check_resource(operation, caller, Resource(job.submitter, job.org), f"unknown job {job_id}")
         return job
 
     def get(self, session: Session, caller: Identity, job_id: str) -> JobPublic:
         return job_public(session, self.get_row(session, caller, job_id))
 
+    def cancel(self, session: Session, caller: Identity, job_id: str) -> JobPublic:
+        """Stop a queued or running job: its open tasks fail, and a late result is refused."""
+        job = self.get_row(session, caller, job_id, "job.cancel")
+        now = self._clock()
+        finish_job(job, JobState.CANCELLED, now, f"cancelled by {caller.name}")
+        fail_open_tasks(session, job.id, now, "the job was cancelled")
+        self._audit.append(user=caller.name, action="job_cancelled", job=job.id)
+        return job_public(session, job)
+
     def result(self, session: Session, caller: Identity, job_id: str) -> JobResult:
-        job = self.get_row(session, caller, job_id)
+        job = self.get_row(session, caller, job_id, "result.download")
         if job.state == JobState.FAILED.value:
             raise Conflict(f"job {job_id} failed: {job.reason}")
+        if job.state == JobState.AWAITING_RELEASE.value:
+            raise Conflict(held_message(session, job_id))
         if job.state != JobState.SUCCEEDED.value:
             raise Conflict(f"job {job_id} is {job.state}; its result is not ready")
         row = session.get(Result, job_id)

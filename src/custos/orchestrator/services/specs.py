@@ -16,10 +16,12 @@ from custos.core.schema import DatasetSchema
 from custos.core.states import SpecState, check_spec_transition
 from custos.core.wire import Resources, SpecCreate, SpecPublic, TaskKind
 from custos.orchestrator.notifier import notify_after_commit
+from custos.orchestrator.services.access import can_see, check_resource
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.tasks import new_task
 from custos.orchestrator.tables import ComputeSpec, Model
 from custos.policy import check_access
+from custos.policy.permissions import Resource
 
 
 def spec_public(row: ComputeSpec) -> SpecPublic:
@@ -104,25 +106,25 @@ class SpecService:
         )
         return spec_public(row)
 
-    def get_row(self, session: Session, caller: Identity, spec_id: str) -> ComputeSpec:
+    def get_row(
+        self, session: Session, caller: Identity, spec_id: str, operation: str = "spec.view"
+    ) -> ComputeSpec:
         row = session.get(ComputeSpec, spec_id)
-        # Another org's spec is reported as missing, so ids cannot be probed.
-        if row is None or row.org != caller.org:
+        if row is None:
             raise NotFound(f"unknown compute spec {spec_id}")
+        check_resource(operation, caller, Resource(row.owner, row.org), f"unknown compute spec {spec_id}")
         return row
 
     def get(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
         return spec_public(self.get_row(session, caller, spec_id))
 
     def list(self, session: Session, caller: Identity) -> list[SpecPublic]:
-        rows = session.execute(
-            select(ComputeSpec).where(ComputeSpec.org == caller.org).order_by(ComputeSpec.created_at)
-        ).scalars()
-        return [spec_public(r) for r in rows]
+        rows = session.execute(select(ComputeSpec).order_by(ComputeSpec.created_at)).scalars()
+        return [spec_public(r) for r in rows if can_see("spec.view", caller, Resource(r.owner, r.org))]
 
     def activate(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
         check_user(caller)
-        row = self.get_row(session, caller, spec_id)
+        row = self.get_row(session, caller, spec_id, "spec.manage")
         check_spec_transition(SpecState(row.state), SpecState.ACTIVATING)
         owner = Identity(row.owner, row.org, caller.role) if row.owner != caller.name else caller
         self._check_against_policies(session, owner, row.model, row.datasets, row.columns)
@@ -141,7 +143,7 @@ class SpecService:
 
     def deactivate(self, session: Session, caller: Identity, spec_id: str) -> SpecPublic:
         check_user(caller)
-        row = self.get_row(session, caller, spec_id)
+        row = self.get_row(session, caller, spec_id, "spec.manage")
         check_spec_transition(SpecState(row.state), SpecState.DEACTIVATING)
         check_spec_transition(SpecState.DEACTIVATING, SpecState.DEACTIVATED)
         row.state, row.updated_at = SpecState.DEACTIVATED.value, self._clock()

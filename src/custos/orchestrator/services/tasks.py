@@ -1,13 +1,15 @@
 """Tasks: leasing to gateways, idempotent result upload, and advancing specs and jobs.
 
-A lease that expires returns its task to pending with the next attempt, at most `max_attempts` times.
+A lease that expires, or that its gateway no longer holds when it polls, returns its task to pending
+with the next attempt, at most `max_attempts` times.
 A result upload is idempotent on (task id, attempt, digest): a repeat is acknowledged, a different
 digest for a finished task is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +38,10 @@ from custos.core.wire import (
     TaskResultUpload,
     result_digest,
 )
+from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.tables import ComputeSpec, Job, Task
+
+log = logging.getLogger(__name__)
 
 OPEN_STATES = (TaskState.PENDING.value, TaskState.LEASED.value, TaskState.RUNNING.value)
 
@@ -82,25 +87,39 @@ Advance = Callable[[Session, Task], None]
 
 
 class TaskService:
-    def __init__(self, clock: Clock, lease_margin_s: int, audit: AuditTrail) -> None:
+    def __init__(
+        self, clock: Clock, lease_margin_s: int, audit: AuditTrail, datasets: DatasetService
+    ) -> None:
         self._clock = clock
+        self._datasets = datasets
         self._audit = audit
         self._lease_margin_s = lease_margin_s
         self.advance_job: Advance | None = None
+        # Copies a finished DP task's budget report into the read-only mirror. Set by the app.
+        self.mirror_budget: Advance | None = None
 
-    def _reclaim_expired(self, session: Session, gateway: str, now: datetime) -> None:
-        expired = (
+    def _reclaim(self, session: Session, gateway: str, now: datetime, held: Collection[str]) -> None:
+        """Give the gateway's expired leases, and the leases it no longer holds, to a next attempt.
+
+        A lease the gateway does not list was lost on the way (the orchestrator stopped after
+        granting it, or the poll's answer was dropped): waiting out its expiry would stall the job.
+        """
+        open_leases = (
             session.execute(
                 select(Task).where(
                     Task.gateway == gateway,
                     Task.state.in_([TaskState.LEASED.value, TaskState.RUNNING.value]),
-                    Task.lease_expires_at < now,
                 )
             )
             .scalars()
             .all()
         )
-        for task in expired:
+        for task in open_leases:
+            expired = task.lease_expires_at is not None and task.lease_expires_at < now
+            if not expired and task.id in held:
+                continue
+            if not expired:
+                log.info("task %s attempt %d: %s no longer holds its lease", task.id, task.attempt, gateway)
             if task.attempt < task.max_attempts:
                 set_task_state(task, TaskState.PENDING, now)
                 task.attempt += 1
@@ -110,9 +129,11 @@ class TaskService:
                 task.error = f"{gateway} did not finish the task in {task.max_attempts} attempts"
                 self._advance(session, task)
 
-    def lease(self, session: Session, gateway: str) -> TaskAssignment | None:
+    def lease(self, session: Session, gateway: str, held: Collection[str] = ()) -> TaskAssignment | None:
+        """Lease the gateway's oldest pending task. `held` lists the tasks the gateway still works on;
+        its other open leases are reclaimed first."""
         now = self._clock()
-        self._reclaim_expired(session, gateway, now)
+        self._reclaim(session, gateway, now, held)
         candidates = (
             session.execute(
                 select(Task)
@@ -170,6 +191,7 @@ class TaskService:
             submitter=submitter,
             resources=resources,
             audit_event=event,
+            policy=self._datasets.signed_policy(session, f"{task.gateway}/{task.dataset}"),
         )
 
     def _owned(self, session: Session, gateway: str, task_id: str) -> Task:
@@ -206,6 +228,8 @@ class TaskService:
                 raise InvalidInput("a task reported done must carry a result")
             set_task_state(task, TaskState.DONE, now)
             task.result = upload.result
+            if self.mirror_budget is not None:
+                self.mirror_budget(session, task)
         else:
             set_task_state(task, TaskState.FAILED, now)
             task.error = upload.error or "the gateway reported a failure without a reason"

@@ -1,0 +1,160 @@
+"""`custos code submit|list|show|approve|deny|run`: reviewed custom code, a thin layer over the SDK."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.syntax import Syntax
+from rich.table import Table
+
+from custos.cli.options import JsonOption, KitOption, open_client, read_params
+from custos.cli.output import add_row, key_value_table, print_json, stdout
+from custos.core.errors import InvalidInput
+from custos.core.wire import MAX_CODE_CHARS, CodeRequestDetail, CodeRequestPublic
+
+app = typer.Typer(
+    help="Custom code: submit a function for review, review it (custodians), run it once approved.",
+    no_args_is_help=True,
+)
+
+RequestIdArgument = Annotated[
+    str, typer.Argument(help="The code request's id, as `code list` printed it.", show_default=False)
+]
+
+
+def _read_source(path: Path) -> str:
+    if not path.is_file():
+        raise InvalidInput(f"{path} does not exist or is not a file")
+    if path.stat().st_size > MAX_CODE_CHARS:
+        raise InvalidInput(f"{path} is larger than {MAX_CODE_CHARS} bytes")
+    return path.read_text(encoding="utf-8")
+
+
+def requests_table(requests: Sequence[CodeRequestPublic]) -> Table:
+    table = Table(title="code requests", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("id", "state", "function", "author", "datasets", "digest"):
+        table.add_column(column, no_wrap=column in ("id", "digest"))
+    for r in requests:
+        add_row(
+            table, r.id, r.state, r.function, f"{r.author} ({r.org})", ", ".join(r.datasets), r.digest[:16]
+        )
+    return table
+
+
+def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -> None:
+    if json:
+        print_json(request)
+        return
+    rows: list[tuple[str, str]] = [
+        ("id", request.id),
+        ("state", request.state),
+        ("function", request.function),
+        ("digest", f"sha256:{request.digest}"),
+        ("author", f"{request.author} ({request.org})"),
+        ("datasets", ", ".join(request.datasets)),
+        ("params", jsonlib.dumps(request.params, sort_keys=True)),
+        ("output", request.output),
+        ("reviewers", f"org admins of {', '.join(request.orgs)}"),
+    ]
+    rows += [(f"{r.decision} ({r.org})", f"{r.reviewer}: {r.reason}".rstrip(": ")) for r in request.reviews]
+    if request.reason:
+        rows.append(("reason", request.reason))
+    console = stdout()
+    console.print(key_value_table(f"code request {request.id}", rows))
+    if with_source:
+        console.print(Syntax(request.source, "python", line_numbers=True))
+
+
+@app.command("submit")
+def submit_code(
+    file: Annotated[Path, typer.Argument(help="The Python file holding the function.", show_default=False)],
+    function: Annotated[str, typer.Option("--function", help="The function to call.", show_default=False)],
+    dataset: Annotated[
+        list[str], typer.Option("--dataset", help="gateway/dataset; repeat for several.", show_default=False)
+    ],
+    kit: KitOption,
+    params: Annotated[
+        str | None, typer.Option("--params", help="The function's params, a JSON object.")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", help="table (a DataFrame) or json (a dict).")] = "table",
+    json: JsonOption = False,
+) -> None:
+    """Submit FILE's exact source for review by the custodians of the datasets."""
+    source = _read_source(file)
+    with open_client(kit) as client:
+        request = client.submit(source, dataset, read_params(params, None), function=function, output=output)
+    if json:
+        print_json(request)
+        return
+    typer.echo(
+        f"submitted code request {request.id} ({request.function}, sha256:{request.digest[:16]}…): "
+        f"pending review by the org admins of {', '.join(request.orgs)}"
+    )
+
+
+@app.command("list")
+def list_code(kit: KitOption, json: JsonOption = False) -> None:
+    """List your code requests and those you may review."""
+    with open_client(kit) as client:
+        requests = client.code_requests()
+    if json:
+        print_json(requests)
+    elif not requests:
+        typer.echo("no code request")
+    else:
+        stdout().print(requests_table(requests))
+
+
+@app.command("show")
+def show_code(request_id: RequestIdArgument, kit: KitOption, json: JsonOption = False) -> None:
+    """Show a request's exact source, digest, parameters, datasets and decisions."""
+    with open_client(kit) as client:
+        request = client.code_request(request_id)
+    _show(request, json)
+
+
+@app.command("approve")
+def approve_code(
+    request_id: RequestIdArgument,
+    kit: KitOption,
+    reason: Annotated[str, typer.Option("--reason", help="An optional note kept with the decision.")] = "",
+    json: JsonOption = False,
+) -> None:
+    """Approve for your org: signs the digest of the source shown with your kit's key."""
+    with open_client(kit) as client:
+        request = client.approve_code(request_id, reason)
+    _show(request, json, with_source=False)
+
+
+@app.command("deny")
+def deny_code(
+    request_id: RequestIdArgument,
+    kit: KitOption,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, in a sentence the researcher will read.", show_default=False)
+    ],
+    json: JsonOption = False,
+) -> None:
+    """Deny with a reason; the code can no longer run."""
+    with open_client(kit) as client:
+        request = client.deny_code(request_id, reason)
+    _show(request, json, with_source=False)
+
+
+@app.command("run")
+def run_code(request_id: RequestIdArgument, kit: KitOption, json: JsonOption = False) -> None:
+    """Run approved code as a job; its outputs are held for release review."""
+    with open_client(kit) as client:
+        job = client.run_code(request_id)
+    if json:
+        print_json(job)
+        return
+    typer.echo(
+        f"started job {job.id} for code request {request_id}; "
+        f"follow it with `custos job status {job.id}`; its outputs are held for release review"
+    )

@@ -1,0 +1,156 @@
+"""`custos release list|show|approve|return|reject`: review held results before researchers see them."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from custos.cli.options import JsonOption, KitOption, open_client
+from custos.cli.output import add_row, key_value_table, print_json, section_table, stdout
+from custos.core.states import ReleaseState
+from custos.core.wire import JobResult, ReleaseDetail, ReleasePublic
+from custos.sdk import Result
+
+app = typer.Typer(
+    help="Review results that a dataset's policy holds: approve, return or reject them.",
+    no_args_is_help=True,
+)
+
+ReleaseIdArgument = Annotated[
+    str, typer.Argument(help="The release's id, as `release list` printed it.", show_default=False)
+]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why, in a sentence the researcher will read.", show_default=False)
+]
+STATE_STYLES = {
+    ReleaseState.HELD: "yellow",
+    ReleaseState.PARTIALLY_REVIEWED: "yellow",
+    ReleaseState.RELEASED: "green",
+    ReleaseState.RETURNED: "red",
+    ReleaseState.REJECTED: "red",
+}
+
+
+def _state(state: ReleaseState) -> Text:
+    return Text(state, style=STATE_STYLES[state])
+
+
+def releases_table(releases: Sequence[ReleasePublic]) -> Table:
+    table = Table(title="releases", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("id", "state", "reviews", "job", "model", "submitter", "datasets"):
+        table.add_column(column, no_wrap=column in ("id", "job"))  # ids are copied whole
+    for r in releases:
+        add_row(
+            table,
+            r.id,
+            _state(r.state),
+            f"{r.approvals} of {r.required}",
+            r.job_id,
+            r.model,
+            r.submitter,
+            ", ".join(r.datasets),
+        )
+    return table
+
+
+def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> None:
+    if json:
+        print_json(release)
+        return
+    rows: list[tuple[str, str | Text]] = [
+        ("id", release.id),
+        ("state", _state(release.state)),
+        ("reviews", f"{release.approvals} of {release.required} approvals"),
+        ("reviewers", f"org admins of {', '.join(release.orgs)}"),
+        ("job", f"{release.job_id} ({release.job_state})"),
+        ("submitter", f"{release.submitter} ({release.submitter_org})"),
+        ("model", release.model),
+        ("spec", release.spec_id),
+        ("datasets", ", ".join(release.datasets)),
+        ("columns", ", ".join(release.columns)),
+        ("params", jsonlib.dumps(release.params, sort_keys=True)),
+    ]
+    if release.reason:
+        rows.append(("reason", release.reason))
+    console = stdout()
+    console.print(key_value_table(f"release {release.id}", rows))
+    if release.votes:
+        votes = Table(title="votes", box=box.SIMPLE_HEAD, title_justify="left")
+        for column in ("reviewer", "org", "decision", "reason", "time"):
+            votes.add_column(column)
+        for v in release.votes:
+            add_row(
+                votes, v.reviewer, v.org, v.decision, v.reason, v.created_at.strftime("%Y-%m-%d %H:%M:%S")
+            )
+        console.print(votes)
+    if with_result:
+        console.print(Text("held result", style="bold"))
+        held = Result(JobResult(job_id=release.job_id, model=release.model, result=release.result))
+        for section in held.sections():
+            console.print(section_table(section))
+
+
+@app.command("list")
+def list_releases(
+    kit: KitOption,
+    state: Annotated[
+        ReleaseState | None, typer.Option("--state", help="Only releases in this state.", show_default=False)
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """List the held results you may review (never your own jobs')."""
+    with open_client(kit) as client:
+        releases = client.releases(state)
+    if json:
+        print_json(releases)
+    elif not releases:
+        typer.echo("no release to review" + (f" in state {state.value}" if state else ""))
+    else:
+        stdout().print(releases_table(releases))
+
+
+@app.command("show")
+def show_release(release_id: ReleaseIdArgument, kit: KitOption, json: JsonOption = False) -> None:
+    """Show a held result with the model, parameters and columns that made it, and the votes so far."""
+    with open_client(kit) as client:
+        release = client.release(release_id)
+    _show(release, json)
+
+
+@app.command("approve")
+def approve_release(
+    release_id: ReleaseIdArgument,
+    kit: KitOption,
+    reason: Annotated[str, typer.Option("--reason", help="An optional note kept with the vote.")] = "",
+    json: JsonOption = False,
+) -> None:
+    """Approve; the last approval the policy needs releases the result to the researcher."""
+    with open_client(kit) as client:
+        release = client.approve_release(release_id, reason)
+    _show(release, json, with_result=False)
+
+
+@app.command("return")
+def return_release(
+    release_id: ReleaseIdArgument, kit: KitOption, reason: ReasonOption, json: JsonOption = False
+) -> None:
+    """Send the result back to the researcher with a reason; it is not released and the job fails."""
+    with open_client(kit) as client:
+        release = client.return_release(release_id, reason)
+    _show(release, json, with_result=False)
+
+
+@app.command("reject")
+def reject_release(
+    release_id: ReleaseIdArgument, kit: KitOption, reason: ReasonOption, json: JsonOption = False
+) -> None:
+    """Refuse the release with a reason; the job fails."""
+    with open_client(kit) as client:
+        release = client.reject_release(release_id, reason)
+    _show(release, json, with_result=False)

@@ -1,0 +1,91 @@
+"""The gateway's privacy budget: the authoritative ledger (`custos.privacy.ledger.BudgetLedger`) in the
+gateway's state folder (`budget.db`), keyed by the content lineage of each dataset's file.
+
+A DP task reserves its whole cost before it runs (under the job id and round, so a retried task does
+not pay twice), commits after the run, and its result carries the submitter's standing so that the
+orchestrator can mirror it for display. The ledger file is opened on the first DP task.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from custos.core.wire import TaskAssignment
+from custos.gateway.site import SiteDataset
+from custos.privacy.controls import BudgetCaps, PrivacyCost
+from custos.privacy.ledger import BudgetLedger, Reservation, content_lineage
+
+BUDGET_FILE = "budget.db"
+
+
+def budget_job_id(task: TaskAssignment) -> str:
+    """The ledger's idempotency key: one charge per job round on a lineage."""
+    return f"{task.job_id}/round-{task.round}"
+
+
+class GatewayBudget:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ledger: BudgetLedger | None = None
+        self._lineages: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def ledger(self) -> BudgetLedger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = BudgetLedger(self._path)
+            return self._ledger
+
+    def lineage(self, dataset: SiteDataset) -> str:
+        """The dataset's content lineage: taken at load, else computed once and cached."""
+        if dataset.lineage is not None:
+            return dataset.lineage
+        path = dataset.entry.path
+        with self._lock:
+            if path not in self._lineages:
+                self._lineages[path] = content_lineage(path)
+            return self._lineages[path]
+
+    def reserve(
+        self,
+        task: TaskAssignment,
+        dataset: SiteDataset,
+        caps: BudgetCaps,
+        cost: PrivacyCost,
+        *,
+        whole_job: bool = False,
+    ) -> Reservation:
+        """Debit `cost` for the submitter and their org, or raise BudgetExhausted (its message gives
+        what was spent and the cap). `whole_job`: the cost covers all of the job's rounds (DP
+        training), so every round reserves under one key and only the first is charged."""
+        return self.ledger.reserve(
+            lineage=self.lineage(dataset),
+            dataset=task.dataset,
+            researcher=task.submitter.name,
+            org=task.submitter.org,
+            epsilon=cost.epsilon,
+            delta=cost.delta,
+            caps=caps,
+            job_id=f"{task.job_id}/training" if whole_job else budget_job_id(task),
+        )
+
+    def commit(self, reservation: Reservation) -> None:
+        self.ledger.commit(reservation.id)
+
+    def standing(self, task: TaskAssignment, dataset: SiteDataset, caps: BudgetCaps) -> dict[str, Any]:
+        """The submitter's spent and cap on this dataset's content, for the result and the mirror."""
+        lineage = self.lineage(dataset)
+        who, org = task.submitter.name, task.submitter.org
+        mine = self.ledger.spent(lineage, researcher=who)
+        left = self.ledger.remaining(lineage, who, org, caps)
+        return {
+            "spent_epsilon": mine.epsilon,
+            "cap_epsilon": caps.epsilon_per_researcher,
+            "remaining_epsilon": left.epsilon,
+            "spent_delta": mine.delta,
+            "cap_delta": caps.delta_per_researcher,
+            "remaining_delta": left.delta,
+        }

@@ -1,0 +1,24 @@
+"""Routes for the privacy budget: the read-only mirror of the gateways' ledgers, and a job's cost
+preview."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from custos.core.wire import BudgetPublic, JobCreate, JobPreview
+from custos.orchestrator.api.context import ServicesDep, UserDep
+
+router = APIRouter(prefix="/api/v1", tags=["budget"])
+
+
+@router.get("/budget")
+def list_budget(caller: UserDep, services: ServicesDep) -> list[BudgetPublic]:
+    """What you and your org have spent per dataset (org admins: on their org's datasets; project
+    admins: all), as the gateways last reported it."""
+    return services.run(lambda s: services.budget.list(s, caller.identity))
+
+
+@router.post("/jobs/preview")
+def preview_job(body: JobCreate, caller: UserDep, services: ServicesDep) -> JobPreview:
+    """What the job would spend per dataset and what would remain; nothing runs, nothing is recorded."""
+    return services.run(lambda s: services.budget.preview(s, caller.identity, body))

@@ -1,0 +1,59 @@
+"""Routes for release reviewers: held results, their provenance, and the votes that release them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from custos.core.states import ReleaseState
+from custos.core.wire import ReleaseDecision, ReleaseDetail, ReleasePublic, ReleaseVoteCreate
+from custos.orchestrator.api.context import ServicesDep, UserDep
+
+router = APIRouter(prefix="/api/v1", tags=["releases"])
+
+
+@router.get("/releases")
+def list_releases(
+    caller: UserDep, services: ServicesDep, state: ReleaseState | None = None
+) -> list[ReleasePublic]:
+    """The releases you may review, oldest first; `state` keeps those in one state."""
+    return services.run(lambda s: services.releases.list(s, caller.identity, state))
+
+
+@router.get("/releases/{release_id}")
+def get_release(release_id: str, caller: UserDep, services: ServicesDep) -> ReleaseDetail:
+    """A release with its held result, the job's model, parameters and columns, and the votes so far."""
+    return services.run(lambda s: services.releases.get(s, caller.identity, release_id))
+
+
+def _vote(
+    services: ServicesDep,
+    caller: UserDep,
+    release_id: str,
+    decision: ReleaseDecision,
+    body: ReleaseVoteCreate,
+) -> ReleaseDetail:
+    return services.run(lambda s: services.releases.vote(s, caller.identity, release_id, decision, body))
+
+
+@router.post("/releases/{release_id}/approve")
+def approve_release(
+    release_id: str, body: ReleaseVoteCreate, caller: UserDep, services: ServicesDep
+) -> ReleaseDetail:
+    """Approve; the last approval the policy needs releases the result to the researcher."""
+    return _vote(services, caller, release_id, ReleaseDecision.APPROVE, body)
+
+
+@router.post("/releases/{release_id}/return")
+def return_release(
+    release_id: str, body: ReleaseVoteCreate, caller: UserDep, services: ServicesDep
+) -> ReleaseDetail:
+    """Send the result back to the researcher with a reason; it is not released and the job fails."""
+    return _vote(services, caller, release_id, ReleaseDecision.RETURN, body)
+
+
+@router.post("/releases/{release_id}/reject")
+def reject_release(
+    release_id: str, body: ReleaseVoteCreate, caller: UserDep, services: ServicesDep
+) -> ReleaseDetail:
+    """Refuse the release with a reason; the job fails."""
+    return _vote(services, caller, release_id, ReleaseDecision.REJECT, body)

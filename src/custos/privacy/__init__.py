@@ -1,0 +1,68 @@
+"""Privacy controls on what leaves a site: the policy's privacy section, statistical disclosure control
+and the privacy budget ledger. The differential privacy releases live in `custos.privacy.dp`, which is
+not imported here because it loads OpenDP's native library (parsing a policy must not)."""
+
+from custos.privacy.controls import (
+    BudgetCaps,
+    DisclosureRules,
+    DominanceRule,
+    DpSettings,
+    PrivacyControls,
+    PrivacyCost,
+    parse_privacy,
+    split_budget,
+)
+from custos.privacy.ledger import BudgetExhausted, BudgetLedger, Reservation, content_lineage
+from custos.privacy.sdc import (
+    KNOWN_TOTAL,
+    Line,
+    SdcTable,
+    apply_min_count,
+    dominance,
+    grid_lines,
+    grid_table,
+    is_dominated,
+    midpoint6,
+    protect_counts,
+    recompute_totals,
+    recoverable_cells,
+    round_counts,
+    round_to_nearest,
+    secondary_suppress,
+    secondary_suppress_1d,
+    secondary_suppress_2d,
+    suppress_small_group_extremes,
+)
+
+__all__ = [
+    "KNOWN_TOTAL",
+    "BudgetCaps",
+    "BudgetExhausted",
+    "BudgetLedger",
+    "DisclosureRules",
+    "DominanceRule",
+    "DpSettings",
+    "Line",
+    "PrivacyControls",
+    "PrivacyCost",
+    "Reservation",
+    "SdcTable",
+    "apply_min_count",
+    "content_lineage",
+    "dominance",
+    "grid_lines",
+    "grid_table",
+    "is_dominated",
+    "midpoint6",
+    "parse_privacy",
+    "protect_counts",
+    "recompute_totals",
+    "recoverable_cells",
+    "round_counts",
+    "round_to_nearest",
+    "secondary_suppress",
+    "secondary_suppress_1d",
+    "secondary_suppress_2d",
+    "split_budget",
+    "suppress_small_group_extremes",
+]

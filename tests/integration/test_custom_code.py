@@ -1,0 +1,145 @@
+"""Reviewed custom code through real processes: prototyped on mock, submitted, approved by the
+custodian, run unchanged on the data in the sandbox, and held for release review; code that is not
+approved (or was changed since) is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy import create_engine, text
+
+from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from custos.core.wire import code_digest
+from custos.testing.cluster import Cluster
+
+pytestmark = pytest.mark.integration
+
+DATASET = "site-a/patients_code"
+ADMIN_A = "admin@hospital-a"
+
+
+def older_patients(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
+    """Rows of patients at least `min_age` old: exactly what a custodian must review."""
+    filters = [{"column": "age", "op": ">=", "value": params["min_age"]}]
+    frame = dal.read(datasets[0], params["columns"], filters).to_pandas()
+    return frame.sort_values("patient_id").head(params["rows"]).reset_index(drop=True)
+
+
+def count_rows(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
+    return {"rows": dal.read(datasets[0], ["age"]).num_rows}
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]) -> set[tuple[Any, ...]]:
+    return set(frame[columns].itertuples(index=False, name=None))
+
+
+def _release(cluster: Cluster, job_id: str) -> None:
+    with cluster.client(ADMIN_A) as admin:
+        held = [r for r in admin.releases() if r.job_id == job_id]
+        assert len(held) == 1 and held[0].required == 1
+        admin.approve_release(held[0].id, "reviewed")
+
+
+def test_code_prototyped_on_mock_runs_unchanged_on_the_data_after_approval(
+    cluster: Cluster, site_tables: list[pa.Table]
+) -> None:
+    real = site_tables[0].to_pandas()
+    with cluster.client("alice") as alice:
+        # Every column the policy grants to custom code: all of them but postcode.
+        columns = [c for c in alice.dataset(DATASET).schema.names if c != "postcode"]
+        params = {"columns": columns, "min_age": 60, "rows": 25}
+        on_mock = alice.run_on_mock(older_patients, [DATASET], params)[DATASET]
+        assert list(on_mock.columns) == columns and len(on_mock) > 0
+        assert (on_mock["age"] >= 60).all()  # the filter means the same on mock as at the DAL
+
+        request = alice.submit(older_patients, [DATASET], params)
+        assert request.state == "pending" and request.digest == code_digest(request.source)
+        assert "def older_patients(" in request.source and request.orgs == ["hospital-a"]
+        with cluster.client(ADMIN_A) as admin:
+            assert request.id in [r.id for r in admin.code_requests()]  # what the custodian has to review
+            shown = admin.code_request(request.id)
+            assert shown.source == request.source and shown.params == params
+            approved = admin.approve_code(request.id, "rows of older patients, reviewed")
+        assert approved.state == "approved"
+        assert [(r.reviewer, r.decision) for r in approved.reviews] == [(ADMIN_A, "approve")]
+
+        job = alice.run_code(request.id)
+        assert alice.wait_job(job.id, timeout=120).state == "awaiting_release"
+        with pytest.raises(Conflict, match="held for release review"):
+            alice.job_result(job.id)
+        _release(cluster, job.id)
+        on_data = alice.code_result(job.id)[DATASET]
+
+    assert list(on_data.columns) == columns and len(on_data) == 25
+    real_rows = _rows(real, columns)
+    assert _rows(on_data, columns) <= real_rows  # it ran on the data...
+    assert not _rows(on_mock, columns) & real_rows  # ...and the mock holds not a single real row
+    assert not on_data.equals(on_mock)
+
+
+def test_a_dataset_whose_policy_refuses_custom_code_refuses_the_request(cluster: Cluster) -> None:
+    with (
+        cluster.client("alice") as alice,
+        pytest.raises(PermissionDenied, match=r"the policy for site-a/patients does not accept custom code"),
+    ):
+        alice.submit(count_rows, ["site-a/patients"], output="json")
+    with (
+        cluster.client("mallory") as mallory,
+        pytest.raises(PermissionDenied, match="grants nothing to user mallory"),
+    ):
+        mallory.submit(count_rows, [DATASET], output="json")
+
+
+def test_unapproved_denied_and_changed_code_is_refused_at_the_orchestrator(cluster: Cluster) -> None:
+    with cluster.client("alice") as alice, cluster.client(ADMIN_A) as admin:
+        pending = alice.submit(count_rows, [DATASET], output="json")
+        with pytest.raises(
+            Conflict, match=rf"code request {pending.id} is pending: a custodian of hospital-a"
+        ):
+            alice.run_code(pending.id)
+
+        denied = alice.submit(count_rows, [DATASET], {"why": "denied"}, output="json")
+        with pytest.raises(InvalidInput, match="reason is required"):
+            admin.deny_code(denied.id, " ")
+        admin.deny_code(denied.id, "reads more than it needs")
+        with pytest.raises(Conflict, match="was denied by admin@hospital-a: reads more than it needs"):
+            alice.run_code(denied.id)
+        with pytest.raises(Conflict, match="is denied; it takes no more decisions"):
+            admin.approve_code(denied.id)
+
+        approved = alice.submit(count_rows, [DATASET], output="json")
+        admin.approve_code(approved.id)
+        # Any change is a new request, pending its own review.
+        swapped = approved.source.replace('["age"]', '["age", "bmi"]')
+        changed = alice.submit(swapped, [DATASET], output="json", function="count_rows")
+        assert changed.id != approved.id and changed.digest != approved.digest
+        with pytest.raises(Conflict, match="is pending"):
+            alice.run_code(changed.id)
+
+        # Someone with the orchestrator's database swaps the approved source: refused before any task.
+        engine = create_engine(
+            cluster.database_url
+            or f"sqlite:///{cluster.work_dir / 'state' / 'orchestrator' / 'orchestrator.db'}"
+        )
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE code_requests SET source = :s WHERE id = :id"),
+                    {"s": changed.source, "id": approved.id},
+                )
+            with pytest.raises(Conflict, match="not the digest its custodians approved"):
+                alice.run_code(approved.id)
+        finally:
+            engine.dispose()
+
+
+def test_only_the_datasets_custodians_review_and_never_the_author(cluster: Cluster) -> None:
+    with cluster.client("alice") as alice:
+        request = alice.submit(count_rows, [DATASET], output="json")
+        with pytest.raises(PermissionDenied):
+            alice.approve_code(request.id)  # a researcher holds no custodian's key, nor the role
+    with cluster.client("admin@hospital-b") as other, pytest.raises(NotFound, match="unknown code request"):
+        other.approve_code(request.id)  # another org's custodian does not even see it

@@ -1,0 +1,86 @@
+"""A federated logistic regression through real processes equals statsmodels on the pooled site tables,
+and a site's disclosure refusal fails the job with the site's reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+
+from custos.core.errors import Conflict, PermissionDenied
+from custos.data.synthetic import REGIONS
+from custos.testing.cluster import Cluster
+
+SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
+COLUMNS = ["age", "bmi", "sex", "smoker", "region"]
+MODEL = "glm@1.0.0"
+GRANT_NEEDED = (
+    "the cluster's policy does not grant glm: in tests/conftest.py, stats_policy() needs "
+    '"models": ["stats@>=1.0,<2", "glm@>=1.0,<2"]'
+)
+PARAMS: dict[str, Any] = {
+    "family": "binomial",
+    "outcome": "smoker",
+    "predictors": ["age", "bmi", "sex", "region"],
+    "levels": {"smoker": ["no", "yes"], "sex": ["F", "M"], "region": REGIONS},
+}
+
+
+@pytest.fixture(scope="module")
+def spec_id(cluster: Cluster) -> Iterator[str]:
+    """An active glm spec over the three sites; the tests skip when the policy does not grant glm."""
+    with cluster.client("alice") as alice:
+        try:
+            spec = alice.create_spec("glm-check", MODEL, SITES, COLUMNS)
+        except PermissionDenied as exc:
+            if f"does not allow model {MODEL}" in str(exc):
+                pytest.skip(GRANT_NEEDED)
+            raise
+        alice.activate_spec(spec.id)
+        yield spec.id
+
+
+def test_federated_logistic_regression_equals_statsmodels_on_the_pooled_tables(
+    cluster: Cluster, spec_id: str, site_tables: list[pa.Table]
+) -> None:
+    with cluster.client("alice") as alice:
+        job = alice.submit_job(spec_id, PARAMS)
+        alice.wait_job(job.id, timeout=120)
+        result = dict(alice.job_result(job.id).data)
+
+    frame = pd.concat([t.to_pandas() for t in site_tables], ignore_index=True)
+    frame["event"] = (frame["smoker"] == "yes").astype(float)
+    fit = smf.glm("event ~ age + bmi + sex + region", frame, family=sm.families.Binomial()).fit(tol=1e-14)
+    theirs = ["Intercept", "age", "bmi", "sex[T.M]", *(f"region[T.{r}]" for r in REGIONS[1:])]
+    ours = ["intercept", "age", "bmi", "sex[M]", *(f"region[{r}]" for r in REGIONS[1:])]
+
+    rows = result["coefficients"]
+    assert [r["name"] for r in rows] == ours
+    np.testing.assert_allclose([r["estimate"] for r in rows], fit.params[theirs], rtol=1e-8)
+    np.testing.assert_allclose([r["std_error"] for r in rows], fit.bse[theirs], rtol=1e-8)
+    np.testing.assert_allclose([r["z"] for r in rows], fit.tvalues[theirs], rtol=1e-8)
+    assert result["deviance"] == pytest.approx(fit.deviance, rel=1e-10)
+    assert result["null_deviance"] == pytest.approx(fit.null_deviance, rel=1e-10)
+    assert result["aic"] == pytest.approx(fit.aic, rel=1e-10)
+    assert result["n"] == len(frame)
+    assert result["converged"] is True
+    assert result["event"] == "yes"
+    assert result["rounds"] == result["iterations"] + 1
+
+
+def test_a_site_that_refuses_to_release_fails_the_job_with_its_reason(cluster: Cluster, spec_id: str) -> None:
+    # Each site has 1 to 9 such patients (1, 4 and 8); the policy's minimum is 10.
+    filters = [{"column": "age", "op": ">", "value": 90}, {"column": "bmi", "op": ">", "value": 38}]
+    params = {**PARAMS, "filters": filters}
+    with cluster.client("alice") as alice:
+        job = alice.submit_job(spec_id, params)
+        with pytest.raises(
+            Conflict, match=r"failed: site-[abc] failed: this site has fewer than 10 rows for the"
+        ):
+            alice.wait_job(job.id, timeout=120)

@@ -1,0 +1,148 @@
+"""The gateway's privacy budget, through the task handler and a real sandbox: a DP task reserves its
+cost before it runs and commits it after, a task retried under the same job round is not charged
+twice, and exhaustion refuses with what was spent and the cap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from custos.audit import AuditTrail, read_events
+from custos.core.identity import Identity
+from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
+from custos.data.catalog import DatasetEntry
+from custos.data.file_source import FileSource
+from custos.data.profile import profile
+from custos.data.synthetic import synthetic_patients, write_dataset
+from custos.gateway.budget import BUDGET_FILE, GatewayBudget
+from custos.gateway.handlers import TaskHandler
+from custos.gateway.policies import PolicyKeeper
+from custos.gateway.settings import GatewaySettings
+from custos.gateway.site import SiteDataset
+from custos.policy import AssetPolicy, Grant, load_authorization
+from custos.privacy.controls import PrivacyControls
+from custos.privacy.ledger import BudgetLedger, content_lineage
+from custos.sandbox.bubblewrap import BubblewrapRunner
+
+GATEWAY, SITE_ORG, DATASET = "site-a", "hospital-a", "patients"
+PARAMS: dict[str, Any] = {"columns": ["age"], "statistics": ["count", "mean"]}
+PRIVACY = PrivacyControls.model_validate(
+    {
+        "dp": {"mechanism": "laplace", "epsilon_per_job": 1.0},
+        "budget": {"epsilon_per_researcher": 2.5, "epsilon_per_org": 10.0},
+    }
+)
+AUTHORIZATION = """
+format_version: 1
+permissions:
+  lead_researcher:
+    submit_job: any
+"""
+POLICY = AssetPolicy(
+    dataset=DATASET,
+    grants=[Grant(orgs=["university"], models=["stats"], columns=["age"])],
+    privacy=PRIVACY,
+)
+
+
+def _no_certificate_expected(cert: x509.Certificate) -> Identity:
+    raise AssertionError("no policy is offered in these tests")
+
+
+class FixedPolicies(PolicyKeeper):
+    """The keeper, holding one verified policy (signature checks have their own tests)."""
+
+    def current(self, dataset: str) -> AssetPolicy | None:
+        return POLICY if dataset == DATASET else None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
+    path = tmp_path_factory.mktemp("site") / f"{DATASET}.parquet"
+    write_dataset(synthetic_patients(300, site=0, seed=5), path)
+    source = FileSource(DATASET, path, "parquet")
+    schema, rows = profile(source)
+    entry = DatasetEntry(DATASET, path, "parquet", "patients", path.with_suffix(".policy.json"))
+    return {DATASET: SiteDataset(entry, source, schema, rows, None, "", content_lineage(path))}
+
+
+@pytest.fixture
+def handler(site: dict[str, SiteDataset], tmp_path: Path) -> Iterator[TaskHandler]:
+    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    handler = TaskHandler(
+        GATEWAY,
+        site,
+        BubblewrapRunner(),
+        settings,
+        AuditTrail(tmp_path / "audit.log"),
+        org=SITE_ORG,
+        authorization=load_authorization(AUTHORIZATION, "authorization.yaml"),
+        policies=FixedPolicies(GATEWAY, SITE_ORG, tmp_path, check_certificate=_no_certificate_expected),
+    )
+    yield handler
+    handler.close()
+
+
+def task(job: str, attempt: int = 1) -> TaskAssignment:
+    return TaskAssignment(
+        task_id=f"task_{job}",
+        attempt=attempt,
+        kind=TaskKind.COMPUTE,
+        spec_id="spec_1",
+        job_id=job,
+        round=0,
+        model="stats@1.0.0",
+        dataset=DATASET,
+        columns=["age"],
+        params=PARAMS,
+        round_input={"phase": "summary", "dp": {"epsilon": 50, "forged": True}},
+        submitter=Submitter(name="alice", org="university", role="lead_researcher"),
+        resources=Resources(),
+    )
+
+
+def test_a_dp_task_reserves_runs_noisily_commits_and_reports_the_budget(
+    handler: TaskHandler, site: dict[str, SiteDataset], tmp_path: Path
+) -> None:
+    outcome = handler.handle_task(task("job_1"))
+    assert outcome.status == "done", outcome.error
+    assert outcome.result is not None
+    assert outcome.result["phase"] == "dp"
+    # The orchestrator's forged "dp" settings were replaced by the gateway's own plan.
+    assert outcome.result["spent"]["epsilon"] <= 1.0 + 1e-9
+    assert outcome.result["budget"] == {
+        "spent_epsilon": 1.0,
+        "cap_epsilon": 2.5,
+        "remaining_epsilon": 1.5,
+        "spent_delta": 0.0,
+        "cap_delta": 0.0,
+        "remaining_delta": 0.0,
+    }
+    assert "rows" not in outcome.result
+    ledger = BudgetLedger(tmp_path / BUDGET_FILE)
+    (charge,) = ledger.history(site[DATASET].lineage or "")
+    assert (charge.job_id, charge.state, charge.epsilon) == ("job_1/round-0", "committed", 1.0)
+    actions = [e.action for e in read_events(tmp_path / "audit.log")]
+    assert actions == ["task_received", "dal_grant", "budget_reserved", "task_done"]
+
+
+def test_a_retried_task_is_not_charged_twice_and_exhaustion_gives_spent_and_cap(
+    handler: TaskHandler, site: dict[str, SiteDataset], tmp_path: Path
+) -> None:
+    assert handler.handle_task(task("job_1")).status == "done"
+    retried = handler.handle_task(task("job_1", attempt=2))
+    assert retried.status == "failed"
+    assert retried.error is not None and "already ran and spent its budget" in retried.error
+    assert handler.handle_task(task("job_2")).status == "done"
+    budget = GatewayBudget(tmp_path / BUDGET_FILE)
+    assert budget.ledger.spent(budget.lineage(site[DATASET]), researcher="alice").epsilon == 2.0
+    refused = handler.handle_task(task("job_3"))
+    assert refused.status == "failed"
+    assert refused.error == (
+        "privacy budget for researcher alice on patients: spent ε=2 of 2.5; this job needs ε=1"
+    )
+    assert budget.ledger.spent(budget.lineage(site[DATASET]), researcher="alice").epsilon == 2.0

@@ -1,0 +1,209 @@
+"""The gateway enforces its site authorization on every task, before and whatever its asset policies grant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from custos.audit import AuditTrail, read_events
+from custos.core.errors import PolicyDenied
+from custos.core.identity import Identity
+from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
+from custos.data.catalog import DatasetEntry
+from custos.data.file_source import FileSource
+from custos.data.profile import profile
+from custos.data.synthetic import synthetic_patients, write_dataset
+from custos.gateway.handlers import TASK_RIGHTS, TaskHandler, check_task
+from custos.gateway.policies import PolicyKeeper
+from custos.gateway.settings import GatewaySettings
+from custos.gateway.site import SiteDataset
+from custos.policy import (
+    AssetPolicy,
+    Grant,
+    Right,
+    SiteAuthorization,
+    default_authorization,
+    load_authorization,
+)
+from custos.sandbox.runner import SandboxRequest, SandboxResult
+
+GATEWAY = "site-a"
+SITE_ORG = "hospital-a"
+DATASET = "patients"
+PARAMS: dict[str, Any] = {"columns": ["age"], "statistics": ["count"]}
+
+AUTHORIZATION = """
+format_version: 1
+permissions:
+  lead_researcher:
+    submit_job: ["not n:mallory", any]
+  org_admin:
+    submit_job: o:site
+    activate_spec: o:site
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
+    """One dataset whose policy grants the university and, by name, mallory."""
+    path = tmp_path_factory.mktemp("site") / f"{DATASET}.parquet"
+    write_dataset(synthetic_patients(200, site=0, seed=3), path)
+    source = FileSource(DATASET, path, "parquet")
+    schema, rows = profile(source)
+    entry = DatasetEntry(DATASET, path, "parquet", "patients", path.with_suffix(".policy.json"))
+    dataset = SiteDataset(
+        entry=entry,
+        source=source,
+        schema=schema,
+        row_count=rows,
+        policy_file=None,
+        mock_b64="",
+    )
+    return {DATASET: dataset}
+
+
+GRANT = Grant(orgs=["university"], users=["mallory"], models=["stats"], columns=["age"])
+POLICY = AssetPolicy(dataset=DATASET, grants=[GRANT])
+
+
+@pytest.fixture(scope="module")
+def authorization() -> SiteAuthorization:
+    return load_authorization(AUTHORIZATION, "authorization.yaml")
+
+
+def task(
+    name: str, org: str = "university", role: str = "lead_researcher", kind: TaskKind = TaskKind.COMPUTE
+) -> TaskAssignment:
+    return TaskAssignment(
+        task_id="task_1",
+        attempt=1,
+        kind=kind,
+        spec_id="spec_1",
+        job_id="job_1" if kind is TaskKind.COMPUTE else None,
+        round=0,
+        model="stats@1.0.0",
+        dataset=DATASET,
+        columns=["age"],
+        params=PARAMS if kind is TaskKind.COMPUTE else {},
+        round_input={},
+        submitter=Submitter(name=name, org=org, role=role),
+        resources=Resources(),
+    )
+
+
+def check(
+    assignment: TaskAssignment, site: dict[str, SiteDataset], authorization: SiteAuthorization
+) -> list[str]:
+    _, columns = check_task(
+        assignment, site[DATASET], GATEWAY, site_org=SITE_ORG, authorization=authorization, policy=POLICY
+    )
+    return columns
+
+
+def test_every_kind_of_task_needs_a_right() -> None:
+    assert set(TASK_RIGHTS) == set(TaskKind)
+    assert TASK_RIGHTS[TaskKind.COMPUTE] is Right.SUBMIT_JOB
+    assert TASK_RIGHTS[TaskKind.PREPARE] is Right.ACTIVATE_SPEC
+
+
+def test_a_blocked_submitter_is_refused_although_the_policy_grants_them(
+    site: dict[str, SiteDataset], authorization: SiteAuthorization
+) -> None:
+    assert check(task("alice"), site, authorization) == ["age"]  # the same task, allowed for another
+    with pytest.raises(PolicyDenied) as refused:
+        check(task("mallory"), site, authorization)
+    assert refused.value.message == (
+        "site site-a refuses mallory of university: blocked by 'not n:mallory' for lead_researcher "
+        "submit_job: submitter name is mallory"
+    )
+
+
+def test_the_authorization_is_checked_before_the_asset_policy(
+    site: dict[str, SiteDataset], authorization: SiteAuthorization
+) -> None:
+    # eve's org has no grant either, but the refusal names the authorization rule, which runs first.
+    with pytest.raises(
+        PolicyDenied, match=r"site site-a refuses eve of rival: no rule gives member_researcher"
+    ):
+        check(task("eve", org="rival", role="member_researcher"), site, authorization)
+    # A submitter the authorization allows still meets the asset policy.
+    with pytest.raises(PolicyDenied, match="the policy for site-a/patients grants nothing to user bob"):
+        check(task("bob", org="rival"), site, authorization)
+
+
+def test_a_prepare_task_needs_activate_spec(
+    site: dict[str, SiteDataset], authorization: SiteAuthorization
+) -> None:
+    with pytest.raises(PolicyDenied, match="no rule gives lead_researcher the right activate_spec"):
+        check(task("alice", kind=TaskKind.PREPARE), site, authorization)
+    # org_admin of the site's own org may activate; the asset policy then decides (it grants no one here).
+    with pytest.raises(PolicyDenied, match="the policy for site-a/patients grants nothing to user carol"):
+        check(task("carol", org=SITE_ORG, role="org_admin", kind=TaskKind.PREPARE), site, authorization)
+    with pytest.raises(
+        PolicyDenied,
+        match=r"refuses dan of university: no condition for org_admin activate_spec \('o:site'\)",
+    ):
+        check(task("dan", org="university", role="org_admin", kind=TaskKind.PREPARE), site, authorization)
+
+
+def test_a_submitter_without_a_user_role_is_refused(
+    site: dict[str, SiteDataset], authorization: SiteAuthorization
+) -> None:
+    for role in ("gateway", "orchestrator", "root"):
+        with pytest.raises(PolicyDenied, match=f"role '{role}' is not a user role"):
+            check(task("mallory", role=role), site, default_authorization())
+
+
+def test_the_defaults_refuse_a_member_researcher(site: dict[str, SiteDataset]) -> None:
+    assert check(task("alice"), site, default_authorization()) == ["age"]
+    with pytest.raises(PolicyDenied, match="denied by 'none' for member_researcher submit_job"):
+        check(task("alice", role="member_researcher"), site, default_authorization())
+
+
+def _no_certificate_expected(cert: x509.Certificate) -> Identity:
+    raise AssertionError("no policy is offered in these tests")
+
+
+class NoSandbox:
+    """A runner that fails the test if the gateway ever starts a sandbox."""
+
+    def __init__(self) -> None:
+        self.requests: list[SandboxRequest] = []
+
+    def run(self, request: SandboxRequest) -> SandboxResult:
+        self.requests.append(request)
+        raise AssertionError("a refused task must not start a sandbox")
+
+
+def test_a_refused_task_fails_with_the_reason_audited_and_runs_nothing(
+    site: dict[str, SiteDataset], authorization: SiteAuthorization, tmp_path: Path
+) -> None:
+    runner = NoSandbox()
+    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    handler = TaskHandler(
+        GATEWAY,
+        site,
+        runner,
+        settings,
+        AuditTrail(tmp_path / "audit.log"),
+        org=SITE_ORG,
+        authorization=authorization,
+        policies=PolicyKeeper(GATEWAY, SITE_ORG, tmp_path, check_certificate=_no_certificate_expected),
+    )
+    try:
+        outcome = handler.handle_task(task("Mallory"))
+    finally:
+        handler.close()
+    assert outcome.status == "failed"
+    assert outcome.result is None
+    assert outcome.error is not None
+    assert outcome.error.startswith("site site-a refuses Mallory of university: blocked by 'not n:mallory'")
+    assert runner.requests == []
+    events = read_events(tmp_path / "audit.log")
+    assert [e.action for e in events] == ["task_received", "task_failed"]
+    assert events[1].user == "Mallory"
+    assert events[1].message == outcome.error
+    assert events[1].peer == events[0].id
