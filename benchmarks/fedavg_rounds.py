@@ -8,19 +8,22 @@ round) and measures its wall time from submit to done. Per-round overhead = (wal
 training rounds of the slowest site's local training time, as the sites report it) / rounds run
 (the training rounds plus the final evaluation round). It includes the evaluation forward passes.
 
-The floor is the same bytes handled in one process: 3 sites' weights to safetensors + base64 + JSON,
-back, averaged, and the global weights encoded again for the next round.
+The floor is the same bytes handled in one process: 3 sites' weights to safetensors, sent and received
+as frames over a local socket pair (JSON with the weights as blobs beside it, checked against their
+SHA-256, as every hop of Custos carries them), parsed, averaged, and the global weights serialised
+again for the next round.
 
-Weights travel base64 in JSON messages, and every message is capped at 16 MB (request bodies, the
-gateway's result cap and the sandbox frames); 10 M float32 parameters are 53 MB as base64. A size that
-does not fit reports its failure and null figures. The last line is one JSON object.
+Weights travel as content-addressed blobs beside the JSON messages (DESIGN.md section 6), up to the
+blob caps (512 MB by default); a size that fails reports its failure and null figures. The last line
+is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -38,8 +41,9 @@ from deployment import (
 )
 
 from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import decode, encode, initial_weights, layout, weighted_average
+from custos.computations.fedavg_weights import from_bytes, initial_weights, layout, to_bytes, weighted_average
 from custos.core.errors import Conflict, CustosError
+from custos.core.frames import recv_frame, send_frame
 from custos.data.synthetic import synthetic_patients
 from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
@@ -70,6 +74,18 @@ def job_params(size: int, rounds: int, rows: int) -> dict[str, Any]:
     }
 
 
+def _hop(message: dict[str, Any]) -> dict[str, Any]:
+    """Send one frame through a local socket pair and receive it (a thread writes, this one reads)."""
+    a, b = socket.socketpair()
+    with a, b:
+        writer = threading.Thread(target=send_frame, args=(a, message))
+        writer.start()
+        received = recv_frame(b)
+        writer.join()
+    assert received is not None
+    return received
+
+
 def floor_seconds(params: dict[str, Any], repeats: int = 3) -> float:
     """One round's serialise / send / receive / average of the same bytes, in one process (median)."""
     parsed = parse_params(params)
@@ -78,10 +94,13 @@ def floor_seconds(params: dict[str, Any], repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        messages = [json.dumps({"weights": encode(weights), "n_train": 20}) for _ in SITES]
-        updates = [(20.0, decode(json.loads(m)["weights"], shapes, "w")) for m in messages]
+        # Each site's slightly different update, so that no two blobs are the same bytes.
+        sent = [
+            _hop({"weights": to_bytes(weights | {"output.bias": np.float32([i])}), "n": 20}) for i in range(3)
+        ]
+        updates = [(20.0, from_bytes(m["weights"], shapes, "w")) for m in sent]
         average = weighted_average(updates)
-        json.dumps({"weights": encode({k: v.astype(np.float32) for k, v in average.items()})})
+        _hop({"weights": to_bytes({k: v.astype(np.float32) for k, v in average.items()})})
         times.append(time.perf_counter() - started)
     return sorted(times)[len(times) // 2]
 

@@ -4,6 +4,7 @@ approved (or was changed since) is refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from custos.core.wire import code_digest
+from custos.registry.code_package import build_code_package, verify_code_package
 from custos.testing.cluster import Cluster
 
 pytestmark = pytest.mark.integration
@@ -143,3 +145,73 @@ def test_only_the_datasets_custodians_review_and_never_the_author(cluster: Clust
             alice.approve_code(request.id)  # a researcher holds no custodian's key, nor the role
     with cluster.client("admin@hospital-b") as other, pytest.raises(NotFound, match="unknown code request"):
         other.approve_code(request.id)  # another org's custodian does not even see it
+
+
+# --- a package: a folder with custos-model.toml, reviewed and run as its archive ------------------
+
+PACKAGE_MANIFEST = """\
+name = "older-by-region"
+version = "0.1.0"
+entrypoint = "cohort.main:run"
+
+[parameters.min_age]
+type = "integer"
+required = true
+
+[parameters.top]
+type = "integer"
+default = 3
+
+[outputs.counts]
+kind = "table"
+max_rows = 10
+"""
+PACKAGE_MAIN = """\
+from cohort.shape import by_region
+
+
+def run(dal, datasets, params):
+    filters = [{"column": "age", "op": ">=", "value": params["min_age"]}]
+    return by_region(dal.read(datasets[0], ["region"], filters).to_pandas(), params["top"])
+"""
+PACKAGE_SHAPE = """\
+def by_region(frame, top):
+    counts = frame.groupby("region", as_index=False).size().rename(columns={"size": "n"})
+    return counts.sort_values(["n", "region"], ascending=[False, True]).head(top).reset_index(drop=True)
+"""
+
+
+def test_a_package_is_shown_approved_by_its_archives_digest_and_run_on_the_data(
+    cluster: Cluster, site_tables: list[pa.Table], tmp_path: Path
+) -> None:
+    folder = tmp_path / "older-by-region"
+    (folder / "cohort").mkdir(parents=True)
+    (folder / "custos-model.toml").write_text(PACKAGE_MANIFEST, encoding="utf-8")
+    (folder / "cohort" / "main.py").write_text(PACKAGE_MAIN, encoding="utf-8")
+    (folder / "cohort" / "shape.py").write_text(PACKAGE_SHAPE, encoding="utf-8")
+    with cluster.client("alice") as alice:
+        on_mock = alice.run_on_mock(folder, [DATASET], {"min_age": 60})[DATASET]
+        request = alice.submit(folder, [DATASET], {"min_age": 60})
+        assert (request.kind, request.function, request.output) == ("package", "cohort.main:run", "table")
+        assert request.digest == build_code_package(folder).digest
+        assert request.params == {"min_age": 60, "top": 3}  # the manifest's default, filled in
+        with cluster.client(ADMIN_A) as admin:
+            shown = admin.code_request(request.id)
+            # What a custodian reads is decoded from the very bytes the approval binds.
+            package = verify_code_package(shown.code().archive(), shown.digest)
+            assert package.python_sources() == {
+                "cohort/main.py": PACKAGE_MAIN,
+                "cohort/shape.py": PACKAGE_SHAPE,
+            }
+            admin.approve_code(request.id, "counts per region")
+        job = alice.run_code(request.id)
+        assert alice.wait_job(job.id, timeout=120).state == "awaiting_release"
+        _release(cluster, job.id)
+        on_data = alice.code_result(job.id)[DATASET]
+
+    real = site_tables[0].to_pandas()
+    expected = real[real["age"] >= 60].groupby("region").size()
+    assert list(on_data.columns) == ["region", "n"] and len(on_data) == 3
+    assert all(expected[region] == n for region, n in on_data.itertuples(index=False, name=None))
+    assert on_data["n"].tolist() == sorted(expected, reverse=True)[:3]
+    assert not on_data.equals(on_mock)

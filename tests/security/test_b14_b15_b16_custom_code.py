@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from cryptography import x509
+from sqlalchemy import create_engine, text
 
 from custos.audit import AuditTrail
 from custos.computations.custom import OutputCaps, check_output, redact_error
@@ -40,6 +43,7 @@ from custos.core.wire import (
     TaskKind,
     code_approval_message,
     code_digest,
+    package_digest,
 )
 from custos.data.catalog import DatasetEntry
 from custos.data.file_source import FileSource
@@ -57,6 +61,9 @@ from custos.pki.verify import sign as raw_sign
 from custos.policy import AssetPolicy, Grant, SiteAuthorization, load_authorization
 from custos.policy.code_approval import sign_code_approval
 from custos.policy.signing import sign_policy
+from custos.registry import PackageRefused
+from custos.registry.archive import entry_info
+from custos.registry.code_package import build_code_package
 from custos.sandbox.runner import SandboxRequest, SandboxResult
 from custos.testing.cluster import Cluster
 
@@ -404,3 +411,88 @@ def test_b14_an_output_over_its_row_cap_is_refused(cluster: Cluster) -> None:
         pytest.raises(Conflict, match="a table of 1500 rows is over the cap of 1000 rows"),
     ):
         alice.wait_job(job_id, timeout=120)
+
+
+# --- B16 for packages: the approval binds the archive's digest -----------------------------------
+
+PACKAGE_MANIFEST = 'name = "count"\nversion = "1.0.0"\nentrypoint = "count.main:run"\n\n'
+PACKAGE_MANIFEST += '[parameters.column]\ntype = "string"\n\n[outputs.n]\nkind = "json"\nmax_bytes = 1000\n'
+PACKAGE_MAIN = SOURCE.replace("def count(", "def run(")
+ENTRYPOINT = "count.main:run"
+
+
+def build_package(folder: Path, main: str = PACKAGE_MAIN) -> bytes:
+    (folder / "count").mkdir(parents=True)
+    (folder / "custos-model.toml").write_text(PACKAGE_MANIFEST, encoding="utf-8")
+    (folder / "count" / "main.py").write_text(main, encoding="utf-8")
+    return build_code_package(folder).data
+
+
+def package_task(approvals: list[SignedCodeApproval], archive: bytes, claimed: bytes) -> TaskAssignment:
+    code = CustomCodeTask(
+        request_id=REQUEST_ID,
+        function=ENTRYPOINT,
+        package_b64=base64.b64encode(archive).decode(),
+        digest=package_digest(claimed),  # what the orchestrator claims; the gateway recomputes it
+        output="json",
+        approvals=approvals,
+    )
+    return task([]).model_copy(update={"round_input": {"code": code.model_dump(mode="json")}})
+
+
+def package_approval(kit: Kit, archive: bytes) -> SignedCodeApproval:
+    return signed_by(kit, approval(digest=package_digest(archive), function=ENTRYPOINT))
+
+
+def test_b16_an_approved_package_passes_and_a_changed_one_is_refused_at_the_gateway(
+    kits: dict[str, Kit], authorization: SiteAuthorization, trust: Any, tmp_path: Path
+) -> None:
+    approved = build_package(tmp_path / "approved")
+    changed = build_package(tmp_path / "changed", PACKAGE_MAIN.replace('["age"]', '["age", "bmi"]'))
+    signed = package_approval(kits["admin-a"], approved)
+    assert check(package_task([signed], approved, approved), authorization, trust) == ["age"]
+    with pytest.raises(PolicyDenied, match="changed code needs a new review"):
+        check(package_task([signed], changed, approved), authorization, trust)
+
+
+def test_b16_a_hostile_archive_is_refused_before_it_is_unpacked_even_when_approved(
+    kits: dict[str, Kit], authorization: SiteAuthorization, trust: Any, tmp_path: Path
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in [
+            ("custos-model.toml", PACKAGE_MANIFEST),
+            ("count/main.py", PACKAGE_MAIN),
+            ("../evil.py", "x"),
+        ]:
+            zf.writestr(entry_info(name), data)
+    hostile = buffer.getvalue()
+    signed = package_approval(kits["admin-a"], hostile)  # a custodian approved it: still refused
+    with pytest.raises(PackageRefused, match=r"code package refused \(unsafe_path\).*climbs out"):
+        check(package_task([signed], hostile, hostile), authorization, trust)
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_b16_a_package_changed_in_the_orchestrators_database_is_refused(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    with cluster.client("alice") as alice, cluster.client("admin@hospital-a") as admin:
+        folder = tmp_path / "package"
+        build_package(folder)
+        request = alice.submit(folder, [CODE_DATASET], {"column": "age"})
+        admin.approve_code(request.id)
+        changed = build_package(tmp_path / "changed", PACKAGE_MAIN.replace('["age"]', '["age", "bmi"]'))
+        engine = create_engine(
+            cluster.database_url
+            or f"sqlite:///{cluster.work_dir / 'state' / 'orchestrator' / 'orchestrator.db'}"
+        )
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE code_requests SET archive = :a WHERE id = :id"),
+                    {"a": changed, "id": request.id},
+                )
+            with pytest.raises(Conflict, match="not the digest its custodians approved"):
+                alice.run_code(request.id)
+        finally:
+            engine.dispose()

@@ -11,7 +11,7 @@ import pytest
 
 from custos.computations.fedavg import FedAvgModel
 from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import decode, encode, layout, update_norm
+from custos.computations.fedavg_weights import from_bytes, layout, to_bytes, update_norm
 from custos.core.errors import PolicyDenied
 from custos.gateway.filters import FilterContext, SitePrivacy, chain_for
 from custos.privacy.controls import PrivacyControls
@@ -32,8 +32,8 @@ TRAINING = PrivacyControls.model_validate(
                    "delta_per_researcher": 1e-4, "delta_per_org": 1e-4},
     }
 )  # fmt: skip
-GLOBAL = encode({n: np.zeros(s, dtype=np.float32) for n, s in SHAPES.items()})
-HUGE = encode({n: np.full(s, 1e6, dtype=np.float32) for n, s in SHAPES.items()})
+GLOBAL = to_bytes({n: np.zeros(s, dtype=np.float32) for n, s in SHAPES.items()})
+HUGE = to_bytes({n: np.full(s, 1e6, dtype=np.float32) for n, s in SHAPES.items()})
 ROUND_INPUT = {"phase": "train", "round": 1, "weights": GLOBAL}
 
 
@@ -57,7 +57,7 @@ def test_a_scope_requiring_dp_refuses_when_the_policy_sets_no_training() -> None
 def test_the_scope_clips_and_noises_a_huge_update_from_the_sandbox() -> None:
     chain = chain_for(SITE, PARAMS, require_dp=True)
     released = MODEL.filter_site_result(PARAMS, chain.filter_result(_result(), _context(TRAINING)), TRAINING)
-    norm = update_norm(decode(GLOBAL, SHAPES, "g"), decode(released["weights"], SHAPES, "w"))
+    norm = update_norm(from_bytes(GLOBAL, SHAPES, "g"), from_bytes(released["weights"], SHAPES, "w"))
     assert norm <= 1.0 + 2.0 * (math.sqrt(3) + 6)
     assert released["dp"]["clip_norm"] == 1.0 and released["filtered"] is True
 

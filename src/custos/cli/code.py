@@ -1,4 +1,5 @@
-"""`custos code submit|list|show|approve|deny|run`: reviewed custom code, a thin layer over the SDK."""
+"""`custos code submit|list|show|approve|deny|run`: reviewed custom code (a function, or a package
+folder with `custos-model.toml`), a thin layer over the SDK."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from custos.cli.options import JsonOption, KitOption, open_client, read_params
 from custos.cli.output import add_row, key_value_table, print_json, stdout
 from custos.core.errors import InvalidInput
 from custos.core.wire import MAX_CODE_CHARS, CodeRequestDetail, CodeRequestPublic
+from custos.registry.code_package import verify_code_package
 
 app = typer.Typer(
-    help="Custom code: submit a function for review, review it (custodians), run it once approved.",
+    help="Custom code: submit a function or a package, review it (custodians), run it once approved.",
     no_args_is_help=True,
 )
 
@@ -29,7 +31,7 @@ RequestIdArgument = Annotated[
 
 def _read_source(path: Path) -> str:
     if not path.is_file():
-        raise InvalidInput(f"{path} does not exist or is not a file")
+        raise InvalidInput(f"{path} does not exist or is not a file (nor a package folder)")
     if path.stat().st_size > MAX_CODE_CHARS:
         raise InvalidInput(f"{path} is larger than {MAX_CODE_CHARS} bytes")
     return path.read_text(encoding="utf-8")
@@ -53,7 +55,8 @@ def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -
     rows: list[tuple[str, str]] = [
         ("id", request.id),
         ("state", request.state),
-        ("function", request.function),
+        ("kind", request.kind),
+        ("entrypoint" if request.kind == "package" else "function", request.function),
         ("digest", f"sha256:{request.digest}"),
         ("author", f"{request.author} ({request.org})"),
         ("datasets", ", ".join(request.datasets)),
@@ -66,28 +69,60 @@ def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -
         rows.append(("reason", request.reason))
     console = stdout()
     console.print(key_value_table(f"code request {request.id}", rows))
-    if with_source:
+    if not with_source:
+        return
+    if request.package_b64 is None:
         console.print(Syntax(request.source, "python", line_numbers=True))
+        return
+    # Shown from the archive whose digest is checked here: the bytes an approval will bind.
+    package = verify_code_package(request.code().archive(), request.digest)
+    files = Table(title="package files", box=box.SIMPLE_HEAD, title_justify="left")
+    files.add_column("path")
+    files.add_column("bytes", justify="right")
+    for item in package.files:
+        files.add_row(item.path, str(len(item.data)))
+    console.print(files)
+    for path, source in package.python_sources().items():
+        console.print(f"── {path}")
+        console.print(Syntax(source, "python", line_numbers=True))
 
 
 @app.command("submit")
 def submit_code(
-    file: Annotated[Path, typer.Argument(help="The Python file holding the function.", show_default=False)],
-    function: Annotated[str, typer.Option("--function", help="The function to call.", show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The Python file holding the function, or a package folder with custos-model.toml.",
+            show_default=False,
+        ),
+    ],
     dataset: Annotated[
         list[str], typer.Option("--dataset", help="gateway/dataset; repeat for several.", show_default=False)
     ],
     kit: KitOption,
+    function: Annotated[
+        str | None, typer.Option("--function", help="The function to call (a file; a package names its own).")
+    ] = None,
     params: Annotated[
         str | None, typer.Option("--params", help="The function's params, a JSON object.")
     ] = None,
-    output: Annotated[str, typer.Option("--output", help="table (a DataFrame) or json (a dict).")] = "table",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", help="table (a DataFrame, the default) or json (a dict); a package's manifest says."
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Submit FILE's exact source for review by the custodians of the datasets."""
-    source = _read_source(file)
+    """Submit FILE's exact source, or the deterministic archive of a package folder, for review by the
+    custodians of the datasets."""
+    code: str | Path = file
+    if not file.is_dir():
+        if function is None:
+            raise InvalidInput("--function is required with a file: the name of the function to call")
+        code = _read_source(file)
     with open_client(kit) as client:
-        request = client.submit(source, dataset, read_params(params, None), function=function, output=output)
+        request = client.submit(code, dataset, read_params(params, None), function=function, output=output)
     if json:
         print_json(request)
         return

@@ -1,7 +1,7 @@
 """Reviewed custom code: the `custom` model that runs a researcher's function, its output encoding
 and caps, the redaction of its errors, and the mock-backed DAL reader it is prototyped with.
 
-A custom function has the signature
+A custom function (or the entrypoint of a custom code package) has the signature
 
     def fn(dal: DalReader, datasets: list[str], params: dict) -> pandas.DataFrame | dict
 
@@ -38,6 +38,8 @@ from custos.privacy.controls import DpSettings
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from custos.core.wire import CodeSource
 
 CODE_KEY = "code"  # the key of a custom task's round_input that holds its CustomCodeTask
 MAX_REDACTED_CHARS = 300
@@ -78,6 +80,19 @@ def run_function(
     """Run `function` of `source` and encode what it returns (see `encode_output`)."""
     fn = load_function(source, function)
     return encode_output(fn(dal, list(datasets), dict(params)))
+
+
+def run_code(
+    code: CodeSource, function: str, dal: DalReader, datasets: list[str], params: Mapping[str, Any]
+) -> Json:
+    """Run a function's source, or a package's entrypoint imported from its archive in memory
+    (`custos.computations.custom_package`), and encode what it returns."""
+    if code.package_b64 is None:
+        return run_function(code.source, function, dal, datasets, params)
+    from custos.computations.custom_package import package_function
+
+    with package_function(code.archive(), function) as fn:
+        return encode_output(fn(dal, list(datasets), dict(params)))
 
 
 def encode_output(value: Any) -> Json:
@@ -208,7 +223,7 @@ class CustomModel:
         from custos.core.wire import CustomCodeTask  # here: the sandbox's start-up needs no API model
 
         code = CustomCodeTask.model_validate(round_input.get(CODE_KEY))
-        return run_function(code.source, code.function, dal, [dataset], params)
+        return run_code(code, code.function, dal, [dataset], params)
 
     def filter_site_result(self, params: Mapping[str, Any], result: Json, privacy: Disclosure) -> Json:
         """Unchanged: the gateway checks a custom output against its declared type and caps instead."""

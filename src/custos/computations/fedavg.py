@@ -24,7 +24,7 @@ The final result:
      "site_metrics": [{"round", "site", "n_train", "n_holdout", "train_loss", "train_accuracy",
                        "holdout_loss", "holdout_accuracy", "train_seconds"}],
      "final": {"n_holdout", "holdout_loss", "holdout_accuracy", "sites": [...]},
-     "weights_format": "safetensors", "weights": "<base64 safetensors>"}
+     "weights_format": "safetensors", "weights": <safetensors bytes: a blob on the wire>}
 
 A history row's `holdout_*` is the global model the round started from; `final` is the model after
 the last round. Weights are float32 tensors named as in `fedavg_weights`.
@@ -52,11 +52,11 @@ from custos.computations.fedavg_dp import plan_training
 from custos.computations.fedavg_params import FedAvgParams, columns_used, parse_params, validate_params
 from custos.computations.fedavg_site import read_site, site_result
 from custos.computations.fedavg_weights import (
-    decode,
-    encode,
+    from_bytes,
     initial_weights,
     layout,
     server_step,
+    to_bytes,
     update_norm,
     weighted_average,
 )
@@ -98,7 +98,7 @@ def _next(state: FedAvgState) -> NextRound:
         "mean": state.mean,
         "std": state.std,
     }
-    return NextRound(round_input=round_input, state=state.model_dump(mode="json"))
+    return NextRound(round_input=round_input, state=state.model_dump())
 
 
 def _check_clients(params: FedAvgParams, state: FedAvgState, contributing: int) -> None:
@@ -151,10 +151,10 @@ def _train_round(
         if r.n_train > 0:
             if r.weights is None:
                 raise InvalidInput(f"the result of {site} has {r.n_train} training rows but no weights")
-            updates.append((float(r.n_train), decode(r.weights, shapes, f"the weights of {site}")))
+            updates.append((float(r.n_train), from_bytes(r.weights, shapes, f"the weights of {site}")))
     _check_clients(params, state, len(updates))
-    current = decode(state.weights, shapes, "the job's global weights")
-    momentum = None if state.momentum is None else decode(state.momentum, shapes, "the job's momentum")
+    current = from_bytes(state.weights, shapes, "the job's global weights")
+    momentum = None if state.momentum is None else from_bytes(state.momentum, shapes, "the job's momentum")
     following, momentum = server_step(
         current,
         weighted_average(updates),
@@ -185,8 +185,8 @@ def _train_round(
             update={
                 "phase": "evaluate" if last else "train",
                 "round": state.round if last else state.round + 1,
-                "weights": encode(following),
-                "momentum": None if momentum is None else encode(momentum),
+                "weights": to_bytes(following),
+                "momentum": None if momentum is None else to_bytes(momentum),
                 "history": [*state.history, row],
                 "site_metrics": [*state.site_metrics, *(_site_row(s, r) for s, r in results)],
                 "dp": released or state.dp,
@@ -245,10 +245,10 @@ class FedAvgModel:
 
     def start(self, params: Mapping[str, Any]) -> NextRound:
         parsed = parse_params(params)
-        weights = encode(initial_weights(parsed))
+        weights = to_bytes(initial_weights(parsed))
         if parsed.standardize:
             state = FedAvgState(phase="moments", round=0, weights=weights)
-            return NextRound(round_input={"phase": "moments"}, state=state.model_dump(mode="json"))
+            return NextRound(round_input={"phase": "moments"}, state=state.model_dump())
         return _next(FedAvgState(phase="train", round=1, weights=weights))
 
     def compute_site(

@@ -51,10 +51,10 @@ def filter_site_result(result: SiteResult, min_count: int) -> Json:
     """The result as it may leave the site."""
     if isinstance(result, SiteMoments):
         check_training_rows(result.n_train, min_count)
-        return result.model_copy(update={"filtered": True}).model_dump(mode="json")
+        return result.model_copy(update={"filtered": True}).model_dump()
     if isinstance(result, SiteTrain):
         check_training_rows(result.n_train, min_count)
     update: Json = {"filtered": True}
     if isinstance(result, SiteTrain | SiteEvaluate) and 0 < result.n_holdout < min_count:
         update |= {"holdout_loss": None, "holdout_accuracy": None}
-    return result.model_copy(update=update).model_dump(mode="json")
+    return result.model_copy(update=update).model_dump()

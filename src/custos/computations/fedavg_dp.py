@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from custos.computations.base import DpPlan
 from custos.computations.fedavg_params import FedAvgParams
-from custos.computations.fedavg_weights import Weights, decode, encode
+from custos.computations.fedavg_weights import Weights, from_bytes, to_bytes
 from custos.core.errors import PolicyDenied
 from custos.privacy.controls import PrivacyCost, TrainingDp
 
@@ -119,16 +119,16 @@ def plan_training(params: FedAvgParams, training: TrainingDp, rows: int) -> DpPl
 
 
 def clip_and_noise(
-    global_weights: str,
-    local_weights: str,
+    global_weights: bytes,
+    local_weights: bytes,
     shapes: dict[str, tuple[int, ...]],
     clip_norm: float,
     noise_multiplier: float,
     rng: np.random.Generator,
-) -> str:
-    """global + clip(local - global, C) + N(0, (noise_multiplier * C)^2), as base64 safetensors."""
-    before = decode(global_weights, shapes, "the round's global weights")
-    after = decode(local_weights, shapes, "the site's weights")
+) -> bytes:
+    """global + clip(local - global, C) + N(0, (noise_multiplier * C)^2), as safetensors bytes."""
+    before = from_bytes(global_weights, shapes, "the round's global weights")
+    after = from_bytes(local_weights, shapes, "the site's weights")
     delta = {name: after[name].astype(np.float64) - before[name].astype(np.float64) for name in shapes}
     norm = math.sqrt(math.fsum(float(np.sum(d * d)) for d in delta.values()))
     scale = min(1.0, clip_norm / norm) if norm > 0 else 1.0
@@ -137,4 +137,4 @@ def clip_and_noise(
     for name, shape in shapes.items():
         noisy = before[name].astype(np.float64) + scale * delta[name] + rng.normal(0.0, std, shape)
         released[name] = noisy.astype(np.float32)
-    return encode(released)
+    return to_bytes(released)

@@ -13,7 +13,6 @@ sites without the site knowing its own name.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ import pyarrow.compute as pc
 from custos.computations.base import DalReader
 from custos.computations.fedavg_learning import LocalTraining, learner_for
 from custos.computations.fedavg_params import FedAvgParams, columns_used
-from custos.computations.fedavg_weights import decode_bytes
 from custos.computations.fedavg_wire import MomentsRound, RoundInput, WeightsRound
 from custos.computations.stats_site import NumericColumn, is_numeric_type
 from custos.core.errors import InvalidInput
@@ -127,7 +125,7 @@ def _metric(value: float | None) -> float | None:
 
 def weights_result(params: FedAvgParams, data: SiteData, step: WeightsRound) -> Json:
     data = data.standardised(step.mean, step.std)
-    blob = decode_bytes(step.weights)
+    blob = step.weights
     learner = learner_for(params)
     n_train, n_holdout = len(data.y_train), len(data.y_holdout)
     holdout_loss = holdout_accuracy = None
@@ -150,7 +148,7 @@ def weights_result(params: FedAvgParams, data: SiteData, step: WeightsRound) -> 
         | metrics
         | {
             "n_train": n_train,
-            "weights": base64.b64encode(fit.weights).decode("ascii"),
+            "weights": fit.weights,
             "train_loss": _metric(fit.loss),
             "train_accuracy": _metric(fit.accuracy),
             "train_seconds": seconds,

@@ -1,5 +1,6 @@
-"""Model weights for `fedavg`: named float32 tensors that travel as safetensors bytes, base64-encoded
-inside the JSON messages. Nothing is pickled: safetensors holds only a JSON header and raw tensor data.
+"""Model weights for `fedavg`: named float32 tensors that travel as safetensors bytes, as blobs beside
+the JSON messages (`custos.core.blobs`). Nothing is pickled: safetensors holds only a JSON header and
+raw tensor data.
 
 Names and shapes follow torch's `nn.Linear` (y = x W^T + b), so the NumPy and torch MLPs share one
 layout and either can read the other's weights:
@@ -10,8 +11,6 @@ layout and either can read the other's weights:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 
 import numpy as np
@@ -53,18 +52,6 @@ def to_bytes(weights: Weights) -> bytes:
     return save({name: np.ascontiguousarray(t, dtype=np.float32) for name, t in weights.items()})
 
 
-def encode(weights: Weights) -> str:
-    """Weights as base64 text of safetensors bytes."""
-    return base64.b64encode(to_bytes(weights)).decode("ascii")
-
-
-def decode_bytes(blob: str) -> bytes:
-    try:
-        return base64.b64decode(blob.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise InvalidInput(f"weights are not valid base64: {exc}") from None
-
-
 def from_bytes(data: bytes, expected: dict[str, tuple[int, ...]], what: str) -> Weights:
     """Parse safetensors bytes, refusing any tensor the layout does not name, or a wrong shape or dtype."""
     try:
@@ -84,10 +71,6 @@ def from_bytes(data: bytes, expected: dict[str, tuple[int, ...]], what: str) -> 
             raise InvalidInput(f"{what}: tensor {name!r} holds values that are not finite")
         weights[name] = tensor
     return weights
-
-
-def decode(blob: str, expected: dict[str, tuple[int, ...]], what: str) -> Weights:
-    return from_bytes(decode_bytes(blob), expected, what)
 
 
 def weighted_average(updates: list[tuple[float, Weights]]) -> dict[str, npt.NDArray[np.float64]]:

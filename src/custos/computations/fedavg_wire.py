@@ -3,7 +3,7 @@ carries weights, counts and aggregate metrics only.
 
 Round inputs (orchestrator -> sites):
     {"phase": "moments"}                                          only when standardize is true
-    {"phase": "train", "round": 3, "weights": "<b64 safetensors>", "mean": [...], "std": [...]}
+    {"phase": "train", "round": 3, "weights": <safetensors bytes>, "mean": [...], "std": [...]}
     {"phase": "evaluate", "round": 11, "weights": "...", "mean": [...], "std": [...]}
 
 Site results (sites -> gateway filter -> orchestrator):
@@ -44,7 +44,7 @@ class MomentsRound(_Message):
 class WeightsRound(_Message):
     phase: Literal["train", "evaluate"]
     round: int = Field(ge=1)
-    weights: str
+    weights: bytes
     mean: list[float] | None = None
     std: list[float] | None = None
     # Set by the gateway (never the orchestrator) when the policy asks for DP-SGD.
@@ -64,7 +64,7 @@ class SiteTrain(_Message):
     round: int = Field(ge=1)
     n_train: int = Field(ge=0)
     n_holdout: int = Field(ge=0)
-    weights: str | None
+    weights: bytes | None
     train_loss: Metric = None
     train_accuracy: Metric = None
     holdout_loss: Metric = None
@@ -95,8 +95,8 @@ class FedAvgState(_Message):
 
     phase: Literal["moments", "train", "evaluate"]
     round: int = Field(ge=0)
-    weights: str
-    momentum: str | None = None
+    weights: bytes
+    momentum: bytes | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
     history: list[dict[str, Any]] = Field(default_factory=list)

@@ -6,12 +6,14 @@ Identity is never a field here that the server trusts: it comes from the caller'
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from custos.core.schema import DatasetSchema
 from custos.core.states import CodeRequestState, JobState, ReleaseState, SpecState, TaskState
@@ -495,8 +497,12 @@ class ModelDetail(ModelPublic):
 CUSTOM_MODEL = "custom@1.0.0"  # the model name and version a custom code job runs as
 MAX_CODE_CHARS = 256 * 1024
 CODE_APPROVAL_DOMAIN = "custos-code-approval-v1"
+MAX_PACKAGE_BYTES = 1024 * 1024  # a code package's archive; its base64 fits the API's body limit
 CodeOutput = Literal["table", "json"]
 CodeDecision = Literal["approve", "deny"]
+CodeKind = Literal["function", "package"]
+# A function's name, or a package's entrypoint `module.path:function`.
+CODE_FUNCTION = r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:)?[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def code_digest(source: str) -> str:
@@ -504,14 +510,68 @@ def code_digest(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
-class CodeRequestCreate(WireModel):
-    """A researcher's Python function, to run as `function(dal, datasets, params)` on `datasets`."""
+def package_digest(archive: bytes) -> str:
+    """The SHA-256 of a code package's exact archive bytes: what an approval of a package binds."""
+    return hashlib.sha256(archive).hexdigest()
 
-    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$", description="the function to call")
-    source: str = Field(min_length=1, max_length=MAX_CODE_CHARS, description="the exact module source")
+
+def _check_b64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError("package_b64 is not base64") from None
+    return value
+
+
+PackageB64 = Annotated[
+    str,
+    Field(min_length=4, max_length=4 * -(-MAX_PACKAGE_BYTES // 3), description="a code package's archive"),
+    AfterValidator(_check_b64),
+]
+
+
+class CodeSource(WireModel):
+    """Exactly one of: a module's `source`, or a package's deterministic archive (`package_b64`, see
+    `custos.registry.code_package`). The digest an approval binds is that of the one given."""
+
+    source: str = Field(default="", max_length=MAX_CODE_CHARS, description="the exact module source")
+    package_b64: PackageB64 | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CodeSource:
+        if bool(self.source) == (self.package_b64 is not None):
+            raise ValueError("give either source (a module's text) or package_b64 (a package's archive)")
+        return self
+
+    @property
+    def kind(self) -> CodeKind:
+        return "package" if self.package_b64 is not None else "function"
+
+    def archive(self) -> bytes:
+        """The package's archive bytes; b"" for a function's source."""
+        return b"" if self.package_b64 is None else base64.b64decode(self.package_b64)
+
+    def computed_digest(self) -> str:
+        """The SHA-256 of exactly the code given, recomputed from its bytes."""
+        if self.package_b64 is not None:
+            return package_digest(self.archive())
+        return code_digest(self.source)
+
+
+class CodeRequestCreate(CodeSource):
+    """A researcher's Python function, to run as `function(dal, datasets, params)` on `datasets`; or
+    a package, whose manifest names the function (its entrypoint), the parameters and the output."""
+
+    function: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$",
+        description="the function to call; a package's comes from its manifest",
+    )
     datasets: list[str] = Field(min_length=1, max_length=50, description="gateway/dataset")
     params: dict[str, Any] = Field(default_factory=dict)
-    output: CodeOutput = Field(default="table", description="table (a DataFrame) or json (a dict)")
+    output: CodeOutput | None = Field(
+        default=None, description="table (a DataFrame) or json (a dict); a package's comes from its manifest"
+    )
 
 
 class CodeApproval(WireModel):
@@ -560,7 +620,8 @@ class CodeReview(WireModel):
 class CodeRequestPublic(WireModel):
     id: str
     state: CodeRequestState
-    function: str
+    kind: CodeKind = "function"
+    function: str = Field(description="the function called; for a package, its entrypoint")
     digest: str
     datasets: list[str]
     params: dict[str, Any]
@@ -575,17 +636,22 @@ class CodeRequestPublic(WireModel):
 
 
 class CodeRequestDetail(CodeRequestPublic):
-    source: str
+    source: str = Field(description="a function's exact module source; empty for a package")
+    package_b64: str | None = Field(default=None, description="a package's exact archive")
     approvals: list[SignedCodeApproval] = Field(default_factory=list)
 
+    def code(self) -> CodeSource:
+        """The code as stored, to recompute its digest from (what a reviewer approves)."""
+        return CodeSource(source=self.source, package_b64=self.package_b64)
 
-class CustomCodeTask(WireModel):
-    """What a custom code task carries in its `round_input["code"]`: the source, and every approval,
-    so that the gateway can check the code it is handed is the code its custodian approved."""
+
+class CustomCodeTask(CodeSource):
+    """What a custom code task carries in its `round_input["code"]`: the source or the package's
+    archive, and every approval, so that the gateway can check the code it is handed is the code its
+    custodian approved."""
 
     request_id: str = Field(max_length=40)
-    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
-    source: str = Field(min_length=1, max_length=MAX_CODE_CHARS)
+    function: str = Field(max_length=100, pattern=CODE_FUNCTION)
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     output: CodeOutput
     approvals: list[SignedCodeApproval] = Field(max_length=50)

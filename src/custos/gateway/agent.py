@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from custos.audit import AuditTrail
+from custos.core.blobs import externalize
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
@@ -22,7 +23,7 @@ from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.filters import PRIVACY_FILE, SitePrivacy, load_site_privacy
 from custos.gateway.handlers import Outcome, TaskHandler
-from custos.gateway.journal import Journal
+from custos.gateway.journal import Journal, Pending
 from custos.gateway.policies import PolicyKeeper
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
@@ -35,14 +36,17 @@ from custos.sandbox.runner import Runner
 log = logging.getLogger("custos.gateway")
 
 
-def to_upload(attempt: int, outcome: Outcome) -> TaskResultUpload:
-    return TaskResultUpload(
+def to_upload(attempt: int, outcome: Outcome) -> Pending:
+    """The outcome as an upload: JSON, with its bytes (weights) as blobs beside it."""
+    result, blobs = externalize(outcome.result)
+    upload = TaskResultUpload(
         attempt=attempt,
         status=outcome.status,
-        result=outcome.result,
+        result=result,
         error=outcome.error,
-        digest=result_digest(outcome.status, outcome.result, outcome.error),
+        digest=result_digest(outcome.status, result, outcome.error),
     )
+    return Pending(upload, blobs)
 
 
 class Agent:
@@ -82,7 +86,7 @@ class Agent:
         self.connected = False
         self._backoff = settings.backoff_initial_s
         # Results computed but not yet acknowledged (the orchestrator was away): sent first next tick.
-        self._unsent: dict[str, TaskResultUpload] = {}
+        self._unsent: dict[str, Pending] = {}
 
     def tick(self) -> None:
         """One step: (re)connect and publish if needed, send what is owed, then wait for one task
@@ -95,19 +99,19 @@ class Agent:
             self.connected = True
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
-        for task_id, pending in list(self._unsent.items()):
-            self._send(task_id, pending)
+        for task_id, unsent in list(self._unsent.items()):
+            self._send(task_id, unsent)
         task = self.client.next_task()
         if task is None:
             return
-        upload = self.journal.get(task.task_id, task.attempt)
-        if upload is None:
+        pending = self.journal.get(task.task_id, task.attempt)
+        if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
-            upload = to_upload(task.attempt, self.handler.handle_task(task))
-            self.journal.record(task.task_id, upload)
-        self._unsent[task.task_id] = upload
-        self._send(task.task_id, upload)
+            pending = to_upload(task.attempt, self.handler.handle_task(task))
+            self.journal.record(task.task_id, pending)
+        self._unsent[task.task_id] = pending
+        self._send(task.task_id, pending)
 
     def _refresh_revocations(self) -> None:
         pem = self.client.revocation_list()
@@ -119,15 +123,16 @@ class Agent:
         except CustosError as exc:
             log.warning("the orchestrator relayed a revocation list this gateway refuses: %s", exc)
 
-    def _send(self, task_id: str, upload: TaskResultUpload) -> None:
+    def _send(self, task_id: str, pending: Pending) -> None:
         try:
-            self.client.upload(task_id, upload)
+            self.client.upload(task_id, pending.upload, pending.blobs)
         except OrchestratorUnreachable:
             raise
         except CustosError as exc:
             # Refused for good (the task was cancelled, re-leased or is unknown): nothing to resend.
             log.warning("result of task %s refused: %s", task_id, exc)
         self._unsent.pop(task_id, None)
+        self.journal.acknowledged(pending)
 
     def run(self, should_stop: StopFlag) -> None:
         while not should_stop.stopped:

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from custos.core.blobs import Blobs, internalize, refs_in
 from custos.core.errors import ERRORS_BY_STATUS, CustosError
 from custos.core.wire import (
     Ack,
@@ -66,13 +67,38 @@ class OrchestratorClient:
         return pem if isinstance(pem, str) else None
 
     def next_task(self) -> TaskAssignment | None:
+        """The next task, with the blobs its round input refers to fetched and checked (as bytes)."""
         data = self._call("GET", "/api/v1/gateway/tasks/next", params={"wait": self._poll_wait_s})
-        return PollResponse.model_validate(data).task
+        task = PollResponse.model_validate(data).task
+        if task is None or not refs_in(task.round_input):
+            return task
+        round_input = internalize(task.round_input, lambda digest, _size: self._blob(task.task_id, digest))
+        return task.model_copy(update={"round_input": round_input})
+
+    def _blob(self, task_id: str, digest: str) -> bytes:
+        try:
+            response = self._http.get(f"/api/v1/gateway/tasks/{task_id}/blobs/{digest}")
+        except httpx.TransportError as exc:
+            raise OrchestratorUnreachable(f"orchestrator unreachable: {exc}") from exc
+        if response.status_code >= 400:
+            _check(response)
+        return response.content
+
+    def put_blob(self, task_id: str, digest: str, data: bytes) -> None:
+        self._call(
+            "PUT",
+            f"/api/v1/gateway/tasks/{task_id}/blobs/{digest}",
+            content=data,
+            headers={"content-type": "application/octet-stream"},
+        )
 
     def start(self, task: TaskAssignment) -> None:
         self._call("POST", f"/api/v1/gateway/tasks/{task.task_id}/start", json={"attempt": task.attempt})
 
-    def upload(self, task_id: str, upload: TaskResultUpload) -> Ack:
+    def upload(self, task_id: str, upload: TaskResultUpload, blobs: Blobs | None = None) -> Ack:
+        """The task's result; first the blobs it refers to, each sent once."""
+        for digest, blob in (blobs or {}).items():
+            self.put_blob(task_id, digest, blob)
         data = self._call(
             "POST", f"/api/v1/gateway/tasks/{task_id}/result", json=upload.model_dump(mode="json")
         )

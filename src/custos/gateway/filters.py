@@ -162,7 +162,7 @@ class ClipAndNoise:
         if message.get("phase") != "train" or message.get("weights") is None:
             return message
         global_weights = ctx.round_input.get("weights")
-        if not isinstance(global_weights, str):
+        if not isinstance(global_weights, bytes):
             raise PolicyDenied("the round's input has no global weights to clip the site's update against")
         shapes = layout(parse_params(ctx.params))
         weights = clip_and_noise(

@@ -8,8 +8,10 @@ the columns this check granted, and filters the result before it leaves.
 Reviewed custom code (model `custom`) is checked further (`check_custom_task`): the site must give the
 submitter the `custom_code` right, the dataset's policy must say `custom_code: review`, and the task
 must carry an approval, signed by a custodian of this site's org, of exactly the code it carries (the
-gateway computes the digest itself). The code's output must be of its declared type and within its
-caps, and its failures leave with data values redacted; the full log stays in `code-logs/`.
+gateway computes the digest itself). A package's archive is then checked in memory, as the registry
+checks a model's, and is never unpacked: the sandbox imports it from memory. The code's output must
+be of its declared type and within its caps, and its failures leave with data values redacted; the
+full log stays in `code-logs/`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from custos.policy import AssetPolicy, Right, SiteAuthorization, check_access, c
 from custos.policy.checks import granted_columns
 from custos.policy.code_approval import check_code_approved
 from custos.policy.signing import CertificateCheck, PolicyRefused
+from custos.registry.code_package import verify_code_package
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
@@ -133,10 +136,23 @@ def check_custom_task(
         code, dataset=ref, site_org=site_org, author=who.name, author_org=who.org, params=task.params,
         check_certificate=check_certificate,
     )  # fmt: skip
+    if code.package_b64 is not None:
+        check_code_package(code)
     model = CustomModel()
     check_access(policy, ref, who.name, who.org, model.name, model.version, [])
     columns = sorted(granted_columns(policy, who.name, who.org, model.name, model.version))
     return code, columns
+
+
+def check_code_package(code: CustomCodeTask) -> None:
+    """Raise unless the approved archive passes the registry's checks in memory (no `..`, absolute
+    path, link or zip bomb; a manifest), and its manifest names the task's entrypoint and output."""
+    package = verify_code_package(code.archive(), code.digest)
+    if package.entrypoint != code.function or package.output != code.output:
+        raise PolicyDenied(
+            f"code request {code.request_id} runs {code.function} ({code.output}), but its package's "
+            f"manifest names {package.entrypoint} ({package.output})"
+        )
 
 
 class TaskHandler:

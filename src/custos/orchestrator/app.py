@@ -32,6 +32,7 @@ from custos.orchestrator.api.limits import BodyLimit, first_error
 from custos.orchestrator.db import Database, migrate
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.services.auth import AuthService
+from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
 from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
@@ -54,8 +55,9 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     audit = AuditTrail(settings.audit_path, clock=clock)
     trust = Trust(root, clock)
     datasets = DatasetService(clock, trust, audit)
-    tasks = TaskService(clock, settings.lease_margin_s, audit, datasets)
-    jobs = JobService(datasets, clock, audit)
+    blobs = BlobStore(settings.blob_root)
+    tasks = TaskService(clock, settings.lease_margin_s, audit, datasets, blobs)
+    jobs = JobService(datasets, clock, audit, blobs)
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
     tasks.mirror_budget = budget.mirror
@@ -125,5 +127,5 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
         routes_models,
     ):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_blob_bytes=settings.max_blob_bytes)
     return app

@@ -15,6 +15,15 @@ class OrchestratorSettings:
     long_poll_max_s: float = 25.0
     lease_margin_s: int = 60
     max_body_bytes: int = 16 << 20
+    # A blob (a round's weights, uploaded raw beside its JSON result) may be this large.
+    max_blob_bytes: int = 512 << 20
+    # Where blobs are kept; by default the folder `blobs` beside the audit trail (the state folder).
+    blob_dir: Path | None = None
+
+    @property
+    def blob_root(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.audit_path.parent / "blobs"
+
     # A browser session opened with a password lasts this long from sign-in (it does not slide).
     session_ttl_s: int = 8 * 3600
     # Failed sign-ins an account may have per method within the window; the next attempt gets 429

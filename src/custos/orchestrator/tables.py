@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     ForeignKey,
@@ -330,7 +331,7 @@ class CodeRequest(Base):
     __tablename__ = "code_requests"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     function: Mapped[str] = mapped_column(String(100))
-    source: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)  # empty for a package
     digest: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]]
     datasets: Mapped[list[str]]
@@ -343,6 +344,8 @@ class CodeRequest(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
+    # A package's deterministic archive (custos.registry.code_package); its digest is `digest`.
+    archive: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 
 class CodeReviewRecord(Base):
@@ -357,4 +360,19 @@ class CodeReviewRecord(Base):
     decision: Mapped[str] = mapped_column(String(16))  # approve | deny
     reason: Mapped[str] = mapped_column(Text, default="")
     approval_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+# --- blobs: binary payloads of a job, by content ----------------------------------------------------
+
+
+class Blob(Base):
+    """A binary payload of a job (model weights, file outputs), named by its SHA-256. Messages carry a
+    reference ({"$blob": digest, "size": n}); the bytes are a file in the blob folder (`BlobStore`),
+    and this row is its index. Both go when nothing of the job refers to the blob."""
+
+    __tablename__ = "blobs"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]

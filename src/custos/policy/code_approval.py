@@ -8,7 +8,8 @@ code only when `check_code_approved` finds, among them, one it can verify that:
 - is signed by a certificate of the project's CA, valid and not revoked, of an org admin of the
   gateway's own org, who is not the code's author;
 - names this dataset, this author, function, parameters and output type;
-- carries the digest that the gateway computes itself from the source it was handed.
+- carries the digest that the gateway computes itself from the source (or the package's archive) it
+  was handed.
 
 So neither the orchestrator nor anyone with its database can run code a custodian did not approve,
 changed code, or approved code on another dataset, with other parameters or for another author.
@@ -35,7 +36,6 @@ from custos.core.wire import (
     CustomCodeTask,
     SignedCodeApproval,
     code_approval_message,
-    code_digest,
 )
 from custos.pki.certs import certificate_pem, identity_of, load_certificate_pem
 from custos.pki.verify import sign, verify_signature
@@ -47,11 +47,12 @@ class ApprovalRefused(PolicyDenied):
 
 
 def approval_for(request: CodeRequestDetail, now: datetime) -> CodeApproval:
-    """The approval of `request` as its reviewer saw it: the digest is recomputed from the source shown."""
-    digest = code_digest(request.source)
+    """The approval of `request` as its reviewer saw it: the digest is recomputed from the source (or
+    the package's archive) shown."""
+    digest = request.code().computed_digest()
     if not hmac.compare_digest(digest, request.digest):
         raise ApprovalRefused(
-            f"code request {request.id} claims digest {request.digest}, but its source has digest {digest}"
+            f"code request {request.id} claims digest {request.digest}, but its code has digest {digest}"
         )
     return CodeApproval(
         request_id=request.id,
@@ -124,7 +125,7 @@ def check_code_approved(
     """Raise ApprovalRefused unless one of `code.approvals` approves running exactly `code` with
     `params` by `author` on `dataset` (gateway/name), signed by an org admin of `site_org`. Returns
     the approving custodian."""
-    digest = code_digest(code.source)
+    digest = code.computed_digest()
     reasons: list[str] = []
     for signed in code.approvals:
         try:

@@ -28,8 +28,9 @@ class Refusal(StrEnum):
 
 
 class PackageRefused(InvalidInput):
-    """A model archive that must not be used. `reason` says which check failed; the message, how."""
+    """A model (or code) archive that must not be used. `reason` says which check failed; `detail`, how."""
 
-    def __init__(self, reason: Refusal, message: str) -> None:
-        super().__init__(f"model package refused ({reason.value}): {message}")
+    def __init__(self, reason: Refusal, message: str, *, kind: str = "model package") -> None:
+        super().__init__(f"{kind} refused ({reason.value}): {message}")
         self.reason = reason
+        self.detail = message

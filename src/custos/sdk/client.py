@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import base64
 import inspect
+import os
 import re
 import ssl
 import textwrap
 from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode
 
 import httpx
 
+from custos.core.blobs import check_blob, refs_in
 from custos.core.errors import Conflict, CustosError, InvalidInput
 from custos.core.refs import parse_dataset_ref, parse_model_ref
 from custos.core.states import JobState, ReleaseState, SpecState
@@ -40,6 +42,7 @@ from custos.core.wire import (
     CodeRequestDetail,
     CodeRequestPublic,
     CodeReviewCreate,
+    CodeSource,
     DatasetInfo,
     JobCreate,
     JobPreview,
@@ -64,6 +67,7 @@ from custos.pki.kit import Kit, load_kit
 from custos.pki.signin import KitAuth
 from custos.pki.tls import client_ssl_context
 from custos.registry import build_archive, sign_archive
+from custos.registry.code_package import build_code_package, verify_code_package
 from custos.sdk.dataset import Dataset
 from custos.sdk.job import Job
 from custos.sdk.progress import JobProgress
@@ -357,7 +361,14 @@ class Client:
 
     def job_result(self, job_id: str) -> Result:
         """The result of a succeeded job. Conflict (with the server's reason) while it is not available."""
-        return Result(decode(self._send("GET", f"/jobs/{job_id}/result"), JobResult))
+        wire = decode(self._send("GET", f"/jobs/{job_id}/result"), JobResult)
+        blobs = {digest: self._blob(job_id, digest, size) for digest, size in refs_in(wire.result).items()}
+        return Result(wire, blobs)
+
+    def _blob(self, job_id: str, digest: str, size: int) -> bytes:
+        """A blob of the job's result (its model weights), checked against its reference."""
+        response = check_response(self._send("GET", f"/jobs/{job_id}/blobs/{digest}"))
+        return check_blob(digest, size, response.content)
 
     # --- release review ---------------------------------------------------------------------------
 
@@ -424,23 +435,26 @@ class Client:
 
     def run_on_mock(
         self,
-        fn: Callable[..., Any] | str,
+        fn: CodeArg,
         datasets: Sequence[str],
         params: Mapping[str, Any] | None = None,
         *,
         function: str | None = None,
     ) -> dict[str, Any]:
-        """Run `fn` (a function, or a module's source with `function=`) on each dataset's mock table,
-        locally, exactly as a gateway runs it on the data: `fn(dal, [name], params)` reading through a
-        DAL reader with the same projection, filters and refusals (the columns your grant to model
-        `custom` gives, when the policy has one). Returns {gateway/dataset: DataFrame or dict}. An
-        error raises with its full traceback: there is no real data here."""
-        from custos.computations.custom import decode_output, run_function
+        """Run `fn` (a function, a module's source with `function=`, or a package folder as a `Path`)
+        on each dataset's mock table, locally, exactly as a gateway runs it on the data:
+        `fn(dal, [name], params)` reading through a DAL reader with the same projection, filters and
+        refusals (the columns your grant to model `custom` gives, when the policy has one). Returns
+        {gateway/dataset: DataFrame or dict}. An error raises with its full traceback: there is no
+        real data here."""
+        from custos.computations.custom import decode_output, run_code
         from custos.policy.asset import load_policy
         from custos.policy.checks import granted_columns
         from custos.testing.readers import TableDalReader
 
-        source, name = _function_source(fn, function)
+        runnable = _code_to_run(fn, function)
+        if runnable.code.package_b64 is not None:  # the defaults the orchestrator fills in, too
+            params = verify_code_package(runnable.code.archive()).manifest.check_params(dict(params or {}))
         me = self.me()
         results: dict[str, Any] = {}
         for ref in datasets:
@@ -453,27 +467,31 @@ class Client:
                 columns = granted_columns(load_policy(info.policy_yaml), me.name, me.org, "custom", "1.0.0")
                 granted = {parsed.dataset: columns} if columns else None
             reader = TableDalReader({parsed.dataset: table}, granted=granted)
-            encoded = run_function(source, name, reader, [parsed.dataset], dict(params or {}))
+            encoded = run_code(runnable.code, runnable.function, reader, [parsed.dataset], dict(params or {}))
             results[str(parsed)] = decode_output(encoded)
         return results
 
     def submit(
         self,
-        fn: Callable[..., Any] | str,
+        fn: CodeArg,
         datasets: Sequence[str],
         params: Mapping[str, Any] | None = None,
         *,
         function: str | None = None,
-        output: str = "table",
+        output: str | None = None,
     ) -> CodeRequestDetail:
         """Submit `fn`'s exact source (imports inside the function, or a module's source with
-        `function=`) for review by the custodians of `datasets`. `output` is what it returns: `table`
-        (a DataFrame) or `json` (a dict). Refused for a dataset whose policy does not accept custom code."""
-        source, name = _function_source(fn, function)
+        `function=`) for review by the custodians of `datasets`; or a package folder (a `Path` to a
+        folder with `custos-model.toml`) as its deterministic archive, whose manifest names the
+        entrypoint, parameters and output. `output` is what a function returns: `table` (the default,
+        a DataFrame) or `json` (a dict). Refused for a dataset whose policy does not accept custom code."""
+        runnable = _code_to_run(fn, function)
         for ref in datasets:
             parse_dataset_ref(ref)
+        package = runnable.code.package_b64 is not None
         body = CodeRequestCreate(
-            function=name, source=source, datasets=list(datasets), params=dict(params or {}),
+            function=None if package else runnable.function, source=runnable.code.source,
+            package_b64=runnable.code.package_b64, datasets=list(datasets), params=dict(params or {}),
             output=output,  # type: ignore[arg-type]
         )  # fmt: skip
         return decode(self._send("POST", "/code", body=body.model_dump(mode="json")), CodeRequestDetail)
@@ -530,6 +548,31 @@ def _code_id(request_id: str) -> str:
     if not _CODE_ID.fullmatch(request_id):
         raise InvalidInput(f"{request_id!r} is not a code request id; `custos code list` shows yours")
     return request_id
+
+
+CodeArg = Callable[..., Any] | str | os.PathLike[str]
+
+
+class _Runnable(NamedTuple):
+    code: CodeSource
+    function: str  # a function's name, or a package's entrypoint
+
+
+def _code_to_run(fn: CodeArg, function: str | None) -> _Runnable:
+    """A package folder's archive and entrypoint, or a function's exact source and name."""
+    folder = Path(fn) if isinstance(fn, os.PathLike) else None
+    if isinstance(fn, str) and "\n" not in fn and fn.strip() and Path(fn).is_dir():
+        folder = Path(fn)
+    if folder is None:
+        source, name = _function_source(fn, function)  # type: ignore[arg-type]
+        return _Runnable(CodeSource(source=source), name)
+    if function is not None:
+        raise InvalidInput(
+            f"{folder} is a package: it runs its manifest's entrypoint; leave out function (--function)"
+        )
+    built = build_code_package(folder)
+    archive = base64.b64encode(built.data).decode("ascii")
+    return _Runnable(CodeSource(package_b64=archive), built.manifest.entrypoint)
 
 
 def _function_source(fn: Callable[..., Any] | str, function: str | None) -> tuple[str, str]:

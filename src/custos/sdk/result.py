@@ -8,16 +8,16 @@ same thing.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from custos.core.blobs import Blobs, as_ref, internalize
 from custos.core.errors import InvalidInput
 from custos.core.wire import JobResult
 
@@ -117,9 +117,11 @@ def format_cell(value: Cell) -> str:
 
 @dataclass(frozen=True)
 class Result:
-    """The result of a finished job. `data` is the model's JSON; `tables()` gives it as DataFrames."""
+    """The result of a finished job. `data` is the model's JSON, with its blobs (model weights) as bytes;
+    `wire` is the JSON as sent, blobs as references; `tables()` gives it as DataFrames."""
 
     wire: JobResult
+    blobs: Blobs = field(default_factory=dict)
 
     @property
     def job_id(self) -> str:
@@ -131,7 +133,8 @@ class Result:
 
     @property
     def data(self) -> dict[str, Any]:
-        return self.wire.result
+        data: dict[str, Any] = internalize(self.wire.result, lambda digest, _size: self.blobs[digest])
+        return data
 
     def sections(self) -> list[Section]:
         if self.model_bytes() is None:
@@ -141,10 +144,10 @@ class Result:
 
     def model_bytes(self) -> bytes | None:
         """The final model's weights as safetensors bytes, when the result carries them (`fedavg`)."""
-        weights = self.wire.result.get("weights")
-        if self.wire.result.get("weights_format") != "safetensors" or not isinstance(weights, str):
+        ref = as_ref(self.wire.result.get("weights"))
+        if self.wire.result.get("weights_format") != "safetensors" or ref is None:
             return None
-        return base64.b64decode(weights.encode("ascii"), validate=True)
+        return self.blobs[ref[0]]
 
     def save_model(self, path: str | Path) -> Path:
         """Write the final model's weights to `path` as a safetensors file. Read it with

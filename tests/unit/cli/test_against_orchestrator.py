@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import os
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from custos.core.errors import NotFound
+from custos.pki.kit import load_kit
+from custos.registry.archive import entry_info
+from custos.sdk.client import root_ssl_context
 from custos.testing.cluster import Cluster, UserSetup
 
 from .conftest import CliRunner
@@ -60,3 +69,61 @@ def test_client_survives_an_orchestrator_restart(cluster: Cluster) -> None:
     assert client.me().name == "alice"
     with pytest.raises(NotFound):
         client.spec("spec_0000")
+
+
+# --- custom code packages: bad input is one line, and a 4xx with a JSON detail from the API -------
+
+PACKAGE_MANIFEST = 'name = "p"\nversion = "1.0.0"\nentrypoint = "p.main:run"\n\n[outputs.n]\nkind = "json"\n'
+PACKAGE_MANIFEST += "max_bytes = 100\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"p/main.py": "def run(dal, datasets, params): ..."}, "has no custos-model.toml"),
+        (
+            {"custos-model.toml": PACKAGE_MANIFEST},
+            "names module p.main, but the package holds neither p/main.py",
+        ),
+        (
+            {"custos-model.toml": PACKAGE_MANIFEST.replace("p.main:run", "p.main"), "p/main.py": ""},
+            "must be module:function",
+        ),
+        (
+            {"custos-model.toml": PACKAGE_MANIFEST, "p/main.py": "", "p/blob.bin": "x"},
+            "a code package may have 1048576",
+        ),
+    ],
+    ids=["no manifest", "no entry module", "bad entrypoint", "too big"],
+)
+def test_a_bad_package_is_refused_in_one_line_and_nothing_is_submitted(
+    custos: CliRunner, cluster: Cluster, tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    folder = tmp_path / "package"
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        # The big blob is random bytes, so that it does not compress under the cap.
+        data = os.urandom(1_100_000) if name.endswith(".bin") else content.encode()
+        (folder / name).write_bytes(data)
+    kit = str(cluster.kit_dir("alice"))
+    line = custos(
+        "code", "submit", str(folder), "--dataset", "site-a/patients", "--kit", kit
+    ).assert_one_line_error()
+    assert expected in line
+    assert json.loads(custos("code", "list", "--kit", kit, "--json").stdout) == []
+
+
+def test_the_api_refuses_a_hostile_package_with_a_json_detail(cluster: Cluster) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr(entry_info("custos-model.toml"), PACKAGE_MANIFEST)
+        zf.writestr(entry_info("../p/main.py"), "def run(dal, datasets, params): ...")
+    body = {"package_b64": base64.b64encode(buffer.getvalue()).decode(), "datasets": ["site-a/patients"]}
+    with cluster.client("alice") as alice:
+        token = alice.create_token("package-test").token
+    kit = load_kit(cluster.kit_dir("alice"))
+    with httpx.Client(base_url=cluster.url, verify=root_ssl_context(kit.root_path)) as http:
+        answer = http.post("/api/v1/code", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400, answer.text
+    assert "code package refused (unsafe_path)" in answer.json()["detail"]
+    assert "climbs out of the package" in answer.json()["detail"]

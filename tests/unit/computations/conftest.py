@@ -3,7 +3,6 @@ sandbox's seam), every message passed through canonical JSON, and cohorts split 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,8 @@ import pytest
 
 from custos.computations.base import Final
 from custos.computations.stats import StatsModel
+from custos.core.blobs import through_wire
 from custos.core.dal_wire import Filter
-from custos.core.digest import canonical_json
 
 Json = dict[str, Any]
 
@@ -58,12 +57,6 @@ class ArrowReader:
         return pc.fill_null(_COMPARE[flt.op](column, flt.value), False)
 
 
-def through_json(value: Json) -> Json:
-    """What crosses a process boundary: canonical JSON (no NaN, no infinity) and back."""
-    loaded: Json = json.loads(canonical_json(value))
-    return loaded
-
-
 @dataclass
 class StatsRun:
     result: Json
@@ -81,25 +74,25 @@ def run_stats(
     """start -> compute_site at each site -> gateway filter -> aggregate, until Final."""
     model = StatsModel()
     step = model.start(params)
-    state = through_json(step.state)
-    round_input = through_json(step.round_input)
+    state = through_wire(step.state)
+    round_input = through_wire(step.round_input)
     run = StatsRun(result={})
     for _ in range(max_rounds):
         run.round_inputs.append(round_input)
         results = {}
         for key, table in sites.items():
             dataset = key.split("/")[1]
-            raw = through_json(
+            raw = through_wire(
                 model.compute_site(ArrowReader({dataset: table}), dataset, params, round_input)
             )
             filtered = model.filter_site_result(params, raw, site_min_count or min_count)
-            results[key] = through_json(filtered)
+            results[key] = through_wire(filtered)
         run.site_results.append(results)
         outcome = model.aggregate(params, state, results, min_count)
         if isinstance(outcome, Final):
-            run.result = through_json(outcome.result)
+            run.result = through_wire(outcome.result)
             return run
-        state, round_input = through_json(outcome.state), through_json(outcome.round_input)
+        state, round_input = through_wire(outcome.state), through_wire(outcome.round_input)
     raise AssertionError(f"stats did not finish within {max_rounds} rounds")
 
 

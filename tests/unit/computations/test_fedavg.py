@@ -5,9 +5,7 @@ training of the same model with the same epoch budget."""
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,8 +22,8 @@ from custos.computations.fedavg import FedAvgModel
 from custos.computations.fedavg_learning import NumpyNet
 from custos.computations.fedavg_params import parse_params, validate_params
 from custos.computations.fedavg_site import holdout_mask
-from custos.computations.fedavg_weights import decode, encode, initial_weights, layout
-from custos.core.digest import canonical_json
+from custos.computations.fedavg_weights import from_bytes, initial_weights, layout, to_bytes
+from custos.core.blobs import through_wire
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import ColumnSchema, DatasetSchema
 from custos.testing.readers import TableDalReader
@@ -46,11 +44,6 @@ BASE: Json = {
 }
 
 
-def through_json(value: Json) -> Json:
-    loaded: Json = json.loads(canonical_json(value))
-    return loaded
-
-
 def run_rounds(
     params: Json,
     sites: Mapping[str, pa.Table],
@@ -61,7 +54,7 @@ def run_rounds(
 ) -> Final | NextRound:
     """Drive the job until Final, or until the next round to run is training round `stop_at_round`."""
     step = step or MODEL.start(params)
-    state, round_input = through_json(step.state), through_json(step.round_input)
+    state, round_input = through_wire(step.state), through_wire(step.round_input)
     for _ in range(1000):
         if stop_at_round is not None and state["phase"] == "train" and state["round"] == stop_at_round:
             return NextRound(round_input=round_input, state=state)
@@ -69,12 +62,12 @@ def run_rounds(
         for key, table in sites.items():
             dataset = key.split("/")[1]
             reader = TableDalReader({dataset: table})
-            raw = through_json(MODEL.compute_site(reader, dataset, params, round_input))
-            results[key] = through_json(MODEL.filter_site_result(params, raw, min_count))
+            raw = through_wire(MODEL.compute_site(reader, dataset, params, round_input))
+            results[key] = through_wire(MODEL.filter_site_result(params, raw, min_count))
         outcome = MODEL.aggregate(params, state, results, min_count)
         if isinstance(outcome, Final):
-            return Final(through_json(outcome.result))
-        state, round_input = through_json(outcome.state), through_json(outcome.round_input)
+            return Final(through_wire(outcome.result))
+        state, round_input = through_wire(outcome.state), through_wire(outcome.round_input)
     raise AssertionError("fedavg did not finish")
 
 
@@ -107,7 +100,7 @@ def central(train: pd.DataFrame) -> dict[str, pa.Table]:
 
 def accuracy_on_test(params: Json, result: Json, test: pd.DataFrame) -> float:
     parsed = parse_params(params)
-    weights = decode(result["weights"], layout(parsed), "result")
+    weights = from_bytes(result["weights"], layout(parsed), "result")
     std = result["standardization"]
     x = (test[FEATURES].to_numpy(dtype=float) - np.asarray(std["mean"])) / np.asarray(std["std"])
     y = test["target"].to_numpy(dtype=float)
@@ -164,7 +157,7 @@ def test_numpy_and_torch_mlps_compute_the_same_function() -> None:
     from custos.computations.fedavg_torch import TorchLearner
 
     params = parse_params({**BASE, "model": "torch_mlp", "features": ["a", "b", "c"], "hidden": 5})
-    blob = base64.b64decode(encode(initial_weights(params)))
+    blob = to_bytes(initial_weights(params))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(40, 3)), (rng.random(40) < 0.5).astype(float)
     np.testing.assert_allclose(
@@ -175,16 +168,15 @@ def test_numpy_and_torch_mlps_compute_the_same_function() -> None:
 def test_weights_round_trip_through_safetensors_bytes_and_nothing_else() -> None:
     params = parse_params({**BASE, "model": "mlp", "hidden": 4})
     weights = initial_weights(params)
-    text = encode(weights)
-    raw = base64.b64decode(text)
+    raw = to_bytes(weights)
     assert set(load(raw)) == {"hidden.weight", "hidden.bias", "output.weight", "output.bias"}
-    back = decode(text, layout(params), "w")
+    back = from_bytes(raw, layout(params), "w")
     for name, tensor in weights.items():
         np.testing.assert_array_equal(back[name], tensor)
     with pytest.raises(InvalidInput, match="not a safetensors file"):
-        decode(base64.b64encode(b"\x80\x04pickle").decode(), layout(params), "w")
+        from_bytes(b"\x80\x04pickle", layout(params), "w")
     with pytest.raises(InvalidInput, match="do not match"):
-        decode(encode({"weight": np.zeros((1, 2), np.float32)}), layout(params), "w")
+        from_bytes(to_bytes({"weight": np.zeros((1, 2), np.float32)}), layout(params), "w")
 
 
 def test_two_runs_with_the_same_seed_give_identical_weights_and_another_seed_does_not(
@@ -205,9 +197,8 @@ def test_a_job_restarted_from_its_persisted_state_at_round_3_ends_with_the_same_
     uninterrupted = run(params, sites)
     paused = run_rounds(params, sites, stop_at_round=3)
     assert isinstance(paused, NextRound)
-    # As the database stores it: JSON text, read back into a fresh model object.
-    stored = json.dumps({"state": paused.state, "round_input": paused.round_input})
-    loaded = json.loads(stored)
+    # As the database stores it: JSON text with the weights as blobs, read back into fresh objects.
+    loaded = through_wire({"state": paused.state, "round_input": paused.round_input})
     assert [row["round"] for row in loaded["state"]["history"]] == [1, 2]
     resumed = run_rounds(params, sites, step=NextRound(loaded["round_input"], loaded["state"]))
     assert isinstance(resumed, Final)
@@ -243,7 +234,7 @@ def test_a_site_with_too_few_training_rows_refuses_and_small_holdouts_lose_their
     params = {**BASE, "standardize": False, "holdout": 0.2}
     step = MODEL.start(params)
     small = pa.Table.from_pandas(cancer[0].iloc[:15], preserve_index=False)
-    raw = through_json(MODEL.compute_site(TableDalReader({"d": small}), "d", params, step.round_input))
+    raw = through_wire(MODEL.compute_site(TableDalReader({"d": small}), "d", params, step.round_input))
     with pytest.raises(PolicyDenied, match="fewer than 20 training rows"):
         MODEL.filter_site_result(params, raw, 20)
     kept = MODEL.filter_site_result(params, raw, 10)

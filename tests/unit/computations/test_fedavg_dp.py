@@ -3,7 +3,6 @@ DP-SGD inside local NumPy training, driven round by round as the gateways and th
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -17,8 +16,8 @@ from custos.computations.fedavg import FedAvgModel
 from custos.computations.fedavg_dp import DpSgdRound, clip_and_noise, dp_sgd_round, plan_training
 from custos.computations.fedavg_learning import NumpyNet
 from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import decode, encode, initial_weights, layout, update_norm
-from custos.core.digest import canonical_json
+from custos.computations.fedavg_weights import from_bytes, initial_weights, layout, to_bytes, update_norm
+from custos.core.blobs import through_wire
 from custos.core.errors import PolicyDenied
 from custos.gateway.filters import FilterContext, SitePrivacy, chain_for
 from custos.privacy.accountant import training_epsilon
@@ -59,11 +58,11 @@ def _controls(**training: Any) -> PrivacyControls:
 
 def _weights(scale: float, seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
-    return encode({n: (scale * rng.standard_normal(s)).astype(np.float32) for n, s in SHAPES.items()})
+    return to_bytes({n: (scale * rng.standard_normal(s)).astype(np.float32) for n, s in SHAPES.items()})
 
 
 def _norm(before: str, after: str) -> float:
-    return update_norm(decode(before, SHAPES, "before"), decode(after, SHAPES, "after"))
+    return update_norm(from_bytes(before, SHAPES, "before"), from_bytes(after, SHAPES, "after"))
 
 
 def test_the_clip_caps_a_deliberately_huge_update() -> None:
@@ -85,11 +84,11 @@ def test_without_noise_an_update_is_scaled_to_the_clip_norm_only_when_longer() -
 
 
 def test_the_noise_has_std_noise_multiplier_times_clip_norm() -> None:
-    zeros = encode(initial_weights(parse_params(PARAMS)))
+    zeros = to_bytes(initial_weights(parse_params(PARAMS)))
     rng = np.random.default_rng(11)
     draws = []
     for _ in range(400):
-        released = decode(clip_and_noise(zeros, zeros, SHAPES, 0.5, 1.5, rng), SHAPES, "released")
+        released = from_bytes(clip_and_noise(zeros, zeros, SHAPES, 0.5, 1.5, rng), SHAPES, "released")
         draws.append(np.concatenate([t.ravel() for t in released.values()]))
     noise = np.concatenate(draws)
     assert noise.std() == pytest.approx(0.75, rel=0.03)
@@ -128,11 +127,6 @@ def test_per_example_gradients_add_up_to_the_batch_gradient(kind: str) -> None:
         np.testing.assert_allclose(each[name].sum(axis=0) / 17, grad, atol=1e-12)
 
 
-def _through_json(value: Json) -> Json:
-    loaded: Json = json.loads(canonical_json(value))
-    return loaded
-
-
 def _sites() -> dict[str, pa.Table]:
     data = load_breast_cancer(as_frame=True).frame
     x = data[FEATURES]
@@ -149,21 +143,21 @@ def test_dp_sgd_trains_through_the_gateway_filter_and_the_result_reports_epsilon
     sites = _sites()
     plan = MODEL.plan_training_dp(params, controls.training, rows=sites["site-a/cancer"].num_rows)
     step = MODEL.start(params)
-    state, round_input = _through_json(step.state), _through_json(step.round_input)
+    state, round_input = through_wire(step.state), through_wire(step.round_input)
     for _ in range(10):
         results = {}
         for key, table in sites.items():
             dataset = key.split("/")[1]
             given = round_input | {"dp": DpSgdRound.model_validate(plan.settings).model_dump()}
-            raw = _through_json(MODEL.compute_site(TableDalReader({dataset: table}), dataset, params, given))
+            raw = through_wire(MODEL.compute_site(TableDalReader({dataset: table}), dataset, params, given))
             chain = chain_for(SitePrivacy(), params, require_dp=True)
             context = FilterContext("fedavg", params, round_input, controls, None, plan)
             released = chain.filter_result(raw, context)
-            results[key] = _through_json(MODEL.filter_site_result(params, released, controls))
+            results[key] = through_wire(MODEL.filter_site_result(params, released, controls))
         outcome = MODEL.aggregate(params, state, results, 10)
         if isinstance(outcome, Final):
             break
-        state, round_input = _through_json(outcome.state), _through_json(outcome.round_input)
+        state, round_input = through_wire(outcome.state), through_wire(outcome.round_input)
     assert isinstance(outcome, Final)
     assert [row["round"] for row in outcome.result["history"]] == [1, 2, 3]
     assert outcome.result["dp"]["site-a/cancer"] == {
@@ -174,7 +168,7 @@ def test_dp_sgd_trains_through_the_gateway_filter_and_the_result_reports_epsilon
         "epsilon": plan.cost.epsilon,
         "delta": 1e-5,
     }
-    final = decode(outcome.result["weights"], layout(parse_params(params)), "final")
+    final = from_bytes(outcome.result["weights"], layout(parse_params(params)), "final")
     assert all(np.isfinite(t).all() for t in final.values())
 
 

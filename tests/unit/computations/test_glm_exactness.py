@@ -6,7 +6,6 @@ deviance, null deviance, log-likelihood and AIC to 1e-9 relative, p-values and i
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from custos.computations.base import Final
 from custos.computations.glm import GlmModel
-from custos.core.digest import canonical_json
+from custos.core.blobs import through_wire
 from custos.core.errors import InvalidInput
 from custos.testing.readers import TableDalReader
 
@@ -29,26 +28,21 @@ MODEL = GlmModel()
 CANCER_COLUMNS = ["mean radius", "mean texture", "mean smoothness", "mean compactness", "mean symmetry"]
 
 
-def through_json(value: Json) -> Json:
-    loaded: Json = json.loads(canonical_json(value))
-    return loaded
-
-
 def run_glm(params: Json, sites: Mapping[str, pa.Table], min_count: int = 10, max_rounds: int = 120) -> Json:
     """start -> compute_site at each site -> gateway filter -> aggregate, until Final."""
     step = MODEL.start(params)
-    state, round_input = through_json(step.state), through_json(step.round_input)
+    state, round_input = through_wire(step.state), through_wire(step.round_input)
     for _ in range(max_rounds):
         results = {}
         for key, table in sites.items():
             dataset = key.split("/")[1]
             reader = TableDalReader({dataset: table})
-            raw = through_json(MODEL.compute_site(reader, dataset, params, round_input))
-            results[key] = through_json(MODEL.filter_site_result(params, raw, min_count))
+            raw = through_wire(MODEL.compute_site(reader, dataset, params, round_input))
+            results[key] = through_wire(MODEL.filter_site_result(params, raw, min_count))
         outcome = MODEL.aggregate(params, state, results, min_count)
         if isinstance(outcome, Final):
-            return through_json(outcome.result)
-        state, round_input = through_json(outcome.state), through_json(outcome.round_input)
+            return through_wire(outcome.result)
+        state, round_input = through_wire(outcome.state), through_wire(outcome.round_input)
     raise AssertionError(f"glm did not finish within {max_rounds} rounds")
 
 

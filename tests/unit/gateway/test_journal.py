@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from custos.core.blobs import externalize
 from custos.core.wire import TaskResultUpload, result_digest
-from custos.gateway.journal import Journal
+from custos.gateway.journal import Journal, Pending
 
 
-def upload(attempt: int, value: int) -> TaskResultUpload:
+def upload(attempt: int, value: int) -> Pending:
     result = {"value": value}
-    return TaskResultUpload(
-        attempt=attempt, status="done", result=result, digest=result_digest("done", result, None)
+    return Pending(
+        TaskResultUpload(
+            attempt=attempt, status="done", result=result, digest=result_digest("done", result, None)
+        )
     )
 
 
@@ -33,3 +36,17 @@ def test_a_line_cut_short_by_a_crash_is_ignored_and_the_journal_goes_on(tmp_path
     assert journal.get("task_2", 1) is None
     journal.record("task_3", upload(1, 3))
     assert Journal(path).get("task_3", 1) == upload(1, 3)
+
+
+def test_a_results_blobs_are_kept_until_acknowledged_and_a_lost_blob_means_run_again(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    result, blobs = externalize({"weights": b"\x00" * 1000})
+    pending = Pending(
+        TaskResultUpload(attempt=1, status="done", result=result, digest=result_digest("done", result, None)),
+        blobs,
+    )
+    Journal(path).record("task_1", pending)
+    again = Journal(path)
+    assert again.get("task_1", 1) == pending
+    again.acknowledged(pending)
+    assert Journal(path).get("task_1", 1) is None, "without its blobs the result cannot be resent"

@@ -13,7 +13,7 @@ from cryptography import x509
 
 from custos.audit import AuditTrail, read_events
 from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import encode, initial_weights
+from custos.computations.fedavg_weights import initial_weights, to_bytes
 from custos.core.identity import Identity
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
 from custos.data.catalog import DatasetEntry
@@ -90,7 +90,7 @@ def handler(site: dict[str, SiteDataset], tmp_path: Path) -> Iterator[TaskHandle
 
 
 def task(job: str, round_number: int, phase: str = "train") -> TaskAssignment:
-    weights = encode(initial_weights(parse_params(PARAMS)))
+    weights = to_bytes(initial_weights(parse_params(PARAMS)))
     return TaskAssignment(
         task_id=f"task_{job}_{round_number}", attempt=1, kind=TaskKind.COMPUTE, spec_id="spec_1",
         job_id=job, round=round_number, model="fedavg@1.0.0", dataset=DATASET,

@@ -4,6 +4,7 @@ proof of key possession, role separation, clear 4xx errors, and idempotent task 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -327,3 +328,43 @@ def test_a_lease_the_gateway_no_longer_holds_goes_to_the_next_attempt_at_its_nex
     assert api.post(url, json=upload | {"attempt": lost["attempt"]}, headers=gw).status_code == 409
     assert api.post(url, json=upload | {"attempt": again["attempt"]}, headers=gw).status_code == 200
     assert api.get(f"/api/v1/specs/{spec_id}", headers=alice).json()["state"] == "active"
+
+
+# --- blobs: a result's bytes are uploaded beside it, checked, and dropped when nothing needs them --
+
+
+def test_result_blobs_are_checked_owned_by_their_task_and_dropped_when_the_job_ends(
+    api: TestClient, kits: dict[str, Kit], tmp_path: Path
+) -> None:
+    spec_id, alice, gw = _activate(api, kits)
+    prepare = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
+    ok = {"validated": True}
+    done = {"attempt": 1, "status": "done", "result": ok, "digest": result_digest("done", ok, None)}
+    api.post(f"/api/v1/gateway/tasks/{prepare['task_id']}/result", json=done, headers=gw)
+    params = {"columns": ["age"], "statistics": ["count"]}
+    job_id = api.post("/api/v1/jobs", json={"spec_id": spec_id, "params": params}, headers=alice).json()["id"]
+    task = api.get("/api/v1/gateway/tasks/next?wait=0", headers=gw).json()["task"]
+    assert task["job_id"] == job_id
+    data = b"\x00weights\xff" * 1000
+    digest = hashlib.sha256(data).hexdigest()
+    blob_url = f"/api/v1/gateway/tasks/{task['task_id']}/blobs/{digest}"
+    bad = api.put(f"/api/v1/gateway/tasks/{task['task_id']}/blobs/{'0' * 64}", content=data, headers=gw)
+    assert bad.status_code == 400 and "does not match" in bad.json()["detail"]
+    other_gw = bearer(api, kits["site-b"])
+    assert api.put(blob_url, content=data, headers=other_gw).status_code == 404
+    # The round input refers to no blob: the gateway may read none through this task.
+    assert api.get(blob_url, headers=gw).status_code == 404
+    result = {"weights": {"$blob": digest, "size": len(data)}}
+    upload = {"attempt": 1, "status": "done", "result": result, "digest": result_digest("done", result, None)}
+    url = f"/api/v1/gateway/tasks/{task['task_id']}/result"
+    refused = api.post(url, json=upload, headers=gw)
+    assert refused.status_code == 400 and "not uploaded" in refused.json()["detail"]
+    assert api.put(blob_url, content=data, headers=gw).json()["ok"] is True
+    stored = tmp_path / "blobs" / job_id / digest
+    assert stored.read_bytes() == data
+    assert api.post(url, json=upload, headers=gw).status_code == 200
+    # The stats model refuses a result that is not its own: the job ends, and with it the blob.
+    job = api.get(f"/api/v1/jobs/{job_id}", headers=alice).json()
+    assert job["state"] == "failed"
+    assert not stored.exists()
+    assert api.get(f"/api/v1/jobs/{job_id}/blobs/{digest}", headers=alice).status_code == 409

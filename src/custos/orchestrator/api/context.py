@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
@@ -120,3 +120,8 @@ def get_user(caller: CallerDep) -> Caller:
 
 GatewayDep = Annotated[Caller, Depends(get_gateway)]
 UserDep = Annotated[Caller, Depends(get_user)]
+
+
+# A blob's name in a path: its SHA-256, in lower-case hex.
+BlobDigest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the blob's SHA-256 (hex)")]
+OCTET_STREAM = "application/octet-stream"

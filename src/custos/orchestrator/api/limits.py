@@ -12,13 +12,20 @@ class _TooLarge(Exception):
     pass
 
 
+def _is_blob_upload(scope: Scope) -> bool:
+    return scope.get("method") == "PUT" and "/blobs/" in scope.get("path", "")
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """Bodies of at most `max_bytes`, and blob uploads (raw bytes, no JSON) of at most `max_blob_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_blob_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_blob_bytes = max_bytes if max_blob_bytes is None else max_blob_bytes
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body is larger than {self.max_bytes} bytes"}).encode()
+    async def _refuse(self, send: Send, limit: int) -> None:
+        body = json.dumps({"detail": f"request body is larger than {limit} bytes"}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -35,9 +42,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_blob_bytes if _is_blob_upload(scope) else self.max_bytes
         for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(send, limit)
                 return
         received = 0
         started = False
@@ -47,7 +55,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -61,7 +69,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
 
 def first_error(errors: Any) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from custos.core.errors import PermissionDenied
 from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskResultUpload, WireModel
-from custos.orchestrator.api.context import GatewayDep, ServicesDep
+from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, ServicesDep
 
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
 
@@ -60,3 +60,23 @@ def start_task(task_id: str, body: TaskStart, caller: GatewayDep, services: Serv
 @router.post("/tasks/{task_id}/result")
 def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, services: ServicesDep) -> Ack:
     return services.run(lambda s: services.tasks.record_result(s, caller.identity.name, task_id, body))
+
+
+@router.get("/tasks/{task_id}/blobs/{digest}", response_class=Response)
+def get_task_blob(task_id: str, digest: BlobDigest, caller: GatewayDep, services: ServicesDep) -> Response:
+    """A blob the task's round input refers to, as raw bytes."""
+    name = caller.identity.name
+    data = services.run(lambda s: services.tasks.round_input_blob(s, name, task_id, digest))
+    return Response(content=data, media_type=OCTET_STREAM)
+
+
+@router.put("/tasks/{task_id}/blobs/{digest}")
+async def put_task_blob(
+    task_id: str, digest: BlobDigest, request: Request, caller: GatewayDep, services: ServicesDep
+) -> Ack:
+    """A blob of the task's result, as raw bytes, before the result that refers to it."""
+    data = await request.body()
+    name = caller.identity.name
+    return await run_in_threadpool(
+        services.run, lambda s: services.tasks.put_blob(s, name, task_id, digest, data)
+    )

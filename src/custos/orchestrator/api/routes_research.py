@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from custos.core.wire import (
     DatasetInfo,
@@ -14,7 +14,7 @@ from custos.core.wire import (
     SpecCreate,
     SpecPublic,
 )
-from custos.orchestrator.api.context import ServicesDep, UserDep
+from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, ServicesDep, UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["research"])
 
@@ -88,3 +88,10 @@ def cancel_job(job_id: str, caller: UserDep, services: ServicesDep) -> JobPublic
 @router.get("/jobs/{job_id}/result")
 def get_result(job_id: str, caller: UserDep, services: ServicesDep) -> JobResult:
     return services.run(lambda s: services.jobs.result(s, caller.identity, job_id))
+
+
+@router.get("/jobs/{job_id}/blobs/{digest}", response_class=Response)
+def get_result_blob(job_id: str, digest: BlobDigest, caller: UserDep, services: ServicesDep) -> Response:
+    """A blob the job's result refers to (its model's weights), as raw bytes."""
+    data = services.run(lambda s: services.jobs.result_blob(s, caller.identity, job_id, digest))
+    return Response(content=data, media_type=OCTET_STREAM)

@@ -1,7 +1,9 @@
 """Custom code requests: a researcher's exact source against datasets whose policies accept custom
 code, reviewed by a custodian of each dataset's org, and run as a job once every org approved.
 
-The source is stored as sent, with its SHA-256 digest, and never edited: a change is a new request.
+The code is a function's source, or a package's deterministic archive (`custos.registry.code_package`,
+checked here as the gateways check it). It is stored as sent, with the SHA-256 digest of its bytes,
+and never edited: a change is a new request.
 A custodian approves by sending an approval signed with their kit's key (`custos.policy.code_approval`)
 that binds the digest, function, parameters, output type, datasets and author; the orchestrator checks
 it here, and every gateway checks it again before it runs the code. One denial denies the request.
@@ -10,8 +12,11 @@ The author never reviews their own request. A job of approved code is held for r
 
 from __future__ import annotations
 
+import base64
 import hmac
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,16 +33,17 @@ from custos.core.states import CodeRequestState, JobState, SpecState, check_code
 from custos.core.wire import (
     CUSTOM_MODEL,
     CodeDecision,
+    CodeOutput,
     CodeRequestCreate,
     CodeRequestDetail,
     CodeRequestPublic,
     CodeReview,
     CodeReviewCreate,
+    CodeSource,
     CustomCodeTask,
     JobPublic,
     Resources,
     SignedCodeApproval,
-    code_digest,
 )
 from custos.orchestrator.services.access import can_see, check_resource
 from custos.orchestrator.services.datasets import DatasetService
@@ -49,9 +55,43 @@ from custos.policy import AssetPolicy, check_access
 from custos.policy.checks import granted_columns
 from custos.policy.code_approval import ApprovalRefused, approval_for, verify_code_approval
 from custos.policy.permissions import Resource
+from custos.registry.code_package import verify_code_package
 
 REVIEW = "code.review"
 _MODEL = CustomModel()
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    """What a request stores of the code it was sent: a package's comes from its manifest."""
+
+    function: str
+    output: CodeOutput
+    params: dict[str, Any]
+    archive: bytes | None
+
+
+def _submitted(body: CodeRequestCreate) -> _Submitted:
+    """The function, output and parameters of `body`, refused with InvalidInput naming the field."""
+    if body.package_b64 is None:
+        if body.function is None:
+            raise InvalidInput("function is required with source: the name of the function to call")
+        return _Submitted(body.function, body.output or "table", dict(body.params), None)
+    archive = body.archive()
+    package = verify_code_package(archive)
+    if body.function is not None and body.function != package.entrypoint.split(":")[1]:
+        raise InvalidInput(
+            f"function is {body.function!r}, but a package runs its manifest's entrypoint "
+            f"{package.entrypoint}; leave function out"
+        )
+    if body.output is not None and body.output != package.output:
+        raise InvalidInput(f"output is {body.output}, but the package's manifest declares {package.output}")
+    return _Submitted(package.entrypoint, package.output, package.manifest.check_params(body.params), archive)
+
+
+def _stored_code(row: CodeRequest) -> CodeSource:
+    package = None if row.archive is None else base64.b64encode(row.archive).decode("ascii")
+    return CodeSource(source=row.source, package_b64=package)
 
 
 def _is_author(caller: Identity, row: CodeRequest) -> bool:
@@ -90,6 +130,7 @@ class CodeRequestService:
 
     def submit(self, session: Session, caller: Identity, body: CodeRequestCreate) -> CodeRequestDetail:
         check_user(caller)
+        code = _submitted(body)
         refs = list(dict.fromkeys(str(parse_dataset_ref(d)) for d in body.datasets))
         orgs: list[str] = []
         for ref in refs:
@@ -100,13 +141,13 @@ class CodeRequestService:
                 orgs.append(gateway.org)
         row = CodeRequest(
             id=new_id("code"),
-            function=body.function,
+            function=code.function,
             source=body.source,
-            digest=code_digest(body.source),
-            params=dict(body.params),
+            digest=body.computed_digest(),
+            params=code.params,
             datasets=refs,
             orgs=orgs,
-            output=body.output,
+            output=code.output,
             state=CodeRequestState.PENDING.value,
             author=caller.name,
             org=caller.org,
@@ -114,6 +155,7 @@ class CodeRequestService:
             reason=None,
             created_at=self._clock(),
             decided_at=None,
+            archive=code.archive,
         )
         session.add(row)
         session.flush()
@@ -255,7 +297,8 @@ class CodeRequestService:
         if row.state == CodeRequestState.DENIED.value:
             raise Conflict(f"code request {row.id} was {row.reason}")
         approvals = self._approvals(session, row.id)
-        digest = code_digest(row.source)
+        stored = _stored_code(row)
+        digest = stored.computed_digest()
         if not hmac.compare_digest(digest, row.digest) or any(
             not hmac.compare_digest(a.approval.digest, digest) for a in approvals
         ):
@@ -304,7 +347,8 @@ class CodeRequestService:
         code = CustomCodeTask(
             request_id=row.id,
             function=row.function,
-            source=row.source,
+            source=stored.source,
+            package_b64=stored.package_b64,
             digest=row.digest,
             output=row.output,  # type: ignore[arg-type]
             approvals=approvals,
@@ -335,6 +379,7 @@ class CodeRequestService:
         return CodeRequestPublic(
             id=row.id,
             state=CodeRequestState(row.state),
+            kind="function" if row.source else "package",
             function=row.function,
             digest=row.digest,
             datasets=list(row.datasets),
@@ -362,5 +407,6 @@ class CodeRequestService:
         return CodeRequestDetail(
             **self._public(session, row).model_dump(),
             source=row.source,
+            package_b64=_stored_code(row).package_b64,
             approvals=self._approvals(session, row.id),
         )

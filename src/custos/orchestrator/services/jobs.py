@@ -13,6 +13,7 @@ from custos.audit import AuditTrail
 from custos.computations.base import Final, NextRound, policy_privacy, strictest_rules
 from custos.computations.custom import CustomModel
 from custos.computations.models import get_model
+from custos.core.blobs import refs_in
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, CustosError, NotFound
 from custos.core.identity import Identity
@@ -23,6 +24,7 @@ from custos.core.states import JobState, SpecState, TaskState, check_job_transit
 from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPublic
 from custos.orchestrator.notifier import notify_after_commit
 from custos.orchestrator.services.access import check_resource
+from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.releases import held_message, hold_result
 from custos.orchestrator.services.specs import check_user
@@ -72,7 +74,8 @@ def job_public(session: Session, job: Job) -> JobPublic:
 
 
 class JobService:
-    def __init__(self, datasets: DatasetService, clock: Clock, audit: AuditTrail) -> None:
+    def __init__(self, datasets: DatasetService, clock: Clock, audit: AuditTrail, blobs: BlobStore) -> None:
+        self._blobs = blobs
         self._audit = audit
         self._datasets = datasets
         self._clock = clock
@@ -142,8 +145,13 @@ class JobService:
     ) -> None:
         # The job's disclosure rules ride along in its model state, beside the model's own.
         kept = {DISCLOSURE_KEY: job.model_state[DISCLOSURE_KEY]} if DISCLOSURE_KEY in job.model_state else {}
-        job.round, job.model_state = round_no, {**step.state, **kept}
         now = self._clock()
+        # Bytes in the state and the round input (weights) are kept once as the job's blobs.
+        both = self._blobs.externalize_into(
+            session, job.id, {"state": step.state, "input": step.round_input}, now
+        )
+        state, round_input = both["state"], both["input"]
+        job.round, job.model_state = round_no, {**state, **kept}
         gateways = []
         for ds_ref in spec.datasets:
             parsed = parse_dataset_ref(ds_ref)
@@ -155,7 +163,7 @@ class JobService:
                     parsed.gateway,
                     parsed.dataset,
                     round_no,
-                    step.round_input,
+                    round_input,
                     now,
                 )
             )
@@ -175,6 +183,7 @@ class JobService:
             reason = f"{task.gateway} failed: {task.error}"
             fail_open_tasks(session, job.id, now, "the job failed at another gateway")
             finish_job(job, JobState.FAILED, now, reason)
+            self._blobs.collect_garbage(session, job)
             self._audit.append(user=job.submitter, action="job_failed", job=job.id, message=reason)
             return
         tasks = (
@@ -186,24 +195,32 @@ class JobService:
             return
         spec = session.get(ComputeSpec, job.spec_id)
         assert spec is not None
-        site_results: dict[str, dict[str, Any]] = {f"{t.gateway}/{t.dataset}": t.result or {} for t in tasks}
         ref = parse_model_ref(job.model)
         try:
-            state = dict(job.model_state)
+            site_results: dict[str, dict[str, Any]] = {
+                f"{t.gateway}/{t.dataset}": self._blobs.internalize_from(session, job.id, t.result or {})
+                for t in tasks
+            }
+            state = self._blobs.internalize_from(session, job.id, dict(job.model_state))
             stored = state.pop(DISCLOSURE_KEY, None)
             rules = DisclosureRules.model_validate(stored) if stored is not None else job.min_count
             step = get_model(ref.name, ref.version).aggregate(job.params, state, site_results, rules)
         except CustosError as exc:
             finish_job(job, JobState.FAILED, now, f"aggregation failed: {exc}")
+            self._blobs.collect_garbage(session, job)
             return
         except Exception as exc:  # a model bug must fail its job, not the gateway's upload
             log.exception("aggregation of job %s failed", job.id)
             finish_job(
                 job, JobState.FAILED, now, f"aggregation failed: internal error ({type(exc).__name__})"
             )
+            self._blobs.collect_garbage(session, job)
             return
         if isinstance(step, Final):
-            session.add(Result(job_id=job.id, result=step.result, created_at=now))
+            result = self._blobs.externalize_into(session, job.id, step.result, now)
+            session.add(Result(job_id=job.id, result=result, created_at=now))
+            session.flush()
+            self._blobs.collect_garbage(session, job)
             # Custom code's outputs are always reviewed, whatever the policies' `release` says.
             minimum = 1 if ref.name == CUSTOM_MODEL_NAME else 0
             release = hold_result(session, self._datasets, job, spec, now, minimum=minimum)
@@ -221,6 +238,7 @@ class JobService:
             self._audit.append(user=job.submitter, action="job_succeeded", job=job.id)
         else:
             self._queue_round(session, job, spec, job.round + 1, step)
+            self._blobs.collect_garbage(session, job)
 
     def get_row(self, session: Session, caller: Identity, job_id: str, operation: str = "job.view") -> Job:
         job = session.get(Job, job_id)
@@ -238,6 +256,7 @@ class JobService:
         now = self._clock()
         finish_job(job, JobState.CANCELLED, now, f"cancelled by {caller.name}")
         fail_open_tasks(session, job.id, now, "the job was cancelled")
+        self._blobs.collect_garbage(session, job)
         self._audit.append(user=caller.name, action="job_cancelled", job=job.id)
         return job_public(session, job)
 
@@ -253,3 +272,12 @@ class JobService:
         assert row is not None
         self._audit.append(user=caller.name, action="result_download", job=job_id)
         return JobResult(job_id=job_id, model=job.model, result=row.result)
+
+    def result_blob(self, session: Session, caller: Identity, job_id: str, digest: str) -> bytes:
+        """A blob the job's result refers to (its model weights), under the result's own rules."""
+        self.result(session, caller, job_id)
+        row = session.get(Result, job_id)
+        assert row is not None
+        if digest not in refs_in(row.result):
+            raise NotFound(f"the result of job {job_id} has no blob {digest}")
+        return self._blobs.read(session, job_id, digest)

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
+from custos.core.blobs import check_blob, refs_in
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound
 from custos.core.ids import new_id
@@ -38,6 +39,7 @@ from custos.core.wire import (
     TaskResultUpload,
     result_digest,
 )
+from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.tables import ComputeSpec, Job, Task
 
@@ -88,8 +90,14 @@ Advance = Callable[[Session, Task], None]
 
 class TaskService:
     def __init__(
-        self, clock: Clock, lease_margin_s: int, audit: AuditTrail, datasets: DatasetService
+        self,
+        clock: Clock,
+        lease_margin_s: int,
+        audit: AuditTrail,
+        datasets: DatasetService,
+        blobs: BlobStore,
     ) -> None:
+        self._blobs = blobs
         self._clock = clock
         self._datasets = datasets
         self._audit = audit
@@ -194,8 +202,8 @@ class TaskService:
             policy=self._datasets.signed_policy(session, f"{task.gateway}/{task.dataset}"),
         )
 
-    def _owned(self, session: Session, gateway: str, task_id: str) -> Task:
-        task = session.get(Task, task_id, with_for_update=True)
+    def _owned(self, session: Session, gateway: str, task_id: str, *, lock: bool = True) -> Task:
+        task = session.get(Task, task_id, with_for_update=lock)
         if task is None or task.gateway != gateway:
             raise NotFound(f"unknown task {task_id}")
         return task
@@ -222,6 +230,13 @@ class TaskService:
         if task.attempt != upload.attempt:
             raise Conflict(f"task {task_id} is at attempt {task.attempt}, not {upload.attempt}")
         now = self._clock()
+        if upload.status == "done" and upload.result is not None:
+            refs = refs_in(upload.result)
+            missing = self._blobs.missing(session, task.job_id, refs) if task.job_id else sorted(refs)
+            if missing:
+                raise InvalidInput(
+                    f"the result refers to a blob not uploaded for task {task_id}: {missing[0]}"
+                )
         task.result_digest = upload.digest
         if upload.status == "done":
             if upload.result is None:
@@ -242,6 +257,24 @@ class TaskService:
         )
         self._advance(session, task)
         return Ack()
+
+    def put_blob(self, session: Session, gateway: str, task_id: str, digest: str, data: bytes) -> Ack:
+        """Keep a blob of the task's result, uploaded before the result that refers to it."""
+        task = self._owned(session, gateway, task_id)
+        if task.job_id is None:
+            raise InvalidInput(f"task {task_id} is not a job's task and takes no blobs")
+        if task.state not in (TaskState.LEASED.value, TaskState.RUNNING.value):
+            raise Conflict(f"task {task_id} is {task.state}; it takes no more blobs")
+        check_blob(digest, len(data), data)
+        self._blobs.store(session, task.job_id, {digest: data}, self._clock())
+        return Ack()
+
+    def round_input_blob(self, session: Session, gateway: str, task_id: str, digest: str) -> bytes:
+        """A blob the task's round input refers to (the round's global weights)."""
+        task = self._owned(session, gateway, task_id, lock=False)
+        if task.job_id is None or digest not in refs_in(task.round_input):
+            raise NotFound(f"task {task_id} has no blob {digest}")
+        return self._blobs.read(session, task.job_id, digest)
 
     def _advance(self, session: Session, task: Task) -> None:
         if task.kind == TaskKind.PREPARE.value:

@@ -1,0 +1,110 @@
+"""A job's blobs: the bytes behind the references in its tasks, state and result.
+
+The bytes are files, one per (job, digest), under the orchestrator's blob folder; the database keeps
+the index (`blobs`: job, digest, size). Files, because a 40 MB row costs SQLite ten to twenty times
+what a file write costs, every round. Several orchestrator workers share the folder as they share the
+database. A file is written (atomically) before the row that names it, so a row never names a
+missing file; a file whose row was rolled back is removed with its job's other unreferenced blobs.
+A blob goes when nothing of its job refers to it any more: while the job runs, only its state and its
+current round's inputs and results keep theirs; once it ends, only its result's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
+
+from custos.core.blobs import Blobs, externalize, internalize, refs_in
+from custos.core.errors import NotFound
+from custos.core.ids import new_id
+from custos.core.states import JobState
+from custos.orchestrator.tables import Blob, Job, Result, Task
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def store(self, session: Session, job_id: str, blobs: Blobs, now: datetime) -> None:
+        """Keep `blobs` for the job; one it already has is not written again."""
+        if not blobs:
+            return
+        have = set(
+            session.execute(select(Blob.digest).where(Blob.job_id == job_id, Blob.digest.in_(list(blobs))))
+            .scalars()
+            .all()
+        )
+        folder = self._folder(job_id)
+        for digest, data in blobs.items():
+            if digest in have:
+                continue
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = folder / f"{digest}.{new_id('part')}"
+            partial.write_bytes(data)
+            os.replace(partial, folder / digest)
+            session.add(Blob(job_id=job_id, digest=digest, size=len(data), created_at=now))
+        session.flush()
+
+    def externalize_into(self, session: Session, job_id: str, value: Any, now: datetime) -> Any:
+        """`value` as JSON with its bytes stored as the job's blobs."""
+        message, blobs = externalize(value)
+        self.store(session, job_id, blobs, now)
+        return message
+
+    def read(self, session: Session, job_id: str, digest: str) -> bytes:
+        row = session.get(Blob, (job_id, digest))
+        path = self._folder(job_id) / digest
+        if row is None or not path.is_file():
+            raise NotFound(f"job {job_id} has no blob {digest}")
+        return path.read_bytes()
+
+    def missing(self, session: Session, job_id: str, digests: Iterable[str]) -> list[str]:
+        wanted = set(digests)
+        if not wanted:
+            return []
+        have = set(
+            session.execute(select(Blob.digest).where(Blob.job_id == job_id, Blob.digest.in_(list(wanted))))
+            .scalars()
+            .all()
+        )
+        return sorted(wanted - have)
+
+    def internalize_from(self, session: Session, job_id: str, value: Any) -> Any:
+        """`value` with its references replaced by the job's blobs (checked against their digests when
+        they were stored)."""
+        return internalize(value, lambda digest, _size: self.read(session, job_id, digest), check=False)
+
+    def collect_garbage(self, session: Session, job: Job) -> None:
+        """Drop the job's blobs that nothing of the job refers to any more."""
+        result = session.get(Result, job.id)
+        keep = set(refs_in(result.result)) if result is not None else set()
+        if job.state == JobState.RUNNING.value:
+            keep.update(refs_in(job.model_state))
+            tasks = session.execute(select(Task).where(Task.job_id == job.id, Task.round == job.round))
+            for task in tasks.scalars():
+                keep.update(refs_in(task.round_input))
+                keep.update(refs_in(task.result))
+        unwanted = select(Blob.digest).where(Blob.job_id == job.id, Blob.digest.not_in(keep))
+        gone = list(session.execute(unwanted).scalars())
+        session.execute(delete(Blob).where(Blob.job_id == job.id, Blob.digest.in_(gone)))
+        folder = self._folder(job.id)
+        ended = job.state != JobState.RUNNING.value
+
+        def remove_files(_session: Session) -> None:  # only once the rows are gone for good
+            if ended and not keep:
+                shutil.rmtree(folder, ignore_errors=True)  # with any file a crash left half-written
+                return
+            for digest in gone:
+                (folder / digest).unlink(missing_ok=True)
+
+        event.listen(session, "after_commit", remove_files, once=True)
