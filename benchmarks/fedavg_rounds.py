@@ -53,7 +53,7 @@ FEATURES = ["age", "bmi", "systolic_bp"]
 
 def policy() -> dict[str, object]:
     grant = {"orgs": [RESEARCHER[1]], "models": ["fedavg@>=1.0,<2"], "columns": COLUMNS}
-    return {"dataset": DATASET, "grants": [grant], "min_count": 10}
+    return {"dataset": DATASET, "grants": [grant], "min_count": 10, "model_release": True}
 
 
 def job_params(size: int, rounds: int, rows: int) -> dict[str, Any]:

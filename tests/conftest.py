@@ -74,6 +74,7 @@ def stats_policy() -> dict[str, object]:
             }
         ],
         "min_count": 10,
+        "model_release": True,
     }
 
 

@@ -4,6 +4,11 @@ approved (or was changed since) is refused."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +220,62 @@ def test_a_package_is_shown_approved_by_its_archives_digest_and_run_on_the_data(
     assert all(expected[region] == n for region, n in on_data.itertuples(index=False, name=None))
     assert on_data["n"].tolist() == sorted(expected, reverse=True)[:3]
     assert not on_data.equals(on_mock)
+
+
+# --- a file output: declared by type, checked at the gateway, reviewed by digest, downloaded ------
+
+
+def counts_as_csv(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
+    filters = [{"column": "age", "op": ">=", "value": params["min_age"]}]
+    frame = dal.read(datasets[0], ["region"], filters).to_pandas()
+    counts = frame.groupby("region", as_index=False).size().rename(columns={"size": "n"})
+    return counts.sort_values("region").to_csv(index=False).encode()
+
+
+def _custos(*args: str) -> str:
+    """The `custos` command line, as a user runs it; its stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "custos.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_file_output_is_reviewed_by_its_digest_and_downloaded_byte_for_byte(
+    cluster: Cluster, site_tables: list[pa.Table], tmp_path: Path
+) -> None:
+    params = {"min_age": 60}
+    with cluster.client("alice") as alice, cluster.client(ADMIN_A) as admin:
+        on_mock = alice.run_on_mock(counts_as_csv, [DATASET], params, output="file:csv")[DATASET]
+        assert on_mock.startswith(b"region,n\n")  # the gateway's checks, run locally
+        request = alice.submit(counts_as_csv, [DATASET], params, output="file:csv")
+        assert admin.code_request(request.id).output == "file:csv"
+        admin.approve_code(request.id, "counts per region")
+        job = alice.run_code(request.id)
+        assert alice.wait_job(job.id, timeout=120).state == "awaiting_release"
+
+        held = next(r for r in admin.releases() if r.job_id == job.id)
+        shown = _custos("release", "show", held.id, "--kit", str(cluster.kit_dir(ADMIN_A)))
+        reference = admin.release(held.id).result["sites"][DATASET]
+        assert reference["file_type"] == "csv" and set(reference["data"]) == {"$blob", "size"}
+        digest, size = reference["data"]["$blob"], reference["data"]["size"]
+        assert re.search(
+            rf"file of {DATASET}\s+name\s+value\s+─+\s+type\s+csv\s+bytes\s+{size}\s+sha256\s+{digest} *\n",
+            shown,
+        ), shown
+        admin.approve_release(held.id, "aggregates only")
+
+        saved = alice.job_result(job.id).save_file(tmp_path / "counts.csv")
+        assert alice.code_result(job.id)[DATASET] == saved.read_bytes()
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest
+    _custos(
+        "job", "result", job.id, "--out", str(tmp_path / "cli.csv"), "--kit", str(cluster.kit_dir("alice"))
+    )
+    assert (tmp_path / "cli.csv").read_bytes() == saved.read_bytes()
+
+    real = site_tables[0].to_pandas()
+    expected = real[real["age"] >= 60].groupby("region").size()
+    on_data = pd.read_csv(saved)
+    assert dict(zip(on_data["region"], on_data["n"], strict=True)) == expected.to_dict()
+    assert saved.read_bytes() != on_mock

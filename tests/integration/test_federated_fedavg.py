@@ -1,6 +1,6 @@
 """FedAvg through real processes on the cluster's synthetic patients: the job succeeds with per-round
 metrics, its weights download as a safetensors file equal to the same job run in process, and a job
-whose orchestrator restarts mid-training ends with the weights of an uninterrupted run."""
+whose orchestrator is killed (SIGKILL) mid-training ends with the weights of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_a_job_continues_after_an_orchestrator_restart_and_ends_with_the_uninter
         job = alice.submit_job(spec_id, params)
     # Job round 3 is training round 3: training rounds 1 and 2 are done and stored.
     _wait_for_round(cluster, job.id, 3)
-    cluster.restart_orchestrator()
+    cluster.restart_orchestrator(kill=True)
     with cluster.client("alice") as alice:
         assert alice.wait_job(job.id, timeout=120).state is JobState.SUCCEEDED
         data = alice.job_result(job.id).data

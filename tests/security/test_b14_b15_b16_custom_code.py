@@ -7,7 +7,8 @@
   sandbox: review is not isolation (real processes).
 - B15: an error on real data leaves the gateway as its type and a message with data values redacted;
   the full log stays at the gateway.
-- B14: outputs are of their declared type and within their caps; a table over its row cap is refused.
+- B14: outputs are of their declared type and within their caps; a table over its row cap, a file
+  over its size cap and a file whose bytes are not of its declared type are refused.
 """
 
 from __future__ import annotations
@@ -400,7 +401,7 @@ def test_b15_an_error_on_real_data_is_redacted_and_the_full_log_stays_at_the_gat
     assert not re.search(r"\d|a-0", error.split(" (data values")[0])
     assert not any(region in error or region in job.reason for region in REGIONS)
     logs = cluster.work_dir / "state" / "site-a" / "code-logs"
-    kept = "".join(p.read_text() for p in logs.glob("*.json"))
+    kept = "".join(p.read_text() for p in (logs / job_id).glob("*.json"))  # kept by job
     assert re.search(r"bad row 'a-\d+' with bmi \d", kept)  # the custodian can read what happened
 
 
@@ -411,6 +412,32 @@ def test_b14_an_output_over_its_row_cap_is_refused(cluster: Cluster) -> None:
         pytest.raises(Conflict, match="a table of 1500 rows is over the cap of 1000 rows"),
     ):
         alice.wait_job(job_id, timeout=120)
+
+
+def oversize_png(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
+    return b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)
+
+
+def png_as_pdf(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
+    ages = dal.read(datasets[0], ["age"]).column("age").to_pylist()
+    return b"\x89PNG\r\n\x1a\n" + bytes(ages[:50])  # the rows, disguised as a declared PDF
+
+
+def test_b14_a_file_over_its_size_cap_or_of_a_disguised_type_is_refused_at_the_gateway(
+    cluster: Cluster,
+) -> None:
+    oversize = run_approved(cluster, oversize_png, "file:png")
+    disguised = run_approved(cluster, png_as_pdf, "file:pdf")
+    with cluster.client("alice") as alice:
+        with pytest.raises(Conflict, match="a file of 2097160 bytes is over the cap of 1048576 bytes"):
+            alice.wait_job(oversize, timeout=120)
+        with pytest.raises(Conflict, match="the code declared a pdf file, but it does not start with %PDF-"):
+            alice.wait_job(disguised, timeout=120)
+        with cluster.client("admin@hospital-a") as admin:
+            held = {r.job_id for r in admin.releases()}
+        for job_id in (oversize, disguised):
+            assert alice.job(job_id).state == "failed"
+            assert job_id not in held  # nothing reached release review
 
 
 # --- B16 for packages: the approval binds the archive's digest -----------------------------------

@@ -13,8 +13,8 @@ from custos.computations.fedavg import FedAvgModel
 from custos.computations.fedavg_params import parse_params
 from custos.computations.fedavg_weights import from_bytes, layout, to_bytes, update_norm
 from custos.core.errors import PolicyDenied
-from custos.gateway.filters import FilterContext, SitePrivacy, chain_for
 from custos.privacy.controls import PrivacyControls
+from custos.privacy.filters import FilterContext, SitePrivacy, chain_for
 
 MODEL = FedAvgModel()
 PARAMS: dict[str, Any] = {

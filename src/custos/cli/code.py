@@ -15,6 +15,7 @@ from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
 from custos.cli.output import add_row, key_value_table, print_json, stdout
+from custos.computations.custom_files import FILE_TYPES, file_output
 from custos.core.errors import InvalidInput
 from custos.core.wire import MAX_CODE_CHARS, CodeRequestDetail, CodeRequestPublic
 from custos.registry.code_package import verify_code_package
@@ -109,20 +110,29 @@ def submit_code(
     output: Annotated[
         str | None,
         typer.Option(
-            "--output", help="table (a DataFrame, the default) or json (a dict); a package's manifest says."
+            "--output",
+            help="table (a DataFrame, the default), json (a dict) or file (bytes, with --file-type); "
+            "a package's manifest says.",
+        ),
+    ] = None,
+    file_type: Annotated[
+        str | None,
+        typer.Option(
+            "--file-type", help=f"With --output file: the file's type, one of {', '.join(FILE_TYPES)}."
         ),
     ] = None,
     json: JsonOption = False,
 ) -> None:
     """Submit FILE's exact source, or the deterministic archive of a package folder, for review by the
     custodians of the datasets."""
+    declared = _output(output, file_type)
     code: str | Path = file
     if not file.is_dir():
         if function is None:
             raise InvalidInput("--function is required with a file: the name of the function to call")
         code = _read_source(file)
     with open_client(kit) as client:
-        request = client.submit(code, dataset, read_params(params, None), function=function, output=output)
+        request = client.submit(code, dataset, read_params(params, None), function=function, output=declared)
     if json:
         print_json(request)
         return
@@ -130,6 +140,19 @@ def submit_code(
         f"submitted code request {request.id} ({request.function}, sha256:{request.digest[:16]}…): "
         f"pending review by the org admins of {', '.join(request.orgs)}"
     )
+
+
+def _output(output: str | None, file_type: str | None) -> str | None:
+    """The declared output of `--output` and `--file-type` (`--output file --file-type png`: file:png)."""
+    if file_type is None:
+        if output == "file":
+            raise InvalidInput(f"--output file needs --file-type, one of {', '.join(FILE_TYPES)}")
+        return output
+    if output not in (None, "file"):
+        raise InvalidInput(f"--file-type goes with --output file, not --output {output}")
+    if file_type not in FILE_TYPES:
+        raise InvalidInput(f"--file-type {file_type} is not allowed; use one of {', '.join(FILE_TYPES)}")
+    return file_output(file_type)
 
 
 @app.command("list")

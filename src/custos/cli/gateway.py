@@ -1,5 +1,6 @@
 """`custos gateway start`: run a site's gateway agent in the foreground until SIGTERM or Ctrl-C.
-`custos gateway authz-preview`: what the site's authorization would decide for a submitter."""
+`custos gateway authz-preview`: what the site's authorization would decide for a submitter.
+`custos gateway log show|release`: the full logs of failed custom code tasks (see `gateway_log`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Annotated
 
 import typer
 
+from custos.cli import gateway_log
 from custos.core.errors import InvalidInput, KitError
 from custos.core.identity import Role
 
 app = typer.Typer(help="Run a gateway next to a site's data.", no_args_is_help=True)
+app.add_typer(gateway_log.app, name="log")
 
 
 @app.command("start")

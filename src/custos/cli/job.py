@@ -1,4 +1,5 @@
-"""`custos job submit|status|result`: run a computation under an active spec and fetch its result."""
+"""`custos job submit|status|result|log`: run a computation under an active spec, fetch its result,
+and read the custom code logs a custodian released."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import typer
 from custos.cli.budget import print_preview
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
 from custos.cli.output import job_tables, print_json, section_table, stdout
+from custos.core.errors import NotFound
 from custos.core.states import JobState
+from custos.core.wire import CUSTOM_MODEL
 from custos.sdk import Client, Result
 
 app = typer.Typer(
@@ -104,10 +107,21 @@ def job_result(
     json: JsonOption = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Also write the final model's weights to this safetensors file."),
+        typer.Option(
+            "--out",
+            help="Also write the final model's weights (a safetensors file), or the file custom code "
+            "returned, to this file.",
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", help="With --out: whose file (gateway/dataset), when several returned one."
+        ),
     ] = None,
 ) -> None:
-    """Print a finished job's result as tables (suppressed cells dimmed); with --out, save its model."""
+    """Print a finished job's result as tables (suppressed cells dimmed); with --out, save its model
+    or its file."""
     with open_client(kit) as client:
         if wait and out is None:
             _wait_and_print(client, job_id, timeout, json)
@@ -116,7 +130,31 @@ def job_result(
             client.wait_job(job_id, timeout=timeout, progress=not json)
         result = client.job_result(job_id)
     print_result(result, json)
-    if out is not None:
+    if out is not None and result.model == CUSTOM_MODEL:
+        saved = result.save_file(out, dataset)
+        typer.echo(f"wrote the file to {saved} ({saved.stat().st_size} bytes)", err=True)
+    elif out is not None:
         # Model release under policy (who may take weights out) is a later step of issue 5.
         saved = result.save_model(out)
         typer.echo(f"wrote the model's weights to {saved} (safetensors)", err=True)
+
+
+@app.command("log")
+def job_log(job_id: JobIdArgument, kit: KitOption, json: JsonOption = False) -> None:
+    """Print the full logs of the job's failed custom code tasks that a custodian has released."""
+    with open_client(kit) as client:
+        logs = client.job_logs(job_id)
+    if json:
+        print_json(logs)
+        return
+    if not logs:
+        raise NotFound(
+            f"no log has been released for job {job_id}: its reason holds only the redacted message; "
+            "a custodian of the gateway's org may release the full log (`custos gateway log release`)"
+        )
+    for log in logs:
+        typer.echo(
+            f"── log of task {log.task_id} (attempt {log.attempt}) at {log.gateway}/{log.dataset}, "
+            f"released by {log.released_by} ({log.org})"
+        )
+        typer.echo(log.log.rstrip("\n"))

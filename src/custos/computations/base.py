@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -125,6 +125,17 @@ class Final:
 
 
 Step = NextRound | Final
+
+
+@runtime_checkable
+class PartialRounds(Protocol):
+    """A model whose rounds may go on without some sites (federated learning): a site that fails or
+    times out (after its lease's retries) is left out of that round, as long as `quorum(params)` sites
+    still answered. Other models need every site in every round (exact statistics, exact GLMs)."""
+
+    def quorum(self, params: Mapping[str, Any]) -> int:
+        """The fewest sites whose results a round can be aggregated from."""
+        ...
 
 
 class FederatedModel(Protocol):

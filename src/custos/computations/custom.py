@@ -3,7 +3,7 @@ and caps, the redaction of its errors, and the mock-backed DAL reader it is prot
 
 A custom function (or the entrypoint of a custom code package) has the signature
 
-    def fn(dal: DalReader, datasets: list[str], params: dict) -> pandas.DataFrame | dict
+    def fn(dal: DalReader, datasets: list[str], params: dict) -> pandas.DataFrame | dict | bytes
 
 and reads rows only with `dal.read(dataset, columns, filters)`. At a gateway it runs in the sandboxed
 runtime, once per task, with `datasets` the one dataset of the task (its name at the site) and a DAL
@@ -12,9 +12,10 @@ that serves the columns the custodian's policy grants to model `custom`. On mock
 which serves the mock tables with the DAL's projection, filters and refusals, so code that works on
 mock works unchanged.
 
-Outputs are encoded as JSON (`{"type": "table", "columns", "rows"}` or `{"type": "json", "value"}`);
-the gateway, not the sandboxed code, checks them against the declared type and the caps
-(`check_output`) and redacts the message of a failure (`redact_error`).
+Outputs are encoded as JSON (`{"type": "table", "columns", "rows"}` or `{"type": "json", "value"}`),
+or as a file whose bytes travel as a blob (`custos.computations.custom_files`); the gateway, not the
+sandboxed code, checks them against the declared type and the caps (`check_output`) and redacts the
+message of a failure (`redact_error`).
 
 This module is imported by the in-sandbox runtime: it imports pandas and DuckDB only when used.
 """
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from custos.computations.base import DalReader, Disclosure, DpPlan, Final, Json, NextRound, Step
+from custos.computations.custom_files import FILE_KIND, check_file, encode_file, file_type_of
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DpSettings
@@ -54,6 +56,7 @@ class OutputCaps:
     rows: int = 1000
     cells: int = 20_000
     json_bytes: int = 64 * 1024
+    file_bytes: int = 1024 * 1024
 
 
 DEFAULT_CAPS = OutputCaps()
@@ -75,29 +78,43 @@ def load_function(source: str, function: str, *, origin: str = "custom") -> Cust
 
 
 def run_function(
-    source: str, function: str, dal: DalReader, datasets: list[str], params: Mapping[str, Any]
+    source: str,
+    function: str,
+    dal: DalReader,
+    datasets: list[str],
+    params: Mapping[str, Any],
+    output: str | None = None,
 ) -> Json:
-    """Run `function` of `source` and encode what it returns (see `encode_output`)."""
+    """Run `function` of `source` and encode what it returns as the `output` declared (see
+    `encode_output`)."""
     fn = load_function(source, function)
-    return encode_output(fn(dal, list(datasets), dict(params)))
+    return encode_output(fn(dal, list(datasets), dict(params)), output)
 
 
 def run_code(
-    code: CodeSource, function: str, dal: DalReader, datasets: list[str], params: Mapping[str, Any]
+    code: CodeSource,
+    function: str,
+    dal: DalReader,
+    datasets: list[str],
+    params: Mapping[str, Any],
+    output: str | None = None,
 ) -> Json:
     """Run a function's source, or a package's entrypoint imported from its archive in memory
     (`custos.computations.custom_package`), and encode what it returns."""
     if code.package_b64 is None:
-        return run_function(code.source, function, dal, datasets, params)
+        return run_function(code.source, function, dal, datasets, params, output)
     from custos.computations.custom_package import package_function
 
     with package_function(code.archive(), function) as fn:
-        return encode_output(fn(dal, list(datasets), dict(params)))
+        return encode_output(fn(dal, list(datasets), dict(params)), output)
 
 
-def encode_output(value: Any) -> Json:
+def encode_output(value: Any, output: str | None = None) -> Json:
     """A DataFrame (or Arrow table) as `{"type": "table", "columns", "rows"}`; a dict as
-    `{"type": "json", "value"}`. Anything else is refused."""
+    `{"type": "json", "value"}`; bytes as the file the `output` declared (`file:png`: see
+    `custos.computations.custom_files.encode_file`). Anything else is refused."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return encode_file(bytes(value), output)
     if isinstance(value, pa.Table):
         value = value.to_pandas()
     if isinstance(value, dict):
@@ -109,7 +126,9 @@ def encode_output(value: Any) -> Json:
     if type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas"):
         rows = json.loads(value.to_json(orient="values", date_format="iso"))
         return {"type": "table", "columns": [str(c) for c in value.columns], "rows": rows}
-    raise InvalidInput(f"the function returned a {type(value).__name__}; return a pandas DataFrame or a dict")
+    raise InvalidInput(
+        f"the function returned a {type(value).__name__}; return a pandas DataFrame, a dict or bytes"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -119,8 +138,11 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def decode_output(encoded: Mapping[str, Any]) -> pd.DataFrame | dict[str, Any]:
-    """What `encode_output` encoded: a DataFrame for a table, the dict for json."""
+def decode_output(encoded: Mapping[str, Any]) -> pd.DataFrame | dict[str, Any] | bytes:
+    """What `encode_output` encoded: a DataFrame for a table, the dict for json, the bytes of a file."""
+    if encoded.get("type") == FILE_KIND and isinstance(encoded.get("data"), bytes):
+        data: bytes = encoded["data"]
+        return data
     if encoded.get("type") == "table":
         import pandas as pd
 
@@ -135,8 +157,15 @@ def decode_output(encoded: Mapping[str, Any]) -> pd.DataFrame | dict[str, Any]:
 
 
 def check_output(encoded: Mapping[str, Any], declared: str, caps: OutputCaps = DEFAULT_CAPS) -> None:
-    """Raise PolicyDenied unless `encoded` is of the `declared` type and within `caps`."""
+    """Raise PolicyDenied unless `encoded` is of the `declared` type and within `caps`. A file must be
+    of its declared type, recognised from its bytes (`custos.computations.custom_files.check_file`)."""
     kind = encoded.get("type")
+    file_type = file_type_of(declared)
+    if file_type is not None:
+        if kind != FILE_KIND:
+            raise PolicyDenied(f"the output is refused: the code declared a {declared} output, not {kind}")
+        check_file(encoded, file_type, max_bytes=caps.file_bytes, max_rows=caps.rows)
+        return
     if kind != declared:
         raise PolicyDenied(f"the output is refused: the code declared a {declared} output, not {kind}")
     if kind == "table":
@@ -223,7 +252,7 @@ class CustomModel:
         from custos.core.wire import CustomCodeTask  # here: the sandbox's start-up needs no API model
 
         code = CustomCodeTask.model_validate(round_input.get(CODE_KEY))
-        return run_code(code, code.function, dal, [dataset], params)
+        return run_code(code, code.function, dal, [dataset], params, code.output)
 
     def filter_site_result(self, params: Mapping[str, Any], result: Json, privacy: Disclosure) -> Json:
         """Unchanged: the gateway checks a custom output against its declared type and caps instead."""

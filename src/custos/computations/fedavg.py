@@ -11,7 +11,8 @@ metrics; the orchestrator takes the sample-weighted mean (and the server step). 
 (`evaluate`) measures the final model on every site's held-out rows. Params, messages, site code and
 disclosure rules are in `fedavg_params`, `fedavg_wire`, `fedavg_site` and `fedavg_disclosure`.
 
-Rounds fail the job when fewer than `min_clients` sites contribute training rows. Everything between
+A site that fails or times out in a round (after its lease's retries) is left out of that round;
+the job fails when fewer than `min_clients` sites answer, or contribute training rows. Everything between
 rounds lives in the persisted state, so an orchestrator restart continues from the stored round.
 
 The final result:
@@ -250,6 +251,10 @@ class FedAvgModel:
             state = FedAvgState(phase="moments", round=0, weights=weights)
             return NextRound(round_input={"phase": "moments"}, state=state.model_dump())
         return _next(FedAvgState(phase="train", round=1, weights=weights))
+
+    def quorum(self, params: Mapping[str, Any]) -> int:
+        """Rounds go on without a failed site while `min_clients` sites answer (`PartialRounds`)."""
+        return parse_params(params).min_clients
 
     def compute_site(
         self, dal: DalReader, dataset: str, params: Mapping[str, Any], round_input: Json

@@ -58,7 +58,7 @@ class FedAvgParams(BaseModel):
     standardize: bool = Field(default=True, strict=True)
     filters: list[Filter] = Field(default_factory=list, max_length=100)
     # The site's privacy scope (its privacy.yaml) and the job's own task filters, applied by each
-    # gateway from its registry of filters (custos.gateway.filters), which checks them.
+    # gateway from its registry of filters (custos.privacy.filters), which checks them.
     scope: str | None = Field(default=None, min_length=1, max_length=100)
     task_data_filters: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
     task_result_filters: list[dict[str, Any]] = Field(default_factory=list, max_length=20)

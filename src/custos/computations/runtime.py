@@ -96,9 +96,27 @@ def run(input_path: Path, output_dir: Path, reader: DalReader | None = None) -> 
                 closer.close()
 
 
+# Custos's own source folder: its frames are left out of a log, which shows the user's code only.
+_CUSTOS_SOURCE = str(Path(__file__).resolve().parents[1])
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of the code that failed, without the frames of Custos's runtime above it: a log a
+    custodian may release names the researcher's code, not where the gateway is installed."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    kept = traceback.StackSummary.from_list(
+        [f for f in frames if not f.filename.startswith(_CUSTOS_SOURCE)] or frames[-1:]
+    )
+    return (
+        "Traceback (most recent call last):\n"
+        + "".join(kept.format())
+        + "".join(traceback.format_exception_only(exc))
+    )
+
+
 def _error(exc: Exception) -> dict[str, Any]:
     # The traceback stays at the gateway (it logs it for its custodian); only type and message may leave.
-    log = "".join(traceback.format_exception(exc))[-MAX_LOG_CHARS:]
+    log = _user_traceback(exc)[-MAX_LOG_CHARS:]
     return {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS], "log": log}
 
 

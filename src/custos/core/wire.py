@@ -498,7 +498,9 @@ CUSTOM_MODEL = "custom@1.0.0"  # the model name and version a custom code job ru
 MAX_CODE_CHARS = 256 * 1024
 CODE_APPROVAL_DOMAIN = "custos-code-approval-v1"
 MAX_PACKAGE_BYTES = 1024 * 1024  # a code package's archive; its base64 fits the API's body limit
-CodeOutput = Literal["table", "json"]
+# What custom code returns: a DataFrame, a dict, or the bytes of a file of one allowed type, which the
+# gateway recognises from the bytes (custos.computations.custom_files; its FILE_TYPES are these).
+CodeOutput = Literal["table", "json", "file:csv", "file:json", "file:parquet", "file:pdf", "file:png"]
 CodeDecision = Literal["approve", "deny"]
 CodeKind = Literal["function", "package"]
 # A function's name, or a package's entrypoint `module.path:function`.
@@ -570,7 +572,9 @@ class CodeRequestCreate(CodeSource):
     datasets: list[str] = Field(min_length=1, max_length=50, description="gateway/dataset")
     params: dict[str, Any] = Field(default_factory=dict)
     output: CodeOutput | None = Field(
-        default=None, description="table (a DataFrame) or json (a dict); a package's comes from its manifest"
+        default=None,
+        description="table (a DataFrame), json (a dict) or file:TYPE (bytes, e.g. file:png); a package's "
+        "comes from its manifest",
     )
 
 
@@ -655,3 +659,39 @@ class CustomCodeTask(CodeSource):
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     output: CodeOutput
     approvals: list[SignedCodeApproval] = Field(max_length=50)
+
+
+# --- released custom code logs --------------------------------------------------------------------
+
+# A custom code task's full log as its gateway keeps it (the tail, when longer), and as released.
+MAX_CODE_LOG_BYTES = 64 * 1024
+
+
+def _check_log_bytes(value: str) -> str:
+    size = len(value.encode("utf-8"))
+    if size > MAX_CODE_LOG_BYTES:
+        raise ValueError(f"the log has {size} bytes (UTF-8), over the cap of {MAX_CODE_LOG_BYTES}")
+    return value
+
+
+class ReleasedLogCreate(WireModel):
+    """A custodian's release of one custom code task's full log, as the gateway `gateway` kept it."""
+
+    gateway: str = Field(min_length=1, max_length=64)
+    task_id: str = Field(min_length=1, max_length=40)
+    attempt: int = Field(ge=1, le=1000)
+    log: Annotated[str, Field(max_length=MAX_CODE_LOG_BYTES), AfterValidator(_check_log_bytes)]
+
+
+class ReleasedLogPublic(WireModel):
+    """A released log, as the job's researcher reads it."""
+
+    job_id: str
+    gateway: str
+    dataset: str
+    task_id: str
+    attempt: int
+    log: str
+    released_by: str
+    org: str
+    released_at: datetime

@@ -12,6 +12,8 @@ RESEARCHER = "alice"
 RESEARCH_ORG = "university"
 DATASET = "patients"
 STATS_MODEL = "stats@1.0.0"
+GLM_MODEL = "glm@1.0.0"
+FEDAVG_MODEL = "fedavg@1.0.0"
 # What the hospitals let the university compute on; patient_id, postcode and diagnosis stay withheld.
 GRANTED_COLUMNS = ["age", "sex", "bmi", "systolic_bp", "smoker", "region"]
 MIN_COUNT = 10
@@ -20,8 +22,15 @@ MIN_COUNT = 10
 def patients_policy() -> AssetPolicy:
     return AssetPolicy(
         dataset=DATASET,
-        grants=[Grant(orgs=[RESEARCH_ORG], models=["stats@>=1.0,<2"], columns=GRANTED_COLUMNS)],
+        grants=[
+            Grant(
+                orgs=[RESEARCH_ORG],
+                models=["stats@>=1.0,<2", "glm@>=1.0,<2", "fedavg@>=1.0,<2"],
+                columns=GRANTED_COLUMNS,
+            )
+        ],
         min_count=MIN_COUNT,
+        # A trained model's weights stay at home (model_release is false): its metrics leave.
     )
 
 

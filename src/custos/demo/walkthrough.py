@@ -1,9 +1,11 @@
-"""`custos demo`: a federated statistics study from provisioning to results, with real processes.
+"""`custos demo`: a federated study from provisioning to results, with real processes.
 
 A researcher at a university studies patients of three hospitals. Each hospital's gateway holds its own
-synthetic patients and a policy that grants the university the stats model on six columns. The
-researcher lists the datasets, looks at mock rows, creates and activates a compute spec, runs two stats
-jobs and reads the pooled results; then asks for postcodes and is refused by the policy.
+synthetic patients and a policy that grants the university the stats, glm and fedavg models on six
+columns. The researcher lists the datasets, looks at mock rows, creates and activates a compute spec,
+runs two stats jobs and reads the pooled results; fits an exact federated linear regression; trains a
+classifier with FedAvg (its metrics come back, its weights stay: the policies do not release models);
+then asks for postcodes and is refused by the policy.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from custos.cli.output import datasets_table, frame_table, section_table
 from custos.core.errors import Conflict, CustosError, InvalidInput, PermissionDenied
 from custos.demo.sites import (
     DATASET,
+    FEDAVG_MODEL,
+    GLM_MODEL,
     GRANTED_COLUMNS,
     HOSPITALS,
     RESEARCHER,
@@ -53,6 +57,41 @@ STUDY: list[tuple[str, dict[str, Any]]] = [
         {"columns": ["bmi"], "statistics": ["count", "mean"], "group_by": "sex"},
     ),
 ]
+
+
+# Each model's spec: its columns, and the job the researcher runs with it.
+MODELLING: list[tuple[str, str, list[str], dict[str, Any]]] = [
+    (
+        "linear regression of systolic blood pressure (glm: exact Newton steps over the sites)",
+        GLM_MODEL,
+        ["systolic_bp", "age", "bmi", "smoker", "sex"],
+        {
+            "family": "gaussian",
+            "outcome": "systolic_bp",
+            "predictors": ["age", "bmi", "smoker", "sex"],
+            "levels": {"smoker": ["no", "yes"], "sex": ["F", "M"]},
+        },
+    ),
+    (
+        "a classifier for smoking, trained where the data is (fedavg: 5 rounds, NumPy MLP)",
+        FEDAVG_MODEL,
+        ["systolic_bp", "age", "bmi", "smoker"],
+        {
+            "model": "mlp",
+            "hidden": 8,
+            "features": ["systolic_bp", "age", "bmi"],
+            "label": "smoker",
+            "positive": "yes",
+            "rounds": 5,
+            "batch_size": 256,
+            "learning_rate": 0.1,
+            "holdout": 0.2,
+            "seed": 7,
+        },
+    ),
+]
+# Sections of a FedAvg result that the demo prints (the rest is in `custos job result`).
+SHOWN_SECTIONS = {"coefficients", "fit", "history", "final", "result"}
 
 
 @dataclass(frozen=True)
@@ -160,6 +199,18 @@ def _run(workdir: Path, rows: int, console: Console | None) -> DemoReport:
             out.print(f"  job {job.id}: pooled over {len(gateways)} sites", markup=False)
             for section in result.sections():
                 if section.rows:
+                    out.print(section_table(section))
+
+        for title, model, columns, params in MODELLING:
+            step(f"job: {title}")
+            modelling = alice.create_spec(model.split("@")[0], model, dataset_refs(), columns)
+            alice.activate_spec(modelling.id, timeout=JOB_TIMEOUT)
+            job = alice.submit_job(modelling.id, params)
+            alice.wait_job(job.id, timeout=JOB_TIMEOUT, progress=True)
+            result = alice.job_result(job.id)
+            results.append(result)
+            for section in result.sections():
+                if section.rows and section.title.split(" ")[0] in SHOWN_SECTIONS:
                     out.print(section_table(section))
 
         step("asking for a column the policies do not grant")

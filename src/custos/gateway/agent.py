@@ -21,7 +21,6 @@ from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
 from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
-from custos.gateway.filters import PRIVACY_FILE, SitePrivacy, load_site_privacy
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
 from custos.gateway.policies import PolicyKeeper
@@ -31,6 +30,7 @@ from custos.gateway.trust import GatewayTrust
 from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
 from custos.policy.authorization import AUTHORIZATION_FILE
+from custos.privacy.filters import PRIVACY_FILE, SitePrivacy, load_site_privacy
 from custos.sandbox.runner import Runner
 
 log = logging.getLogger("custos.gateway")

@@ -16,7 +16,6 @@ full log stays in `code-logs/`.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,8 +30,8 @@ from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.refs import parse_model_ref
 from custos.core.wire import CustomCodeTask, Resources, TaskAssignment, TaskKind
 from custos.gateway.budget import BUDGET_FILE, GatewayBudget
+from custos.gateway.code_logs import failed_task_log, write_code_log
 from custos.gateway.dal import DatasetGrant
-from custos.gateway.filters import FilterContext, SitePrivacy, chain_for
 from custos.gateway.policies import PolicyKeeper, is_older
 from custos.gateway.runtimes import RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
@@ -41,6 +40,7 @@ from custos.policy import AssetPolicy, Right, SiteAuthorization, check_access, c
 from custos.policy.checks import granted_columns
 from custos.policy.code_approval import check_code_approved
 from custos.policy.signing import CertificateCheck, PolicyRefused
+from custos.privacy.filters import FilterContext, SitePrivacy, chain_for
 from custos.registry.code_package import verify_code_package
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
@@ -171,7 +171,7 @@ class TaskHandler:
         check_certificate: CertificateCheck | None = None,
         site_privacy: SitePrivacy | None = None,
     ) -> None:
-        # The site's privacy.yaml: scopes and their task filters (custos.gateway.filters).
+        # The site's privacy.yaml: scopes and their task filters (custos.privacy.filters).
         self._site_privacy = site_privacy or SitePrivacy()
         # Approvals of custom code are verified as the policies are: against this site's trust.
         self._check_certificate = check_certificate or policies.check_certificate
@@ -252,14 +252,12 @@ class TaskHandler:
         return outcome
 
     def _custom_failure(self, task: TaskAssignment, dataset: SiteDataset, reply: dict[str, Any]) -> Outcome:
-        """Keep the full error at the gateway; send only its type and a redacted message."""
-        folder = self._settings.state_dir / "code-logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{task.task_id}-{task.attempt}.json"
-        path.write_text(json.dumps(reply, indent=2, default=str), encoding="utf-8")
+        """Keep the full error at the gateway (bounded, owner-only, by job; see `code_logs`); send only
+        its type and a redacted message. A custodian may release the full log later."""
+        path = write_code_log(self._settings.state_dir, failed_task_log(task, self._gateway, reply))
         self._audit.append(
             user=task.submitter.name, action="code_failed", job=task.job_id,
-            message=f"{task.task_id}: full log kept in code-logs/{path.name}",
+            message=f"{task.task_id}: full log kept in {path.relative_to(self._settings.state_dir)}",
         )  # fmt: skip
         kind, message = str(reply.get("type", "Exception")), str(reply.get("message", ""))
         return Outcome("failed", error=redact_error(kind, message, schema_vocabulary(dataset.schema)))

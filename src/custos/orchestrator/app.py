@@ -39,11 +39,13 @@ from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.jobs import JobService
 from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
+from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
 from custos.orchestrator.settings import OrchestratorSettings
+from custos.privacy.filters import SitePrivacy, check_orchestrator_config, load_site_privacy
 
 log = logging.getLogger("custos.orchestrator")
 
@@ -57,7 +59,9 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     datasets = DatasetService(clock, trust, audit)
     blobs = BlobStore(settings.blob_root)
     tasks = TaskService(clock, settings.lease_margin_s, audit, datasets, blobs)
-    jobs = JobService(datasets, clock, audit, blobs)
+    privacy = load_site_privacy(settings.privacy_path) if settings.privacy_path else SitePrivacy()
+    check_orchestrator_config(privacy)
+    jobs = JobService(datasets, clock, audit, blobs, privacy)
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
     tasks.mirror_budget = budget.mirror
@@ -74,6 +78,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         people=PeopleService(settings.audit_path),
         trust=trust,
         releases=ReleaseService(clock, audit),
+        logs=ReleasedLogService(clock, audit),
         code=CodeRequestService(datasets, jobs, trust, clock, audit),
         budget=budget,
         models=ModelService(clock, trust, audit),

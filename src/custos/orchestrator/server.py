@@ -13,6 +13,7 @@ from custos.orchestrator.app import create_app
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki.kit import Kit, load_kit
 from custos.pki.tls import ServerSSLOptions, server_ssl_options
+from custos.privacy.filters import PRIVACY_FILE
 
 
 def orchestrator_ssl_options(kit: Kit) -> ServerSSLOptions:
@@ -40,7 +41,11 @@ def serve(
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     url = database_url or f"sqlite:///{state / 'orchestrator.db'}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = OrchestratorSettings(database_url=url, audit_path=state / "audit.log")
+    # The orchestrator's task filters, as the gateways' (privacy.yaml in the state folder, if any).
+    privacy = state / PRIVACY_FILE
+    settings = OrchestratorSettings(
+        database_url=url, audit_path=state / "audit.log", privacy_path=privacy if privacy.is_file() else None
+    )
     app = create_app(settings, kit.root_certificate)
     uvicorn.run(
         app,

@@ -17,6 +17,8 @@ class OrchestratorSettings:
     max_body_bytes: int = 16 << 20
     # A blob (a round's weights, uploaded raw beside its JSON result) may be this large.
     max_blob_bytes: int = 512 << 20
+    # The orchestrator's privacy.yaml (scopes and their task filters); none: no orchestrator filters.
+    privacy_path: Path | None = None
     # Where blobs are kept; by default the folder `blobs` beside the audit trail (the state folder).
     blob_dir: Path | None = None
 

@@ -376,3 +376,24 @@ class Blob(Base):
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+
+
+# --- released custom code logs ----------------------------------------------------------------------
+
+
+class ReleasedLog(Base):
+    """The full log of one failed custom code task attempt, released to the job's researcher by a
+    custodian of the gateway's org. Never edited: releasing the same attempt again changes nothing."""
+
+    __tablename__ = "released_logs"
+    __table_args__ = (UniqueConstraint("task_id", "attempt", name="uq_released_logs_attempt"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    gateway: Mapped[str] = mapped_column(String(64))
+    dataset: Mapped[str] = mapped_column(String(64))
+    log: Mapped[str] = mapped_column(Text)
+    released_by: Mapped[str] = mapped_column(String(128))
+    org: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

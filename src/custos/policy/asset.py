@@ -9,6 +9,7 @@
     min_count: 10
     release: none            # none | one | two reviewers before the researcher sees a result
     custom_code: never       # never | review: whether reviewed custom code may run here
+    model_release: false     # whether a trained model's weights (fedavg's final model) may leave
     privacy: {...}           # disclosure rules, differential privacy, budget: see custos.privacy.controls
 
 Default deny: no policy, or no grant that matches, means no access.
@@ -91,6 +92,9 @@ class AssetPolicy(BaseModel):
     # Custom code: `never` refuses every request; `review` accepts requests that a custodian reviews
     # (and a grant naming model `custom` gives the columns the code may read).
     custom_code: Literal["never", "review"] = "never"
+    # A trained model can remember its training rows: its weights reach the researcher only when the
+    # policy of every dataset it was trained on says `model_release: true`. Metrics always do.
+    model_release: bool = False
 
 
 def load_policy(text: str, source: str = "policy") -> AssetPolicy:

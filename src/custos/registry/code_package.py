@@ -8,8 +8,8 @@ signature.
 `verify_code_package` reads an archive entirely in memory, with the registry's checks (size, digest,
 then every entry: no `..`, absolute path, link, device, duplicate or zip bomb) and then the manifest,
 which must name an entrypoint `module:function` that the package holds and exactly one output, a
-`table` (a DataFrame) or `json` (a dict). Nothing is unpacked: the sandbox imports the modules from
-memory (`custos.computations.custom_package`).
+`table` (a DataFrame), `json` (a dict) or a `file` of one allowed type (bytes: `file_types = ["png"]`).
+Nothing is unpacked: the sandbox imports the modules from memory (`custos.computations.custom_package`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,18 @@ import hmac
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from custos.computations.custom_files import FILE_TYPES, file_output
 from custos.core.errors import InvalidInput
 from custos.core.wire import MAX_PACKAGE_BYTES, CodeOutput, package_digest
 from custos.registry.archive import LIMITS, ArchiveLimits, BuiltArchive, build_archive
-from custos.registry.manifest import MANIFEST_FILE, JsonOutput, ModelManifest, TableOutput, parse_manifest
+from custos.registry.manifest import (
+    MANIFEST_FILE,
+    FileOutput,
+    JsonOutput,
+    ModelManifest,
+    TableOutput,
+    parse_manifest,
+)
 from custos.registry.refusals import PackageRefused, Refusal
 from custos.registry.verify import PackageFile, read_entries
 
@@ -59,15 +67,25 @@ class CodePackage:
 
 
 def code_output(manifest: ModelManifest) -> CodeOutput:
-    """The one output a code package declares: table or json; else InvalidInput."""
+    """The one output a code package declares: table, json or file:TYPE; else InvalidInput."""
     outputs = list(manifest.outputs.items())
-    if len(outputs) != 1 or not isinstance(outputs[0][1], TableOutput | JsonOutput):
+    if len(outputs) != 1:
         declared = ", ".join(f"{name} ({o.kind})" for name, o in outputs)
         raise InvalidInput(
             f"{MANIFEST_FILE} declares the outputs {declared}; a code package declares exactly one, "
-            'of kind "table" (a DataFrame) or "json" (a dict)'
+            'of kind "table" (a DataFrame), "json" (a dict) or "file" (bytes)'
         )
-    return outputs[0][1].kind
+    name, output = outputs[0]
+    if isinstance(output, TableOutput | JsonOutput):
+        return output.kind
+    assert isinstance(output, FileOutput)
+    if len(output.file_types) != 1:
+        raise InvalidInput(
+            f"outputs.{name}.file_types is {output.file_types}; a code package's file has exactly one "
+            f"type, one of {', '.join(FILE_TYPES)}"
+        )
+    kind: CodeOutput = file_output(output.file_types[0])  # type: ignore[assignment]
+    return kind
 
 
 def module_files(entrypoint: str) -> tuple[str, str]:

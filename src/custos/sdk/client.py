@@ -23,7 +23,7 @@ import textwrap
 from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, get_args
 from urllib.parse import urlencode
 
 import httpx
@@ -38,6 +38,7 @@ from custos.core.wire import (
     ApiTokenCreate,
     ApiTokenPublic,
     BudgetPublic,
+    CodeOutput,
     CodeRequestCreate,
     CodeRequestDetail,
     CodeRequestPublic,
@@ -55,6 +56,8 @@ from custos.core.wire import (
     ModelPublish,
     PasswordSet,
     ReleaseDetail,
+    ReleasedLogCreate,
+    ReleasedLogPublic,
     ReleasePublic,
     ReleaseVoteCreate,
     Resources,
@@ -370,6 +373,20 @@ class Client:
         response = check_response(self._send("GET", f"/jobs/{job_id}/blobs/{digest}"))
         return check_blob(digest, size, response.content)
 
+    def job_logs(self, job_id: str) -> list[ReleasedLogPublic]:
+        """The full logs of the job's failed custom code tasks that a custodian has released, oldest
+        first; empty until one is (until then the job's reason holds only a redacted message)."""
+        return decode_list(self._send("GET", f"/jobs/{job_id}/logs"), ReleasedLogPublic)
+
+    def release_log(
+        self, job_id: str, *, gateway: str, task_id: str, attempt: int, log: str
+    ) -> ReleasedLogPublic:
+        """As a custodian of `gateway`'s org: release a failed custom code task's full log, as the
+        gateway kept it (`custos gateway log show`), to the job's researcher."""
+        body = ReleasedLogCreate(gateway=gateway, task_id=task_id, attempt=attempt, log=log)
+        response = self._send("POST", f"/jobs/{job_id}/logs", body=body.model_dump(mode="json"))
+        return decode(response, ReleasedLogPublic)
+
     # --- release review ---------------------------------------------------------------------------
 
     def releases(self, state: ReleaseState | str | None = None) -> list[ReleasePublic]:
@@ -440,21 +457,30 @@ class Client:
         params: Mapping[str, Any] | None = None,
         *,
         function: str | None = None,
+        output: str | None = None,
     ) -> dict[str, Any]:
         """Run `fn` (a function, a module's source with `function=`, or a package folder as a `Path`)
         on each dataset's mock table, locally, exactly as a gateway runs it on the data:
         `fn(dal, [name], params)` reading through a DAL reader with the same projection, filters and
-        refusals (the columns your grant to model `custom` gives, when the policy has one). Returns
-        {gateway/dataset: DataFrame or dict}. An error raises with its full traceback: there is no
-        real data here."""
-        from custos.computations.custom import decode_output, run_code
+        refusals (the columns your grant to model `custom` gives, when the policy has one), and its
+        output checked as the gateway checks it, against `output` as `submit` takes it (a package's
+        manifest declares it; left out, the type returned). Returns {gateway/dataset: DataFrame, dict
+        or bytes}. An error raises with its full traceback: there is no real data here."""
+        from custos.computations.custom import check_output, decode_output, run_code
         from custos.policy.asset import load_policy
         from custos.policy.checks import granted_columns
         from custos.testing.readers import TableDalReader
 
         runnable = _code_to_run(fn, function)
+        declared = _declared_output(output)
         if runnable.code.package_b64 is not None:  # the defaults the orchestrator fills in, too
-            params = verify_code_package(runnable.code.archive()).manifest.check_params(dict(params or {}))
+            package = verify_code_package(runnable.code.archive())
+            params = package.manifest.check_params(dict(params or {}))
+            if declared is not None and declared != package.output:
+                raise InvalidInput(
+                    f"output is {declared}, but the package's manifest declares {package.output}"
+                )
+            declared = package.output
         me = self.me()
         results: dict[str, Any] = {}
         for ref in datasets:
@@ -467,7 +493,10 @@ class Client:
                 columns = granted_columns(load_policy(info.policy_yaml), me.name, me.org, "custom", "1.0.0")
                 granted = {parsed.dataset: columns} if columns else None
             reader = TableDalReader({parsed.dataset: table}, granted=granted)
-            encoded = run_code(runnable.code, runnable.function, reader, [parsed.dataset], dict(params or {}))
+            encoded = run_code(
+                runnable.code, runnable.function, reader, [parsed.dataset], dict(params or {}), declared
+            )
+            check_output(encoded, declared or str(encoded.get("type")))
             results[str(parsed)] = decode_output(encoded)
         return results
 
@@ -484,7 +513,8 @@ class Client:
         `function=`) for review by the custodians of `datasets`; or a package folder (a `Path` to a
         folder with `custos-model.toml`) as its deterministic archive, whose manifest names the
         entrypoint, parameters and output. `output` is what a function returns: `table` (the default,
-        a DataFrame) or `json` (a dict). Refused for a dataset whose policy does not accept custom code."""
+        a DataFrame), `json` (a dict) or `file:TYPE` (the bytes of a csv, json, parquet, pdf or png
+        file, e.g. `file:png`). Refused for a dataset whose policy does not accept custom code."""
         runnable = _code_to_run(fn, function)
         for ref in datasets:
             parse_dataset_ref(ref)
@@ -492,7 +522,7 @@ class Client:
         body = CodeRequestCreate(
             function=None if package else runnable.function, source=runnable.code.source,
             package_b64=runnable.code.package_b64, datasets=list(datasets), params=dict(params or {}),
-            output=output,  # type: ignore[arg-type]
+            output=_declared_output(output),
         )  # fmt: skip
         return decode(self._send("POST", "/code", body=body.model_dump(mode="json")), CodeRequestDetail)
 
@@ -531,7 +561,7 @@ class Client:
         return decode(self._send("POST", f"/code/{_code_id(request_id)}/run"), JobPublic)
 
     def code_result(self, job_id: str) -> dict[str, Any]:
-        """A released custom code job's outputs: {gateway/dataset: DataFrame or dict}."""
+        """A released custom code job's outputs: {gateway/dataset: DataFrame, dict or a file's bytes}."""
         from custos.computations.custom import decode_output
 
         result = self.job_result(job_id).data
@@ -542,6 +572,16 @@ def _release_id(release_id: str) -> str:
     if not _RELEASE_ID.fullmatch(release_id):
         raise InvalidInput(f"{release_id!r} is not a release id; `custos release list` shows yours")
     return release_id
+
+
+def _declared_output(output: str | None) -> CodeOutput | None:
+    accepted: tuple[CodeOutput, ...] = get_args(CodeOutput)
+    for value in accepted:
+        if output == value:
+            return value
+    if output is None:
+        return None
+    raise InvalidInput(f"output {output!r} is not one of {', '.join(accepted)}")
 
 
 def _code_id(request_id: str) -> str:

@@ -3,7 +3,8 @@
 Models return JSON; the stats model, for example, returns lists of rows under "summaries",
 "frequencies", "histograms", "quantiles" and "suppressed". `result_sections` turns any such JSON into
 titled tables without knowing the model, so the SDK (pandas, notebooks) and the CLI (Rich) show the
-same thing.
+same thing. Bytes are downloads, not cells: a model's weights (`save_model`), and the files custom
+code returns (`save_file`), each shown as a "file of DATASET" table: its type, size and SHA-256.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from custos.computations.custom_files import FILE_KIND
 from custos.core.blobs import Blobs, as_ref, internalize
-from custos.core.errors import InvalidInput
+from custos.core.errors import InvalidInput, PermissionDenied
 from custos.core.wire import JobResult
 
 if TYPE_CHECKING:
@@ -137,10 +139,33 @@ class Result:
         return data
 
     def sections(self) -> list[Section]:
-        if self.model_bytes() is None:
-            return result_sections(self.wire.result)
-        # Model weights are a download (`save_model`), not a table cell.
-        return result_sections({k: v for k, v in self.wire.result.items() if k != "weights"})
+        result = dict(self.wire.result)
+        if self.model_bytes() is not None:
+            del result["weights"]  # model weights are a download (`save_model`), not a table cell
+        files = self._files()
+        if not files:
+            return result_sections(result)
+        # So are custom code's files (`save_file`): a reviewer reads their type, size and digest.
+        others = {ref: output for ref, output in result["sites"].items() if ref not in files}
+        result = {k: v for k, v in result.items() if k != "sites"} | ({"sites": others} if others else {})
+        return [*result_sections(result)] + [
+            Section(
+                f"file of {ref}", ["name", "value"], [["type", kind], ["bytes", size], ["sha256", digest]]
+            )
+            for ref, (kind, digest, size) in files.items()
+        ]
+
+    def _files(self) -> dict[str, tuple[str, str, int]]:
+        """Custom code's file outputs (`custos.computations.custom_files`): by dataset, their type,
+        digest and size."""
+        sites = self.wire.result.get("sites")
+        found: dict[str, tuple[str, str, int]] = {}
+        for ref, output in sites.items() if isinstance(sites, Mapping) else ():
+            if isinstance(output, Mapping) and output.get("type") == FILE_KIND:
+                blob = as_ref(output.get("data"))
+                if blob is not None:
+                    found[str(ref)] = (str(output.get("file_type")), *blob)
+        return found
 
     def model_bytes(self) -> bytes | None:
         """The final model's weights as safetensors bytes, when the result carries them (`fedavg`)."""
@@ -154,10 +179,34 @@ class Result:
         `safetensors.numpy.load_file` or `safetensors.torch.load_file`; nothing in it is pickled."""
         data = self.model_bytes()
         if data is None:
+            withheld = self.wire.result.get("weights_withheld")
+            if isinstance(withheld, str):
+                raise PermissionDenied(f"the model weights of job {self.job_id} were withheld: {withheld}")
             raise InvalidInput(f"the result of job {self.job_id} ({self.model}) carries no model weights")
         target = Path(path)
         partial = target.with_name(target.name + ".partial")
         partial.write_bytes(data)
+        os.replace(partial, target)
+        return target
+
+    def save_file(self, path: str | Path, dataset: str | None = None) -> Path:
+        """Write the file custom code returned for `dataset` (gateway/dataset; left out when the result
+        holds one file) to `path`: exactly the bytes the reviewers released."""
+        files = self._files()
+        if not files:
+            raise InvalidInput(f"the result of job {self.job_id} ({self.model}) holds no file")
+        if dataset is None and len(files) > 1:
+            raise InvalidInput(
+                f"the result of job {self.job_id} holds a file of each of {', '.join(files)}; name one"
+            )
+        ref = next(iter(files)) if dataset is None else dataset
+        if ref not in files:
+            raise InvalidInput(
+                f"the result of job {self.job_id} holds no file of {ref}; it holds {', '.join(files)}"
+            )
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_bytes(self.blobs[files[ref][1]])
         os.replace(partial, target)
         return target
 

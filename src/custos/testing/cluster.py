@@ -135,6 +135,19 @@ class ManagedProcess:
             self._terminated = True
             self.popen.send_signal(signal.SIGTERM)
 
+    def kill(self, timeout: float) -> None:
+        """SIGKILL at once, as a crash or a power cut would end it; wait for it to be gone."""
+        popen = self.popen
+        if popen is not None and popen.returncode is None:
+            popen.kill()
+            popen.wait(timeout=timeout)
+            if self._log is not None:
+                self._log.write(b"--- killed (SIGKILL)\n")
+        self.popen = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
     def stop(self, timeout: float) -> None:
         """SIGTERM, wait up to `timeout` seconds, then SIGKILL. Notes in the log how it ended."""
         popen = self.popen
@@ -371,8 +384,11 @@ class Cluster:
         self.wait_for_datasets()
         return kit
 
-    def restart_orchestrator(self) -> None:
-        """Stop the orchestrator and start it again on the same port and state, as after a crash."""
+    def restart_orchestrator(self, *, kill: bool = False) -> None:
+        """Stop the orchestrator (SIGTERM; SIGKILL with `kill`, as a crash would) and start it again on
+        the same port and state."""
+        if kill and self._orchestrator is not None:
+            self._orchestrator.kill(self.stop_timeout)
         self.stop_orchestrator()
         self.start_orchestrator()
 

@@ -127,3 +127,24 @@ def test_the_api_refuses_a_hostile_package_with_a_json_detail(cluster: Cluster) 
     assert answer.status_code == 400, answer.text
     assert "code package refused (unsafe_path)" in answer.json()["detail"]
     assert "climbs out of the package" in answer.json()["detail"]
+
+
+def test_an_output_type_that_is_not_allowed_is_one_line_and_a_json_detail_from_the_api(
+    custos: CliRunner, cluster: Cluster, tmp_path: Path
+) -> None:
+    source = "def plot(dal, datasets, params):\n    return b'MZ'\n"
+    (tmp_path / "plot.py").write_text(source, encoding="utf-8")
+    kit = str(cluster.kit_dir("alice"))
+    line = custos(
+        "code", "submit", "plot.py", "--function", "plot", "--dataset", "site-a/patients",
+        "--output", "file:exe", "--kit", kit,
+    ).assert_one_line_error()  # fmt: skip
+    assert "output 'file:exe' is not one of table, json, file:csv, file:json, file:parquet" in line
+    body = {"source": source, "function": "plot", "datasets": ["site-a/patients"], "output": "file:exe"}
+    with cluster.client("alice") as alice:
+        token = alice.create_token("output-test").token
+    with httpx.Client(base_url=cluster.url, verify=root_ssl_context(load_kit(Path(kit)).root_path)) as http:
+        answer = http.post("/api/v1/code", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400, answer.text
+    assert "output" in answer.json()["detail"] and "file:png" in answer.json()["detail"]
+    assert json.loads(custos("code", "list", "--kit", kit, "--json").stdout) == []

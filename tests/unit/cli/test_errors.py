@@ -167,3 +167,26 @@ def test_help_exits_zero(custos: CliRunner) -> None:
     assert run.code == 0
     for group in ("provision", "orchestrator", "gateway", "dataset", "spec", "job", "demo"):
         assert group in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--output", "file", "--file-type", "exe"], "--file-type exe is not allowed; use one of csv, json"),
+        (["--output", "file"], "--output file needs --file-type, one of csv, json, parquet, pdf, png"),
+        (
+            ["--output", "table", "--file-type", "png"],
+            "--file-type goes with --output file, not --output table",
+        ),
+    ],
+    ids=["unknown type", "no type", "type without file"],
+)
+def test_a_bad_file_output_is_refused_before_anything_is_read(
+    custos: CliRunner, tmp_path: Path, options: list[str], expected: str
+) -> None:
+    (tmp_path / "plot.py").write_text("def plot(dal, datasets, params):\n    return b''\n")
+    line = custos(
+        "code", "submit", "plot.py", "--function", "plot", "--dataset", "site-a/patients",
+        "--kit", str(tmp_path / "no-kit"), *options,
+    ).assert_one_line_error()  # fmt: skip
+    assert expected in line

@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[Via, str]] = {
     "orchestrator start": ("library", "custos.orchestrator.server:serve"),
     "gateway start": ("library", "custos.gateway.agent:run"),
     "gateway authz-preview": ("library", "custos.policy:decide"),
+    # A failed custom code task's full log is a file in the gateway's state; releasing it is the SDK's.
+    "gateway log show": ("library", "custos.gateway.code_logs:read_code_logs"),
+    "gateway log release": ("sdk", "release_log"),
     "dataset list": ("sdk", "datasets"),
     "dataset search": ("sdk", "search_datasets"),
     "dataset show": ("sdk", "dataset"),
@@ -54,6 +57,7 @@ COMMANDS: dict[str, tuple[Via, str]] = {
     "job submit": ("sdk", "submit_job"),
     "job status": ("sdk", "job"),
     "job result": ("sdk", "job_result"),
+    "job log": ("sdk", "job_logs"),
     # A site's audit trail is a local file (the gateway's or the orchestrator's).
     "audit show": ("library", "custos.audit:read_events"),
     "audit verify": ("library", "custos.audit:verify_trail"),

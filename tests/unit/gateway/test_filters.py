@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from custos.core.errors import InvalidInput, PolicyDenied
-from custos.gateway.filters import FILTERS, FilterContext, SitePrivacy, chain_for, load_site_privacy
 from custos.privacy.controls import PrivacyControls
+from custos.privacy.filters import FILTERS, FilterContext, SitePrivacy, chain_for, load_site_privacy
 
 PRIVACY_YAML = """
 default_scope: public

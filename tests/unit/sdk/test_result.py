@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from custos.core.blobs import blob_digest, externalize
+from custos.core.errors import InvalidInput
 from custos.core.wire import JobResult
 from custos.sdk import Result, result_sections
 from custos.sdk.result import explode, format_cell
@@ -64,3 +70,24 @@ def test_result_repr_names_its_tables() -> None:
     html = result._repr_html_()
     assert "<h4>summaries</h4>" in html
     assert "count below 10" in html
+
+
+def test_a_custom_file_is_listed_by_type_size_and_digest_and_saved_exactly(tmp_path: Path) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"pixels"
+    encoded = {
+        "site-a/cohort": {"type": "file", "file_type": "png", "data": png},
+        "site-b/cohort": {"type": "json", "value": {"n": 3}},
+    }
+    wire, blobs = externalize({"sites": encoded})
+    result = Result(JobResult(job_id="job_1", model="custom@1.0.0", result=wire), blobs)
+    file = next(s for s in result.sections() if s.title == "file of site-a/cohort")
+    assert file.rows == [["type", "png"], ["bytes", len(png)], ["sha256", blob_digest(png)]]
+    assert not any("$blob" in str(s.rows) for s in result.sections())  # no reference shown as a cell
+    assert "sites.site-b/cohort.value" in [s.title for s in result.sections()]
+    assert result.save_file(tmp_path / "plot.png").read_bytes() == png
+    assert result.save_file(tmp_path / "a.png", "site-a/cohort").read_bytes() == png
+    with pytest.raises(InvalidInput, match="holds no file of site-b/cohort; it holds site-a/cohort"):
+        result.save_file(tmp_path / "b.png", "site-b/cohort")
+    stats = Result(JobResult(job_id="job_2", model="stats@1.0.0", result=STATS_RESULT))
+    with pytest.raises(InvalidInput, match=r"job_2 \(stats@1.0.0\) holds no file"):
+        stats.save_file(tmp_path / "none.png")

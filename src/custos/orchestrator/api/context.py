@@ -21,6 +21,7 @@ from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.jobs import JobService
 from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
+from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
 from custos.orchestrator.services.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
 from custos.orchestrator.services.specs import SpecService
@@ -45,6 +46,7 @@ class Services:
     people: PeopleService
     trust: Trust
     releases: ReleaseService
+    logs: ReleasedLogService
     code: CodeRequestService
     budget: BudgetService
     models: ModelService

@@ -1,11 +1,19 @@
-"""Routes for release reviewers: held results, their provenance, and the votes that release them."""
+"""Routes for release reviewers: held results, their provenance, and the votes that release them;
+and the custom code logs a custodian releases to the job's researcher."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from custos.core.states import ReleaseState
-from custos.core.wire import ReleaseDecision, ReleaseDetail, ReleasePublic, ReleaseVoteCreate
+from custos.core.wire import (
+    ReleaseDecision,
+    ReleaseDetail,
+    ReleasedLogCreate,
+    ReleasedLogPublic,
+    ReleasePublic,
+    ReleaseVoteCreate,
+)
 from custos.orchestrator.api.context import ServicesDep, UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
@@ -57,3 +65,18 @@ def reject_release(
 ) -> ReleaseDetail:
     """Refuse the release with a reason; the job fails."""
     return _vote(services, caller, release_id, ReleaseDecision.REJECT, body)
+
+
+@router.post("/jobs/{job_id}/logs", status_code=201)
+def release_log(
+    job_id: str, body: ReleasedLogCreate, caller: UserDep, services: ServicesDep
+) -> ReleasedLogPublic:
+    """Release a failed custom code task's full log, as its gateway kept it, to the job's researcher.
+    For a release reviewer of the gateway's org; never the job's author."""
+    return services.run(lambda s: services.logs.release(s, caller.identity, job_id, body))
+
+
+@router.get("/jobs/{job_id}/logs")
+def list_logs(job_id: str, caller: UserDep, services: ServicesDep) -> list[ReleasedLogPublic]:
+    """The logs released for a job, oldest first; before any release, none."""
+    return services.run(lambda s: services.logs.list(s, caller.identity, job_id))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
-from custos.computations.base import Final, NextRound, policy_privacy, strictest_rules
+from custos.computations.base import Final, NextRound, PartialRounds, policy_privacy, strictest_rules
 from custos.computations.custom import CustomModel
 from custos.computations.models import get_model
 from custos.core.blobs import refs_in
@@ -28,11 +28,12 @@ from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.releases import held_message, hold_result
 from custos.orchestrator.services.specs import check_user
-from custos.orchestrator.services.tasks import fail_open_tasks, finish_job, new_task
+from custos.orchestrator.services.tasks import OPEN_STATES, fail_open_tasks, finish_job, new_task
 from custos.orchestrator.tables import ComputeSpec, Job, Result, Task
 from custos.policy import check_access
 from custos.policy.permissions import Resource
-from custos.privacy.controls import DisclosureRules
+from custos.privacy.controls import DisclosureRules, PrivacyControls
+from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, orchestrator_chain
 
 log = logging.getLogger("custos.orchestrator")
 # The key in a job's model_state that keeps the strictest disclosure rules of its datasets (no schema
@@ -74,7 +75,16 @@ def job_public(session: Session, job: Job) -> JobPublic:
 
 
 class JobService:
-    def __init__(self, datasets: DatasetService, clock: Clock, audit: AuditTrail, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        datasets: DatasetService,
+        clock: Clock,
+        audit: AuditTrail,
+        blobs: BlobStore,
+        privacy: SitePrivacy | None = None,
+    ) -> None:
+        # The orchestrator's own privacy.yaml: its task filters per scope (custos.privacy.filters).
+        self._privacy = privacy or SitePrivacy()
         self._blobs = blobs
         self._audit = audit
         self._datasets = datasets
@@ -92,6 +102,7 @@ class JobService:
             raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
         ref = parse_model_ref(spec.model)
         model = get_model(ref.name, ref.version)
+        orchestrator_chain(self._privacy, body.params)  # a scope the orchestrator does not define: refused
         min_count = 1
         rules = []
         for ds_ref in spec.datasets:
@@ -146,10 +157,10 @@ class JobService:
         # The job's disclosure rules ride along in its model state, beside the model's own.
         kept = {DISCLOSURE_KEY: job.model_state[DISCLOSURE_KEY]} if DISCLOSURE_KEY in job.model_state else {}
         now = self._clock()
+        chain = orchestrator_chain(self._privacy, job.params)
+        outgoing = chain.filter_data(step.round_input, self._filter_context(job, step.round_input, chain))
         # Bytes in the state and the round input (weights) are kept once as the job's blobs.
-        both = self._blobs.externalize_into(
-            session, job.id, {"state": step.state, "input": step.round_input}, now
-        )
+        both = self._blobs.externalize_into(session, job.id, {"state": step.state, "input": outgoing}, now)
         state, round_input = both["state"], both["input"]
         job.round, job.model_state = round_no, {**state, **kept}
         gateways = []
@@ -174,37 +185,55 @@ class JobService:
     def advance(self, session: Session, task: Task) -> None:
         """Move a job on after one of its tasks finished: fail it, wait, aggregate, or finish."""
         assert task.job_id is not None
-        job = session.get(Job, task.job_id)
+        job = session.get(Job, task.job_id, with_for_update=True)  # one advance of a job at a time
         assert job is not None
         if job.state != JobState.RUNNING.value or task.round != job.round:
             return
         now = self._clock()
-        if task.state == TaskState.FAILED.value:
-            reason = f"{task.gateway} failed: {task.error}"
-            fail_open_tasks(session, job.id, now, "the job failed at another gateway")
-            finish_job(job, JobState.FAILED, now, reason)
-            self._blobs.collect_garbage(session, job)
-            self._audit.append(user=job.submitter, action="job_failed", job=job.id, message=reason)
-            return
+        ref = parse_model_ref(job.model)
+        model = get_model(ref.name, ref.version)
         tasks = (
             session.execute(select(Task).where(Task.job_id == job.id, Task.round == job.round))
             .scalars()
             .all()
         )
-        if any(t.state != TaskState.DONE.value for t in tasks):
+        failed = [t for t in tasks if t.state == TaskState.FAILED.value]
+        # A model that takes partial rounds goes on without failed sites while a quorum answers.
+        quorum = model.quorum(job.params) if isinstance(model, PartialRounds) else len(tasks)
+        if failed and len(tasks) - len(failed) < quorum:
+            reason = "; ".join(f"{t.gateway} failed: {t.error}" for t in failed)
+            if quorum < len(tasks):
+                reason += f" (round {job.round} needs {quorum} of {len(tasks)} sites)"
+            fail_open_tasks(session, job.id, now, "the job failed at another gateway")
+            finish_job(job, JobState.FAILED, now, reason)
+            self._blobs.collect_garbage(session, job)
+            self._audit.append(user=job.submitter, action="job_failed", job=job.id, message=reason)
+            return
+        if task.state == TaskState.FAILED.value:
+            self._audit.append(
+                user=job.submitter,
+                action="site_left_out",
+                job=job.id,
+                message=f"round {job.round} goes on without {task.gateway}: {task.error}",
+            )
+        if any(t.state in OPEN_STATES for t in tasks):
             return
         spec = session.get(ComputeSpec, job.spec_id)
         assert spec is not None
-        ref = parse_model_ref(job.model)
         try:
+            chain = orchestrator_chain(self._privacy, job.params)
             site_results: dict[str, dict[str, Any]] = {
-                f"{t.gateway}/{t.dataset}": self._blobs.internalize_from(session, job.id, t.result or {})
+                f"{t.gateway}/{t.dataset}": chain.filter_result(
+                    self._blobs.internalize_from(session, job.id, t.result or {}),
+                    self._filter_context(job, t.round_input, chain),
+                )
                 for t in tasks
+                if t.state == TaskState.DONE.value
             }
             state = self._blobs.internalize_from(session, job.id, dict(job.model_state))
             stored = state.pop(DISCLOSURE_KEY, None)
             rules = DisclosureRules.model_validate(stored) if stored is not None else job.min_count
-            step = get_model(ref.name, ref.version).aggregate(job.params, state, site_results, rules)
+            step = model.aggregate(job.params, state, site_results, rules)
         except CustosError as exc:
             finish_job(job, JobState.FAILED, now, f"aggregation failed: {exc}")
             self._blobs.collect_garbage(session, job)
@@ -217,7 +246,8 @@ class JobService:
             self._blobs.collect_garbage(session, job)
             return
         if isinstance(step, Final):
-            result = self._blobs.externalize_into(session, job.id, step.result, now)
+            final = self._withhold_model(session, spec, step.result)
+            result = self._blobs.externalize_into(session, job.id, final, now)
             session.add(Result(job_id=job.id, result=result, created_at=now))
             session.flush()
             self._blobs.collect_garbage(session, job)
@@ -239,6 +269,26 @@ class JobService:
         else:
             self._queue_round(session, job, spec, job.round + 1, step)
             self._blobs.collect_garbage(session, job)
+
+    @staticmethod
+    def _filter_context(job: Job, round_input: dict[str, Any], chain: FilterChain) -> FilterContext:
+        model = parse_model_ref(job.model).name
+        return FilterContext(model, job.params, round_input, PrivacyControls(), chain.scope)
+
+    def _withhold_model(self, session: Session, spec: ComputeSpec, result: dict[str, Any]) -> dict[str, Any]:
+        """The result without its model weights unless every dataset's policy allows model release."""
+        if result.get("weights") is None:
+            return result
+        refusing = [
+            ref
+            for ref in spec.datasets
+            if not (policy := self._datasets.policy(session, self._datasets.get_row(session, ref).id))
+            or not policy.model_release
+        ]
+        if not refusing:
+            return result
+        reason = f"the policy of {', '.join(refusing)} does not allow model release (model_release: false)"
+        return {**result, "weights": None, "weights_withheld": reason}
 
     def get_row(self, session: Session, caller: Identity, job_id: str, operation: str = "job.view") -> Job:
         job = session.get(Job, job_id)

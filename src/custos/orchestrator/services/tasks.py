@@ -126,6 +126,11 @@ class TaskService:
             expired = task.lease_expires_at is not None and task.lease_expires_at < now
             if not expired and task.id in held:
                 continue
+            if task.job_id is not None:
+                session.get(Job, task.job_id, with_for_update=True)  # the job's row before its task's
+                session.refresh(task, with_for_update=True)
+                if task.state not in (TaskState.LEASED.value, TaskState.RUNNING.value):
+                    continue  # finished meanwhile
             if not expired:
                 log.info("task %s attempt %d: %s no longer holds its lease", task.id, task.attempt, gateway)
             if task.attempt < task.max_attempts:
@@ -217,10 +222,12 @@ class TaskService:
         return Ack()
 
     def record_result(self, session: Session, gateway: str, task_id: str, upload: TaskResultUpload) -> Ack:
-        task = self._owned(session, gateway, task_id)
+        task = self._owned(session, gateway, task_id, lock=False)
         if task.job_id is not None:
-            session.get(Job, task.job_id, with_for_update=True)  # serialise a job's uploads
-            session.refresh(task)
+            # Locks in one order everywhere, the job's row before its tasks': a job's uploads and
+            # advances go one at a time, and never deadlock with a reclaim.
+            session.get(Job, task.job_id, with_for_update=True)
+        session.refresh(task, with_for_update=True)
         if upload.digest != result_digest(upload.status, upload.result, upload.error):
             raise InvalidInput("digest does not match the uploaded result")
         if task.state in (TaskState.DONE.value, TaskState.FAILED.value):

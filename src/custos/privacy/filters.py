@@ -1,6 +1,8 @@
 """Task filters, as NVFLARE has them: task data filters change what the gateway hands the sandbox (a
 round's input), task result filters change what leaves the site (a site result), before the model's
-own disclosure rules run.
+own disclosure rules run. The orchestrator has its own `privacy.yaml` too (`orchestrator_chain`): its
+data filters change a round's input before it goes to the gateways, its result filters each site's
+result before aggregation.
 
 Filters are registered classes, chosen by name (`FILTERS`); a configuration can name one and give it
 arguments, never supply code. They come from two places, and run in this order:
@@ -281,17 +283,44 @@ def _job_specs(params: Mapping[str, Any], key: str) -> list[FilterSpec]:
         raise InvalidInput(f"{key}: {exc.errors()[0]['msg']}") from None
 
 
-def chain_for(site: SitePrivacy, params: Mapping[str, Any], *, require_dp: bool = False) -> FilterChain:
-    """The filters of a job with `params` at this site: site filters of its scope (with
-    clip_and_noise first when `require_dp`), then the job's own. Refuses an unknown scope."""
+def _scope(config: SitePrivacy, params: Mapping[str, Any], where: str) -> tuple[str | None, ScopeFilters]:
+    """The job's scope (its `scope` param, else the config's default) and its filters there."""
     named = params.get("scope")
     if named is not None and not isinstance(named, str):
         raise InvalidInput(f"scope: a scope name, got {named!r}")
-    scope = named if named is not None else site.default_scope
-    if scope is not None and scope not in site.scopes:
-        known = ", ".join(sorted(site.scopes)) or "none"
-        raise PolicyDenied(f"scope {scope!r} is not defined at this site (its scopes: {known})")
-    declared = site.scopes[scope] if scope is not None else ScopeFilters()
+    scope = named if named is not None else config.default_scope
+    if scope is not None and scope not in config.scopes:
+        known = ", ".join(sorted(config.scopes)) or "none"
+        raise PolicyDenied(f"scope {scope!r} is not defined at {where} (its scopes: {known})")
+    return scope, config.scopes[scope] if scope is not None else ScopeFilters()
+
+
+def orchestrator_chain(config: SitePrivacy, params: Mapping[str, Any]) -> FilterChain:
+    """The orchestrator's filters of a job with `params`: its own privacy.yaml's filters of the job's
+    scope — data filters on each round's input before it goes out, result filters on each site's
+    result before aggregation. The job's own filters run at the gateways only. A config without
+    scopes filters nothing; a scope it does not define is refused."""
+    if not config.scopes:
+        return FilterChain(None, [], [])
+    scope, declared = _scope(config, params, "the orchestrator")
+    return FilterChain(
+        scope, build(declared.task_data_filters, "data"), build(declared.task_result_filters, "result")
+    )
+
+
+def check_orchestrator_config(config: SitePrivacy) -> None:
+    """Refuse filters that only a gateway can run (clip_and_noise needs the site's DP plan)."""
+    for name, scope in config.scopes.items():
+        if any(spec.name == ClipAndNoise.name for spec in scope.task_result_filters):
+            raise InvalidInput(
+                f"scopes.{name}: clip_and_noise runs at gateways only, not at the orchestrator"
+            )
+
+
+def chain_for(site: SitePrivacy, params: Mapping[str, Any], *, require_dp: bool = False) -> FilterChain:
+    """The filters of a job with `params` at this site: site filters of its scope (with
+    clip_and_noise first when `require_dp`), then the job's own. Refuses an unknown scope."""
+    scope, declared = _scope(site, params, "this site")
     required = [ClipAndNoise({})] if require_dp else []
     site_data = build(declared.task_data_filters, "data")
     site_result = build(declared.task_result_filters, "result")
