@@ -22,7 +22,14 @@ from typing import Any, Literal
 
 from custos.audit import AuditTrail
 from custos.computations.base import DpPlan, FederatedModel, policy_privacy
-from custos.computations.custom import CODE_KEY, CustomModel, check_output, redact_error, schema_vocabulary
+from custos.computations.custom import (
+    CODE_KEY,
+    DEFAULT_CAPS,
+    CustomModel,
+    check_output,
+    redact_error,
+    schema_vocabulary,
+)
 from custos.computations.fedavg_dp import DpTrainingModel
 from custos.computations.models import get_model
 from custos.core.digest import json_digest
@@ -238,6 +245,11 @@ class TaskHandler:
             check_certificate=self._check_certificate,
         )  # fmt: skip
         assert policy is not None  # check_custom_task refused otherwise
+        caps = DEFAULT_CAPS
+        if code.package_b64 is not None:  # verified there; here its manifest's columns and caps apply
+            package = verify_code_package(code.archive(), code.digest)
+            package.check_columns(dataset.schema, f"{self._gateway}/{task.dataset}")
+            caps = package.output_caps(caps)
         self._audit.append(
             user=task.submitter.name, action="code_approved_checked", job=task.job_id,
             message=f"{task.dataset}: code request {code.request_id}, digest {code.digest}",
@@ -248,7 +260,7 @@ class TaskHandler:
             return self._custom_failure(task, dataset, {"type": "SandboxError", "message": str(exc)})
         if outcome.status == "failed" or outcome.result is None:
             return outcome
-        check_output(outcome.result, code.output)
+        check_output(outcome.result, code.output, caps)
         return outcome
 
     def _custom_failure(self, task: TaskAssignment, dataset: SiteDataset, reply: dict[str, Any]) -> Outcome:

@@ -18,8 +18,10 @@ import hmac
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from custos.computations.custom import OutputCaps
 from custos.computations.custom_files import FILE_TYPES, file_output
 from custos.core.errors import InvalidInput
+from custos.core.schema import DatasetSchema
 from custos.core.wire import MAX_PACKAGE_BYTES, CodeOutput, package_digest
 from custos.registry.archive import LIMITS, ArchiveLimits, BuiltArchive, build_archive
 from custos.registry.manifest import (
@@ -58,6 +60,27 @@ class CodePackage:
     @property
     def output(self) -> CodeOutput:
         return code_output(self.manifest)
+
+    def output_caps(self, caps: OutputCaps) -> OutputCaps:
+        """`caps` tightened by the manifest's own for its output: a package may promise less, never
+        get more than the gateway allows."""
+        ((_, output),) = self.manifest.outputs.items()  # code_output checked there is exactly one
+        if isinstance(output, TableOutput):
+            return replace(caps, rows=min(caps.rows, output.max_rows))
+        if isinstance(output, JsonOutput):
+            return replace(caps, json_bytes=min(caps.json_bytes, output.max_bytes))
+        return replace(caps, file_bytes=min(caps.file_bytes, output.max_bytes))
+
+    def check_columns(self, schema: DatasetSchema, dataset: str) -> None:
+        """Raise unless the dataset has every column the manifest's `[columns]` names, of its type."""
+        types = {c.name: c.type for c in schema.columns}
+        for name, wanted in self.manifest.columns.items():
+            if name not in types:
+                raise InvalidInput(f"{self.entrypoint} needs column {name!r}, which {dataset} does not have")
+            if types[name] != wanted:
+                raise InvalidInput(
+                    f"{self.entrypoint} needs column {name!r} as {wanted}; in {dataset} it is {types[name]}"
+                )
 
     def python_sources(self) -> dict[str, str]:
         """Every `.py` file's text, by path: what a custodian reads before approving."""

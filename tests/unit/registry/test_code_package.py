@@ -10,14 +10,16 @@ import stat
 import sys
 import traceback
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from custos.computations.custom import run_code
+from custos.computations.custom import DEFAULT_CAPS, check_output, encode_output, run_code
 from custos.computations.custom_package import package_function
-from custos.core.errors import InvalidInput
+from custos.core.errors import InvalidInput, PolicyDenied
+from custos.core.schema import DatasetSchema
 from custos.core.wire import MAX_PACKAGE_BYTES, CodeSource, CustomCodeTask, package_digest
 from custos.registry import PackageRefused, Refusal
 from custos.registry.archive import entry_info
@@ -193,3 +195,25 @@ def test_code_is_either_a_source_or_a_package() -> None:
         "digest": "0" * 64,
     }
     assert CustomCodeTask.model_validate(task | {"output": "json", "approvals": []}).kind == "package"
+
+
+def test_the_manifests_caps_tighten_the_gateways_and_its_columns_must_match_the_schema(
+    tmp_path: Path,
+) -> None:
+    manifest = MANIFEST.replace("max_bytes = 65536", "max_bytes = 100") + '\n[columns]\nage = "integer"\n'
+    built = build_code_package(write_package(tmp_path, manifest=manifest))
+    package = verify_code_package(built.data, built.digest)
+    caps = package.output_caps(DEFAULT_CAPS)
+    assert caps.json_bytes == 100 and caps.rows == DEFAULT_CAPS.rows
+    assert package.output_caps(replace(DEFAULT_CAPS, json_bytes=10)).json_bytes == 10, "never looser"
+    with pytest.raises(PolicyDenied, match="over the cap of 100 bytes"):
+        check_output(encode_output({"text": "x" * 200}, "json"), "json", caps)
+
+    def schema(kind: str) -> DatasetSchema:
+        return DatasetSchema.model_validate({"columns": [{"name": "age", "type": kind, "kind": "numeric"}]})
+
+    package.check_columns(schema("integer"), "site-a/patients")
+    with pytest.raises(InvalidInput, match="needs column 'age' as integer; in site-a/patients it is float"):
+        package.check_columns(schema("float"), "site-a/patients")
+    with pytest.raises(InvalidInput, match="which site-a/patients does not have"):
+        package.check_columns(DatasetSchema(columns=[]), "site-a/patients")
