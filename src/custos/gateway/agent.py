@@ -23,6 +23,7 @@ from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
+from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
@@ -80,6 +81,8 @@ class Agent:
             authorization=authorization,
             policies=policies,
             site_privacy=site_privacy,
+            models=ModelCache(settings.state_dir, trust.check_certificate),
+            archives=client,
         )
         self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")

@@ -31,7 +31,8 @@ from custos.computations.custom import (
     schema_vocabulary,
 )
 from custos.computations.fedavg_dp import DpTrainingModel
-from custos.computations.models import get_model
+from custos.computations.models import get_model, is_builtin
+from custos.computations.package_model import PACKAGE_KEY, PackageModel, PackageRunner
 from custos.core.digest import json_digest
 from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.refs import parse_model_ref
@@ -39,6 +40,7 @@ from custos.core.wire import CustomCodeTask, Resources, TaskAssignment, TaskKind
 from custos.gateway.budget import BUDGET_FILE, GatewayBudget
 from custos.gateway.code_logs import failed_task_log, write_code_log
 from custos.gateway.dal import DatasetGrant
+from custos.gateway.model_cache import ArchiveSource, ModelCache
 from custos.gateway.policies import PolicyKeeper, is_older
 from custos.gateway.runtimes import RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
@@ -48,7 +50,7 @@ from custos.policy.checks import granted_columns
 from custos.policy.code_approval import check_code_approved
 from custos.policy.signing import CertificateCheck, PolicyRefused
 from custos.privacy.filters import FilterContext, SitePrivacy, chain_for
-from custos.registry.code_package import verify_code_package
+from custos.registry.code_package import manifest_caps, verify_code_package
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
@@ -77,9 +79,10 @@ def check_task(
     site_org: str,
     authorization: SiteAuthorization,
     policy: AssetPolicy | None,
+    model: FederatedModel | None = None,
 ) -> tuple[FederatedModel, list[str]]:
     """Raise unless this site's authorization and its verified `policy` allow the task. Returns the
-    model and the columns it reads."""
+    model (a built-in, or the published package given as `model`) and the columns it reads."""
     who = task.submitter
     try:
         check_authorization(
@@ -89,7 +92,7 @@ def check_task(
     except PolicyDenied as exc:
         raise PolicyDenied(f"site {gateway} refuses {who.name} of {who.org}: {exc.message}") from None
     ref = parse_model_ref(task.model)
-    model = get_model(ref.name, ref.version)
+    model = model or get_model(ref.name, ref.version)
     columns = list(task.columns)
     if task.kind is TaskKind.COMPUTE:
         model.validate_params(task.params, dataset.schema, task.columns)
@@ -177,7 +180,11 @@ class TaskHandler:
         budget: GatewayBudget | None = None,
         check_certificate: CertificateCheck | None = None,
         site_privacy: SitePrivacy | None = None,
+        models: ModelCache | None = None,
+        archives: ArchiveSource | None = None,
     ) -> None:
+        # Published packages: verified and cached by digest (`models`), fetched from `archives`.
+        self._models, self._archives = models, archives
         # The site's privacy.yaml: scopes and their task filters (custos.privacy.filters).
         self._site_privacy = site_privacy or SitePrivacy()
         # Approvals of custom code are verified as the policies are: against this site's trust.
@@ -220,6 +227,8 @@ class TaskHandler:
             policy = self._policy_for(task)
             if parse_model_ref(task.model).name == CustomModel.name:
                 return self._custom(task, dataset, policy)
+            if not is_builtin(task.model):
+                return self._package(task, dataset, policy)
             model, columns = check_task(
                 task,
                 dataset,
@@ -261,6 +270,44 @@ class TaskHandler:
         if outcome.status == "failed" or outcome.result is None:
             return outcome
         check_output(outcome.result, code.output, caps)
+        return outcome
+
+    def _package(self, task: TaskAssignment, dataset: SiteDataset, policy: AssetPolicy | None) -> Outcome:
+        """A published package: fetched from the orchestrator, its digest, signature and structure
+        verified and cached by digest (at the spec's prepare task, and again before every run), then
+        run in the sandbox by `package@1.0.0`; its output checked against the manifest's."""
+        if self._models is None or self._archives is None:
+            raise PolicyDenied(f"site {self._gateway} runs no published packages")
+        cached = self._models.fetch(self._archives, task.model)
+        named = task.round_input.get(PACKAGE_KEY, {}).get("digest")
+        if named is not None and named != cached.digest:
+            raise PolicyDenied(
+                f"the orchestrator runs {task.model} as sha256:{named}; "
+                f"this site verified sha256:{cached.digest}"
+            )
+        model = PackageModel(cached.manifest, cached.digest)
+        _, columns = check_task(
+            task, dataset, self._gateway, site_org=self._org, authorization=self._authorization,
+            policy=policy, model=model,
+        )  # fmt: skip
+        self._audit.append(
+            user=task.submitter.name, action="package_verified", job=task.job_id,
+            message=f"{task.model} sha256:{cached.digest}, signed by {cached.signer.name}",
+        )  # fmt: skip
+        if task.kind is TaskKind.PREPARE:
+            return Outcome("done", result={"validated": True})
+        assert policy is not None  # check_task refused otherwise
+        package = {"archive": self._models.archive(cached.digest), "entrypoint": model.manifest.entrypoint}
+        run = task.model_copy(
+            update={
+                "model": f"{PackageRunner.name}@{PackageRunner.version}",
+                "params": model.manifest.check_params(dict(task.params)),  # with the defaults
+                "round_input": {PACKAGE_KEY: package | {"output": model.output}},
+            }
+        )
+        outcome = self._compute(run, dataset, policy, model, columns)
+        if outcome.status == "done" and outcome.result is not None:
+            check_output(outcome.result, model.output, manifest_caps(model.manifest, DEFAULT_CAPS))
         return outcome
 
     def _custom_failure(self, task: TaskAssignment, dataset: SiteDataset, reply: dict[str, Any]) -> Outcome:
@@ -354,7 +401,7 @@ class TaskHandler:
                 self._budget.commit(reservation)
         if not reply.get("ok") or not isinstance(reply.get("result"), dict):
             self._runtimes.discard(key)
-            if model.name == CustomModel.name:
+            if isinstance(model, CustomModel | PackageRunner):  # code not the custodian's: redacted
                 return self._custom_failure(task, dataset, reply)
             return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
         result = chain.filter_result(reply["result"], context)

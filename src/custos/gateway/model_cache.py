@@ -97,6 +97,11 @@ class ModelCache:
         log.info("model %s cached as sha256:%s, signed by %s", parsed, package.digest, package.signer.name)
         return CachedModel(package.digest, package.manifest, package.signer, path)
 
+    def archive(self, digest: str) -> bytes:
+        """The archive of a cached package, its digest, signature and structure verified again now."""
+        self._verify_stored(digest)
+        return (self._folder / f"{digest}.zip").read_bytes()
+
     def path(self, digest: str) -> Path:
         """The unpacked folder of a cached package, verified again first (see the module docstring)."""
         return self.model(digest).path

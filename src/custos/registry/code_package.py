@@ -62,14 +62,7 @@ class CodePackage:
         return code_output(self.manifest)
 
     def output_caps(self, caps: OutputCaps) -> OutputCaps:
-        """`caps` tightened by the manifest's own for its output: a package may promise less, never
-        get more than the gateway allows."""
-        ((_, output),) = self.manifest.outputs.items()  # code_output checked there is exactly one
-        if isinstance(output, TableOutput):
-            return replace(caps, rows=min(caps.rows, output.max_rows))
-        if isinstance(output, JsonOutput):
-            return replace(caps, json_bytes=min(caps.json_bytes, output.max_bytes))
-        return replace(caps, file_bytes=min(caps.file_bytes, output.max_bytes))
+        return manifest_caps(self.manifest, caps)
 
     def check_columns(self, schema: DatasetSchema, dataset: str) -> None:
         """Raise unless the dataset has every column the manifest's `[columns]` names, of its type."""
@@ -87,6 +80,18 @@ class CodePackage:
         return {
             f.path: f.data.decode("utf-8", errors="replace") for f in self.files if f.path.endswith(".py")
         }
+
+
+def manifest_caps(manifest: ModelManifest, caps: OutputCaps) -> OutputCaps:
+    """`caps` tightened by the manifest's own for its one output: a package may promise less, never
+    get more than the gateway allows."""
+    code_output(manifest)  # exactly one output
+    ((_, output),) = manifest.outputs.items()
+    if isinstance(output, TableOutput):
+        return replace(caps, rows=min(caps.rows, output.max_rows))
+    if isinstance(output, JsonOutput):
+        return replace(caps, json_bytes=min(caps.json_bytes, output.max_bytes))
+    return replace(caps, file_bytes=min(caps.file_bytes, output.max_bytes))
 
 
 def code_output(manifest: ModelManifest) -> CodeOutput:

@@ -20,7 +20,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from custos.computations.base import DpPlan, policy_privacy
-from custos.computations.models import get_model
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, NotFound
 from custos.core.identity import Identity
@@ -30,6 +29,7 @@ from custos.core.states import SpecState
 from custos.core.wire import BudgetPublic, BudgetStanding, DatasetCostPreview, JobCreate, JobPreview
 from custos.orchestrator.services.access import can_see, check_resource
 from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.models import resolve_model
 from custos.orchestrator.services.specs import check_user
 from custos.orchestrator.tables import BudgetMirror, ComputeSpec, Gateway, Job, Task
 from custos.policy import check_access
@@ -172,7 +172,7 @@ class BudgetService:
         if spec.state != SpecState.ACTIVE.value:
             raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
         ref = parse_model_ref(spec.model)
-        model = get_model(ref.name, ref.version)
+        model = resolve_model(session, ref.name, ref.version)
         previews = []
         for ds_ref in spec.datasets:
             ds = self._datasets.get_row(session, ds_ref)

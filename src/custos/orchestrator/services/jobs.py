@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from custos.audit import AuditTrail
 from custos.computations.base import Final, NextRound, PartialRounds, policy_privacy, strictest_rules
 from custos.computations.custom import CustomModel
-from custos.computations.models import get_model
+from custos.computations.package_model import PackageModel
 from custos.core.blobs import refs_in
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, CustosError, NotFound
@@ -26,6 +26,7 @@ from custos.orchestrator.notifier import notify_after_commit
 from custos.orchestrator.services.access import check_resource
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.models import resolve_model
 from custos.orchestrator.services.releases import held_message, hold_result
 from custos.orchestrator.services.specs import check_user
 from custos.orchestrator.services.tasks import OPEN_STATES, fail_open_tasks, finish_job, new_task
@@ -101,7 +102,7 @@ class JobService:
         if spec.state != SpecState.ACTIVE.value:
             raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
         ref = parse_model_ref(spec.model)
-        model = get_model(ref.name, ref.version)
+        model = resolve_model(session, ref.name, ref.version)
         orchestrator_chain(self._privacy, body.params)  # a scope the orchestrator does not define: refused
         min_count = 1
         rules = []
@@ -191,7 +192,7 @@ class JobService:
             return
         now = self._clock()
         ref = parse_model_ref(job.model)
-        model = get_model(ref.name, ref.version)
+        model = resolve_model(session, ref.name, ref.version)
         tasks = (
             session.execute(select(Task).where(Task.job_id == job.id, Task.round == job.round))
             .scalars()
@@ -251,8 +252,9 @@ class JobService:
             session.add(Result(job_id=job.id, result=result, created_at=now))
             session.flush()
             self._blobs.collect_garbage(session, job)
-            # Custom code's outputs are always reviewed, whatever the policies' `release` says.
-            minimum = 1 if ref.name == CUSTOM_MODEL_NAME else 0
+            # Custom code's and published packages' outputs are always reviewed, whatever the policies'
+            # `release` says: the code is not the custodian's.
+            minimum = 1 if ref.name == CUSTOM_MODEL_NAME or isinstance(model, PackageModel) else 0
             release = hold_result(session, self._datasets, job, spec, now, minimum=minimum)
             if release is not None:
                 check_job_transition(JobState.RUNNING, JobState.AWAITING_RELEASE)

@@ -14,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
-from custos.computations.models import list_models
+from custos.computations.base import FederatedModel
+from custos.computations.models import get_model, list_models
+from custos.computations.package_model import PackageModel
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from custos.core.identity import Identity
@@ -23,7 +25,7 @@ from custos.core.wire import ModelArchive, ModelDetail, ModelKind, ModelPublic, 
 from custos.orchestrator.services.trust import Trust
 from custos.orchestrator.tables import Model, ModelPackage
 from custos.policy.permissions import check_perform, permission_table
-from custos.registry import LIMITS, PackageRefused, verify_package
+from custos.registry import LIMITS, ModelManifest, PackageRefused, verify_package
 
 BUILTIN_DESCRIPTIONS = {
     "stats": "Pooled summaries, frequency tables, histograms, quantiles",
@@ -167,3 +169,15 @@ def _public(model: Model, row: ModelPackage | None) -> ModelPublic:
 def _detail(model: Model, row: ModelPackage | None) -> ModelDetail:
     public = _public(model, row)
     return ModelDetail(**public.model_dump(), manifest=row.manifest_json if row else None)
+
+
+def resolve_model(session: Session, name: str, version: str) -> FederatedModel:
+    """A built-in model, or a published package as a model (its manifest as the orchestrator verified
+    it on the way in). NotFound names what the registry has."""
+    try:
+        return get_model(name, version)
+    except NotFound:
+        row = session.get(ModelPackage, (name, version))
+        if row is None:
+            raise
+        return PackageModel(ModelManifest.model_validate(row.manifest_json), row.digest)
