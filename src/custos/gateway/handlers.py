@@ -348,14 +348,6 @@ class TaskHandler:
         columns: list[str],
     ) -> Outcome:
         assert task.job_id is not None  # check_task refused otherwise
-        key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
-        grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
-        limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
-        runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
-        self._audit.append(
-            user=task.submitter.name, action="dal_grant", job=task.job_id,
-            message=f"{task.dataset}: {', '.join(sorted(columns))}",
-        )  # fmt: skip
         controls = policy_privacy(policy)
         # Only this gateway's policy may ask the sandbox for a DP release, never the orchestrator.
         round_input = {k: v for k, v in task.round_input.items() if k != "dp"}
@@ -386,11 +378,21 @@ class TaskHandler:
                 f"({plan.queries} queries), reservation {reservation.id}",
             )  # fmt: skip
             round_input["dp"] = plan.settings
-        request = {
-            "model": task.model, "dataset": task.dataset, "params": task.params,
-            "round_input": round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
-        }  # fmt: skip
+        # Only now, with the budget reserved, does the sandbox get its runtime and DAL grant: a job
+        # the ledger refuses never boots one.
+        key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
+        grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
+        limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
         try:
+            runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
+            self._audit.append(
+                user=task.submitter.name, action="dal_grant", job=task.job_id,
+                message=f"{task.dataset}: {', '.join(sorted(columns))}",
+            )  # fmt: skip
+            request = {
+                "model": task.model, "dataset": task.dataset, "params": task.params,
+                "round_input": round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
+            }  # fmt: skip
             reply = runtime.compute(request)
         except CustosError:
             self._runtimes.discard(key)

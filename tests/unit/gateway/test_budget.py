@@ -127,7 +127,8 @@ def test_a_dp_task_reserves_runs_noisily_commits_and_reports_the_budget(
     (charge,) = ledger.history(site[DATASET].lineage or "")
     assert (charge.job_id, charge.state, charge.epsilon) == ("job_1/round-0", "committed", 1.0)
     actions = [e.action for e in read_events(tmp_path / "audit.log")]
-    assert actions == ["task_received", "dal_grant", "budget_reserved", "task_done"]
+    # The budget is reserved before the sandbox gets its runtime and its DAL grant.
+    assert actions == ["task_received", "budget_reserved", "dal_grant", "task_done"]
 
 
 def test_a_retried_task_is_not_charged_twice_and_exhaustion_gives_spent_and_cap(

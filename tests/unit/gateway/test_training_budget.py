@@ -125,6 +125,6 @@ def test_a_training_job_reserves_its_projection_once_and_the_next_is_refused_bef
     )
     assert len(ledger.history(lineage)) == 1
     actions = [e.action for e in read_events(tmp_path / "audit.log")]
-    # The refused job reached neither a reservation nor its sandbox's compute.
-    assert actions[-2:] == ["dal_grant", "task_failed"]
+    # The refused job reached neither a reservation nor a sandbox: no DAL grant, no runtime booted.
+    assert actions[-2:] == ["task_received", "task_failed"]
     assert actions.count("budget_reserved") == 3
