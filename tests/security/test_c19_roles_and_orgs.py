@@ -17,13 +17,9 @@ from fastapi.testclient import TestClient
 from custos.audit import read_events
 from custos.core.clock import utcnow
 from custos.core.wire import result_digest
-from custos.orchestrator.app import create_app
-from custos.orchestrator.settings import OrchestratorSettings
-from custos.pki.kit import Kit, load_kit
-from custos.pki.project import ProjectSpec
-from custos.pki.provision import provision
-from custos.pki.signin import sign_in
+from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
+from custos.testing.inprocess import bearer, orchestrator_in_process, provision_people
 
 POLICY = """
 dataset: patients
@@ -47,10 +43,7 @@ PEOPLE = [
 
 @pytest.fixture(scope="module")
 def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
-    out = tmp_path_factory.mktemp("roles") / "project"
-    participants = [{"name": n, "type": t, "org": o, **({"role": r} if r else {})} for n, t, o, r in PEOPLE]
-    provision(ProjectSpec.model_validate({"name": "roles", "participants": participants}), out)
-    return {p.name: load_kit(p) for p in out.iterdir() if (p / "config.json").exists()}
+    return provision_people(tmp_path_factory.mktemp("roles") / "project", "roles", PEOPLE)
 
 
 @pytest.fixture
@@ -60,13 +53,12 @@ def audit_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def api(kits: dict[str, Kit], tmp_path: Path, audit_path: Path) -> Iterator[TestClient]:
-    settings = OrchestratorSettings(database_url=f"sqlite:///{tmp_path / 'o.db'}", audit_path=audit_path)
-    with TestClient(create_app(settings, kits["orchestrator"].root_certificate)) as client:
+    with orchestrator_in_process(kits, tmp_path, audit_path=audit_path) as client:
         yield client
 
 
 def auth(api: TestClient, kits: dict[str, Kit], name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sign_in(api, kits[name]).token}"}
+    return bearer(api, kits[name])
 
 
 def signed(kits: dict[str, Kit], signer: str = "admin-a", text: str = POLICY) -> dict[str, object]:

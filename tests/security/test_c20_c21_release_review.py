@@ -21,14 +21,10 @@ from custos.cli import release as release_cli
 from custos.computations.models import get_model
 from custos.core.clock import utcnow
 from custos.core.wire import result_digest
-from custos.orchestrator.app import create_app
-from custos.orchestrator.settings import OrchestratorSettings
-from custos.pki.kit import Kit, load_kit
-from custos.pki.project import ProjectSpec
-from custos.pki.provision import provision
-from custos.pki.signin import sign_in
+from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
 from custos.sdk import Client
+from custos.testing.inprocess import bearer, orchestrator_in_process, provision_people
 from custos.testing.readers import TableDalReader
 
 SCHEMA = {"columns": [{"name": "age", "type": "integer", "kind": "numeric", "min": 0, "max": 100}]}
@@ -58,10 +54,7 @@ release: {release}
 
 @pytest.fixture(scope="module")
 def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
-    out = tmp_path_factory.mktemp("release") / "project"
-    participants = [{"name": n, "type": t, "org": o, **({"role": r} if r else {})} for n, t, o, r in PEOPLE]
-    provision(ProjectSpec.model_validate({"name": "release", "participants": participants}), out)
-    return {p.name: load_kit(p) for p in out.iterdir() if (p / "config.json").exists()}
+    return provision_people(tmp_path_factory.mktemp("release") / "project", "release", PEOPLE)
 
 
 @pytest.fixture
@@ -71,13 +64,12 @@ def audit_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def api(kits: dict[str, Kit], tmp_path: Path, audit_path: Path) -> Iterator[TestClient]:
-    settings = OrchestratorSettings(database_url=f"sqlite:///{tmp_path / 'o.db'}", audit_path=audit_path)
-    with TestClient(create_app(settings, kits["orchestrator"].root_certificate)) as client:
+    with orchestrator_in_process(kits, tmp_path, audit_path=audit_path) as client:
         yield client
 
 
 def auth(api: TestClient, kits: dict[str, Kit], name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sign_in(api, kits[name]).token}"}
+    return bearer(api, kits[name])
 
 
 def publish(api: TestClient, kits: dict[str, Kit], release: str) -> None:

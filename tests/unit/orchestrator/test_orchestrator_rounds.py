@@ -23,11 +23,9 @@ from custos.core.errors import InvalidInput
 from custos.core.wire import result_digest
 from custos.orchestrator.app import create_app
 from custos.orchestrator.settings import OrchestratorSettings
-from custos.pki.kit import Kit, load_kit
-from custos.pki.project import ProjectSpec
-from custos.pki.provision import provision
-from custos.pki.signin import sign_in
+from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
+from custos.testing.inprocess import Person, bearer, orchestrator_in_process, provision_people
 from custos.testing.readers import TableDalReader
 
 SITES = ["site-a", "site-b", "site-c"]
@@ -74,17 +72,13 @@ TABLES = {site: _table(i) for i, site in enumerate(SITES)}
 
 @pytest.fixture(scope="module")
 def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
-    root = tmp_path_factory.mktemp("kits") / "project"
-    participants: list[dict[str, str]] = [
-        {"name": "alice", "type": "user", "org": "university", "role": "lead_researcher"}
-    ]
+    people: list[Person] = [("alice", "user", "university", "lead_researcher")]
     for i, site in enumerate(SITES):
-        participants.append({"name": site, "type": "gateway", "org": f"hospital-{i}"})
-        participants.append(
-            {"name": f"admin-{i}", "type": "user", "org": f"hospital-{i}", "role": "org_admin"}
-        )
-    provision(ProjectSpec.model_validate({"name": "partial", "participants": participants}), root)
-    return {p.name: load_kit(p) for p in root.iterdir() if (p / "config.json").exists()}
+        people += [
+            (site, "gateway", f"hospital-{i}", None),
+            (f"admin-{i}", "user", f"hospital-{i}", "org_admin"),
+        ]
+    return provision_people(tmp_path_factory.mktemp("kits") / "project", "partial", people)
 
 
 @pytest.fixture
@@ -98,15 +92,8 @@ def api(kits: dict[str, Kit], tmp_path: Path, privacy_yaml: str | None) -> Itera
     privacy = tmp_path / "privacy.yaml" if privacy_yaml else None
     if privacy is not None and privacy_yaml:
         privacy.write_text(privacy_yaml)
-    settings = OrchestratorSettings(
-        database_url=f"sqlite:///{tmp_path / 'o.db'}", audit_path=tmp_path / "audit.log", privacy_path=privacy
-    )
-    with TestClient(create_app(settings, kits["orchestrator"].root_certificate)) as client:
+    with orchestrator_in_process(kits, tmp_path, privacy_path=privacy) as client:
         yield client
-
-
-def bearer(api: TestClient, kit: Kit) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sign_in(api, kit).token}"}
 
 
 def _upload(
