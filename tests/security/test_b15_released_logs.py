@@ -9,11 +9,9 @@ job is missing (404). The log is bounded, and a released log is never replaced.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from custos.audit import read_events
@@ -21,7 +19,7 @@ from custos.core.clock import utcnow
 from custos.core.wire import MAX_CODE_LOG_BYTES, result_digest
 from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
-from custos.testing.inprocess import bearer, orchestrator_in_process, provision_people
+from custos.testing.inprocess import bearer
 
 SCHEMA = {"columns": [{"name": "age", "type": "integer", "kind": "numeric", "min": 0, "max": 100}]}
 PARAMS = {"columns": ["age"], "statistics": ["count"]}
@@ -47,22 +45,6 @@ FULL_LOG = (
     '  File "<custom code>", line 4, in error_with_data\n'
     "ValueError: bad row 'a-17' with bmi 31.5 in region north\n"
 )
-
-
-@pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
-    return provision_people(tmp_path_factory.mktemp("logs") / "project", "logs", PEOPLE)
-
-
-@pytest.fixture
-def audit_path(tmp_path: Path) -> Path:
-    return tmp_path / "audit.log"
-
-
-@pytest.fixture
-def api(kits: dict[str, Kit], tmp_path: Path, audit_path: Path) -> Iterator[TestClient]:
-    with orchestrator_in_process(kits, tmp_path, audit_path=audit_path) as client:
-        yield client
 
 
 def auth(api: TestClient, kits: dict[str, Kit], name: str) -> dict[str, str]:

@@ -8,10 +8,8 @@ seeing only what it may.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from custos.audit import read_events
@@ -19,7 +17,7 @@ from custos.core.clock import utcnow
 from custos.core.wire import result_digest
 from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
-from custos.testing.inprocess import bearer, orchestrator_in_process, provision_people
+from custos.testing.inprocess import bearer
 
 POLICY = """
 dataset: patients
@@ -39,22 +37,6 @@ PEOPLE = [
     ("admin-u", "user", "university", "org_admin"),
     ("root", "user", "operator", "project_admin"),
 ]
-
-
-@pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
-    return provision_people(tmp_path_factory.mktemp("roles") / "project", "roles", PEOPLE)
-
-
-@pytest.fixture
-def audit_path(tmp_path: Path) -> Path:
-    return tmp_path / "audit.log"
-
-
-@pytest.fixture
-def api(kits: dict[str, Kit], tmp_path: Path, audit_path: Path) -> Iterator[TestClient]:
-    with orchestrator_in_process(kits, tmp_path, audit_path=audit_path) as client:
-        yield client
 
 
 def auth(api: TestClient, kits: dict[str, Kit], name: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ result ends the job failed with the reviewer's reason. Every vote and refusal is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +23,7 @@ from custos.core.wire import result_digest
 from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
 from custos.sdk import Client
-from custos.testing.inprocess import bearer, orchestrator_in_process, provision_people
+from custos.testing.inprocess import bearer
 from custos.testing.readers import TableDalReader
 
 SCHEMA = {"columns": [{"name": "age", "type": "integer", "kind": "numeric", "min": 0, "max": 100}]}
@@ -50,22 +49,6 @@ grants:
 min_count: 5
 release: {release}
 """
-
-
-@pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Kit]:
-    return provision_people(tmp_path_factory.mktemp("release") / "project", "release", PEOPLE)
-
-
-@pytest.fixture
-def audit_path(tmp_path: Path) -> Path:
-    return tmp_path / "audit.log"
-
-
-@pytest.fixture
-def api(kits: dict[str, Kit], tmp_path: Path, audit_path: Path) -> Iterator[TestClient]:
-    with orchestrator_in_process(kits, tmp_path, audit_path=audit_path) as client:
-        yield client
 
 
 def auth(api: TestClient, kits: dict[str, Kit], name: str) -> dict[str, str]:

@@ -36,18 +36,21 @@ class SiteDataset:
 
 def load_site(catalog: Path) -> dict[str, SiteDataset]:
     """Load, profile and mock every dataset; an unsigned policy file stops the start with its reason."""
-    site: dict[str, SiteDataset] = {}
-    for entry in load_catalog(catalog):
-        signed = read_signed_policy(entry.policy_path) if entry.policy_path.is_file() else None
-        source = open_source(entry)
-        profiled, rows = profile(source)
-        mock = generate_mock(source, profiled)
-        # The catalogue's licence and column notes ride in the published schema (validated here,
-        # against the file's real columns).
-        schema = describe_schema(entry, profiled)
-        lineage = content_lineage(entry.path)
-        site[entry.name] = SiteDataset(entry, source, schema, rows, signed, table_to_ipc_b64(mock), lineage)
-    return site
+    return {entry.name: load_dataset(entry) for entry in load_catalog(catalog)}
+
+
+def load_dataset(entry: DatasetEntry) -> SiteDataset:
+    """Open, profile and mock one dataset of the catalogue, with its signed policy file if any."""
+    signed = read_signed_policy(entry.policy_path) if entry.policy_path.is_file() else None
+    source = open_source(entry)
+    profiled, rows = profile(source)
+    mock = generate_mock(source, profiled)
+    # The catalogue's licence and column notes ride in the published schema (validated here, against
+    # the file's real columns).
+    schema = describe_schema(entry, profiled)
+    return SiteDataset(
+        entry, source, schema, rows, signed, table_to_ipc_b64(mock), content_lineage(entry.path)
+    )
 
 
 def publication(site: dict[str, SiteDataset], policies: PolicyKeeper) -> GatewayPublish:

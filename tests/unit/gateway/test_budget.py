@@ -14,10 +14,7 @@ from cryptography import x509
 from custos.audit import AuditTrail, read_events
 from custos.core.identity import Identity
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
-from custos.data.catalog import DatasetEntry
-from custos.data.file_source import FileSource
-from custos.data.profile import profile
-from custos.data.synthetic import synthetic_patients, write_dataset
+from custos.data.synthetic import synthetic_patients
 from custos.gateway.budget import BUDGET_FILE, GatewayBudget
 from custos.gateway.handlers import TaskHandler
 from custos.gateway.policies import PolicyKeeper
@@ -25,8 +22,9 @@ from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset
 from custos.policy import AssetPolicy, Grant, load_authorization
 from custos.privacy.controls import PrivacyControls
-from custos.privacy.ledger import BudgetLedger, content_lineage
+from custos.privacy.ledger import BudgetLedger
 from custos.sandbox.bubblewrap import BubblewrapRunner
+from custos.testing.sites import parquet_site
 
 GATEWAY, SITE_ORG, DATASET = "site-a", "hospital-a", "patients"
 PARAMS: dict[str, Any] = {"columns": ["age"], "statistics": ["count", "mean"]}
@@ -62,12 +60,7 @@ class FixedPolicies(PolicyKeeper):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
-    path = tmp_path_factory.mktemp("site") / f"{DATASET}.parquet"
-    write_dataset(synthetic_patients(300, site=0, seed=5), path)
-    source = FileSource(DATASET, path, "parquet")
-    schema, rows = profile(source)
-    entry = DatasetEntry(DATASET, path, "parquet", "patients", path.with_suffix(".policy.json"))
-    return {DATASET: SiteDataset(entry, source, schema, rows, None, "", content_lineage(path))}
+    return parquet_site(tmp_path_factory.mktemp("site"), DATASET, synthetic_patients(300, site=0, seed=5))
 
 
 @pytest.fixture

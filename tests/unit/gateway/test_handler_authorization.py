@@ -12,10 +12,7 @@ from custos.audit import AuditTrail, read_events
 from custos.core.errors import PolicyDenied
 from custos.core.identity import Identity
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
-from custos.data.catalog import DatasetEntry
-from custos.data.file_source import FileSource
-from custos.data.profile import profile
-from custos.data.synthetic import synthetic_patients, write_dataset
+from custos.data.synthetic import synthetic_patients
 from custos.gateway.handlers import TASK_RIGHTS, TaskHandler, check_task
 from custos.gateway.policies import PolicyKeeper
 from custos.gateway.settings import GatewaySettings
@@ -29,6 +26,7 @@ from custos.policy import (
     load_authorization,
 )
 from custos.sandbox.runner import SandboxRequest, SandboxResult
+from custos.testing.sites import parquet_site
 
 GATEWAY = "site-a"
 SITE_ORG = "hospital-a"
@@ -49,20 +47,7 @@ permissions:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
     """One dataset whose policy grants the university and, by name, mallory."""
-    path = tmp_path_factory.mktemp("site") / f"{DATASET}.parquet"
-    write_dataset(synthetic_patients(200, site=0, seed=3), path)
-    source = FileSource(DATASET, path, "parquet")
-    schema, rows = profile(source)
-    entry = DatasetEntry(DATASET, path, "parquet", "patients", path.with_suffix(".policy.json"))
-    dataset = SiteDataset(
-        entry=entry,
-        source=source,
-        schema=schema,
-        row_count=rows,
-        policy_file=None,
-        mock_b64="",
-    )
-    return {DATASET: dataset}
+    return parquet_site(tmp_path_factory.mktemp("site"), DATASET, synthetic_patients(200, site=0, seed=3))
 
 
 GRANT = Grant(orgs=["university"], users=["mallory"], models=["stats"], columns=["age"])

@@ -16,10 +16,7 @@ from custos.computations.fedavg_params import parse_params
 from custos.computations.fedavg_weights import initial_weights, to_bytes
 from custos.core.identity import Identity
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
-from custos.data.catalog import DatasetEntry
-from custos.data.file_source import FileSource
-from custos.data.profile import profile
-from custos.data.synthetic import synthetic_patients, write_dataset
+from custos.data.synthetic import synthetic_patients
 from custos.gateway.budget import BUDGET_FILE
 from custos.gateway.handlers import TaskHandler
 from custos.gateway.policies import PolicyKeeper
@@ -28,8 +25,9 @@ from custos.gateway.site import SiteDataset
 from custos.policy import AssetPolicy, Grant, load_authorization
 from custos.privacy.accountant import training_epsilon
 from custos.privacy.controls import PrivacyControls
-from custos.privacy.ledger import BudgetLedger, content_lineage
+from custos.privacy.ledger import BudgetLedger
 from custos.sandbox.bubblewrap import BubblewrapRunner
+from custos.testing.sites import parquet_site
 
 GATEWAY, SITE_ORG, DATASET = "site-a", "hospital-a", "patients"
 PARAMS: dict[str, Any] = {
@@ -69,12 +67,7 @@ class FixedPolicies(PolicyKeeper):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
-    path = tmp_path_factory.mktemp("site") / f"{DATASET}.parquet"
-    write_dataset(synthetic_patients(300, site=0, seed=5), path)
-    source = FileSource(DATASET, path, "parquet")
-    schema, rows = profile(source)
-    entry = DatasetEntry(DATASET, path, "parquet", "patients", path.with_suffix(".policy.json"))
-    return {DATASET: SiteDataset(entry, source, schema, rows, None, "", content_lineage(path))}
+    return parquet_site(tmp_path_factory.mktemp("site"), DATASET, synthetic_patients(300, site=0, seed=5))
 
 
 @pytest.fixture
