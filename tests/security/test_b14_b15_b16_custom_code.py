@@ -169,7 +169,7 @@ def check(
     trust: Callable[[x509.Certificate], Identity],
     policy: AssetPolicy = POLICY,
 ) -> list[str]:
-    _, columns = check_custom_task(
+    _, columns, _ = check_custom_task(
         assignment, GATEWAY, site_org=SITE_ORG, authorization=authorization, policy=policy,
         check_certificate=trust,
     )  # fmt: skip

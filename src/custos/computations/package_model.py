@@ -81,7 +81,8 @@ class PackageModel(PackageRunner):
 
     @property
     def output(self) -> str:
-        from custos.registry.code_package import code_output
+        """The manifest's one output (table, json or file:TYPE); InvalidInput for any other shape."""
+        from custos.registry.code_package import code_output  # not at the sandbox's start-up
 
         return code_output(self.manifest)
 

@@ -9,9 +9,11 @@ bytes travel raw beside it. The receiver checks each blob against its digest bef
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from custos.core.digest import canonical_json
 from custos.core.errors import InvalidInput
 
 BLOB_KEY = "$blob"
@@ -127,9 +129,5 @@ def internalize(value: Any, fetch: Callable[[str, int], bytes], *, check: bool =
 def through_wire(value: Any) -> Any:
     """`value` as it arrives after one hop: canonical JSON (no NaN, no infinity) with its bytes as
     blobs beside it, checked and put back. What any process boundary of Custos does to a message."""
-    import json
-
-    from custos.core.digest import canonical_json
-
     message, blobs = externalize(value)
     return internalize(json.loads(canonical_json(message)), lambda digest, _size: blobs[digest])

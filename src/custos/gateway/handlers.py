@@ -50,7 +50,7 @@ from custos.policy.checks import granted_columns
 from custos.policy.code_approval import check_code_approved
 from custos.policy.signing import CertificateCheck, PolicyRefused
 from custos.privacy.filters import FilterContext, SitePrivacy, chain_for
-from custos.registry.code_package import manifest_caps, verify_code_package
+from custos.registry.code_package import CodePackage, manifest_caps, verify_code_package
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
@@ -117,10 +117,11 @@ def check_custom_task(
     authorization: SiteAuthorization,
     policy: AssetPolicy | None,
     check_certificate: CertificateCheck,
-) -> tuple[CustomCodeTask, list[str]]:
+) -> tuple[CustomCodeTask, list[str], CodePackage | None]:
     """Raise unless this site lets the task's submitter run its custom code here: the `custom_code`
     right, a policy with `custom_code: review` and a grant to model `custom`, and a verified approval
-    of exactly this code by a custodian of this site's org. Returns the code and the granted columns."""
+    of exactly this code by a custodian of this site's org. Returns the code, the granted columns and,
+    for a package, the verified package."""
     who = task.submitter
     ref = f"{gateway}/{task.dataset}"
     for right in (TASK_RIGHTS[task.kind], Right.CUSTOM_CODE):
@@ -146,15 +147,14 @@ def check_custom_task(
         code, dataset=ref, site_org=site_org, author=who.name, author_org=who.org, params=task.params,
         check_certificate=check_certificate,
     )  # fmt: skip
-    if code.package_b64 is not None:
-        check_code_package(code)
+    package = check_code_package(code) if code.package_b64 is not None else None
     model = CustomModel()
     check_access(policy, ref, who.name, who.org, model.name, model.version, [])
     columns = sorted(granted_columns(policy, who.name, who.org, model.name, model.version))
-    return code, columns
+    return code, columns, package
 
 
-def check_code_package(code: CustomCodeTask) -> None:
+def check_code_package(code: CustomCodeTask) -> CodePackage:
     """Raise unless the approved archive passes the registry's checks in memory (no `..`, absolute
     path, link or zip bomb; a manifest), and its manifest names the task's entrypoint and output."""
     package = verify_code_package(code.archive(), code.digest)
@@ -163,6 +163,7 @@ def check_code_package(code: CustomCodeTask) -> None:
             f"code request {code.request_id} runs {code.function} ({code.output}), but its package's "
             f"manifest names {package.entrypoint} ({package.output})"
         )
+    return package
 
 
 class TaskHandler:
@@ -249,14 +250,13 @@ class TaskHandler:
             return Outcome("failed", error=f"internal error at the gateway ({type(exc).__name__})")
 
     def _custom(self, task: TaskAssignment, dataset: SiteDataset, policy: AssetPolicy | None) -> Outcome:
-        code, columns = check_custom_task(
+        code, columns, package = check_custom_task(
             task, self._gateway, site_org=self._org, authorization=self._authorization, policy=policy,
             check_certificate=self._check_certificate,
         )  # fmt: skip
         assert policy is not None  # check_custom_task refused otherwise
         caps = DEFAULT_CAPS
-        if code.package_b64 is not None:  # verified there; here its manifest's columns and caps apply
-            package = verify_code_package(code.archive(), code.digest)
+        if package is not None:  # its manifest's columns and caps apply here
             package.check_columns(dataset.schema, f"{self._gateway}/{task.dataset}")
             caps = package.output_caps(caps)
         self._audit.append(
