@@ -13,7 +13,7 @@ as frames over a local socket pair (JSON with the weights as blobs beside it, ch
 SHA-256, as every hop of Custos carries them), parsed, averaged, and the global weights serialised
 again for the next round.
 
-Weights travel as content-addressed blobs beside the JSON messages (DESIGN.md section 6), up to the
+Weights travel as content-addressed blobs beside the JSON messages (docs/architecture.md, "Blobs"), up to the
 blob caps (512 MB by default); a size that fails reports its failure and null figures. The last line
 is one JSON object.
 """

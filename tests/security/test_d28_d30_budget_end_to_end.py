@@ -1,7 +1,8 @@
-"""THREATS D28 and D30 through real processes: on a dataset under differential privacy, a differencing
-attack's two counts (everyone, and everyone but one person) are both charged by the gateways' ledgers
-and mirrored at the orchestrator; the job that would pass the cap is refused with spent and cap; and
-the dry run (`custos job submit --dry-run`) shows what would remain, and spends nothing.
+"""Threats D28 and D30 (docs/threats.md) through real processes: on a dataset under differential
+privacy, a differencing attack's two counts (everyone, and everyone but one person) are both charged by
+the gateways' ledgers and mirrored at the orchestrator; the job that would pass the cap is refused with
+spent and cap; and the dry run (`custos job submit --dry-run`) shows what would remain, and spends
+nothing.
 
 The researcher is dora, whom no other test uses: her budget on `patients_dp` is this module's alone.
 """

@@ -1,4 +1,5 @@
-"""THREATS D28, differencing: count(all) - count(all but one person) must not reveal the person.
+"""Threat D28 (docs/threats.md), differencing: count(all) - count(all but one person) must not
+reveal the person.
 
 At the library level: disclosure control alone (a minimum count and rounding) hides the person's
 contribution in a small cohort, and under differential privacy both queries are charged to the budget

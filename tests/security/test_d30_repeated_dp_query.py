@@ -1,6 +1,6 @@
-"""THREATS D30: repeating one DP query to average its noise away. Every repeat debits the budget, the
-ledger refuses the repeat that would pass the cap with a message giving spent and cap, and a retry of
-a query that already ran cannot draw fresh noise for free."""
+"""Threat D30 (docs/threats.md): repeating one DP query to average its noise away. Every repeat debits
+the budget, the ledger refuses the repeat that would pass the cap with a message giving spent and cap,
+and a retry of a query that already ran cannot draw fresh noise for free."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""THREATS D31: 50 parallel DP queries, each within the remaining budget on its own. The debit is
-atomic, so together they never spend more than the cap: exactly as many run as the budget pays for."""
+"""Threat D31 (docs/threats.md): 50 parallel DP queries, each within the remaining budget on its own.
+The debit is atomic, so together they never spend more than the cap: exactly as many run as the budget
+pays for."""
 
 from __future__ import annotations
 

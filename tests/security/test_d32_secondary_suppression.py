@@ -1,5 +1,5 @@
-"""THREATS D32: a cell of 7 or fewer is flagged, a suppressed cell cannot be recovered from the totals
-published beside it, and totals are recomputed after rounding.
+"""Threat D32 (docs/threats.md): a cell of 7 or fewer is flagged, a suppressed cell cannot be
+recovered from the totals published beside it, and totals are recomputed after rounding.
 
 Recovery is checked independently of the library's own check: a suppressed cell is safe when another
 assignment of the suppressed cells agrees with everything published and gives it a different value.

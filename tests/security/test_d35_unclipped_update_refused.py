@@ -1,5 +1,5 @@
-"""THREATS D35: an unclipped or un-noised model update where the scope requires DP is refused by the
-site's result filter, whatever the sandboxed code returned."""
+"""Threat D35 (docs/threats.md): an unclipped or un-noised model update where the scope requires
+DP is refused by the site's result filter, whatever the sandboxed code returned."""
 
 from __future__ import annotations
 

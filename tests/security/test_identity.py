@@ -1,4 +1,5 @@
-"""Identity over the wire, against the real orchestrator process over HTTPS (THREATS E38-E40, C27)."""
+"""Identity over the wire, against the real orchestrator process over HTTPS (threats E38-E40 and
+C27 of docs/threats.md)."""
 
 from __future__ import annotations
 

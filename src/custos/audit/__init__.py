@@ -1,4 +1,4 @@
-"""The hash-chained, append-only audit trail (DESIGN invariant 6): writer, reader and verifier."""
+"""The hash-chained, append-only audit trail (docs/threats.md, invariant 6): writer, reader and verifier."""
 
 from custos.audit.events import AuditEvent, read_events, select_events
 from custos.audit.trail import AuditTrail

@@ -1,11 +1,11 @@
 """The entry point inside the sandbox.
 
 `python -m custos.computations.runtime --serve SOCKET [--warm]` is how a gateway runs a job: one
-sandboxed process for all of the job's rounds (DESIGN.md section 5). `--warm` (the gateway's spare
-runtime, started ahead of need) also imports the differential privacy module and OpenDP before the
-first round, so that a DP job's first round does not pay for it. It connects to the gateway's socket and
-answers one frame per round — {"ok": true, "result": ...} or {"ok": false, "type", "message"} — until
-the gateway closes the stream. The DAL reader is opened once and kept.
+sandboxed process for all of the job's rounds (docs/architecture.md, "The sandboxed runtime"). `--warm`
+(the gateway's spare runtime, started ahead of need) also imports the differential privacy module and
+OpenDP before the first round, so that a DP job's first round does not pay for it. It connects to the
+gateway's socket and answers one frame per round — {"ok": true, "result": ...} or {"ok": false, "type",
+"message"} — until the gateway closes the stream. The DAL reader is opened once and kept.
 
 `python -m custos.computations.runtime INPUT_JSON OUTPUT_DIR` runs a single round:
 

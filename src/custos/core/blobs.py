@@ -1,4 +1,4 @@
-"""Binary payloads beside the JSON (DESIGN.md section 6): content-addressed blobs.
+"""Binary payloads beside the JSON (docs/architecture.md, "Blobs"): content-addressed blobs.
 
 Models put `bytes` values in their messages (a round's weights as safetensors bytes). On every hop
 — the sandbox's frames, the HTTP API, the orchestrator's database — a message travels as JSON in

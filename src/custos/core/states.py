@@ -1,4 +1,5 @@
-"""State machines (DESIGN.md section 4): one enum and one transitions table each; anything else raises."""
+"""State machines (docs/architecture.md, "State machines"): one enum and one transitions table each;
+anything else raises."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def check_task_transition(current: TaskState, target: TaskState) -> None:
 
 
 class ReleaseState(StrEnum):
-    """A held result under output review (DESIGN.md section 3, flow 8)."""
+    """A held result under output review (docs/architecture.md, "Release review")."""
 
     HELD = "held"
     PARTIALLY_REVIEWED = "partially_reviewed"  # some, not all, of the required approvals are in
@@ -113,8 +114,8 @@ def check_release_transition(current: ReleaseState, target: ReleaseState) -> Non
 
 
 class CodeRequestState(StrEnum):
-    """A custom code request under custodian review (DESIGN.md section 3, flow 7). A change to the code
-    is a new request: an approval is bound to one digest."""
+    """A custom code request under custodian review (docs/architecture.md, "Custom code review").
+    A change to the code is a new request: an approval is bound to one digest."""
 
     PENDING = "pending"
     APPROVED = "approved"

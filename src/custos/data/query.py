@@ -1,7 +1,7 @@
 """The one SQL statement every row read runs: a projection and filters over a relation.
 
 Identifiers come only from the relation's own schema (an allow-list) and are quoted; filter values are
-always bound parameters, never formatted into the SQL (THREATS A6). Every reader of rows — the file
+always bound parameters, never formatted into the SQL (docs/threats.md, A6). Every reader of rows — the file
 sources at the gateway and the in-memory reader used for tests and mock runs — builds its statement
 here, so filters mean the same thing everywhere:
 

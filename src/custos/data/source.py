@@ -19,7 +19,7 @@ class DataSource(Protocol):
     - apply `filters` at the source (pushdown), with the semantics of `custos.data.query` (comparisons
       never match nulls; values must suit the column's type, else InvalidInput);
     - build SQL only from identifiers checked against the data's own schema, and pass filter values as
-      parameters (THREATS A6);
+      parameters (docs/threats.md, A6);
     - stream record batches rather than materialise the whole result;
     - be safe to call from several threads at once (the DAL serves each request on its own thread).
     """

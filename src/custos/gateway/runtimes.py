@@ -1,5 +1,5 @@
 """Sandboxed job runtimes at a gateway: one sandbox per (job, dataset), kept for all of the job's
-rounds, so a round pays no process start and no imports (DESIGN.md section 5).
+rounds, so a round pays no process start and no imports (docs/architecture.md, "The sandboxed runtime").
 
 A runtime owns a short private folder holding two unix sockets that are bound into its sandbox at
 /ipc: the DAL, serving only this job's grant to this runtime's token, and the round socket, on which

@@ -1,7 +1,8 @@
 """Signing in with a startup kit: prove to the orchestrator that we hold the certificate's key.
 
 The server sends a nonce for our certificate; we sign `auth_message(challenge_id, nonce, fingerprint)`
-with the kit's key and get back a short-lived bearer token bound to the certificate (DESIGN.md §5).
+with the kit's key and get back a short-lived bearer token bound to the certificate
+(docs/architecture.md, "Sign-in").
 `sign_in` does it once; `KitAuth` plugs it into an httpx client so every request carries a token.
 """
 

@@ -1,7 +1,7 @@
 """One contract for every reader of rows: the CSV and Parquet file sources and the in-memory TableDalReader.
 
 Each reads exactly the named columns and applies every filter op with the same meaning, checked against
-pandas; none lets a column name or a filter value become SQL (THREATS A6).
+pandas; none lets a column name or a filter value become SQL (docs/threats.md, A6).
 """
 
 from __future__ import annotations

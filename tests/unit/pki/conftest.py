@@ -90,7 +90,8 @@ def other_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 @dataclass
 class AuthServer:
-    """The orchestrator's two auth routes and one protected route, as DESIGN.md §5 describes them.
+    """The orchestrator's two auth routes and one protected route, as docs/architecture.md
+    ("Sign-in") describes them.
 
     Knobs let a test make it misbehave: revoke every token, grant tokens that die at once, or answer
     sign-in with someone else's identity.

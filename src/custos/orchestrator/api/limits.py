@@ -1,4 +1,4 @@
-"""Request body cap, enforced while the body streams in (THREATS A2): memory stays flat."""
+"""Request body cap, enforced while the body streams in (docs/threats.md, A2): memory stays flat."""
 
 from __future__ import annotations
 
