@@ -21,7 +21,6 @@ from custos.core.blobs import check_blob, refs_in
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound
 from custos.core.ids import new_id
-from custos.core.refs import parse_model_ref
 from custos.core.states import (
     JobState,
     SpecState,
@@ -323,11 +322,6 @@ def fail_open_tasks(session: Session, job_id: str, now: datetime, reason: str) -
     ).scalars():
         set_task_state(t, TaskState.FAILED, now)
         t.error = reason
-
-
-def job_model(job: Job) -> tuple[str, str]:
-    ref = parse_model_ref(job.model)
-    return ref.name, ref.version
 
 
 def finish_job(job: Job, target: JobState, now: datetime, reason: str | None = None) -> None:
