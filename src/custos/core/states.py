@@ -3,9 +3,50 @@ anything else raises."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Generic, Protocol, TypeVar
 
 from custos.core.errors import InvalidTransition
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class Stateful(Protocol[S]):
+    """A row that a state machine moves: its id names it in a refusal."""
+
+    @property
+    def id(self) -> str: ...
+
+    state: S
+
+
+@dataclass(frozen=True)
+class StateMachine(Generic[S]):
+    """One state machine: its states, where a row starts, where each state may go, and where it ends.
+
+    `move` is the only way a row's state changes: it reads the row's current state, so a refused
+    transition raises `InvalidTransition` (409) instead of being written."""
+
+    noun: str  # what a row is called in messages
+    states: type[S]
+    initial: frozenset[S]
+    transitions: Mapping[S, frozenset[S]]
+    terminal: frozenset[S]
+
+    def can(self, current: S, target: S) -> bool:
+        return target in self.transitions[current]
+
+    def check(self, current: S, target: S) -> None:
+        if not self.can(current, target):
+            raise InvalidTransition(f"{self.noun} is {current}; it cannot become {target}")
+
+    def move(self, row: Stateful[S], target: S) -> None:
+        current = row.state
+        if not self.can(current, target):
+            raise InvalidTransition(f"{self.noun} {row.id} is {current}; it cannot become {target}")
+        row.state = target
 
 
 class SpecState(StrEnum):
@@ -64,19 +105,28 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 }
 
 
-def check_spec_transition(current: SpecState, target: SpecState) -> None:
-    if target not in SPEC_TRANSITIONS[current]:
-        raise InvalidTransition(f"compute spec is {current}; it cannot become {target}")
-
-
-def check_job_transition(current: JobState, target: JobState) -> None:
-    if target not in JOB_TRANSITIONS[current]:
-        raise InvalidTransition(f"job is {current}; it cannot become {target}")
-
-
-def check_task_transition(current: TaskState, target: TaskState) -> None:
-    if target not in TASK_TRANSITIONS[current]:
-        raise InvalidTransition(f"task is {current}; it cannot become {target}")
+SPEC_MACHINE = StateMachine(
+    "compute spec",
+    SpecState,
+    # A code request's spec is born active: its custodians' signed approvals stand in for activation.
+    frozenset({SpecState.CREATED, SpecState.ACTIVE}),
+    SPEC_TRANSITIONS,
+    frozenset({SpecState.DEACTIVATED, SpecState.FAILED}),
+)
+JOB_MACHINE = StateMachine(
+    "job",
+    JobState,
+    frozenset({JobState.QUEUED}),
+    JOB_TRANSITIONS,
+    frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}),
+)
+TASK_MACHINE = StateMachine(
+    "task",
+    TaskState,
+    frozenset({TaskState.PENDING}),
+    TASK_TRANSITIONS,
+    frozenset({TaskState.DONE, TaskState.FAILED}),
+)
 
 
 class ReleaseState(StrEnum):
@@ -108,9 +158,13 @@ RELEASE_TRANSITIONS: dict[ReleaseState, frozenset[ReleaseState]] = {
 }
 
 
-def check_release_transition(current: ReleaseState, target: ReleaseState) -> None:
-    if target not in RELEASE_TRANSITIONS[current]:
-        raise InvalidTransition(f"release is {current}; it cannot become {target}")
+RELEASE_MACHINE = StateMachine(
+    "release",
+    ReleaseState,
+    frozenset({ReleaseState.HELD}),
+    RELEASE_TRANSITIONS,
+    frozenset({ReleaseState.RELEASED, ReleaseState.RETURNED, ReleaseState.REJECTED}),
+)
 
 
 class CodeRequestState(StrEnum):
@@ -129,6 +183,19 @@ CODE_REQUEST_TRANSITIONS: dict[CodeRequestState, frozenset[CodeRequestState]] = 
 }
 
 
-def check_code_request_transition(current: CodeRequestState, target: CodeRequestState) -> None:
-    if target not in CODE_REQUEST_TRANSITIONS[current]:
-        raise InvalidTransition(f"code request is {current}; it cannot become {target}")
+CODE_REQUEST_MACHINE = StateMachine(
+    "code request",
+    CodeRequestState,
+    frozenset({CodeRequestState.PENDING}),
+    CODE_REQUEST_TRANSITIONS,
+    frozenset({CodeRequestState.APPROVED, CodeRequestState.DENIED}),
+)
+
+# Every machine, in the order the architecture document draws them.
+MACHINES: tuple[StateMachine[Any], ...] = (
+    SPEC_MACHINE,
+    JOB_MACHINE,
+    TASK_MACHINE,
+    RELEASE_MACHINE,
+    CODE_REQUEST_MACHINE,
+)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
     Dialect,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +22,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from custos.core.states import CodeRequestState, JobState, ReleaseState, SpecState, TaskState
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -39,6 +45,20 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def state_type(states: type[E], length: int) -> Enum:
+    """A state column typed as its enum, stored as the enum's values in a VARCHAR(`length`): the
+    schema stays portable (no native enum type, no CHECK constraint), and a value outside the enum
+    is refused before it reaches the database."""
+    return Enum(
+        states,
+        native_enum=False,
+        create_constraint=False,
+        values_callable=lambda e: [m.value for m in e],
+        length=length,
+        validate_strings=True,
+    )
 
 
 class Base(DeclarativeBase):
@@ -124,7 +144,7 @@ class ComputeSpec(Base):
     datasets: Mapped[list[str]]
     columns: Mapped[list[str]]
     resources: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[SpecState] = mapped_column(state_type(SpecState, 16))
     reason: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str] = mapped_column(String(128))
     org: Mapped[str] = mapped_column(String(64))
@@ -139,7 +159,7 @@ class Job(Base):
     spec_id: Mapped[str] = mapped_column(ForeignKey("specs.id"), index=True)
     model: Mapped[str] = mapped_column(String(100))
     params: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[JobState] = mapped_column(state_type(JobState, 20))
     round: Mapped[int] = mapped_column(Integer, default=0)
     model_state: Mapped[dict[str, Any]]
     min_count: Mapped[int] = mapped_column(Integer)
@@ -162,7 +182,7 @@ class Task(Base):
     dataset: Mapped[str] = mapped_column(String(64))
     round: Mapped[int] = mapped_column(Integer, default=0)
     round_input: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[TaskState] = mapped_column(state_type(TaskState, 16))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     lease_expires_at: Mapped[datetime | None]
@@ -257,7 +277,7 @@ class Release(Base):
     __tablename__ = "releases"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
-    state: Mapped[str] = mapped_column(String(24), index=True)
+    state: Mapped[ReleaseState] = mapped_column(state_type(ReleaseState, 24), index=True)
     required: Mapped[int] = mapped_column(Integer)  # distinct approvals needed: 1 or 2
     orgs: Mapped[list[str]]  # the orgs whose reviewers may vote
     reason: Mapped[str | None] = mapped_column(Text)
@@ -337,7 +357,7 @@ class CodeRequest(Base):
     datasets: Mapped[list[str]]
     orgs: Mapped[list[str]]  # the orgs whose custodians must each approve
     output: Mapped[str] = mapped_column(String(16))  # table | json
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[CodeRequestState] = mapped_column(state_type(CodeRequestState, 16), index=True)
     author: Mapped[str] = mapped_column(String(128))
     org: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(32))

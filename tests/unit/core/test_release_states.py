@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from custos.core.errors import InvalidTransition
-from custos.core.states import RELEASE_TRANSITIONS, ReleaseState, check_release_transition
+from custos.core.states import RELEASE_MACHINE, RELEASE_TRANSITIONS, ReleaseState
 
 TERMINAL = (ReleaseState.RELEASED, ReleaseState.RETURNED, ReleaseState.REJECTED)
 
@@ -18,9 +18,9 @@ def test_every_release_state_is_in_the_table() -> None:
 
 def test_a_held_result_ends_in_one_of_three_ways_with_or_without_a_partial_review() -> None:
     for end in TERMINAL:
-        check_release_transition(ReleaseState.HELD, end)  # release: one, or the first vote says no
-        check_release_transition(ReleaseState.PARTIALLY_REVIEWED, end)
-    check_release_transition(ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)
+        RELEASE_MACHINE.check(ReleaseState.HELD, end)  # release: one, or the first vote says no
+        RELEASE_MACHINE.check(ReleaseState.PARTIALLY_REVIEWED, end)
+    RELEASE_MACHINE.check(ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)
 
 
 @pytest.mark.parametrize("end", TERMINAL)
@@ -28,11 +28,11 @@ def test_an_ended_review_never_reopens(end: ReleaseState) -> None:
     assert RELEASE_TRANSITIONS[end] == frozenset()
     for target in ReleaseState:
         with pytest.raises(InvalidTransition, match=f"release is {end}; it cannot become {target}"):
-            check_release_transition(end, target)
+            RELEASE_MACHINE.check(end, target)
 
 
 def test_a_partial_review_does_not_go_back_to_held() -> None:
     with pytest.raises(InvalidTransition):
-        check_release_transition(ReleaseState.PARTIALLY_REVIEWED, ReleaseState.HELD)
+        RELEASE_MACHINE.check(ReleaseState.PARTIALLY_REVIEWED, ReleaseState.HELD)
     with pytest.raises(InvalidTransition):
-        check_release_transition(ReleaseState.PARTIALLY_REVIEWED, ReleaseState.PARTIALLY_REVIEWED)
+        RELEASE_MACHINE.check(ReleaseState.PARTIALLY_REVIEWED, ReleaseState.PARTIALLY_REVIEWED)

@@ -88,7 +88,7 @@ class BlobStore:
         """Drop the job's blobs that nothing of the job refers to any more."""
         result = session.get(Result, job.id)
         keep = set(refs_in(result.result)) if result is not None else set()
-        if job.state == JobState.RUNNING.value:
+        if job.state == JobState.RUNNING:
             keep.update(refs_in(job.model_state))
             tasks = session.execute(select(Task).where(Task.job_id == job.id, Task.round == job.round))
             for task in tasks.scalars():
@@ -98,7 +98,7 @@ class BlobStore:
         gone = list(session.execute(unwanted).scalars())
         session.execute(delete(Blob).where(Blob.job_id == job.id, Blob.digest.in_(gone)))
         folder = self._folder(job.id)
-        ended = job.state != JobState.RUNNING.value
+        ended = job.state != JobState.RUNNING
 
         def remove_files(_session: Session) -> None:  # only once the rows are gone for good
             if ended and not keep:

@@ -169,7 +169,7 @@ class BudgetService:
         check_resource(
             "job.submit", caller, Resource(spec.owner, spec.org), f"unknown compute spec {spec.id}"
         )
-        if spec.state != SpecState.ACTIVE.value:
+        if spec.state != SpecState.ACTIVE:
             raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
         ref = parse_model_ref(spec.model)
         model = resolve_model(session, ref.name, ref.version)

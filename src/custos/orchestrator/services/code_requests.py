@@ -29,7 +29,7 @@ from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenie
 from custos.core.identity import Identity
 from custos.core.ids import new_id
 from custos.core.refs import parse_dataset_ref
-from custos.core.states import CodeRequestState, JobState, SpecState, check_code_request_transition
+from custos.core.states import CODE_REQUEST_MACHINE, CodeRequestState, JobState, SpecState
 from custos.core.wire import (
     CUSTOM_MODEL,
     CodeDecision,
@@ -148,7 +148,7 @@ class CodeRequestService:
             datasets=refs,
             orgs=orgs,
             output=code.output,
-            state=CodeRequestState.PENDING.value,
+            state=CodeRequestState.PENDING,
             author=caller.name,
             org=caller.org,
             role=caller.role.value,
@@ -202,7 +202,7 @@ class CodeRequestService:
                 f"{caller.name} may not review code request {row.id}: its reviewers are the org admins "
                 f"of {', '.join(row.orgs)}"
             )
-        if row.state != CodeRequestState.PENDING.value:
+        if row.state != CodeRequestState.PENDING:
             raise Conflict(f"code request {row.id} is {row.state}; it takes no more decisions")
         earlier = session.execute(
             select(CodeReviewRecord).where(CodeReviewRecord.request_id == row.id, CodeReviewRecord.org == org)
@@ -262,7 +262,6 @@ class CodeRequestService:
         reason: str,
         now: datetime,
     ) -> None:
-        current = CodeRequestState(row.state)
         if decision == "deny":
             target = CodeRequestState.DENIED
             row.reason = f"denied by {caller.name}: {reason}"
@@ -276,8 +275,8 @@ class CodeRequestService:
             if not set(row.orgs) <= approved:
                 return
             target = CodeRequestState.APPROVED
-        check_code_request_transition(current, target)
-        row.state, row.decided_at = target.value, now
+        CODE_REQUEST_MACHINE.move(row, target)
+        row.decided_at = now
         if target is CodeRequestState.DENIED:
             self._audit.append(user=caller.name, action="code_denied", message=f"{row.id}: {reason}")
 
@@ -289,12 +288,12 @@ class CodeRequestService:
         check_resource(
             "code.run", caller, Resource(row.author, row.org), f"unknown code request {request_id}"
         )
-        if row.state == CodeRequestState.PENDING.value:
+        if row.state == CodeRequestState.PENDING:
             waiting = sorted(set(row.orgs) - {r.org for r in self._reviews(session, row.id)})
             raise Conflict(
                 f"code request {row.id} is pending: a custodian of {', '.join(waiting)} must approve it first"
             )
-        if row.state == CodeRequestState.DENIED.value:
+        if row.state == CodeRequestState.DENIED:
             raise Conflict(f"code request {row.id} was {row.reason}")
         approvals = self._approvals(session, row.id)
         stored = _stored_code(row)
@@ -319,7 +318,7 @@ class CodeRequestService:
             columns=sorted(columns),
             resources=Resources().model_dump(mode="json"),
             # The custodians' signed approvals stand in for activation: every gateway checks them.
-            state=SpecState.ACTIVE.value,
+            state=SpecState.ACTIVE,
             reason=None,
             owner=row.author,
             org=row.org,
@@ -333,7 +332,7 @@ class CodeRequestService:
             spec_id=spec.id,
             model=CUSTOM_MODEL,
             params=dict(row.params),
-            state=JobState.QUEUED.value,
+            state=JobState.QUEUED,
             round=0,
             model_state={},
             min_count=1,
@@ -378,7 +377,7 @@ class CodeRequestService:
     def _public(self, session: Session, row: CodeRequest) -> CodeRequestPublic:
         return CodeRequestPublic(
             id=row.id,
-            state=CodeRequestState(row.state),
+            state=row.state,
             kind="function" if row.source else "package",
             function=row.function,
             digest=row.digest,

@@ -20,7 +20,7 @@ from custos.core.identity import Identity
 from custos.core.ids import new_id
 from custos.core.refs import parse_dataset_ref, parse_model_ref
 from custos.core.schema import DatasetSchema
-from custos.core.states import JobState, SpecState, TaskState, check_job_transition
+from custos.core.states import JOB_MACHINE, JobState, SpecState, TaskState
 from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPublic
 from custos.orchestrator.notifier import notify_after_commit
 from custos.orchestrator.services.access import check_resource
@@ -52,7 +52,7 @@ def job_public(session: Session, job: Job) -> JobPublic:
         id=job.id,
         spec_id=job.spec_id,
         model=job.model,
-        state=JobState(job.state),
+        state=job.state,
         round=job.round,
         reason=job.reason,
         submitter=job.submitter,
@@ -66,7 +66,7 @@ def job_public(session: Session, job: Job) -> JobPublic:
                 dataset=t.dataset,
                 kind=TaskKind(t.kind),
                 round=t.round,
-                state=TaskState(t.state),
+                state=t.state,
                 attempt=t.attempt,
                 error=t.error,
             )
@@ -99,7 +99,7 @@ class JobService:
         check_resource(
             "job.submit", caller, Resource(spec.owner, spec.org), f"unknown compute spec {spec.id}"
         )
-        if spec.state != SpecState.ACTIVE.value:
+        if spec.state != SpecState.ACTIVE:
             raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
         ref = parse_model_ref(spec.model)
         model = resolve_model(session, ref.name, ref.version)
@@ -122,7 +122,7 @@ class JobService:
             spec_id=spec.id,
             model=spec.model,
             params=dict(body.params),
-            state=JobState.QUEUED.value,
+            state=JobState.QUEUED,
             round=0,
             model_state={DISCLOSURE_KEY: strictest_rules(rules).model_dump(mode="json", exclude_unset=True)},
             min_count=min_count,
@@ -136,8 +136,7 @@ class JobService:
         session.add(job)
         session.flush()
         first = model.start(body.params)
-        check_job_transition(JobState.QUEUED, JobState.RUNNING)
-        job.state = JobState.RUNNING.value
+        JOB_MACHINE.move(job, JobState.RUNNING)
         self._queue_round(session, job, spec, 0, first)
         self._audit.append(user=caller.name, action="job_submitted", job=job.id, message=f"spec {spec.id}")
         return job_public(session, job)
@@ -146,8 +145,7 @@ class JobService:
         """Start a new job that another service built (a reviewed code request's): queue its first round."""
         session.add(job)
         session.flush()
-        check_job_transition(JobState.QUEUED, JobState.RUNNING)
-        job.state = JobState.RUNNING.value
+        JOB_MACHINE.move(job, JobState.RUNNING)
         self._queue_round(session, job, spec, 0, first)
         self._audit.append(user=job.submitter, action="job_submitted", job=job.id, message=f"spec {spec.id}")
         return job_public(session, job)
@@ -188,7 +186,7 @@ class JobService:
         assert task.job_id is not None
         job = session.get(Job, task.job_id, with_for_update=True)  # one advance of a job at a time
         assert job is not None
-        if job.state != JobState.RUNNING.value or task.round != job.round:
+        if job.state != JobState.RUNNING or task.round != job.round:
             return
         now = self._clock()
         ref = parse_model_ref(job.model)
@@ -198,7 +196,7 @@ class JobService:
             .scalars()
             .all()
         )
-        failed = [t for t in tasks if t.state == TaskState.FAILED.value]
+        failed = [t for t in tasks if t.state == TaskState.FAILED]
         # A model that takes partial rounds goes on without failed sites while a quorum answers.
         quorum = model.quorum(job.params) if isinstance(model, PartialRounds) else len(tasks)
         if failed and len(tasks) - len(failed) < quorum:
@@ -210,7 +208,7 @@ class JobService:
             self._blobs.collect_garbage(session, job)
             self._audit.append(user=job.submitter, action="job_failed", job=job.id, message=reason)
             return
-        if task.state == TaskState.FAILED.value:
+        if task.state == TaskState.FAILED:
             self._audit.append(
                 user=job.submitter,
                 action="site_left_out",
@@ -229,7 +227,7 @@ class JobService:
                     self._filter_context(job, t.round_input, chain),
                 )
                 for t in tasks
-                if t.state == TaskState.DONE.value
+                if t.state == TaskState.DONE
             }
             state = self._blobs.internalize_from(session, job.id, dict(job.model_state))
             stored = state.pop(DISCLOSURE_KEY, None)
@@ -257,8 +255,7 @@ class JobService:
             minimum = 1 if ref.name == CUSTOM_MODEL_NAME or isinstance(model, PackageModel) else 0
             release = hold_result(session, self._datasets, job, spec, now, minimum=minimum)
             if release is not None:
-                check_job_transition(JobState.RUNNING, JobState.AWAITING_RELEASE)
-                job.state = JobState.AWAITING_RELEASE.value
+                JOB_MACHINE.move(job, JobState.AWAITING_RELEASE)
                 self._audit.append(
                     user=job.submitter,
                     action="release_held",
@@ -314,11 +311,11 @@ class JobService:
 
     def result(self, session: Session, caller: Identity, job_id: str) -> JobResult:
         job = self.get_row(session, caller, job_id, "result.download")
-        if job.state == JobState.FAILED.value:
+        if job.state == JobState.FAILED:
             raise Conflict(f"job {job_id} failed: {job.reason}")
-        if job.state == JobState.AWAITING_RELEASE.value:
+        if job.state == JobState.AWAITING_RELEASE:
             raise Conflict(held_message(session, job_id))
-        if job.state != JobState.SUCCEEDED.value:
+        if job.state != JobState.SUCCEEDED:
             raise Conflict(f"job {job_id} is {job.state}; its result is not ready")
         row = session.get(Result, job_id)
         assert row is not None

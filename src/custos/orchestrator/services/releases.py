@@ -20,7 +20,7 @@ from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenie
 from custos.core.identity import Identity
 from custos.core.ids import new_id
 from custos.core.refs import parse_dataset_ref
-from custos.core.states import JobState, ReleaseState, check_release_transition
+from custos.core.states import RELEASE_MACHINE, JobState, ReleaseState
 from custos.core.wire import ReleaseDecision, ReleaseDetail, ReleasePublic, ReleaseVote, ReleaseVoteCreate
 from custos.orchestrator.services.access import can_see, check_resource
 from custos.orchestrator.services.datasets import DatasetService
@@ -29,7 +29,7 @@ from custos.orchestrator.tables import ComputeSpec, Gateway, Job, Release, Relea
 from custos.policy.permissions import Resource
 
 REVIEWERS_NEEDED = {"none": 0, "one": 1, "two": 2}
-OPEN_STATES = (ReleaseState.HELD.value, ReleaseState.PARTIALLY_REVIEWED.value)
+OPEN_STATES = (ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)
 OPERATION = "release.review"
 
 
@@ -64,7 +64,7 @@ def hold_result(
     release = Release(
         id=new_id("rel"),
         job_id=job.id,
-        state=ReleaseState.HELD.value,
+        state=ReleaseState.HELD,
         required=required,
         orgs=orgs,
         reason=None,
@@ -118,7 +118,7 @@ class ReleaseService:
         """The releases `caller` may review (never those of its own jobs), oldest first."""
         query = select(Release, Job).join(Job, Job.id == Release.job_id).order_by(Release.created_at)
         if state is not None:
-            query = query.where(Release.state == state.value)
+            query = query.where(Release.state == state)
         return [
             self._public(session, release, job)
             for release, job in session.execute(query)
@@ -143,7 +143,7 @@ class ReleaseService:
             raise InvalidInput(f"reason is required to {decision.value} a release: tell the researcher why")
         if release.state not in OPEN_STATES:
             raise Conflict(f"release {release.id} is {release.state}; it takes no more votes")
-        if job.state != JobState.AWAITING_RELEASE.value:
+        if job.state != JobState.AWAITING_RELEASE:
             raise Conflict(f"job {job.id} is {job.state}; its release takes no more votes")
         earlier = session.execute(
             select(ReleaseReview).where(
@@ -181,7 +181,7 @@ class ReleaseService:
         reason: str,
         now: datetime,
     ) -> None:
-        current = ReleaseState(release.state)
+        current = release.state
         match decision:
             case ReleaseDecision.APPROVE:
                 approvals = _approvals(session, release.id)
@@ -216,9 +216,8 @@ class ReleaseService:
                 )
             case _:
                 assert_never(decision)
-        if target is not current:
-            check_release_transition(current, target)
-            release.state = target.value
+        if target is not current:  # an approval still short of the required ones changes nothing
+            RELEASE_MACHINE.move(release, target)
         release.updated_at = now
 
     def _reviewable(
@@ -247,8 +246,8 @@ class ReleaseService:
         return ReleasePublic(
             id=release.id,
             job_id=job.id,
-            job_state=JobState(job.state),
-            state=ReleaseState(release.state),
+            job_state=job.state,
+            state=release.state,
             model=job.model,
             submitter=job.submitter,
             submitter_org=job.org,

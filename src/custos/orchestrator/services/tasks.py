@@ -21,15 +21,7 @@ from custos.core.blobs import check_blob, refs_in
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound
 from custos.core.ids import new_id
-from custos.core.refs import parse_model_ref
-from custos.core.states import (
-    JobState,
-    SpecState,
-    TaskState,
-    check_job_transition,
-    check_spec_transition,
-    check_task_transition,
-)
+from custos.core.states import JOB_MACHINE, SPEC_MACHINE, TASK_MACHINE, JobState, SpecState, TaskState
 from custos.core.wire import (
     Ack,
     Resources,
@@ -45,7 +37,7 @@ from custos.orchestrator.tables import ComputeSpec, Job, Task
 
 log = logging.getLogger(__name__)
 
-OPEN_STATES = (TaskState.PENDING.value, TaskState.LEASED.value, TaskState.RUNNING.value)
+OPEN_STATES = (TaskState.PENDING, TaskState.LEASED, TaskState.RUNNING)
 
 
 def new_task(
@@ -67,7 +59,7 @@ def new_task(
         dataset=dataset,
         round=round_no,
         round_input=round_input,
-        state=TaskState.PENDING.value,
+        state=TaskState.PENDING,
         attempt=1,
         max_attempts=3,
         lease_expires_at=None,
@@ -80,8 +72,8 @@ def new_task(
 
 
 def set_task_state(task: Task, target: TaskState, now: datetime) -> None:
-    check_task_transition(TaskState(task.state), target)
-    task.state, task.updated_at = target.value, now
+    TASK_MACHINE.move(task, target)
+    task.updated_at = now
 
 
 # Called after a task finishes, to move its spec or job on. Set by the job service.
@@ -116,7 +108,7 @@ class TaskService:
             session.execute(
                 select(Task).where(
                     Task.gateway == gateway,
-                    Task.state.in_([TaskState.LEASED.value, TaskState.RUNNING.value]),
+                    Task.state.in_([TaskState.LEASED, TaskState.RUNNING]),
                 )
             )
             .scalars()
@@ -129,7 +121,7 @@ class TaskService:
             if task.job_id is not None:
                 session.get(Job, task.job_id, with_for_update=True)  # the job's row before its task's
                 session.refresh(task, with_for_update=True)
-                if task.state not in (TaskState.LEASED.value, TaskState.RUNNING.value):
+                if task.state not in (TaskState.LEASED, TaskState.RUNNING):
                     continue  # finished meanwhile
             if not expired:
                 log.info("task %s attempt %d: %s no longer holds its lease", task.id, task.attempt, gateway)
@@ -150,7 +142,7 @@ class TaskService:
         candidates = (
             session.execute(
                 select(Task)
-                .where(Task.gateway == gateway, Task.state == TaskState.PENDING.value)
+                .where(Task.gateway == gateway, Task.state == TaskState.PENDING)
                 .order_by(Task.created_at)
                 .limit(5)
                 .with_for_update(skip_locked=True)
@@ -162,11 +154,13 @@ class TaskService:
             spec = session.get(ComputeSpec, task.spec_id)
             assert spec is not None
             resources = Resources.model_validate(spec.resources)
+            # The pending -> leased move as one compare-and-set UPDATE rather than TASK_MACHINE.move:
+            # of two polls racing for one task (SQLite takes no row locks), exactly one wins.
             claimed = session.execute(
                 update(Task)
-                .where(Task.id == task.id, Task.state == TaskState.PENDING.value)
+                .where(Task.id == task.id, Task.state == TaskState.PENDING)
                 .values(
-                    state=TaskState.LEASED.value,
+                    state=TaskState.LEASED,
                     updated_at=now,
                     lease_expires_at=now + timedelta(seconds=resources.wall_seconds + self._lease_margin_s),
                 )
@@ -217,7 +211,7 @@ class TaskService:
         task = self._owned(session, gateway, task_id)
         if task.attempt != attempt:
             raise Conflict(f"task {task_id} is at attempt {task.attempt}, not {attempt}")
-        if task.state == TaskState.LEASED.value:
+        if task.state == TaskState.LEASED:
             set_task_state(task, TaskState.RUNNING, self._clock())
         return Ack()
 
@@ -230,7 +224,7 @@ class TaskService:
         session.refresh(task, with_for_update=True)
         if upload.digest != result_digest(upload.status, upload.result, upload.error):
             raise InvalidInput("digest does not match the uploaded result")
-        if task.state in (TaskState.DONE.value, TaskState.FAILED.value):
+        if task.state in (TaskState.DONE, TaskState.FAILED):
             if task.attempt == upload.attempt and task.result_digest == upload.digest:
                 return Ack(duplicate=True)
             raise Conflict(f"task {task_id} already finished with a different result")
@@ -270,7 +264,7 @@ class TaskService:
         task = self._owned(session, gateway, task_id)
         if task.job_id is None:
             raise InvalidInput(f"task {task_id} is not a job's task and takes no blobs")
-        if task.state not in (TaskState.LEASED.value, TaskState.RUNNING.value):
+        if task.state not in (TaskState.LEASED, TaskState.RUNNING):
             raise Conflict(f"task {task_id} is {task.state}; it takes no more blobs")
         check_blob(digest, len(data), data)
         self._blobs.store(session, task.job_id, {digest: data}, self._clock())
@@ -292,27 +286,25 @@ class TaskService:
     def _advance_spec(self, session: Session, task: Task) -> None:
         spec = session.get(ComputeSpec, task.spec_id, with_for_update=True)
         assert spec is not None
-        if spec.state != SpecState.ACTIVATING.value:
+        if spec.state != SpecState.ACTIVATING:
             return
         tasks = (
             session.execute(select(Task).where(Task.spec_id == spec.id, Task.kind == TaskKind.PREPARE.value))
             .scalars()
             .all()
         )
-        failed = [t for t in tasks if t.state == TaskState.FAILED.value]
+        failed = [t for t in tasks if t.state == TaskState.FAILED]
         now = self._clock()
         if failed:
-            check_spec_transition(SpecState.ACTIVATING, SpecState.FAILED)
-            spec.state = SpecState.FAILED.value
+            SPEC_MACHINE.move(spec, SpecState.FAILED)
             spec.reason = "; ".join(f"{t.gateway} refused: {t.error}" for t in failed)
             self._audit.append(user=spec.owner, action="spec_failed", message=f"{spec.id}: {spec.reason}")
             for t in tasks:
                 if t.state in OPEN_STATES:
                     set_task_state(t, TaskState.FAILED, now)
                     t.error = "activation failed at another gateway"
-        elif all(t.state == TaskState.DONE.value for t in tasks):
-            check_spec_transition(SpecState.ACTIVATING, SpecState.ACTIVE)
-            spec.state = SpecState.ACTIVE.value
+        elif all(t.state == TaskState.DONE for t in tasks):
+            SPEC_MACHINE.move(spec, SpecState.ACTIVE)
             self._audit.append(user=spec.owner, action="spec_active", message=spec.id)
         spec.updated_at = now
 
@@ -325,11 +317,6 @@ def fail_open_tasks(session: Session, job_id: str, now: datetime, reason: str) -
         t.error = reason
 
 
-def job_model(job: Job) -> tuple[str, str]:
-    ref = parse_model_ref(job.model)
-    return ref.name, ref.version
-
-
 def finish_job(job: Job, target: JobState, now: datetime, reason: str | None = None) -> None:
-    check_job_transition(JobState(job.state), target)
-    job.state, job.finished_at, job.reason = target.value, now, reason
+    JOB_MACHINE.move(job, target)
+    job.finished_at, job.reason = now, reason
