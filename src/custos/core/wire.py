@@ -272,10 +272,6 @@ class Ack(WireModel):
     duplicate: bool = False
 
 
-class ErrorBody(WireModel):
-    detail: str
-
-
 def result_digest(status: str, result: dict[str, Any] | None, error: str | None) -> str:
     """The digest a gateway sends with a result upload; the orchestrator recomputes it."""
     from custos.core.digest import json_digest
