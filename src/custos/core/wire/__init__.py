@@ -91,7 +91,7 @@ from custos.core.wire.users import (
     PasswordSet,
     UserPublic,
 )
-from custos.core.wire.version import WIRE_VERSION
+from custos.core.wire.version import WIRE_VERSION, WIRE_VERSION_HEADER, check_wire_version
 from custos.core.wire_base import WireModel
 
 __all__ = [
@@ -105,6 +105,7 @@ __all__ = [
     "MAX_PACKAGE_BYTES",
     "MODEL_ARCHIVE_B64_CHARS",
     "WIRE_VERSION",
+    "WIRE_VERSION_HEADER",
     "Ack",
     "ApiToken",
     "ApiTokenCreate",
@@ -167,6 +168,7 @@ __all__ = [
     "UserPublic",
     "WireModel",
     "auth_message",
+    "check_wire_version",
     "code_approval_message",
     "code_digest",
     "model_message",
