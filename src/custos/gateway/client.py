@@ -1,4 +1,7 @@
-"""The gateway's only way to reach the orchestrator: a small HTTPS client. Outbound only."""
+"""The gateway's only way to reach the orchestrator: a small HTTPS client. Outbound only.
+
+Every request says which wire version this gateway speaks (the orchestrator refuses another), and
+every task the orchestrator hands out must be of that version (`read_poll` refuses another)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ import httpx
 from custos.core.blobs import Blobs, internalize, refs_in
 from custos.core.errors import ERRORS_BY_STATUS, CustosError
 from custos.core.wire import (
+    WIRE_VERSION,
+    WIRE_VERSION_HEADER,
     Ack,
     GatewayPublish,
     ModelArchive,
     PollResponse,
     TaskAssignment,
     TaskResultUpload,
+    check_wire_version,
 )
 from custos.pki.kit import Kit
 from custos.pki.signin import KitAuth
@@ -37,14 +43,26 @@ def _check(response: httpx.Response) -> Any:
     return response.json()
 
 
+def read_poll(data: Any) -> TaskAssignment | None:
+    """The task in a poll's answer. Its wire version is checked before the task is parsed, so that a
+    task of another version is refused as that, not as a malformed task."""
+    task = data.get("task") if isinstance(data, dict) else None
+    if isinstance(task, dict):
+        check_wire_version(task.get("wire_version"), sender="the orchestrator", receiver="this gateway")
+    return PollResponse.model_validate(data).task
+
+
 class OrchestratorClient:
-    def __init__(self, kit: Kit, *, poll_wait_s: float) -> None:
+    def __init__(self, kit: Kit, *, poll_wait_s: float, transport: httpx.BaseTransport | None = None) -> None:
+        """`transport` replaces the network, for tests (e.g. `httpx.MockTransport`)."""
         self._poll_wait_s = poll_wait_s
         self._http = httpx.Client(
             base_url=kit.config.orchestrator_url,
             verify=client_ssl_context(kit),
             auth=KitAuth(kit),
             timeout=httpx.Timeout(10.0, read=poll_wait_s + 15.0),
+            headers={WIRE_VERSION_HEADER: str(WIRE_VERSION)},
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -69,7 +87,7 @@ class OrchestratorClient:
     def next_task(self) -> TaskAssignment | None:
         """The next task, with the blobs its round input refers to fetched and checked (as bytes)."""
         data = self._call("GET", "/api/v1/gateway/tasks/next", params={"wait": self._poll_wait_s})
-        task = PollResponse.model_validate(data).task
+        task = read_poll(data)
         if task is None or not refs_in(task.round_input):
             return task
         round_input = internalize(task.round_input, lambda digest, _size: self._blob(task.task_id, digest))

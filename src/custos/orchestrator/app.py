@@ -29,6 +29,7 @@ from custos.orchestrator.api import (
 from custos.orchestrator.api.authorize import authorize
 from custos.orchestrator.api.context import Services
 from custos.orchestrator.api.limits import BodyLimit, first_error
+from custos.orchestrator.api.wire_version import WireVersionCheck
 from custos.orchestrator.db import Database, migrate
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.services.auth import AuthService
@@ -133,4 +134,6 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_blob_bytes=settings.max_blob_bytes)
+    # Outermost: a caller of another wire version is refused before its body is read.
+    app.add_middleware(WireVersionCheck)
     return app

@@ -1,21 +1,16 @@
-"""The gateway enforces its site authorization on every task, before and whatever its asset policies grant."""
+"""The checks every task meets at the gateway: its site authorization, before and whatever its asset
+policies grant, then the policy."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 
-from custos.audit import AuditTrail, read_events
 from custos.core.errors import PolicyDenied
-from custos.core.identity import Identity
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
 from custos.data.synthetic import synthetic_patients
-from custos.gateway.handlers import TASK_RIGHTS, TaskHandler, check_task
-from custos.gateway.policies import PolicyKeeper
-from custos.gateway.settings import GatewaySettings
+from custos.gateway.handlers.task import TASK_RIGHTS, check_task
 from custos.gateway.site import SiteDataset
 from custos.policy import (
     AssetPolicy,
@@ -25,7 +20,6 @@ from custos.policy import (
     default_authorization,
     load_authorization,
 )
-from custos.sandbox.runner import SandboxRequest, SandboxResult
 from custos.testing.sites import parquet_site
 
 GATEWAY = "site-a"
@@ -146,49 +140,3 @@ def test_the_defaults_refuse_a_member_researcher(site: dict[str, SiteDataset]) -
     assert check(task("alice"), site, default_authorization()) == ["age"]
     with pytest.raises(PolicyDenied, match="denied by 'none' for member_researcher submit_job"):
         check(task("alice", role="member_researcher"), site, default_authorization())
-
-
-def _no_certificate_expected(cert: x509.Certificate) -> Identity:
-    raise AssertionError("no policy is offered in these tests")
-
-
-class NoSandbox:
-    """A runner that fails the test if the gateway ever starts a sandbox."""
-
-    def __init__(self) -> None:
-        self.requests: list[SandboxRequest] = []
-
-    def run(self, request: SandboxRequest) -> SandboxResult:
-        self.requests.append(request)
-        raise AssertionError("a refused task must not start a sandbox")
-
-
-def test_a_refused_task_fails_with_the_reason_audited_and_runs_nothing(
-    site: dict[str, SiteDataset], authorization: SiteAuthorization, tmp_path: Path
-) -> None:
-    runner = NoSandbox()
-    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
-    handler = TaskHandler(
-        GATEWAY,
-        site,
-        runner,
-        settings,
-        AuditTrail(tmp_path / "audit.log"),
-        org=SITE_ORG,
-        authorization=authorization,
-        policies=PolicyKeeper(GATEWAY, SITE_ORG, tmp_path, check_certificate=_no_certificate_expected),
-    )
-    try:
-        outcome = handler.handle_task(task("Mallory"))
-    finally:
-        handler.close()
-    assert outcome.status == "failed"
-    assert outcome.result is None
-    assert outcome.error is not None
-    assert outcome.error.startswith("site site-a refuses Mallory of university: blocked by 'not n:mallory'")
-    assert runner.requests == []
-    events = read_events(tmp_path / "audit.log")
-    assert [e.action for e in events] == ["task_received", "task_failed"]
-    assert events[1].user == "Mallory"
-    assert events[1].message == outcome.error
-    assert events[1].peer == events[0].id

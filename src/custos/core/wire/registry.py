@@ -1,0 +1,63 @@
+"""The model registry: built-in models and signed packages a publisher uploaded, as listed and fetched."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from custos.core.wire_base import WireModel
+
+MODEL_ARCHIVE_B64_CHARS = 11_200_000  # base64 of the 8 MiB a model archive may have
+
+
+class ModelKind(StrEnum):
+    BUILTIN = "builtin"  # shipped with Custos (custos.computations)
+    PACKAGE = "package"  # a signed archive a publisher uploaded (`custos model publish`)
+
+
+def model_message(name: str, version: str, digest: str) -> bytes:
+    """The bytes a model package signature covers: the archive's SHA-256 bound to name and version."""
+    return f"custos-model-v1\n{name}\n{version}\n{digest}".encode()
+
+
+class ModelSignature(WireModel):
+    """A publisher's signature over `model_message(name, version, digest)`, made with their kit key."""
+
+    name: str = Field(max_length=64)
+    version: str = Field(max_length=32)
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the archive, hex")
+    signer_certificate_pem: str = Field(max_length=16 * 1024)
+    signature: str = Field(max_length=1024, description="base64 DER ECDSA-SHA256")
+
+
+class ModelPublish(ModelSignature):
+    archive_b64: str = Field(max_length=MODEL_ARCHIVE_B64_CHARS)
+
+
+class ModelArchive(ModelSignature):
+    """A published archive as gateways and users fetch it; they verify it before anything else."""
+
+    signer: str
+    published_at: datetime
+    archive_b64: str = Field(max_length=MODEL_ARCHIVE_B64_CHARS)
+
+
+class ModelPublic(WireModel):
+    name: str
+    version: str
+    kind: ModelKind
+    description: str
+    digest: str | None = None
+    size: int | None = None
+    signer: str | None = None
+    signer_org: str | None = None
+    published_at: datetime | None = None
+
+
+class ModelDetail(ModelPublic):
+    """One registry entry; for a package, its manifest (entrypoint, parameters, columns, outputs)."""
+
+    manifest: dict[str, Any] | None = None

@@ -1,0 +1,196 @@
+"""The steps every compute task takes once its kind's checks passed, whatever the kind: the site's
+data filters, the reservation of its privacy budget, the job's sandboxed runtime and DAL grant, the
+result filters, and the check of an output that is not the custodian's code.
+
+The budget is reserved before the sandbox gets a runtime and a DAL grant: a job the ledger refuses
+boots nothing. Code that is not the custodian's (custom code, published packages) fails with data
+values redacted; its full log stays at the gateway (see `code_logs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from custos.audit import AuditTrail
+from custos.computations.base import DpPlan, FederatedModel, policy_privacy
+from custos.computations.custom import CustomModel, check_output, redact_error, schema_vocabulary
+from custos.computations.fedavg_dp import DpTrainingModel
+from custos.computations.package_model import PackageRunner
+from custos.core.digest import json_digest
+from custos.core.errors import CustosError, SandboxError
+from custos.core.wire import Resources, TaskAssignment
+from custos.gateway.budget import GatewayBudget
+from custos.gateway.code_logs import failed_task_log, write_code_log
+from custos.gateway.dal import DatasetGrant
+from custos.gateway.handlers.task import CheckedTask, Outcome, audit_step
+from custos.gateway.runtimes import RuntimeKey, RuntimePool
+from custos.gateway.settings import GatewaySettings
+from custos.gateway.site import SiteDataset
+from custos.policy import AssetPolicy
+from custos.privacy.controls import PrivacyControls
+from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, chain_for
+from custos.privacy.ledger import Reservation
+from custos.sandbox.limits import SandboxLimits
+from custos.sandbox.runner import Runner
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One compute task on its way through the common steps."""
+
+    task: TaskAssignment
+    dataset: SiteDataset
+    model: FederatedModel
+    columns: list[str]
+    controls: PrivacyControls
+    training: DpPlan | None
+    chain: FilterChain
+    context: FilterContext
+
+
+class Compute:
+    """Runs checked compute tasks in the jobs' sandboxed runtimes, which it pools and closes."""
+
+    def __init__(
+        self,
+        gateway: str,
+        runner: Runner,
+        settings: GatewaySettings,
+        audit: AuditTrail,
+        *,
+        budget: GatewayBudget,
+        site_privacy: SitePrivacy,
+    ) -> None:
+        self._gateway = gateway
+        self._settings = settings
+        self._audit = audit
+        self._budget = budget
+        # The site's privacy.yaml: scopes and their task filters (custos.privacy.filters).
+        self._site_privacy = site_privacy
+        self._runtimes = RuntimePool(
+            runner,
+            max_result_bytes=settings.max_result_bytes,
+            # The spare fits a job that asks for the default resources, the usual case.
+            spare_limits=SandboxLimits.from_resources(Resources(), settings.sandbox_caps)
+            if settings.warm_spare
+            else None,
+            idle_s=settings.runtime_idle_s,
+        )
+
+    def run(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
+        """Run one round of the checked task under `policy`; the output that code which is not the
+        custodian's returns must be of its declared type and within its caps."""
+        try:
+            outcome = self._compute(checked.run, dataset, policy, checked.model, checked.columns)
+        except SandboxError as exc:
+            if not checked.redact_sandbox_errors:
+                raise
+            return self._code_failure(checked.run, dataset, {"type": "SandboxError", "message": str(exc)})
+        if checked.output is not None and outcome.status == "done" and outcome.result is not None:
+            check_output(outcome.result, checked.output, checked.caps)
+        return outcome
+
+    def _compute(
+        self,
+        task: TaskAssignment,
+        dataset: SiteDataset,
+        policy: AssetPolicy,
+        model: FederatedModel,
+        columns: list[str],
+    ) -> Outcome:
+        assert task.job_id is not None  # check_task refused otherwise
+        controls = policy_privacy(policy)
+        # Only this gateway's policy may ask the sandbox for a DP release, never the orchestrator.
+        round_input = {k: v for k, v in task.round_input.items() if k != "dp"}
+        training: DpPlan | None = None
+        if controls.training is not None and isinstance(model, DpTrainingModel):
+            training = model.plan_training_dp(task.params, controls.training, dataset.row_count)
+        chain = chain_for(self._site_privacy, task.params, require_dp=training is not None)
+        context = FilterContext(model.name, task.params, round_input, controls, chain.scope, training)
+        round_input = chain.filter_data(round_input, context)
+        context.round_input = round_input
+        step = _Round(task, dataset, model, columns, controls, training, chain, context)
+        reservation, dp = self._reserve_budget(step)
+        if dp is not None:
+            round_input["dp"] = dp
+        # Only now, with the budget reserved, does the sandbox get its runtime and DAL grant: a job
+        # the ledger refuses never boots one.
+        key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
+        grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
+        limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
+        try:
+            runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
+            audit_step(self._audit, task, "dal_grant", f"{task.dataset}: {', '.join(sorted(columns))}")
+            request = {
+                "model": task.model, "dataset": task.dataset, "params": task.params,
+                "round_input": round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
+            }  # fmt: skip
+            reply = runtime.compute(request)
+        except CustosError:
+            self._runtimes.discard(key)
+            raise
+        finally:
+            # A training reservation stays open (and spent) until the job's last round.
+            if reservation is not None and (training is None or round_input.get("phase") == "evaluate"):
+                self._budget.commit(reservation)
+        if not reply.get("ok") or not isinstance(reply.get("result"), dict):
+            self._runtimes.discard(key)
+            if isinstance(model, CustomModel | PackageRunner):  # code not the custodian's: redacted
+                return self._code_failure(task, dataset, reply)
+            return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
+        return Outcome("done", result=self._filter_result(step, reply["result"], reservation))
+
+    def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
+        """Reserve the round's privacy cost, when the policy sets a budget; return the reservation and
+        the DP settings the sandbox gets under `round_input["dp"]`. A DP training job reserves its
+        whole projected cost once, under the job; a DP release reserves its queries' cost per round."""
+        task, controls, training = step.task, step.controls, step.training
+        if controls.budget is None:
+            return None, None
+        if training is not None:
+            # The whole job's projected epsilon, reserved before its first round; later rounds reuse it.
+            plan = training
+            reservation = self._budget.reserve(task, step.dataset, controls.budget, plan.cost, whole_job=True)
+            what, settings = f"for the job's {plan.queries} DP training rounds", plan.settings or None
+        elif controls.dp is not None:
+            plan = step.model.plan_dp(task.params, step.dataset.schema, controls.dp)
+            reservation = self._budget.reserve(task, step.dataset, controls.budget, plan.cost)
+            what, settings = f"({plan.queries} queries)", plan.settings
+        else:
+            return None, None
+        audit_step(
+            self._audit, task, "budget_reserved",
+            f"{task.dataset}: epsilon={plan.cost.epsilon:g} delta={plan.cost.delta:g} {what}, "
+            f"reservation {reservation.id}",
+        )  # fmt: skip
+        return reservation, settings
+
+    def _filter_result(self, step: _Round, result: Json, reservation: Reservation | None) -> Json:
+        """The result as it may leave: through the site's and the job's result filters, then the
+        model's own disclosure checks, with the submitter's budget standing after a DP round."""
+        task, controls = step.task, step.controls
+        filtered = step.model.filter_site_result(
+            task.params, step.chain.filter_result(result, step.context), controls
+        )
+        if reservation is not None and controls.budget is not None:
+            filtered["budget"] = self._budget.standing(task, step.dataset, controls.budget)
+        return filtered
+
+    def _code_failure(self, task: TaskAssignment, dataset: SiteDataset, reply: Json) -> Outcome:
+        """Keep the full error at the gateway (bounded, owner-only, by job; see `code_logs`); send only
+        its type and a redacted message. A custodian may release the full log later."""
+        path = write_code_log(self._settings.state_dir, failed_task_log(task, self._gateway, reply))
+        message = f"{task.task_id}: full log kept in {path.relative_to(self._settings.state_dir)}"
+        audit_step(self._audit, task, "code_failed", message)
+        kind, text = str(reply.get("type", "Exception")), str(reply.get("message", ""))
+        return Outcome("failed", error=redact_error(kind, text, schema_vocabulary(dataset.schema)))
+
+    def reap(self) -> None:
+        """Close job runtimes that have been idle too long."""
+        self._runtimes.reap()
+
+    def close(self) -> None:
+        self._runtimes.close_all()
