@@ -55,5 +55,9 @@ def serve(
         timeout_keep_alive=75,
         # Gateways hold long polls open; do not wait for them on shutdown.
         timeout_graceful_shutdown=2,
+        # The orchestrator terminates TLS itself (it reads client certificates), so the TCP peer is
+        # the client: a forwarding header is the client's own claim, and sign-in failures are
+        # counted per peer address (services/rate_limit.py).
+        proxy_headers=False,
         **orchestrator_ssl_options(kit),
     )
