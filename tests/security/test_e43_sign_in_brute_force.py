@@ -27,11 +27,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from custos.core.wire import auth_message
 from custos.orchestrator.app import create_app
+from custos.orchestrator.server import forwarding_options
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki.certs import certificate_pem, fingerprint
 from custos.pki.kit import Kit, load_kit
@@ -273,6 +275,25 @@ def test_e43_bad_kit_signatures_slow_the_address_never_the_key_holder(
     clock.now += timedelta(minutes=15)
     r = api.post("/api/v1/auth/token", json=forged_token_request(api, victim, thief))
     assert r.status_code == 401, "the window has passed"
+
+
+def test_e43_only_a_trusted_proxy_names_the_client(
+    settings: OrchestratorSettings, kits: dict[str, Kit], clock: Clock
+) -> None:
+    """The app as `custos orchestrator start` serves it, without and with `--trusted-proxy`."""
+    app = create_app(settings, kits["orchestrator"].root_certificate, clock)
+    forwarded = {"X-Forwarded-For": "198.51.100.7"}
+    for trusted, counted in (((), "127.0.0.1"), (("127.0.0.0/8",), "198.51.100.7")):
+        config = uvicorn.Config(app, **forwarding_options(trusted))
+        config.load()
+        client = TestClient(config.loaded_app, base_url="https://testserver", client=("127.0.0.1", 50000))
+        guess = {"name": "alice", "password": WRONG}
+        statuses = [
+            client.post("/api/v1/auth/login", json=guess, headers=forwarded).status_code for _ in range(6)
+        ]
+        assert statuses == [401] * 5 + [429]
+        r = client.post("/api/v1/auth/login", json=guess, headers=forwarded)
+        assert r.json()["detail"].startswith(f"too many failed sign-ins from {counted}; ")
 
 
 def test_e43_password_guesses_do_not_lock_the_kit(api: TestClient, kits: dict[str, Kit]) -> None:
