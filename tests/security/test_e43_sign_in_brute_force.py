@@ -1,9 +1,13 @@
 """E43: guessing at sign-in, and the browser session's defences, against the real app in process.
 
-- Failed sign-ins are counted per account in the database, so every worker sees them: after five
-  failures in fifteen minutes the next attempt gets 429 with Retry-After, even with the right
-  password (or a genuine kit signature), until the oldest failure leaves the window. A success does
-  not reset the count, and a burst of guesses sent at once gets no more than five tries.
+- Failed sign-ins are counted per client address in the database, so every worker sees them: after
+  five failures in fifteen minutes the address's next password attempt gets 429 with Retry-After,
+  even with the right password, until the oldest failure leaves the window; another address is not
+  slowed down. A success does not reset the count, and a burst of guesses sent at once gets no more
+  than five tries. Guesses at one account from many addresses lock its password until its user
+  signs in with the kit.
+- A wrong kit signature spends its challenge and counts against the address; a genuine signature is
+  never refused, so holding someone's (public) certificate does not let anyone lock them out.
 - A wrong password, a name without a password and an unknown name get the same answer, and each runs
   Argon2, so neither the answer nor its time tells which it was.
 - The session cookie is HttpOnly, Secure, SameSite=Strict; a state-changing request signed in by it
@@ -23,12 +27,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from custos.core.errors import AuthenticationFailed
 from custos.core.wire import auth_message
 from custos.orchestrator.app import create_app
+from custos.orchestrator.server import forwarding_options
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki.certs import certificate_pem, fingerprint
 from custos.pki.kit import Kit, load_kit
@@ -42,6 +47,8 @@ WRONG = "Tr0ub4dor&3 guess"
 COOKIE = "custos_session"
 CSRF = {"X-Custos-Request": "1"}
 WRONG_PASSWORD = "wrong name or password; a user sets a password with `custos password set --kit KIT`"
+# The client address of the test client `api`, as the orchestrator sees it.
+ADDRESS = "192.0.2.10"
 
 
 class Clock:
@@ -88,8 +95,15 @@ def clock() -> Clock:
 
 def _serve(settings: OrchestratorSettings, kits: dict[str, Kit], clock: Clock) -> TestClient:
     return TestClient(
-        create_app(settings, kits["orchestrator"].root_certificate, clock), base_url="https://testserver"
+        create_app(settings, kits["orchestrator"].root_certificate, clock),
+        base_url="https://testserver",
+        client=(ADDRESS, 50000),
     )
+
+
+def from_address(api: TestClient, address: str) -> TestClient:
+    """Another client of the same orchestrator, connecting from `address`."""
+    return TestClient(api.app, base_url="https://testserver", client=(address, 50000))
 
 
 @pytest.fixture
@@ -131,7 +145,7 @@ def forged_token_request(api: TestClient, victim: Kit, thief: Kit) -> dict[str, 
 # --- the rate limit ------------------------------------------------------------------------------
 
 
-def test_e43_five_failures_lock_the_password_even_when_it_is_then_right(
+def test_e43_five_failures_refuse_the_address_even_the_right_password(
     api: TestClient, kits: dict[str, Kit], clock: Clock
 ) -> None:
     set_password(api, kits["alice"])
@@ -143,9 +157,8 @@ def test_e43_five_failures_lock_the_password_even_when_it_is_then_right(
     retry_after = int(r.headers["Retry-After"])
     assert retry_after == 10 * 60, "the oldest failure leaves the 15-minute window in 10 minutes"
     retry_at = (clock.now + timedelta(seconds=retry_after)).strftime("%Y-%m-%d %H:%M:%S")
-    assert r.json() == {
-        "detail": f"too many failed sign-ins for alice; try again after {retry_at} UTC (in {retry_after} s)"
-    }
+    when = f"try again after {retry_at} UTC (in {retry_after} s)"
+    assert r.json() == {"detail": f"too many failed sign-ins from {ADDRESS}; {when}"}
     assert COOKIE not in r.headers.get("set-cookie", "")
 
     clock.now += timedelta(seconds=retry_after - 1)
@@ -163,18 +176,46 @@ def test_e43_a_success_does_not_reset_the_count(api: TestClient, kits: dict[str,
     assert login(api, "alice", PASSWORD).status_code == 429
 
 
-def test_e43_the_count_is_per_account_and_unknown_names_are_counted_too(
-    api: TestClient, kits: dict[str, Kit]
-) -> None:
+def test_e43_the_count_is_per_address_not_per_account(api: TestClient, kits: dict[str, Kit]) -> None:
     set_password(api, kits["alice"])
     set_password(api, kits["bob"])
     for _ in range(5):
-        login(api, "alice", WRONG)
-        login(api, "nobody", WRONG)
+        assert login(api, "alice", WRONG).status_code == 401
     assert login(api, "alice", PASSWORD).status_code == 429
-    assert login(api, "ALICE", PASSWORD).status_code == 429, "another spelling is the same account"
+    assert login(api, "bob", PASSWORD).status_code == 429, "the address is slowed, whatever it tries"
+    elsewhere = from_address(api, "198.51.100.20")
+    assert login(elsewhere, "alice", PASSWORD).status_code == 200, "alice is not locked out"
+    assert login(elsewhere, "bob", PASSWORD).status_code == 200
+
+
+def test_e43_unknown_names_are_counted_like_known_ones(api: TestClient, kits: dict[str, Kit]) -> None:
+    set_password(api, kits["alice"])
+    for _ in range(5):
+        assert login(api, "nobody", WRONG).status_code == 401
     assert login(api, "nobody", WRONG).status_code == 429, "an unknown name behaves like a known one"
-    assert login(api, "bob", PASSWORD).status_code == 200
+    assert login(api, "alice", PASSWORD).status_code == 429
+
+
+def test_e43_guesses_from_many_addresses_lock_the_password_until_the_kit_signs_in(
+    api: TestClient, kits: dict[str, Kit]
+) -> None:
+    set_password(api, kits["alice"])
+    guessers = [from_address(api, f"198.51.100.{i}") for i in range(4)]
+    for guesser in guessers:  # 4 addresses x 5 guesses: the account's 20 of the window
+        assert [login(guesser, "alice", WRONG).status_code for _ in range(5)] == [401] * 5
+    browser = from_address(api, "203.0.113.5")
+    r = login(browser, "ALICE", PASSWORD)  # another spelling is the same account
+    assert r.status_code == 429
+    assert r.json()["detail"].startswith(
+        "too many failed password sign-ins for alice from several addresses; sign in with your kit "
+        "(any `custos` command) to lift this, or try again after "
+    )
+    assert int(r.headers["Retry-After"]) == 15 * 60
+    assert login(from_address(api, "203.0.113.6"), "bob", WRONG).status_code == 401, "only alice's"
+
+    assert sign_in(browser, kits["alice"]).name == "alice", "the kit always signs its holder in"
+    assert login(browser, "alice", PASSWORD).status_code == 200, "and lifts the password's lock"
+    assert login(guessers[0], "alice", PASSWORD).status_code == 429, "the guessers stay slowed down"
 
 
 def test_e43_the_count_is_shared_by_every_worker(
@@ -204,7 +245,7 @@ def test_e43_a_burst_of_guesses_sent_at_once_gets_no_more_than_five(
     assert sorted(statuses) == [401] * 5 + [429] * 7
 
 
-def test_e43_bad_kit_signatures_lock_the_kit_sign_in_of_that_account(
+def test_e43_bad_kit_signatures_slow_the_address_never_the_key_holder(
     api: TestClient, kits: dict[str, Kit], clock: Clock
 ) -> None:
     victim, thief = kits["site-b"], kits["site-a"]
@@ -212,23 +253,47 @@ def test_e43_bad_kit_signatures_lock_the_kit_sign_in_of_that_account(
         r = api.post("/api/v1/auth/token", json=forged_token_request(api, victim, thief))
         assert r.status_code == 401
         assert "signature does not match" in r.json()["detail"]
+    r = api.post("/api/v1/auth/token", json=forged_token_request(api, victim, thief))
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) == 15 * 60
+    assert r.json()["detail"].startswith(f"too many failed sign-ins from {ADDRESS}; ")
 
-    with pytest.raises(AuthenticationFailed, match="too many failed sign-ins for site-b"):
-        sign_in(api, victim)  # a genuine signature, refused while the window lasts
+    # A genuine signature from the very same address is never refused.
+    assert sign_in(api, victim).name == "site-b"
     pem = certificate_pem(victim.certificate)
     ch = api.post("/api/v1/auth/challenge", json={"certificate_pem": pem}).json()
     message = auth_message(ch["challenge_id"], ch["nonce"], fingerprint(victim.certificate))
     genuine = base64.b64encode(sign(victim.private_key, message)).decode()
-    r = api.post(
-        "/api/v1/auth/token",
-        json={"challenge_id": ch["challenge_id"], "certificate_pem": pem, "signature": genuine},
-    )
-    assert r.status_code == 429
-    assert int(r.headers["Retry-After"]) == 15 * 60
+    body = {"challenge_id": ch["challenge_id"], "certificate_pem": pem, "signature": genuine}
+    assert api.post("/api/v1/auth/token", json=body).status_code == 200
+    assert api.post("/api/v1/auth/token", json=body).status_code == 401, "a challenge is spent once"
+    assert sign_in(api, thief).name == "site-a"
 
-    assert sign_in(api, thief).name == "site-a", "the thief's own account is not locked"
+    elsewhere = from_address(api, "198.51.100.30")
+    r = elsewhere.post("/api/v1/auth/token", json=forged_token_request(elsewhere, victim, thief))
+    assert r.status_code == 401, "another address has its own count"
     clock.now += timedelta(minutes=15)
-    assert sign_in(api, victim).name == "site-b"
+    r = api.post("/api/v1/auth/token", json=forged_token_request(api, victim, thief))
+    assert r.status_code == 401, "the window has passed"
+
+
+def test_e43_only_a_trusted_proxy_names_the_client(
+    settings: OrchestratorSettings, kits: dict[str, Kit], clock: Clock
+) -> None:
+    """The app as `custos orchestrator start` serves it, without and with `--trusted-proxy`."""
+    app = create_app(settings, kits["orchestrator"].root_certificate, clock)
+    forwarded = {"X-Forwarded-For": "198.51.100.7"}
+    for trusted, counted in (((), "127.0.0.1"), (("127.0.0.0/8",), "198.51.100.7")):
+        config = uvicorn.Config(app, **forwarding_options(trusted))
+        config.load()
+        client = TestClient(config.loaded_app, base_url="https://testserver", client=("127.0.0.1", 50000))
+        guess = {"name": "alice", "password": WRONG}
+        statuses = [
+            client.post("/api/v1/auth/login", json=guess, headers=forwarded).status_code for _ in range(6)
+        ]
+        assert statuses == [401] * 5 + [429]
+        r = client.post("/api/v1/auth/login", json=guess, headers=forwarded)
+        assert r.json()["detail"].startswith(f"too many failed sign-ins from {counted}; ")
 
 
 def test_e43_password_guesses_do_not_lock_the_kit(api: TestClient, kits: dict[str, Kit]) -> None:
@@ -254,6 +319,8 @@ def test_e43_refusals_and_rate_limits_are_audited(
     assert trail.count("[U:alice][A:sign_in_refused]") == 5
     assert trail.count("[U:alice][A:sign_in_rate_limited]") == 1
     assert trail.count("[U:site-b][A:sign_in_refused]") == 1
+    assert f"method=password from {ADDRESS}: limit of the address" in trail
+    assert f"method=token from {ADDRESS}: signature does not match" in trail
     assert WRONG not in trail and PASSWORD not in trail
 
 

@@ -35,9 +35,25 @@ def start_orchestrator(
             show_default=False,
         ),
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="A reverse proxy (address or network) whose X-Forwarded-For names the client; repeatable. "
+            "Without it the header is ignored.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the orchestrator API over HTTPS with client certificates."""
     # Imported here so that `custos --help` and the researcher commands do not load the web stack.
     from custos.orchestrator.server import serve
 
-    serve(kit, state_dir=state, host=host, port=port, database_url=database_url)
+    serve(
+        kit,
+        state_dir=state,
+        host=host,
+        port=port,
+        database_url=database_url,
+        trusted_proxies=trusted_proxy or (),
+    )

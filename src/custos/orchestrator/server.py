@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import uvicorn
 
-from custos.core.errors import KitError
+from custos.core.errors import InvalidInput, KitError
 from custos.core.identity import Role
 from custos.orchestrator.app import create_app
 from custos.orchestrator.settings import OrchestratorSettings
@@ -24,6 +27,32 @@ def orchestrator_ssl_options(kit: Kit) -> ServerSSLOptions:
     return server_ssl_options(kit, require_client_certificate=False)
 
 
+class ForwardingOptions(TypedDict):
+    """uvicorn's keyword arguments for forwarding headers."""
+
+    proxy_headers: bool
+    forwarded_allow_ips: list[str] | None
+
+
+def forwarding_options(trusted_proxies: Sequence[str]) -> ForwardingOptions:
+    """How the server learns a client's address, which sign-in failures are counted against
+    (services/rate_limit.py). By default it is the TCP peer, and `X-Forwarded-For` is ignored: it is
+    whatever the client chose to write. Behind reverse proxies, their addresses (or networks) in
+    `trusted_proxies` make the server take the client's address from the header they set, and from
+    them only."""
+    for proxy in trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise InvalidInput(
+                f"--trusted-proxy {proxy}: not an IP address or network; "
+                "give one like 10.0.0.5 or 10.0.0.0/24"
+            ) from None
+    if not trusted_proxies:
+        return ForwardingOptions(proxy_headers=False, forwarded_allow_ips=None)
+    return ForwardingOptions(proxy_headers=True, forwarded_allow_ips=list(trusted_proxies))
+
+
 def serve(
     kit_dir: Path,
     *,
@@ -31,7 +60,9 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     database_url: str | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> None:
+    forwarding = forwarding_options(trusted_proxies)
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.ORCHESTRATOR:
         raise KitError(
@@ -55,5 +86,6 @@ def serve(
         timeout_keep_alive=75,
         # Gateways hold long polls open; do not wait for them on shutdown.
         timeout_graceful_shutdown=2,
+        **forwarding,
         **orchestrator_ssl_options(kit),
     )

@@ -28,10 +28,13 @@ class OrchestratorSettings:
 
     # A browser session opened with a password lasts this long from sign-in (it does not slide).
     session_ttl_s: int = 8 * 3600
-    # Failed sign-ins an account may have per method within the window; the next attempt gets 429
-    # until the oldest of them leaves the window.
+    # Failed sign-ins a client address may have per method within the window; its next attempt gets
+    # 429 until the oldest of them leaves the window (a kit signature that verifies never does).
     sign_in_max_failures: int = 5
     sign_in_window_s: int = 15 * 60
+    # Failed password sign-ins an account may have from all addresses within the window; then its
+    # password is refused until the window passes or its user signs in with the kit.
+    password_max_failures_per_account: int = 20
     # Unexpired API tokens a user may hold at once (every size is bounded).
     api_tokens_per_user: int = 50
     # Argon2id cost (argon2-cffi's defaults, RFC 9106's low-memory profile). Raising it re-hashes each

@@ -258,12 +258,14 @@ class ApiTokenRecord(Base):
 
 
 class SignInFailure(Base):
-    """One failed sign-in of an account by one method, counted for the rate limit."""
+    """One failed sign-in by one method, counted for the rate limit against a client address or an
+    account (`scope`: "address" or "account"; `key`: the address or the account name)."""
 
     __tablename__ = "sign_in_failures"
-    __table_args__ = (Index("ix_sign_in_failures_account", "account", "method", "at"),)
+    __table_args__ = (Index("ix_sign_in_failures_key", "scope", "key", "method", "at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    account: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(128))
     method: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime]
 

@@ -133,6 +133,15 @@ def test_orchestrator_start_with_missing_kit(custos: CliRunner, tmp_path: Path) 
     assert "nope" in line
 
 
+def test_orchestrator_start_with_a_trusted_proxy_that_is_not_an_address(
+    custos: CliRunner, tmp_path: Path
+) -> None:
+    line = custos(
+        "orchestrator", "start", "--kit", str(tmp_path), "--trusted-proxy", "proxy.example.org"
+    ).assert_one_line_error()
+    assert "--trusted-proxy proxy.example.org: not an IP address or network" in line
+
+
 def test_provision_with_missing_project_file(custos: CliRunner, tmp_path: Path) -> None:
     line = custos("provision", "project.yaml", "-o", str(tmp_path / "kits")).assert_one_line_error()
     assert "project.yaml" in line

@@ -16,7 +16,7 @@ from custos.core.wire import (
 )
 from custos.orchestrator.api.context import CallerDep, ServicesDep, UserDep
 from custos.orchestrator.services.auth import BadSignature, Caller, Credential, account_name
-from custos.orchestrator.services.rate_limit import SignInRateLimited
+from custos.orchestrator.services.rate_limit import SignInRateLimited, client_address
 from custos.orchestrator.services.sessions import SESSION_COOKIE
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -32,6 +32,11 @@ def _who(name: str) -> str:
     return name if name and name != "-" and name.isprintable() and "]" not in name else "-"
 
 
+def _address(request: Request) -> str:
+    """The client address sign-in failures are counted against: the TCP peer, as uvicorn saw it."""
+    return client_address(request.client.host if request.client else None)
+
+
 def _too_many(exc: SignInRateLimited) -> HTTPException:
     return HTTPException(
         status_code=exc.status, detail=exc.message, headers={"Retry-After": str(exc.retry_after_s)}
@@ -44,15 +49,22 @@ def challenge(body: ChallengeRequest, services: ServicesDep) -> Challenge:
 
 
 @router.post("/auth/token")
-def token(body: TokenRequest, services: ServicesDep) -> TokenGrant:
+def token(body: TokenRequest, request: Request, services: ServicesDep) -> TokenGrant:
+    address = _address(request)
     try:
-        grant = services.auth.sign_in_with_kit(services, body)
+        grant = services.auth.sign_in_with_kit(services, body, address)
     except SignInRateLimited as exc:
-        services.audit.append(user=exc.account, action="sign_in_rate_limited", message="method=token")
+        services.audit.append(
+            user=_who(exc.who),
+            action="sign_in_rate_limited",
+            message=f"method=token from {address}: limit of the {exc.scope}",
+        )
         raise _too_many(exc) from exc
     except AuthenticationFailed as exc:
-        who = exc.account if isinstance(exc, BadSignature) else "-"
-        services.audit.append(user=who, action="sign_in_refused", message=f"method=token: {exc}")
+        who = _who(exc.account) if isinstance(exc, BadSignature) else "-"
+        services.audit.append(
+            user=who, action="sign_in_refused", message=f"method=token from {address}: {exc}"
+        )
         raise
     services.audit.append(
         user=grant.name, action="sign_in", message=f"method=token: {grant.role} of {grant.org}"
@@ -61,17 +73,24 @@ def token(body: TokenRequest, services: ServicesDep) -> TokenGrant:
 
 
 @router.post("/auth/login")
-def login(body: PasswordLogin, response: Response, services: ServicesDep) -> Me:
+def login(body: PasswordLogin, request: Request, response: Response, services: ServicesDep) -> Me:
     """Sign in with a password; the answer sets the session cookie."""
     who = _who(account_name(body.name))
+    address = _address(request)
     try:
-        caller, opened = services.auth.login(services, body.name, body.password)
+        caller, opened = services.auth.login(services, body.name, body.password, address)
     except SignInRateLimited as exc:
-        services.audit.append(user=who, action="sign_in_rate_limited", message="method=password")
+        services.audit.append(
+            user=who,
+            action="sign_in_rate_limited",
+            message=f"method=password from {address}: limit of the {exc.scope}",
+        )
         raise _too_many(exc) from exc
     except AuthenticationFailed:
         services.audit.append(
-            user=who, action="sign_in_refused", message="method=password: wrong name or password"
+            user=who,
+            action="sign_in_refused",
+            message=f"method=password from {address}: wrong name or password",
         )
         raise
     response.set_cookie(

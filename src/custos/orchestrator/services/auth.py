@@ -4,7 +4,8 @@ A kit signs in by proof of key possession: a signed, single-use, short-lived non
 token. Identity (name, org, role) comes only from the verified certificate; the token is stored hashed
 and bound to the certificate's fingerprint. Sign-in also records the user's org and role, which a
 password session or an API token then authenticates as: a user gets either only after signing in
-with the kit at least once, and never with an identity taken from the request.
+with the kit at least once, and never with an identity taken from the request. Failed attempts
+slow down the client address they come from, never the identity (`rate_limit.py`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from custos.core.wire import (
 )
 from custos.orchestrator.services.api_tokens import ApiTokenService
 from custos.orchestrator.services.passwords import PasswordService
-from custos.orchestrator.services.rate_limit import FailedSignIns, SignInMethod
+from custos.orchestrator.services.rate_limit import FailedSignIns, PasswordAttempt
 from custos.orchestrator.services.secret_tokens import new_secret, secret_hash
 from custos.orchestrator.services.sessions import OpenedSession, SessionService
 from custos.orchestrator.services.trust import Trust
@@ -77,7 +78,7 @@ class Transactions(Protocol):
 
 
 class BadSignature(AuthenticationFailed):
-    """A kit sign-in whose signature did not verify; it stays counted against `account`."""
+    """A kit sign-in whose signature did not verify, for the certificate of `account`."""
 
     def __init__(self, account: str, message: str) -> None:
         super().__init__(message)
@@ -131,17 +132,19 @@ class AuthService:
         session.add(row)
         return Challenge(challenge_id=row.id, nonce=row.nonce, expires_at=row.expires_at)
 
-    def sign_in_with_kit(self, tx: Transactions, request: TokenRequest) -> TokenGrant:
-        """Spend the challenge, count the attempt against the certificate's subject, then issue a
-        token if the signature verifies. Each step commits on its own, so a refusal spends the
-        challenge and leaves the failure counted."""
+    def sign_in_with_kit(self, tx: Transactions, request: TokenRequest, address: str) -> TokenGrant:
+        """Spend the challenge, then issue a token if the signature verifies. Each step commits on
+        its own, so a refusal spends the challenge. A signature that does not verify is counted
+        against the client `address` (BadSignature), or refused with SignInRateLimited if that
+        address has too many such failures. One that verifies is never refused for failures: the
+        certificate is public, so whoever has it could otherwise lock its owner out."""
         nonce, fp = tx.run(lambda s: self.consume_challenge(s, request))
-        attempt = tx.run(lambda s: self._begin_kit_attempt(s, request))
-        return tx.run(lambda s: self.token(s, request, nonce, fp, attempt))
-
-    def _begin_kit_attempt(self, session: Session, request: TokenRequest) -> int:
-        _, identity = self._verified(session, request.certificate_pem)
-        return self.failures.begin_attempt(session, identity.name, SignInMethod.KIT)
+        try:
+            return tx.run(lambda s: self.token(s, request, nonce, fp))
+        except BadSignature as exc:
+            who = exc.account
+            tx.run(lambda s: self.failures.count_kit_failure(s, address, who))
+            raise
 
     def consume_challenge(self, session: Session, request: TokenRequest) -> tuple[str, str]:
         """Mark the challenge used, in its own transaction, so that even a failed attempt spends it.
@@ -159,9 +162,9 @@ class AuthService:
         row.used = True
         return row.nonce, row.fingerprint
 
-    def token(self, session: Session, request: TokenRequest, nonce: str, fp: str, attempt: int) -> TokenGrant:
-        """Issue a token once the signature over the consumed challenge verifies, and forget the
-        counted `attempt`; raise BadSignature (leaving it counted) if the signature does not."""
+    def token(self, session: Session, request: TokenRequest, nonce: str, fp: str) -> TokenGrant:
+        """Issue a token once the signature over the consumed challenge verifies; raise BadSignature
+        if it does not. A user's kit sign-in lifts a lock of the user's password (rate_limit.py)."""
         cert, identity = self._verified(session, request.certificate_pem)
         serial = format(cert.serial_number, "x")
         now = self._clock()
@@ -172,7 +175,6 @@ class AuthService:
             raise BadSignature(identity.name, "the signature is not valid base64") from exc
         except AuthenticationFailed as exc:
             raise BadSignature(identity.name, exc.message) from exc
-        self.failures.forget_attempt(session, attempt)
         token = new_secret()
         expires = now + timedelta(seconds=self._settings.token_ttl_s)
         session.execute(delete(AuthToken).where(AuthToken.expires_at < now))
@@ -188,6 +190,8 @@ class AuthService:
             )
         )
         self._register(session, identity, fp, serial)
+        if identity.kind is ParticipantKind.USER:
+            self.failures.lift_account(session, account_name(identity.name))
         return TokenGrant(
             token=token, expires_at=expires, name=identity.name, org=identity.org, role=identity.role.value
         )
@@ -247,13 +251,14 @@ class AuthService:
 
         tx.run(store)
 
-    def login(self, tx: Transactions, name: str, password: str) -> tuple[Caller, OpenedSession]:
+    def login(self, tx: Transactions, name: str, password: str, address: str) -> tuple[Caller, OpenedSession]:
         """Open a browser session for `name` if `password` is its password. Raises SignInRateLimited
-        for an account with too many failures (whatever the password), else AuthenticationFailed
-        with WRONG_PASSWORD. The attempt is counted, and committed, before the password is checked
+        (whatever the password) when the client `address` has too many failures, or the account
+        has from all addresses until its user signs in with the kit; else AuthenticationFailed with
+        WRONG_PASSWORD. The attempt is counted, and committed, before the password is checked
         (outside any transaction: Argon2 is slow), and forgotten only if it succeeds."""
         account = account_name(name)
-        attempt, stored = tx.run(lambda s: self._begin_password_attempt(s, account))
+        attempt, stored = tx.run(lambda s: self._begin_password_attempt(s, account, address))
         if not self.passwords.matches(stored, password) or stored is None:
             raise AuthenticationFailed(WRONG_PASSWORD)  # the attempt stays counted
         rehashed = self.passwords.hash(password) if self.passwords.needs_rehash(stored) else None
@@ -262,15 +267,17 @@ class AuthService:
             user = session.get(User, account)
             if user is None:  # removed since the password was read
                 raise AuthenticationFailed(WRONG_PASSWORD)
-            self.failures.forget_attempt(session, attempt)
+            self.failures.forget_password_attempt(session, attempt)
             if rehashed is not None:
                 self.passwords.store(session, account, rehashed)
             return _user_caller(user, Credential.SESSION), self.sessions.open(session, account)
 
         return tx.run(open_session)
 
-    def _begin_password_attempt(self, session: Session, account: str) -> tuple[int, str | None]:
-        attempt = self.failures.begin_attempt(session, account, SignInMethod.PASSWORD)
+    def _begin_password_attempt(
+        self, session: Session, account: str, address: str
+    ) -> tuple[PasswordAttempt, str | None]:
+        attempt = self.failures.begin_password_attempt(session, address, account)
         return attempt, self.passwords.stored_hash(session, account)
 
     def end_session(self, session: Session, cookie: str) -> None:
