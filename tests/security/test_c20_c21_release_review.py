@@ -355,6 +355,9 @@ def test_c20_one_org_s_approvals_never_release_another_org_s_part(
         ("hospital-a", ["site-a/patients"]),
         ("hospital-b", ["site-b/patients"]),
     ]
+    # A pooled result is every org's: each reviewer reads it whole.
+    (summary,) = shown["result"]["summaries"]
+    assert (summary["count"], shown["withheld"]) == (80, [])
 
     r = vote(api, kits, release_id, "admin-b", reason="site-b is fine")
     assert r.status_code == 200, r.text

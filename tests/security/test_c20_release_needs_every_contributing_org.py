@@ -3,7 +3,8 @@
 Approved custom code over `site-a` (hospital-a) and `site-b` (hospital-b) is run on both sites' data
 and held for review. hospital-b's custodian approving releases nothing: the job still waits, and the
 researcher cannot download the result, hospital-a's output included, until hospital-a's custodian
-approves too. `custos release show` prints each org's part of the review.
+approves too. Each custodian reads only their own site's output in the held result. `custos release
+show` prints each org's part of the review.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ def test_c20_one_org_s_approval_releases_nothing_of_a_two_org_result(cluster: Cl
                 ("hospital-a", "pending", 0, 1),
                 ("hospital-b", "approved", 1, 1),
             ]
+            # hospital-b's custodian reviews site-b's output; site-a's is hospital-a's to read.
+            seen_by_b = admin_b.release(held.id)
+            assert list(seen_by_b.result["sites"]) == ["site-b/patients_code"]
+            assert seen_by_b.withheld == ["site-a/patients_code"]
+            seen_by_a = admin_a.release(held.id)
+            assert list(seen_by_a.result["sites"]) == ["site-a/patients_code"]
+            assert seen_by_a.withheld == ["site-b/patients_code"]
             # Nothing of the result leaves, hospital-a's part least of all.
             with pytest.raises(
                 Conflict, match=r"held for release review \(1 of 2 reviews; waiting for hospital-a\)"
@@ -68,6 +76,7 @@ def test_c20_one_org_s_approval_releases_nothing_of_a_two_org_result(cluster: Cl
             assert "reviews 1 of 2 approvals; waiting for hospital-a" in lines
             assert "hospital-a site-a/patients_code 0 of 1 pending" in lines
             assert f"hospital-b site-b/patients_code 1 of 1 approved {ADMIN_B}" in lines
+            assert "not shown, other orgs' parts: site-a/patients_code" in lines
 
             released = admin_a.approve_release(held.id, "site-a's count is fine")
             assert (released.state, released.job_state) == ("released", "succeeded")

@@ -138,6 +138,8 @@ def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> No
         held = Result(JobResult(job_id=release.job_id, model=release.model, result=release.result))
         for section in held.sections():
             console.print(section_table(section))
+        if release.withheld:
+            console.print(Text(f"not shown, other orgs' parts: {', '.join(release.withheld)}"))
 
 
 @app.command("list")

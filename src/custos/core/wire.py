@@ -389,6 +389,10 @@ class ReleaseDetail(ReleasePublic):
     columns: list[str]
     result: dict[str, Any]
     votes: list[ReleaseVote]
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="site outputs of the held result left out: other orgs' parts, for their reviewers",
+    )
 
 
 # --- privacy budget: the orchestrator's mirror and the cost preview --------------------------------

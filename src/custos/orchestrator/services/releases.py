@@ -11,7 +11,7 @@ released, and the job succeeds, only when every org's part is approved.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import assert_never
+from typing import Any, assert_never
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -191,6 +191,21 @@ def _part_of(caller: Identity, release: Release, job: Job) -> str:
     return org
 
 
+def _own_parts(
+    session: Session, caller: Identity, release: Release, job: Job, result: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The held result as `caller` reviews it: a result of one output per site (custom code's, a
+    package's) keeps only the sites of the orgs `caller` reviews for; the others' outputs are their own
+    reviewers' to see. A pooled result (a model's aggregates) is every org's, and shown whole."""
+    sites = result.get("sites")
+    if not isinstance(sites, dict):
+        return result, []
+    mine = {o.casefold() for o in release.orgs if can_see(OPERATION, caller, Resource(job.submitter, o))}
+    withheld = sorted(ref for ref in sites if _org_of(session, ref).casefold() not in mine)
+    shown = {ref: output for ref, output in sites.items() if ref not in withheld}
+    return result | {"sites": shown}, withheld
+
+
 class ReleaseService:
     def __init__(self, clock: Clock, audit: AuditTrail) -> None:
         self._clock = clock
@@ -211,7 +226,7 @@ class ReleaseService:
 
     def get(self, session: Session, caller: Identity, release_id: str) -> ReleaseDetail:
         release, job = self._reviewable(session, caller, release_id)
-        return self._detail(session, release, job)
+        return self._detail(session, caller, release, job)
 
     def vote(
         self,
@@ -262,7 +277,7 @@ class ReleaseService:
         )
         session.flush()
         self._decide(session, caller, org, release, job, decision, reason, now)
-        return self._detail(session, release, job)
+        return self._detail(session, caller, release, job)
 
     def _decide(
         self,
@@ -357,17 +372,19 @@ class ReleaseService:
             parts=parts,
         )
 
-    def _detail(self, session: Session, release: Release, job: Job) -> ReleaseDetail:
+    def _detail(self, session: Session, caller: Identity, release: Release, job: Job) -> ReleaseDetail:
         spec = session.get(ComputeSpec, job.spec_id)
-        result = session.get(Result, job.id)
-        assert spec is not None and result is not None
+        row = session.get(Result, job.id)
+        assert spec is not None and row is not None
+        result, withheld = _own_parts(session, caller, release, job, dict(row.result))
         votes = _votes(session, release.id)
         return ReleaseDetail(
             **self._public(session, release, job).model_dump(),
             spec_id=spec.id,
             params=dict(job.params),
             columns=list(spec.columns),
-            result=dict(result.result),
+            result=result,
+            withheld=withheld,
             votes=[
                 ReleaseVote(
                     reviewer=v.reviewer,
