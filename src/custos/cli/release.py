@@ -14,7 +14,7 @@ from rich.text import Text
 from custos.cli.options import JsonOption, KitOption, open_client
 from custos.cli.output import add_row, key_value_table, print_json, section_table, stdout
 from custos.core.states import ReleaseState
-from custos.core.wire import JobResult, ReleaseDetail, ReleasePublic
+from custos.core.wire import JobResult, ReleaseDetail, ReleasePart, ReleasePartState, ReleasePublic
 from custos.sdk import Result
 
 app = typer.Typer(
@@ -37,8 +37,46 @@ STATE_STYLES = {
 }
 
 
+PART_STYLES: dict[ReleasePartState, str] = {
+    "pending": "yellow",
+    "approved": "green",
+    "returned": "red",
+    "rejected": "red",
+}
+
+
 def _state(state: ReleaseState) -> Text:
     return Text(state, style=STATE_STYLES[state])
+
+
+def _reviews(release: ReleasePublic) -> str:
+    """`1 of 2 approvals; waiting for hospital-a`: every org's approvals together, and who is missing."""
+    text = f"{release.approvals} of {release.required} approvals"
+    waiting = [p.org for p in release.parts if p.state == "pending"]
+    if (
+        len(release.parts) > 1
+        and waiting
+        and release.state in (ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)
+    ):
+        text += f"; waiting for {', '.join(waiting)}"
+    return text
+
+
+def parts_table(parts: Sequence[ReleasePart]) -> Table:
+    """Each org's part of the review: the release is released when every part is approved."""
+    table = Table(title="review by org", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("org", "datasets", "approvals", "state", "approved by"):
+        table.add_column(column)
+    for p in parts:
+        add_row(
+            table,
+            p.org,
+            ", ".join(p.datasets),
+            f"{p.approvals} of {p.required}",
+            Text(p.state, style=PART_STYLES[p.state]),
+            ", ".join(p.reviewers),
+        )
+    return table
 
 
 def releases_table(releases: Sequence[ReleasePublic]) -> Table:
@@ -66,8 +104,12 @@ def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> No
     rows: list[tuple[str, str | Text]] = [
         ("id", release.id),
         ("state", _state(release.state)),
-        ("reviews", f"{release.approvals} of {release.required} approvals"),
-        ("reviewers", f"org admins of {', '.join(release.orgs)}"),
+        ("reviews", _reviews(release)),
+        (
+            "reviewers",
+            f"org admins of {', '.join(release.orgs)}"
+            + (", each for their own org" if len(release.orgs) > 1 else ""),
+        ),
         ("job", f"{release.job_id} ({release.job_state})"),
         ("submitter", f"{release.submitter} ({release.submitter_org})"),
         ("model", release.model),
@@ -80,6 +122,8 @@ def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> No
         rows.append(("reason", release.reason))
     console = stdout()
     console.print(key_value_table(f"release {release.id}", rows))
+    if release.parts:
+        console.print(parts_table(release.parts))
     if release.votes:
         votes = Table(title="votes", box=box.SIMPLE_HEAD, title_justify="left")
         for column in ("reviewer", "org", "decision", "reason", "time"):
@@ -94,6 +138,8 @@ def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> No
         held = Result(JobResult(job_id=release.job_id, model=release.model, result=release.result))
         for section in held.sections():
             console.print(section_table(section))
+        if release.withheld:
+            console.print(Text(f"not shown, other orgs' parts: {', '.join(release.withheld)}"))
 
 
 @app.command("list")
@@ -130,7 +176,7 @@ def approve_release(
     reason: Annotated[str, typer.Option("--reason", help="An optional note kept with the vote.")] = "",
     json: JsonOption = False,
 ) -> None:
-    """Approve; the last approval the policy needs releases the result to the researcher."""
+    """Approve your org's part; the result is released when every org's part is approved."""
     with open_client(kit) as client:
         release = client.approve_release(release_id, reason)
     _show(release, json, with_result=False)

@@ -274,21 +274,32 @@ class SignInFailure(Base):
 
 
 class Release(Base):
-    """A finished job's result held for review by the reviewers of its datasets' orgs."""
+    """A finished job's result held for review by the reviewers of its datasets' orgs, each org
+    approving its own part."""
 
     __tablename__ = "releases"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
     state: Mapped[ReleaseState] = mapped_column(state_type(ReleaseState, 24), index=True)
-    required: Mapped[int] = mapped_column(Integer)  # distinct approvals needed: 1 or 2
-    orgs: Mapped[list[str]]  # the orgs whose reviewers may vote
+    required: Mapped[int] = mapped_column(Integer)  # distinct approvals needed: every org's together
+    orgs: Mapped[list[str]]  # the orgs whose reviewers must each approve their part (release_parts)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
 
+class ReleasePartRecord(Base):
+    """One org's part of a release: how many distinct approvals that org's reviewers must give."""
+
+    __tablename__ = "release_parts"
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id"), primary_key=True)
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    required: Mapped[int] = mapped_column(Integer)  # 1 or 2
+
+
 class ReleaseReview(Base):
-    """One reviewer's vote on a release. A person votes at most once on each release."""
+    """One reviewer's vote on a release, for their org's part. A person votes at most once on each
+    release."""
 
     __tablename__ = "release_reviews"
     __table_args__ = (UniqueConstraint("release_id", "reviewer", name="uq_release_reviews_reviewer"),)

@@ -405,7 +405,7 @@ class Client:
         return decode(self._send("GET", f"/releases/{_release_id(release_id)}"), ReleaseDetail)
 
     def approve_release(self, release_id: str, reason: str = "") -> ReleaseDetail:
-        """Approve; the last approval the policy needs releases the result to the researcher."""
+        """Approve your org's part; the result is released when every org's part is approved."""
         return self._vote(release_id, "approve", reason)
 
     def return_release(self, release_id: str, reason: str) -> ReleaseDetail:

@@ -75,6 +75,8 @@ from custos.core.wire.registry import (
 from custos.core.wire.releases import (
     ReleaseDecision,
     ReleaseDetail,
+    ReleasePart,
+    ReleasePartState,
     ReleasePublic,
     ReleaseVote,
     ReleaseVoteCreate,
@@ -148,6 +150,8 @@ __all__ = [
     "PollResponse",
     "ReleaseDecision",
     "ReleaseDetail",
+    "ReleasePart",
+    "ReleasePartState",
     "ReleasePublic",
     "ReleaseVote",
     "ReleaseVoteCreate",

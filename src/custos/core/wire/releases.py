@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,21 @@ class ReleaseVote(WireModel):
     created_at: datetime
 
 
+ReleasePartState = Literal["pending", "approved", "returned", "rejected"]
+
+
+class ReleasePart(WireModel):
+    """One contributing org's part of a release review: its reviewers approve it for their org alone,
+    and the release is released only when every part is approved."""
+
+    org: str
+    datasets: list[str] = Field(description="the job's datasets of this org")
+    required: int = Field(description="distinct approvals needed from this org's reviewers")
+    approvals: int
+    reviewers: list[str] = Field(description="who approved for this org")
+    state: ReleasePartState
+
+
 class ReleasePublic(WireModel):
     """A job's result held for review, without the result."""
 
@@ -43,12 +58,13 @@ class ReleasePublic(WireModel):
     submitter: str
     submitter_org: str
     datasets: list[str]
-    orgs: list[str] = Field(description="the orgs whose reviewers may vote")
-    required: int = Field(description="distinct approvals needed to release")
+    orgs: list[str] = Field(description="the orgs whose reviewers must each approve their part")
+    required: int = Field(description="distinct approvals needed to release, every org's together")
     approvals: int
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    parts: list[ReleasePart] = Field(default_factory=list, description="each org's part of the review")
 
 
 class ReleaseDetail(ReleasePublic):
@@ -59,3 +75,7 @@ class ReleaseDetail(ReleasePublic):
     columns: list[str]
     result: dict[str, Any]
     votes: list[ReleaseVote]
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="site outputs of the held result left out: other orgs' parts, for their reviewers",
+    )
