@@ -467,9 +467,9 @@ class Client:
         manifest declares it; left out, the type returned). Returns {gateway/dataset: DataFrame, dict
         or bytes}. An error raises with its full traceback: there is no real data here."""
         from custos.computations.custom import check_output, decode_output, run_code
+        from custos.data.table_reader import TableDalReader
         from custos.policy.asset import load_policy
         from custos.policy.checks import granted_columns
-        from custos.testing.readers import TableDalReader
 
         runnable = _code_to_run(fn, function)
         declared = _declared_output(output)
