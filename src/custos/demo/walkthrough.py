@@ -22,7 +22,6 @@ from typing import Any
 
 from rich.console import Console
 
-from custos.cli.output import datasets_table, frame_table, section_table
 from custos.core.errors import Conflict, CustosError, InvalidInput, PermissionDenied
 from custos.demo.sites import (
     DATASET,
@@ -37,6 +36,7 @@ from custos.demo.sites import (
     demo_users,
 )
 from custos.sdk import Client, Result
+from custos.sdk.tables import datasets_table, frame_table, section_table
 from custos.testing.cluster import Cluster
 
 MARKER = ".custos-demo"
