@@ -138,7 +138,7 @@ def cluster(
     (university), mallory (elsewhere) and dora (university; she alone spends budget on
     `patients_dp`); the same suite runs on SQLite and on PostgreSQL."""
 
-    from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
+    from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
     database_url = None
     if request.param == "postgresql":

@@ -19,7 +19,7 @@ from custos.computations.fedavg import FedAvgModel
 from custos.core.errors import PermissionDenied
 from custos.core.states import JobState
 from custos.data.table_reader import TableDalReader
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 COLUMNS = ["age", "bmi", "systolic_bp", "smoker"]

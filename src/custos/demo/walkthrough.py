@@ -35,9 +35,9 @@ from custos.demo.sites import (
     demo_gateways,
     demo_users,
 )
+from custos.local.cluster import Cluster
 from custos.sdk import Client, Result
 from custos.sdk.tables import datasets_table, frame_table, section_table
-from custos.testing.cluster import Cluster
 
 MARKER = ".custos-demo"
 JOB_TIMEOUT = 120
