@@ -17,7 +17,7 @@ from custos.core.errors import NotFound
 from custos.local.cluster import Cluster, UserSetup
 from custos.pki.kit import load_kit
 from custos.registry.archive import entry_info
-from custos.sdk.client import root_ssl_context
+from custos.sdk.session import root_ssl_context
 
 from .conftest import CliRunner
 

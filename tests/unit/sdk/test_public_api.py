@@ -11,12 +11,16 @@ import custos.sdk
 
 SDK_SUBMODULES = {
     "client",
+    "code",
     "dataset",
     "display",
     "job",
+    "jobs",
     "progress",
     "responses",
+    "releases",
     "result",
+    "session",
     "spec",
     "tables",
     "waiting",
