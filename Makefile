@@ -1,9 +1,14 @@
-# Custos: `make demo` runs the demo, `make test` runs the tests, `make check` is the gate before a commit.
+# Custos: `make check` is the gate before every commit, and what CI runs: ruff format --check, ruff check,
+# lint-imports (the import contracts in pyproject.toml), mypy --strict, and every test. `make test-fast`
+# runs the tests that start no orchestrator or gateway process; `make demo` runs the demo.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+# pytest-xdist workers (one per core); each test file runs whole in one worker.
+WORKERS ?= auto
+PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
-.PHONY: demo test check lint format typecheck system-deps
+.PHONY: demo test test-fast check lint format typecheck system-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +25,10 @@ demo: $(VENV)/.installed system-deps
 	$(VENV)/bin/custos demo
 
 test: $(VENV)/.installed system-deps
-	$(PY) -m pytest -q
+	$(PYTEST)
+
+test-fast: $(VENV)/.installed system-deps
+	$(PYTEST) -m "not integration"
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format src tests benchmarks
@@ -28,6 +36,7 @@ format: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy

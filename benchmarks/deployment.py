@@ -23,7 +23,7 @@ from custos.core.errors import Conflict
 from custos.core.states import JobState
 from custos.core.wire import JobPublic
 from custos.sdk import Client
-from custos.sdk.client import JOB_DONE_STATES
+from custos.sdk.jobs import JOB_DONE_STATES
 from custos.sdk.waiting import WaitTimeout
 
 SITES = [("site-a", "hospital-a"), ("site-b", "hospital-b"), ("site-c", "hospital-c")]

@@ -45,7 +45,7 @@ from custos.computations.fedavg_weights import from_bytes, initial_weights, layo
 from custos.core.errors import Conflict, CustosError
 from custos.core.frames import recv_frame, send_frame
 from custos.data.synthetic import synthetic_patients
-from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
+from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 COLUMNS = ["age", "bmi", "systolic_bp", "smoker"]
 FEATURES = ["age", "bmi", "systolic_bp"]

@@ -39,8 +39,8 @@ from timeline import PHASES, cluster_tasks, describe_phases, job_phases
 
 from custos.core.wire import JobPublic
 from custos.data.synthetic import synthetic_patients
+from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 from custos.sdk import Client
-from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 TARGET_P50_S = 1.0
 PARAMS = {"columns": ["age"], "statistics": ["count"]}

@@ -57,6 +57,7 @@ from custos.gateway.runtimes import RuntimePool
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, load_site
 from custos.gateway.trust import GatewayTrust
+from custos.local.cluster import policy_yaml
 from custos.pki.kit import Kit, load_kit
 from custos.pki.project import ProjectSpec
 from custos.pki.provision import provision
@@ -64,7 +65,6 @@ from custos.policy import default_authorization
 from custos.policy.signing import sign_policy
 from custos.sandbox.bubblewrap import BubblewrapRunner
 from custos.sandbox.runner import SandboxRequest
-from custos.testing.cluster import policy_yaml
 
 GATEWAY = "site-a"
 GATEWAY_ORG = "hospital-a"

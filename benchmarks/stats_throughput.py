@@ -49,8 +49,8 @@ from timeline import PHASES, cluster_tasks, describe_phases, job_phases
 
 from custos.core.wire import JobPublic
 from custos.data.synthetic import synthetic_patients, write_dataset
+from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 from custos.sdk import Client
-from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 TARGET_RATIO = 2.0
 COLUMN = "bmi"

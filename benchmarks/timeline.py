@@ -112,7 +112,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> float:
 
 
 def cluster_tasks(work_dir: Path, gateways: Iterable[str]) -> dict[str, TaskTimes]:
-    """The tasks of every gateway of a `custos.testing.cluster.Cluster` in `work_dir`."""
+    """The tasks of every gateway of a `custos.local.cluster.Cluster` in `work_dir`."""
     tasks: dict[str, TaskTimes] = {}
     for name in gateways:
         tasks.update(

@@ -1,4 +1,9 @@
-"""Shared fixtures: databases. PostgreSQL tests skip with a reason when no server is reachable."""
+"""Shared fixtures: databases and a real deployment. PostgreSQL tests skip with a reason when no server
+is reachable. Which tests are integration tests is decided here too: see `pytest_collection_modifyitems`.
+
+With pytest-xdist (`make test`: `--dist loadfile`), each worker has its own temporary folders, so its own
+session-wide `cluster`, on free ports of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,43 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from custos.local.process import ManagedProcess
+
 PG_ADMIN_URL = os.environ.get("CUSTOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+INTEGRATION = Path(__file__).parent / "integration"
+# Fixtures that start an orchestrator and gateways as processes (this file's, or a module's own).
+PROCESS_FIXTURES = {"cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `integration` every test under tests/integration/ and every test that uses a process
+    fixture, so that `-m "not integration"` (make test-fast) starts no orchestrator and no gateway."""
+    for item in items:
+        if INTEGRATION in item.path.parents or set(getattr(item, "fixturenames", ())) & PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    """A test that is not marked `integration` and starts a process of a deployment fails, so a test
+    that starts one some other way than through a process fixture is found at once."""
+    if item.get_closest_marker("integration") is not None:
+        return (yield)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ManagedProcess, "start", _refuse_to_start)
+        return (yield)
+
+
+def _refuse_to_start(process: ManagedProcess) -> None:
+    raise RuntimeError(
+        f"{process.name} would start as a process in a test that is not marked integration: use a "
+        f"fixture of {sorted(PROCESS_FIXTURES)} or put the test under tests/integration/"
+    )
 
 
 def _pg_admin() -> object | None:
@@ -138,7 +175,7 @@ def cluster(
     (university), mallory (elsewhere) and dora (university; she alone spends budget on
     `patients_dp`); the same suite runs on SQLite and on PostgreSQL."""
 
-    from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
+    from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
     database_url = None
     if request.param == "postgresql":

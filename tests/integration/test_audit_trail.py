@@ -7,7 +7,7 @@ import pytest
 
 from custos.audit import read_events, verify_trail
 from custos.core.errors import PermissionDenied
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 

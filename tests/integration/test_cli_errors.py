@@ -13,10 +13,10 @@ import pytest
 
 from custos.core.clock import utcnow
 from custos.core.wire import SignedPolicy, policy_message
+from custos.local.cluster import Cluster
 from custos.pki.certs import certificate_pem
 from custos.pki.kit import load_kit
 from custos.pki.verify import sign
-from custos.testing.cluster import Cluster
 
 
 def custos(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from custos.core.wire import code_digest
+from custos.local.cluster import Cluster
 from custos.registry.code_package import build_code_package, verify_code_package
-from custos.testing.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

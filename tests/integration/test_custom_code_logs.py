@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from custos.core.errors import Conflict, NotFound, PermissionDenied
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from custos.computations.base import Final
 from custos.computations.fedavg import FedAvgModel
 from custos.core.errors import PermissionDenied
 from custos.core.states import JobState
-from custos.testing.cluster import Cluster
-from custos.testing.readers import TableDalReader
+from custos.data.table_reader import TableDalReader
+from custos.local.cluster import Cluster
 
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 COLUMNS = ["age", "bmi", "systolic_bp", "smoker"]

@@ -15,7 +15,7 @@ import statsmodels.formula.api as smf
 
 from custos.core.errors import Conflict, PermissionDenied
 from custos.data.synthetic import REGIONS
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 COLUMNS = ["age", "bmi", "sex", "smoker", "region"]

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from custos.core.errors import InvalidInput, NotFound, PermissionDenied
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 AGE_EDGES = [18, 30, 45, 60, 75, 96]

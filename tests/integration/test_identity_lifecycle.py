@@ -12,8 +12,8 @@ import pytest
 
 from custos.core.errors import AuthenticationFailed, Conflict
 from custos.data.synthetic import synthetic_patients
+from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 from custos.pki.revocation import revoke_participant
-from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 

@@ -55,6 +55,7 @@ from custos.gateway.policies import PolicyKeeper
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset
 from custos.gateway.trust import GatewayTrust
+from custos.local.cluster import Cluster
 from custos.pki.kit import Kit, load_kit
 from custos.pki.project import ProjectSpec
 from custos.pki.provision import provision
@@ -66,7 +67,6 @@ from custos.registry import PackageRefused
 from custos.registry.archive import entry_info
 from custos.registry.code_package import build_code_package
 from custos.sandbox.runner import SandboxRequest, SandboxResult
-from custos.testing.cluster import Cluster
 
 GATEWAY, SITE_ORG, DATASET = "site-a", "hospital-a", "patients"
 REF = f"{GATEWAY}/{DATASET}"

@@ -27,12 +27,12 @@ from custos.cli import release as release_cli
 from custos.computations.models import get_model
 from custos.core.clock import utcnow
 from custos.core.wire import result_digest
+from custos.data.table_reader import TableDalReader
 from custos.pki.kit import Kit
 from custos.policy.permissions import load_permissions, permission_table
 from custos.policy.signing import sign_policy
 from custos.sdk import Client
 from custos.testing.inprocess import bearer
-from custos.testing.readers import TableDalReader
 
 SCHEMA = {"columns": [{"name": "age", "type": "integer", "kind": "numeric", "min": 0, "max": 100}]}
 PARAMS = {"columns": ["age"], "statistics": ["count", "mean"]}

@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from custos.cli.main import app as cli_app
 from custos.core.errors import Conflict
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

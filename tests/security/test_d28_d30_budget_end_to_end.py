@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from custos.cli.main import app as cli_app
 from custos.core.errors import Conflict
+from custos.local.cluster import Cluster
 from custos.sdk import Client
-from custos.testing.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

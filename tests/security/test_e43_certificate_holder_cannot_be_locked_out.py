@@ -26,12 +26,12 @@ import httpx
 import pytest
 
 from custos.data.synthetic import synthetic_patients
+from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 from custos.pki.certs import certificate_pem
 from custos.pki.kit import load_kit
 from custos.pki.signin import CHALLENGE_PATH, TOKEN_PATH, sign_in
 from custos.pki.tls import client_ssl_context
 from custos.sdk import Client
-from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from custos.core.errors import Conflict
-from custos.testing.cluster import Cluster
+from custos.local.cluster import Cluster
 
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 

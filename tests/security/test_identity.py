@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from custos.core.wire import auth_message
+from custos.local.cluster import Cluster
 from custos.pki.certs import certificate_pem, fingerprint
 from custos.pki.kit import Kit, load_kit
 from custos.pki.project import ProjectSpec
@@ -17,7 +18,6 @@ from custos.pki.provision import provision
 from custos.pki.signin import KitAuth
 from custos.pki.tls import client_ssl_context
 from custos.pki.verify import sign
-from custos.testing.cluster import Cluster
 
 
 def _client(cluster: Cluster, kit: Kit, *, auth: bool = True) -> httpx.Client:

@@ -13,8 +13,8 @@ import pytest
 
 from custos.core.errors import Conflict
 from custos.data.synthetic import synthetic_patients
+from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 from custos.sdk import Client
-from custos.testing.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 MANIFEST = """\
 name = "cohort-summary"

@@ -12,8 +12,9 @@ from rich import box
 from rich.table import Table
 
 from custos.audit import AuditEvent, read_events, select_events, verify_trail
-from custos.cli.output import add_row, stdout
+from custos.cli.output import stdout
 from custos.core.errors import InvalidInput
+from custos.sdk.tables import add_row
 
 app = typer.Typer(help="Show and verify the tamper-evident audit trail.", no_args_is_help=True)
 

@@ -10,8 +10,9 @@ from rich import box
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import add_row, print_json, stdout
+from custos.cli.output import print_json, stdout
 from custos.core.wire import BudgetPublic, DatasetCostPreview, JobPreview
+from custos.sdk.tables import add_row
 
 app = typer.Typer(
     help="Show the privacy budget spent on datasets under differential privacy.", no_args_is_help=True

@@ -11,10 +11,11 @@ from rich import box
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import add_row, datasets_table, frame_table, print_json, schema_table, stdout
+from custos.cli.output import print_json, stdout
 from custos.core.refs import parse_dataset_ref
 from custos.core.wire import DatasetInfo
 from custos.sdk import Dataset
+from custos.sdk.tables import add_row, datasets_table, frame_table, schema_table
 
 app = typer.Typer(help="Browse published datasets: metadata, schema and mock data.", no_args_is_help=True)
 

@@ -10,11 +10,12 @@ import typer
 
 from custos.cli.budget import print_preview
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
-from custos.cli.output import job_tables, print_json, section_table, stdout
+from custos.cli.output import job_tables, print_json, stdout
 from custos.core.errors import NotFound
 from custos.core.states import JobState
 from custos.core.wire import CUSTOM_MODEL
 from custos.sdk import Client, Result
+from custos.sdk.tables import section_table
 
 app = typer.Typer(
     help="Submit jobs under an active compute spec and fetch their results.", no_args_is_help=True

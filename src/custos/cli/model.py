@@ -12,8 +12,9 @@ from rich import box
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import add_row, key_value_table, print_json, stdout
+from custos.cli.output import key_value_table, print_json, stdout
 from custos.core.wire import ModelDetail, ModelKind, ModelPublic
+from custos.sdk.tables import add_row
 
 app = typer.Typer(help="Publish model packages and look up the registry.", no_args_is_help=True)
 

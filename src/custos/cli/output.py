@@ -1,4 +1,5 @@
-"""How the CLI prints: the API's JSON with `--json`, otherwise Rich tables.
+"""How the CLI prints: the API's JSON with `--json`, otherwise Rich tables (those of the SDK's own
+objects are in `custos.sdk.tables`).
 
 Tables go to stdout; progress and errors go to stderr, so `--json` output can be piped.
 """
@@ -8,21 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from custos.core.states import JobState, SpecState
-from custos.core.wire import DatasetInfo, JobPublic, Me, SpecPublic
-from custos.sdk import Dataset, Section
-from custos.sdk.result import format_cell
-
-if TYPE_CHECKING:
-    import pandas as pd
+from custos.core.wire import JobPublic, Me, SpecPublic
+from custos.sdk.tables import add_row
 
 STATE_STYLES = {
     SpecState.ACTIVE: "green",
@@ -55,11 +51,6 @@ def _state(state: SpecState | JobState) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
-def add_row(table: Table, *cells: str | Text, style: str | None = None) -> None:
-    """Add a row whose strings are shown as typed: names and reasons must never be read as Rich markup."""
-    table.add_row(*(c if isinstance(c, Text) else Text(c) for c in cells), style=style)
-
-
 def key_value_table(title: str, rows: Sequence[tuple[str, str | Text]]) -> Table:
     table = Table(title=Text(title), box=box.SIMPLE, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
@@ -74,35 +65,6 @@ def me_table(me: Me) -> Table:
         "signed in as",
         [("name", me.name), ("org", me.org), ("role", me.role), ("fingerprint", me.fingerprint)],
     )
-
-
-def datasets_table(datasets: Sequence[DatasetInfo]) -> Table:
-    table = Table(title="datasets", box=box.SIMPLE_HEAD, title_justify="left")
-    for column in ("dataset", "rows (≈)", "columns", "description"):
-        table.add_column(column, justify="right" if column.startswith("rows") else "left")
-    for info in datasets:
-        names = ", ".join(info.dataset_schema.names)
-        add_row(table, f"{info.gateway}/{info.name}", f"{info.row_count:,}", names, info.description)
-    return table
-
-
-def schema_table(dataset: Dataset) -> Table:
-    title = Text(f"{dataset.ref} — about {dataset.row_count:,} rows")
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for column in ("column", "type", "kind", "nullable", "min", "max", "categories"):
-        table.add_column(column)
-    for c in dataset.schema.columns:
-        add_row(
-            table,
-            c.name,
-            c.type,
-            c.kind,
-            format_cell(c.nullable),
-            format_cell(c.min),
-            format_cell(c.max),
-            ", ".join(c.categories or []),
-        )
-    return table
 
 
 def spec_table(spec: SpecPublic) -> Table:
@@ -164,27 +126,3 @@ def job_tables(job: JobPublic) -> list[Table]:
             )
         tables.append(tasks)
     return tables
-
-
-def section_table(section: Section) -> RenderableType:
-    """One result table. Suppressed rows are dimmed, so a reader sees at once what was withheld."""
-    if not section.rows:
-        return Text(f"{section.title}: none", style="dim")
-    table = Table(title=Text(section.title), box=box.SIMPLE_HEAD, title_justify="left")
-    for column in section.columns:
-        table.add_column(column, overflow="fold")
-    suppressed = section.columns.index("suppressed") if "suppressed" in section.columns else None
-    for row in section.rows:
-        dim = suppressed is not None and row[suppressed] is True
-        add_row(table, *(format_cell(v) for v in row), style="dim" if dim else None)
-    return table
-
-
-def frame_table(title: str, frame: pd.DataFrame) -> Table:
-    table = Table(title=Text(title), box=box.SIMPLE_HEAD, title_justify="left")
-    for column in frame.columns:
-        table.add_column(str(column))
-    # to_dict gives Python scalars, which format_cell knows how to show.
-    for record in frame.to_dict(orient="records"):
-        add_row(table, *(format_cell(record[c]) for c in frame.columns))
-    return table

@@ -12,10 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import add_row, key_value_table, print_json, section_table, stdout
+from custos.cli.output import key_value_table, print_json, stdout
 from custos.core.states import ReleaseState
 from custos.core.wire import JobResult, ReleaseDetail, ReleasePart, ReleasePartState, ReleasePublic
 from custos.sdk import Result
+from custos.sdk.tables import add_row, section_table
 
 app = typer.Typer(
     help="Review results that a dataset's policy holds: approve, return or reject them.",

@@ -14,8 +14,9 @@ from rich import box
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import add_row, print_json, stdout
+from custos.cli.output import print_json, stdout
 from custos.core.wire import ApiTokenPublic
+from custos.sdk.tables import add_row
 
 app = typer.Typer(help="API tokens for the Python SDK: create, list and revoke.", no_args_is_help=True)
 

@@ -8,7 +8,7 @@ A custom function (or the entrypoint of a custom code package) has the signature
 and reads rows only with `dal.read(dataset, columns, filters)`. At a gateway it runs in the sandboxed
 runtime, once per task, with `datasets` the one dataset of the task (its name at the site) and a DAL
 that serves the columns the custodian's policy grants to model `custom`. On mock data
-(`Client.run_on_mock`) the very same source runs through `custos.testing.readers.TableDalReader`,
+(`Client.run_on_mock`) the very same source runs through `custos.data.table_reader.TableDalReader`,
 which serves the mock tables with the DAL's projection, filters and refusals, so code that works on
 mock works unchanged.
 

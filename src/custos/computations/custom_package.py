@@ -94,7 +94,7 @@ def package_function(archive: bytes, entrypoint: str) -> Iterator[CustomFunction
         fn = getattr(module, function, None)
         if not callable(fn):
             raise InvalidInput(f"the package's entrypoint {entrypoint} names no function")
-        yield fn  # type: ignore[misc]
+        yield fn
     finally:
         sys.meta_path.remove(importer)
         for name in importer.modules:

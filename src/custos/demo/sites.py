@@ -4,8 +4,8 @@ policy each hospital writes for its patients table."""
 from __future__ import annotations
 
 from custos.data.synthetic import synthetic_patients
+from custos.local.cluster import DatasetSetup, GatewaySetup, UserSetup
 from custos.policy.asset import AssetPolicy, Grant
-from custos.testing.cluster import DatasetSetup, GatewaySetup, UserSetup
 
 HOSPITALS = (("site-a", "hospital-a"), ("site-b", "hospital-b"), ("site-c", "hospital-c"))
 RESEARCHER = "alice"

@@ -22,7 +22,6 @@ from typing import Any
 
 from rich.console import Console
 
-from custos.cli.output import datasets_table, frame_table, section_table
 from custos.core.errors import Conflict, CustosError, InvalidInput, PermissionDenied
 from custos.demo.sites import (
     DATASET,
@@ -36,8 +35,9 @@ from custos.demo.sites import (
     demo_gateways,
     demo_users,
 )
+from custos.local.cluster import Cluster
 from custos.sdk import Client, Result
-from custos.testing.cluster import Cluster
+from custos.sdk.tables import datasets_table, frame_table, section_table
 
 MARKER = ".custos-demo"
 JOB_TIMEOUT = 120

@@ -109,7 +109,7 @@ def smallest_scale(build: Callable[[float], Measurement], d_in: int, d_out: Any)
 
     def meets(s: float) -> bool:
         try:
-            return bool(build(s).check(d_in, d_out))  # type: ignore[no-untyped-call]
+            return bool(build(s).check(d_in, d_out))
         except OpenDPException:
             return False  # e.g. an overflow in a privacy map at a tiny scale: not shown to meet it
 

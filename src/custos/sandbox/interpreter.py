@@ -8,8 +8,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import custos
 from custos.core.errors import SandboxError
+
+# This copy of custos (custos/sandbox/interpreter.py -> custos/), found without importing the package
+# root, which sits above every layer.
+OWN_PACKAGE = Path(__file__).resolve().parents[1]
 
 # Folders the sandbox always gets from the host (read-only); anything below them needs no bind.
 SYSTEM_ROOTS = ("/usr",)
@@ -76,15 +79,14 @@ class Interpreter:
                 f"(exit code {completed.returncode}): {completed.stderr.strip()[-500:]}"
             )
         found = json.loads(completed.stdout)
-        own_package = Path(custos.__file__).resolve().parent
         python_path = ""
         paths = [found["base_prefix"], found["prefix"], *found["path"]]
         if found["libdir"]:
             paths.append(found["libdir"])
         if not found["custos"]:
             # This interpreter does not have custos installed: give it the runner's own copy.
-            python_path = str(own_package.parent)
-            paths.append(str(own_package))
+            python_path = str(OWN_PACKAGE.parent)
+            paths.append(str(OWN_PACKAGE))
         existing = [path for path in paths if Path(path).exists()]
         if any(PurePosixPath(path) == PurePosixPath("/") for path in existing):
             raise SandboxError(

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import PrivateAttr
 
@@ -19,22 +19,31 @@ from custos.core.wire import JobPublic, TaskKind
 from custos.sdk.display import fields_html, table_html
 
 if TYPE_CHECKING:
-    from custos.sdk.client import Client
     from custos.sdk.result import Result
+
+
+class JobSource(Protocol):
+    """What a Job asks of the client that fetched it (a `custos.sdk.Client`)."""
+
+    def job(self, job_id: str) -> Job: ...
+
+    def wait_job(self, job_id: str, *, timeout: float = ..., progress: bool = ...) -> Job: ...
+
+    def job_result(self, job_id: str) -> Result: ...
 
 
 class Job(JobPublic):
     """A job's state when it was fetched. `refresh`, `wait` and `result` ask the orchestrator again."""
 
-    _client: Client | None = PrivateAttr(default=None)
+    _client: JobSource | None = PrivateAttr(default=None)
 
     @classmethod
-    def bound(cls, wire: JobPublic, client: Client) -> Job:
+    def bound(cls, wire: JobPublic, client: JobSource) -> Job:
         job = cls.model_validate(wire.model_dump())
         job._client = client
         return job
 
-    def _bound_client(self) -> Client:
+    def _bound_client(self) -> JobSource:
         if self._client is None:
             raise CustosError(f"job {self.id} is not bound to a client; use client.job({self.id!r})")
         return self._client

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import PrivateAttr
 
@@ -19,22 +19,33 @@ from custos.core.wire import SpecPublic
 from custos.sdk.display import fields_html
 
 if TYPE_CHECKING:
-    from custos.sdk.client import Client
     from custos.sdk.job import Job
+
+
+class SpecSource(Protocol):
+    """What a Spec asks of the client that fetched it (a `custos.sdk.Client`)."""
+
+    def spec(self, spec_id: str) -> Spec: ...
+
+    def activate_spec(self, spec_id: str, *, wait: bool = ..., timeout: float = ...) -> Spec: ...
+
+    def deactivate_spec(self, spec_id: str) -> Spec: ...
+
+    def submit_job(self, spec_id: str, params: Mapping[str, Any]) -> Job: ...
 
 
 class Spec(SpecPublic):
     """A spec's state when it was fetched. Its methods ask the orchestrator and return fresh objects."""
 
-    _client: Client | None = PrivateAttr(default=None)
+    _client: SpecSource | None = PrivateAttr(default=None)
 
     @classmethod
-    def bound(cls, wire: SpecPublic, client: Client) -> Spec:
+    def bound(cls, wire: SpecPublic, client: SpecSource) -> Spec:
         spec = cls.model_validate(wire.model_dump())
         spec._client = client
         return spec
 
-    def _bound_client(self) -> Client:
+    def _bound_client(self) -> SpecSource:
         if self._client is None:
             raise CustosError(
                 f"compute spec {self.id} is not bound to a client; use client.spec({self.id!r})"

@@ -1,1 +1,2 @@
-"""Helpers shipped with the package for tests: `custos.testing.cluster` runs a real deployment on loopback."""
+"""Helpers shipped with the package for tests: an orchestrator in process (`custos.testing.inprocess`) and
+a gateway's one-dataset site (`custos.testing.sites`). A real deployment on loopback is `custos.local`."""

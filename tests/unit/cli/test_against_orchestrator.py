@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from custos.core.errors import NotFound
+from custos.local.cluster import Cluster, UserSetup
 from custos.pki.kit import load_kit
 from custos.registry.archive import entry_info
-from custos.sdk.client import root_ssl_context
-from custos.testing.cluster import Cluster, UserSetup
+from custos.sdk.session import root_ssl_context
 
 from .conftest import CliRunner
 

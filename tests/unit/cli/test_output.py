@@ -1,4 +1,4 @@
-"""What the CLI prints: tables that show names as typed, and results table by table."""
+"""What the CLI prints: a spec, and a job with its tasks, as tables that show names as typed."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 
 from rich.console import Console, RenderableType
 
-from custos.cli.output import datasets_table, job_tables, section_table, spec_table
+from custos.cli.output import job_tables, spec_table
 from custos.core.states import JobState, SpecState
-from custos.core.wire import DatasetInfo, JobPublic, Resources, SpecPublic
-from custos.sdk import result_sections
+from custos.core.wire import JobPublic, Resources, SpecPublic
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -19,24 +18,6 @@ def render(*tables: RenderableType) -> str:
     for table in tables:
         console.print(table)
     return console.export_text()
-
-
-def test_datasets_table_shows_markup_literally() -> None:
-    info = DatasetInfo.model_validate(
-        {
-            "id": "ds_1",
-            "gateway": "site-a",
-            "name": "patients",
-            "description": "[red]not markup[/red]",
-            "schema": {"columns": [{"name": "age", "type": "integer", "kind": "numeric"}]},
-            "row_count": 100000,
-            "policy_yaml": None,
-        }
-    )
-    text = render(datasets_table([info]))
-    assert "site-a/patients" in text
-    assert "100,000" in text
-    assert "[red]not markup[/red]" in text
 
 
 def test_spec_table_shows_state_and_reason() -> None:
@@ -69,20 +50,3 @@ def test_job_tables_list_tasks() -> None:
     assert "running" in text
     assert "task_b" in text
     assert "out of memory" in text
-
-
-def test_result_sections_render_as_tables_with_suppressed_rows() -> None:
-    result = {
-        "summaries": [
-            {"column": "bmi", "group": "F", "count": 150210, "mean": 26.4321987},
-            {"column": "bmi", "group": "X", "count": None, "suppressed": True, "reason": "count below 10"},
-        ],
-        "histograms": [{"column": "age", "edges": [18, 30], "counts": [120]}],
-        "quantiles": [],
-    }
-    text = render(*(section_table(s) for s in result_sections(result)))
-    assert "summaries" in text
-    assert "26.4322" in text
-    assert "count below 10" in text
-    assert "18 to 30" in text
-    assert "quantiles: none" in text

@@ -26,7 +26,7 @@ from custos.computations.fedavg_weights import from_bytes, initial_weights, layo
 from custos.core.blobs import through_wire
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import ColumnSchema, DatasetSchema
-from custos.testing.readers import TableDalReader
+from custos.data.table_reader import TableDalReader
 
 Json = dict[str, Any]
 MODEL = FedAvgModel()

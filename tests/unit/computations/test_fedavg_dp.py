@@ -19,10 +19,10 @@ from custos.computations.fedavg_params import parse_params
 from custos.computations.fedavg_weights import from_bytes, initial_weights, layout, to_bytes, update_norm
 from custos.core.blobs import through_wire
 from custos.core.errors import PolicyDenied
+from custos.data.table_reader import TableDalReader
 from custos.privacy.accountant import training_epsilon
 from custos.privacy.controls import PrivacyControls, TrainingDp
 from custos.privacy.filters import FilterContext, SitePrivacy, chain_for
-from custos.testing.readers import TableDalReader
 
 Json = dict[str, Any]
 MODEL = FedAvgModel()

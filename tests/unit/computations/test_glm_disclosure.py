@@ -10,7 +10,7 @@ import pytest
 
 from custos.computations.glm import GlmModel
 from custos.core.errors import InvalidInput, PolicyDenied
-from custos.testing.readers import TableDalReader
+from custos.data.table_reader import TableDalReader
 
 MODEL = GlmModel()
 Json = dict[str, Any]

@@ -21,7 +21,7 @@ from custos.computations.base import Final
 from custos.computations.glm import GlmModel
 from custos.core.blobs import through_wire
 from custos.core.errors import InvalidInput
-from custos.testing.readers import TableDalReader
+from custos.data.table_reader import TableDalReader
 
 Json = dict[str, Any]
 MODEL = GlmModel()

@@ -12,7 +12,7 @@ import pytest
 from custos.computations.base import NextRound
 from custos.computations.glm import MAX_HALVINGS, GlmModel
 from custos.core.errors import InvalidInput
-from custos.testing.readers import TableDalReader
+from custos.data.table_reader import TableDalReader
 
 MODEL = GlmModel()
 PARAMS = {"family": "poisson", "outcome": "k", "predictors": ["x"]}

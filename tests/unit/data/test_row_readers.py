@@ -19,7 +19,7 @@ from custos.core.dal_wire import Filter
 from custos.core.errors import InvalidInput, PermissionDenied
 from custos.data.file_source import FileSource
 from custos.data.synthetic import write_dataset
-from custos.testing.readers import TableDalReader
+from custos.data.table_reader import TableDalReader
 
 from .conftest import sample_table
 

@@ -8,7 +8,7 @@ import pytest
 from custos.computations.base import DalReader
 from custos.core.dal_wire import Filter
 from custos.core.errors import PermissionDenied
-from custos.testing.readers import TableDalReader
+from custos.data.table_reader import TableDalReader
 
 from .conftest import sample_table
 

@@ -28,7 +28,7 @@ from custos.pki.project import ProjectSpec
 from custos.pki.provision import provision
 from custos.pki.signin import KitAuth, sign_in
 from custos.sdk import Client
-from custos.sdk.client import BearerToken
+from custos.sdk.session import BearerToken
 
 PASSWORD = "correct horse battery staple"
 COOKIE = "custos_session"

@@ -21,12 +21,12 @@ from custos.core.blobs import externalize, internalize
 from custos.core.clock import utcnow
 from custos.core.errors import InvalidInput
 from custos.core.wire import result_digest
+from custos.data.table_reader import TableDalReader
 from custos.orchestrator.app import create_app
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
 from custos.testing.inprocess import Person, bearer, orchestrator_in_process, provision_people
-from custos.testing.readers import TableDalReader
 
 SITES = ["site-a", "site-b", "site-c"]
 POLICY = """

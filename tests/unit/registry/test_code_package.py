@@ -21,10 +21,10 @@ from custos.computations.custom_package import package_function
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.core.wire import MAX_PACKAGE_BYTES, CodeSource, CustomCodeTask, package_digest
+from custos.data.table_reader import TableDalReader
 from custos.registry import PackageRefused, Refusal
 from custos.registry.archive import entry_info
 from custos.registry.code_package import build_code_package, verify_code_package
-from custos.testing.readers import TableDalReader
 
 MANIFEST = """\
 name = "older-patients"

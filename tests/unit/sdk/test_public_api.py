@@ -9,7 +9,22 @@ import pytest
 import custos
 import custos.sdk
 
-SDK_SUBMODULES = {"client", "dataset", "display", "job", "progress", "responses", "result", "spec", "waiting"}
+SDK_SUBMODULES = {
+    "client",
+    "code",
+    "dataset",
+    "display",
+    "job",
+    "jobs",
+    "progress",
+    "responses",
+    "releases",
+    "result",
+    "session",
+    "spec",
+    "tables",
+    "waiting",
+}
 
 
 def test_all_names_the_public_surface_exactly() -> None:

@@ -349,7 +349,7 @@ class CodeRequestService:
             source=stored.source,
             package_b64=stored.package_b64,
             digest=row.digest,
-            output=row.output,  # type: ignore[arg-type]
+            output=row.output,
             approvals=approvals,
         )
         self._audit.append(
@@ -383,7 +383,7 @@ class CodeRequestService:
             digest=row.digest,
             datasets=list(row.datasets),
             params=dict(row.params),
-            output=row.output,  # type: ignore[arg-type]
+            output=row.output,
             author=row.author,
             org=row.org,
             orgs=list(row.orgs),
@@ -391,7 +391,7 @@ class CodeRequestService:
                 CodeReview(
                     reviewer=r.reviewer,
                     org=r.org,
-                    decision=r.decision,  # type: ignore[arg-type]
+                    decision=r.decision,
                     reason=r.reason,
                     created_at=r.created_at,
                 )
