@@ -29,7 +29,7 @@ from cryptography import x509
 from sqlalchemy import create_engine, text
 
 from custos.audit import AuditTrail
-from custos.computations.custom import OutputCaps, check_output, redact_error
+from custos.computations.custom.model import OutputCaps, check_output, redact_error
 from custos.core.clock import utcnow
 from custos.core.digest import json_digest
 from custos.core.errors import Conflict, PolicyDenied

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from custos.audit import AuditTrail
 from custos.computations.base import DpPlan, FederatedModel, policy_privacy
-from custos.computations.custom import (
+from custos.computations.custom.model import (
     CODE_KEY,
     DEFAULT_CAPS,
     CustomModel,
@@ -30,9 +30,9 @@ from custos.computations.custom import (
     redact_error,
     schema_vocabulary,
 )
-from custos.computations.fedavg_dp import DpTrainingModel
-from custos.computations.models import get_model, is_builtin
-from custos.computations.package_model import PACKAGE_KEY, PackageModel, PackageRunner
+from custos.computations.fedavg.dp import DpTrainingModel
+from custos.computations.package.model import PACKAGE_KEY, PackageModel, PackageRunner
+from custos.computations.registry import get_model, is_builtin
 from custos.core.digest import json_digest
 from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.refs import parse_model_ref

@@ -39,9 +39,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from custos.computations.base import DpPlan
-from custos.computations.fedavg_dp import UpdateRelease, clip_and_noise
-from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import layout
+from custos.computations.fedavg.dp import UpdateRelease, clip_and_noise
+from custos.computations.fedavg.params import parse_params
+from custos.computations.fedavg.weights import layout
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.privacy.controls import PrivacyControls
 
@@ -130,7 +130,7 @@ class RoundCounts:
 
 class ClipAndNoise:
     """DP for training: clip the site's update (its weights less the round's global weights) to the
-    policy's `privacy.training.clip_norm` and add Gaussian noise (see `custos.computations.fedavg_dp`).
+    policy's `privacy.training.clip_norm` and add Gaussian noise (see `custos.computations.fedavg.dp`).
     Takes no arguments: the dataset's policy sets C and the noise multiplier. Refuses a result that
     already claims to be clipped (only the gateway may say so), and any scope using it where the
     policy has no `privacy.training`."""

@@ -466,7 +466,7 @@ class Client:
         output checked as the gateway checks it, against `output` as `submit` takes it (a package's
         manifest declares it; left out, the type returned). Returns {gateway/dataset: DataFrame, dict
         or bytes}. An error raises with its full traceback: there is no real data here."""
-        from custos.computations.custom import check_output, decode_output, run_code
+        from custos.computations.custom.model import check_output, decode_output, run_code
         from custos.policy.asset import load_policy
         from custos.policy.checks import granted_columns
         from custos.testing.readers import TableDalReader
@@ -562,7 +562,7 @@ class Client:
 
     def code_result(self, job_id: str) -> dict[str, Any]:
         """A released custom code job's outputs: {gateway/dataset: DataFrame, dict or a file's bytes}."""
-        from custos.computations.custom import decode_output
+        from custos.computations.custom.model import decode_output
 
         result = self.job_result(job_id).data
         return {ref: decode_output(output) for ref, output in result.get("sites", {}).items()}

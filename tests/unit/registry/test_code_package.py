@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from custos.computations.custom import DEFAULT_CAPS, check_output, encode_output, run_code
-from custos.computations.custom_package import package_function
+from custos.computations.custom.importer import package_function
+from custos.computations.custom.model import DEFAULT_CAPS, check_output, encode_output, run_code
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.core.wire import MAX_PACKAGE_BYTES, CodeSource, CustomCodeTask, package_digest

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
 from custos.computations.base import NextRound
-from custos.computations.custom import CODE_KEY, CustomModel
+from custos.computations.custom.model import CODE_KEY, CustomModel
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, PolicyDenied
 from custos.core.identity import Identity
