@@ -21,15 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from custos.audit import AuditTrail
-from custos.computations.base import DpPlan, FederatedModel, policy_privacy
-from custos.computations.custom.model import (
-    CODE_KEY,
-    DEFAULT_CAPS,
-    CustomModel,
-    check_output,
-    redact_error,
-    schema_vocabulary,
-)
+from custos.computations.base import FederatedModel, policy_privacy
+from custos.computations.custom.code_package import CodePackage, manifest_caps, verify_code_package
+from custos.computations.custom.disclosure import DEFAULT_CAPS, check_output, redact_error, schema_vocabulary
+from custos.computations.custom.model import CODE_KEY, CustomModel
 from custos.computations.fedavg.dp import DpTrainingModel
 from custos.computations.package.model import PACKAGE_KEY, PackageModel, PackageRunner
 from custos.computations.registry import get_model, is_builtin
@@ -50,7 +45,7 @@ from custos.policy.checks import granted_columns
 from custos.policy.code_approval import check_code_approved
 from custos.policy.signing import CertificateCheck, PolicyRefused
 from custos.privacy.filters import FilterContext, SitePrivacy, chain_for
-from custos.registry.code_package import CodePackage, manifest_caps, verify_code_package
+from custos.privacy.plan import DpPlan
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 

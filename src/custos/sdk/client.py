@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from custos.computations.custom.code_package import build_code_package, verify_code_package
 from custos.core.blobs import check_blob, refs_in
 from custos.core.errors import Conflict, CustosError, InvalidInput
 from custos.core.refs import parse_dataset_ref, parse_model_ref
@@ -70,7 +71,6 @@ from custos.pki.kit import Kit, load_kit
 from custos.pki.signin import KitAuth
 from custos.pki.tls import client_ssl_context
 from custos.registry import build_archive, sign_archive
-from custos.registry.code_package import build_code_package, verify_code_package
 from custos.sdk.dataset import Dataset
 from custos.sdk.job import Job
 from custos.sdk.progress import JobProgress
@@ -466,7 +466,9 @@ class Client:
         output checked as the gateway checks it, against `output` as `submit` takes it (a package's
         manifest declares it; left out, the type returned). Returns {gateway/dataset: DataFrame, dict
         or bytes}. An error raises with its full traceback: there is no real data here."""
-        from custos.computations.custom.model import check_output, decode_output, run_code
+        from custos.computations.custom.disclosure import check_output
+        from custos.computations.custom.site import run_code
+        from custos.computations.custom.wire import decode_output
         from custos.policy.asset import load_policy
         from custos.policy.checks import granted_columns
         from custos.testing.readers import TableDalReader
@@ -562,7 +564,7 @@ class Client:
 
     def code_result(self, job_id: str) -> dict[str, Any]:
         """A released custom code job's outputs: {gateway/dataset: DataFrame, dict or a file's bytes}."""
-        from custos.computations.custom.model import decode_output
+        from custos.computations.custom.wire import decode_output
 
         result = self.job_result(job_id).data
         return {ref: decode_output(output) for ref, output in result.get("sites", {}).items()}

@@ -1,9 +1,9 @@
 """Running a custom code package from memory: its modules are imported straight from the verified
 archive, never written anywhere, and gone again once its function has returned.
 
-`package_function(archive, entrypoint)` verifies the archive (`custos.registry.code_package`, the
-checks the gateway made before the task reached the sandbox), installs an importer for the package's
-modules in front of `sys.meta_path`, and yields the entrypoint's function. Tracebacks show the
+`package_function(archive, entrypoint)` verifies the archive (`custos.computations.custom.code_package`,
+the checks the gateway made before the task reached the sandbox), installs an importer for the
+package's modules in front of `sys.meta_path`, and yields the entrypoint's function. Tracebacks show the
 package's own lines, as `<package>/cohort/main.py`. On the way out the importer and every module it
 loaded are removed, so a runtime that runs another package next starts clean.
 """
@@ -15,16 +15,13 @@ import importlib.abc
 import importlib.util
 import linecache
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Any
 
 from custos.core.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from custos.computations.custom.model import CustomFunction
 
 ORIGIN = "<package>"
 
@@ -79,9 +76,9 @@ class PackageImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 @contextmanager
-def package_function(archive: bytes, entrypoint: str) -> Iterator[CustomFunction]:
+def package_function(archive: bytes, entrypoint: str) -> Iterator[Callable[..., Any]]:
     """The function the package's `entrypoint` (module:function) names, importable while in use."""
-    from custos.registry.code_package import verify_code_package
+    from custos.computations.custom.code_package import verify_code_package
 
     package = verify_code_package(archive)
     if package.entrypoint != entrypoint:
@@ -94,7 +91,7 @@ def package_function(archive: bytes, entrypoint: str) -> Iterator[CustomFunction
         fn = getattr(module, function, None)
         if not callable(fn):
             raise InvalidInput(f"the package's entrypoint {entrypoint} names no function")
-        yield fn  # type: ignore[misc]
+        yield fn
     finally:
         sys.meta_path.remove(importer)
         for name in importer.modules:

@@ -33,11 +33,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from custos.computations.base import DpPlan
 from custos.computations.fedavg.params import FedAvgParams
 from custos.computations.fedavg.weights import Weights, from_bytes, to_bytes
 from custos.core.errors import PolicyDenied
 from custos.privacy.controls import PrivacyCost, TrainingDp
+from custos.privacy.plan import DpPlan
 
 MECHANISM = "clip_and_noise"
 

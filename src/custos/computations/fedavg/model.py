@@ -35,21 +35,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from custos.computations.base import (
-    DalReader,
-    Disclosure,
-    DpPlan,
-    Final,
-    NextRound,
-    Step,
-    as_controls,
-)
+from custos.computations.base import DalReader, Disclosure, Final, NextRound, Step, as_controls
 from custos.computations.fedavg.disclosure import check_dp_release, filter_site_result
 from custos.computations.fedavg.dp import plan_training
+from custos.computations.fedavg.filters import UpdateClipper
 from custos.computations.fedavg.params import FedAvgParams, columns_used, parse_params, validate_params
 from custos.computations.fedavg.site import read_site, site_result
 from custos.computations.fedavg.weights import (
@@ -74,6 +68,7 @@ from custos.computations.stats.wire import parse_message
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DpSettings, TrainingDp
+from custos.privacy.plan import DpPlan
 
 Json = dict[str, Any]
 _NEEDS_TRAINING = (
@@ -279,8 +274,11 @@ class FedAvgModel:
 
     def plan_training_dp(self, params: Mapping[str, Any], training: TrainingDp, rows: int) -> DpPlan:
         """The job's DP plan at a site of `rows` rows under the policy's `privacy.training`: its
-        projected epsilon over all rounds (reserved once) and the DP-SGD settings, if any."""
-        return plan_training(parse_params(params), training, rows)
+        projected epsilon over all rounds (reserved once) and the DP-SGD settings, if any. It carries
+        the clip-and-noise of this job's updates, which the gateway's clip_and_noise filter runs."""
+        parsed = parse_params(params)
+        plan = plan_training(parsed, training, rows)
+        return replace(plan, update_filter=UpdateClipper(layout(parsed)))
 
     def aggregate(
         self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], rules: Disclosure

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from custos.computations.base import DalReader
-from custos.computations.fedavg.learners.numpy_learner import LocalTraining, learner_for
+from custos.computations.fedavg.learners.factory import learner_for
+from custos.computations.fedavg.learners.learner import LocalTraining
 from custos.computations.fedavg.params import FedAvgParams, columns_used
 from custos.computations.fedavg.wire import MomentsRound, RoundInput, WeightsRound
 from custos.computations.stats.site import NumericColumn, is_numeric_type

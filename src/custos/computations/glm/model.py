@@ -38,15 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from custos.computations.base import (
-    DalReader,
-    Disclosure,
-    DpPlan,
-    Final,
-    NextRound,
-    Step,
-    as_controls,
-)
+from custos.computations.base import DalReader, Disclosure, Final, NextRound, Step, as_controls
 from custos.computations.glm.disclosure import filter_site_result
 from custos.computations.glm.family import log_likelihood, null_deviance, saturated_loglik
 from custos.computations.glm.inference import (
@@ -65,6 +57,7 @@ from custos.computations.stats.wire import parse_message
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DpSettings
+from custos.privacy.plan import DpPlan
 
 Json = dict[str, Any]
 MAX_HALVINGS = 10

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from custos.computations.base import DalReader, Disclosure, DpPlan, Final, NextRound, Step
-from custos.computations.custom.model import encode_output
+from custos.computations.base import DalReader, Disclosure, Final, NextRound, Step
+from custos.computations.custom.wire import encode_output
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DpSettings
+from custos.privacy.plan import DpPlan
 
 if TYPE_CHECKING:  # the sandbox imports this module; it needs no manifest parser
     from custos.registry.manifest import ModelManifest
@@ -82,7 +83,7 @@ class PackageModel(PackageRunner):
     @property
     def output(self) -> str:
         """The manifest's one output (table, json or file:TYPE); InvalidInput for any other shape."""
-        from custos.registry.code_package import code_output  # not at the sandbox's start-up
+        from custos.computations.custom.code_package import code_output  # not at the sandbox's start-up
 
         return code_output(self.manifest)
 

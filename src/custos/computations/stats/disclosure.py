@@ -24,21 +24,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from custos.computations.stats.dp import filter_dp_result
 from custos.computations.stats.params import StatsParams
 from custos.computations.stats.suppression import Cell, Line, Table, protect_table
 from custos.computations.stats.wire import (
     CountTable,
     FrequencyTable,
     HistogramTable,
-    SiteDp,
     SiteQuantiles,
     SiteSummary,
     SummaryCell,
     SummaryTable,
 )
 from custos.core.errors import InvalidInput, PolicyDenied
-from custos.privacy.controls import DisclosureRules, PrivacyControls
+from custos.privacy.controls import DisclosureRules
 from custos.privacy.sdc import dominance_reason, extremes_reason, is_dominated
 
 Json = dict[str, Any]
@@ -230,20 +228,11 @@ def _filter_quantile_round(params: StatsParams, result: SiteQuantiles, min_count
 
 
 def filter_site_result(
-    params: StatsParams, result: SiteSummary | SiteQuantiles | SiteDp, controls: PrivacyControls
+    params: StatsParams, result: SiteSummary | SiteQuantiles, rules: DisclosureRules
 ) -> Json:
-    """Apply the policy's privacy controls to one site's result: under differential privacy, accept
-    only the DP release; otherwise suppress small and dominated cells, and the cells that would reveal
-    them."""
-    rules = controls.disclosure
-    if controls.dp is not None or isinstance(result, SiteDp):
-        if controls.dp is None or not isinstance(result, SiteDp):
-            raise PolicyDenied(
-                "the policy asks for a differentially private release and this result is not one"
-                if controls.dp is not None
-                else "this site's policy has no differential privacy; it does not release noisy results"
-            )
-        return filter_dp_result(params, result, rules)
+    """Apply the policy's disclosure rules to one site's exact result: suppress small and dominated
+    cells, and the cells that would reveal them. (Under differential privacy the gateway checks the
+    noisy release instead: `stats.dp.filter_dp_result`.)"""
     if isinstance(result, SiteSummary):
         return _filter_summary_round(params, result, rules)
     if params.group_by is not None and rules.max_levels is not None and result.count_tables:

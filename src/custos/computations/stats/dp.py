@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from custos.computations.base import DpPlan
+from custos.computations.stats.disclosure import check_levels, check_subset
 from custos.computations.stats.params import StatsParams
 from custos.computations.stats.site import SiteRows, category_codes
-from custos.computations.stats.wire import DpSummary, SiteDp, parse_message
+from custos.computations.stats.wire import DpSummary, SiteDp, SiteQuantiles, SiteSummary, parse_message
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
-from custos.privacy.controls import DisclosureRules, DpSettings
+from custos.privacy.controls import DpSettings, PrivacyControls
+from custos.privacy.plan import DpPlan
 
 Json = dict[str, Any]
 
@@ -195,10 +196,19 @@ def dp_site_result(rows: SiteRows, params: StatsParams, plan: Mapping[str, Any])
 # --- at the gateway --------------------------------------------------------------------------------
 
 
-def filter_dp_result(params: StatsParams, result: SiteDp, rules: DisclosureRules) -> Json:
-    """The gateway's check of a DP release: DataSHIELD's knobs, then the release without `rows`."""
-    from custos.computations.stats.disclosure import check_levels, check_subset
-
+def filter_dp_result(
+    params: StatsParams, result: SiteSummary | SiteQuantiles | SiteDp, controls: PrivacyControls
+) -> Json:
+    """The gateway's check of a result where either its policy asks for differential privacy or the
+    result claims to be a DP release: only a DP release under a DP policy passes, and then DataSHIELD's
+    knobs apply and the release leaves without `rows`."""
+    if controls.dp is None or not isinstance(result, SiteDp):
+        raise PolicyDenied(
+            "the policy asks for a differentially private release and this result is not one"
+            if controls.dp is not None
+            else "this site's policy has no differential privacy; it does not release noisy results"
+        )
+    rules = controls.disclosure
     check_levels(rules, {t.column: len(t.labels or []) for t in result.frequencies})
     check_subset(params, rules, result.rows)
     return result.model_dump(mode="json", exclude={"rows"}, exclude_none=True)

@@ -32,19 +32,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from custos.computations.base import (
-    DalReader,
-    Disclosure,
-    DpPlan,
-    Final,
-    NextRound,
-    Step,
-    as_controls,
-    as_rules,
-)
+from custos.computations.base import DalReader, Disclosure, Final, NextRound, Step, as_controls, as_rules
 from custos.computations.stats.combine import pool_summary_round
 from custos.computations.stats.disclosure import filter_site_result
-from custos.computations.stats.dp import dp_site_result, plan_dp, pool_dp
+from custos.computations.stats.dp import dp_site_result, filter_dp_result, plan_dp, pool_dp
 from custos.computations.stats.params import StatsParams, columns_used, parse_params, validate_params
 from custos.computations.stats.quantiles import Search
 from custos.computations.stats.rounding import round_result
@@ -68,6 +59,7 @@ from custos.computations.stats.wire import (
 from custos.core.errors import InvalidInput
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DisclosureRules, DpSettings
+from custos.privacy.plan import DpPlan
 from custos.privacy.sdc import extremes_reason
 
 Json = dict[str, Any]
@@ -125,9 +117,13 @@ class StatsModel:
         return quantile_result(rows, parsed, step)
 
     def filter_site_result(self, params: Mapping[str, Any], result: Json, privacy: Disclosure) -> Json:
-        return filter_site_result(
-            parse_params(params), parse_site_result(result, "the site result"), as_controls(privacy)
-        )
+        """Under differential privacy (the policy's, or the result's claim) only the DP release may
+        leave; otherwise the disclosure rules apply."""
+        parsed, site = parse_params(params), parse_site_result(result, "the site result")
+        controls = as_controls(privacy)
+        if controls.dp is None and not isinstance(site, SiteDp):
+            return filter_site_result(parsed, site, controls.disclosure)
+        return filter_dp_result(parsed, site, controls)
 
     def plan_dp(self, params: Mapping[str, Any], schema: DatasetSchema, dp: DpSettings) -> DpPlan:
         return plan_dp(parse_params(params), schema, dp)

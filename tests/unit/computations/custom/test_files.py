@@ -14,12 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from custos.computations.custom.code_package import code_output
+from custos.computations.custom.disclosure import OutputCaps, check_output
 from custos.computations.custom.files import FILE_TYPES, file_output
-from custos.computations.custom.model import OutputCaps, check_output, decode_output, encode_output
+from custos.computations.custom.wire import decode_output, encode_output
 from custos.core.blobs import externalize, through_wire
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.wire import CodeOutput
-from custos.registry.code_package import code_output
 from custos.registry.manifest import parse_manifest
 
 

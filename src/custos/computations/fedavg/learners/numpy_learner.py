@@ -1,5 +1,5 @@
-"""Local training for `fedavg`, inside the sandbox: the Learner contract, and the NumPy logistic
-regression and one-hidden-layer MLP (ReLU, sigmoid output) with forward and backward written out.
+"""The NumPy learner of `fedavg`, inside the sandbox: the logistic regression and one-hidden-layer
+MLP (ReLU, sigmoid output) with forward and backward written out.
 
 Training is mini-batch SGD on the mean binary cross-entropy, plus the FedProx term mu/2 ||w - w_global||^2
 when mu > 0. The batch order comes from the `rng` the caller seeds (job seed, site, round), so a round
@@ -12,50 +12,14 @@ gradient to the clip norm, sums, adds Gaussian noise and divides by the expected
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
-import numpy.typing as npt
 
 from custos.computations.fedavg.dp import DpSgdRound
+from custos.computations.fedavg.learners.learner import Fit, Floats, LocalTraining
 from custos.computations.fedavg.params import FedAvgParams
 from custos.computations.fedavg.weights import Weights, from_bytes, layout, to_bytes
 
-Floats = npt.NDArray[np.float64]
 Arrays = dict[str, Floats]
-
-
-@dataclass(frozen=True)
-class LocalTraining:
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    mu: float
-    # DP-SGD, when the gateway asks for it (see fedavg.dp): replaces the epochs of shuffled batches.
-    dp: DpSgdRound | None = None
-
-
-@dataclass(frozen=True)
-class Fit:
-    """A site's trained weights (safetensors bytes) and its loss and accuracy on its training rows."""
-
-    weights: bytes
-    loss: float
-    accuracy: float
-
-
-class Learner(Protocol):
-    """One model kind. `weights` are safetensors bytes in the layout of `fedavg.weights.layout`.
-    MUST be deterministic given its inputs and the state of `rng`."""
-
-    def train(
-        self, weights: bytes, x: Floats, y: Floats, settings: LocalTraining, rng: np.random.Generator
-    ) -> Fit: ...
-
-    def evaluate(self, weights: bytes, x: Floats, y: Floats) -> tuple[float, float]:
-        """(mean binary cross-entropy, accuracy at 0.5) on rows that number at least one."""
-        ...
 
 
 def bce_with_logits(z: Floats, y: Floats) -> float:
@@ -179,12 +143,3 @@ class NumpyLearner:
                 if settings.mu > 0:
                     grad = grad + settings.mu * (w[name] - anchor[name])
                 w[name] -= settings.learning_rate * grad
-
-
-def learner_for(params: FedAvgParams) -> Learner:
-    if params.model == "torch_mlp":
-        from custos.computations.fedavg.learners.torch_learner import TorchLearner, check_torch
-
-        check_torch()
-        return TorchLearner(params)
-    return NumpyLearner(params)

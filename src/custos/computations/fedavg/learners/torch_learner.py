@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from custos.computations.fedavg.learners.numpy_learner import Fit, Floats, LocalTraining
+from custos.computations.fedavg.learners.learner import Fit, Floats, LocalTraining
 from custos.computations.fedavg.params import FedAvgParams
 from custos.computations.fedavg.weights import layout
 from custos.core.errors import InvalidInput

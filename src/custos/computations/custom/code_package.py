@@ -9,7 +9,8 @@ signature.
 then every entry: no `..`, absolute path, link, device, duplicate or zip bomb) and then the manifest,
 which must name an entrypoint `module:function` that the package holds and exactly one output, a
 `table` (a DataFrame), `json` (a dict) or a `file` of one allowed type (bytes: `file_types = ["png"]`).
-Nothing is unpacked: the sandbox imports the modules from memory (`custos.computations.custom.importer`).
+Nothing is unpacked: the sandbox imports the modules from memory
+(`custos.computations.custom.importer`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import hmac
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from custos.computations.custom.disclosure import OutputCaps
 from custos.computations.custom.files import FILE_TYPES, file_output
-from custos.computations.custom.model import OutputCaps
 from custos.core.errors import InvalidInput
 from custos.core.schema import DatasetSchema
 from custos.core.wire import MAX_PACKAGE_BYTES, CodeOutput, package_digest

@@ -16,14 +16,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from custos.computations.custom.code_package import build_code_package, verify_code_package
+from custos.computations.custom.disclosure import DEFAULT_CAPS, check_output
 from custos.computations.custom.importer import package_function
-from custos.computations.custom.model import DEFAULT_CAPS, check_output, encode_output, run_code
+from custos.computations.custom.site import run_code
+from custos.computations.custom.wire import encode_output
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.core.wire import MAX_PACKAGE_BYTES, CodeSource, CustomCodeTask, package_digest
 from custos.registry import PackageRefused, Refusal
 from custos.registry.archive import entry_info
-from custos.registry.code_package import build_code_package, verify_code_package
 from custos.testing.readers import TableDalReader
 
 MANIFEST = """\
