@@ -16,7 +16,6 @@ from typing import Any
 from custos.computations.stats.disclosure import frequency_layout, histogram_layout, summary_layout
 from custos.computations.stats.params import StatsParams
 from custos.computations.stats.site import finite
-from custos.computations.stats.suppression import Cell, protect_table
 from custos.computations.stats.wire import (
     FrequencyCell,
     HistogramTable,
@@ -26,7 +25,7 @@ from custos.computations.stats.wire import (
 )
 from custos.core.errors import InvalidInput
 from custos.privacy.controls import DisclosureRules
-from custos.privacy.sdc import extremes_reason
+from custos.privacy.sdc import Cell, extremes_reason, protect_table
 
 Json = dict[str, Any]
 

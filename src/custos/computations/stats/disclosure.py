@@ -1,5 +1,5 @@
-"""Disclosure control for the tables of the `stats` model, built on the generic rules in
-`stats.suppression`. The gateway runs `filter_site_result` on what leaves the site; the orchestrator
+"""Disclosure control for the tables of the `stats` model, built on the one disclosure-control engine,
+`custos.privacy.sdc`. The gateway runs `filter_site_result` on what leaves the site; the orchestrator
 lays out pooled tables the same way (`summary_layout`, `frequency_layout`, `histogram_layout`).
 
 Table shapes, per column:
@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from custos.computations.stats.params import StatsParams
-from custos.computations.stats.suppression import Cell, Line, Table, protect_table
 from custos.computations.stats.wire import (
     CountTable,
     FrequencyTable,
@@ -37,7 +36,15 @@ from custos.computations.stats.wire import (
 )
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.privacy.controls import DisclosureRules
-from custos.privacy.sdc import dominance_reason, extremes_reason, is_dominated
+from custos.privacy.sdc import (
+    Cell,
+    Line,
+    Table,
+    dominance_reason,
+    extremes_reason,
+    is_dominated,
+    protect_table,
+)
 
 Json = dict[str, Any]
 

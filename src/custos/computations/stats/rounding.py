@@ -8,17 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from custos.privacy.controls import DisclosureRules
-from custos.privacy.sdc import midpoint6, round_to_nearest
+from custos.privacy.sdc import round_count
 
 Json = dict[str, Any]
-
-
-def round_count(count: int | None, rules: DisclosureRules) -> int | None:
-    if count is None or rules.rounding == "none":
-        return count
-    if rules.rounding == "midpoint6":
-        return midpoint6(count)
-    return round_to_nearest(count, rules.round_to)
 
 
 def round_result(result: Json, rules: DisclosureRules) -> Json:

@@ -22,9 +22,9 @@ from custos.computations.stats.quantiles import (
     thresholds,
 )
 from custos.computations.stats.site import finite
-from custos.computations.stats.suppression import Cell
 from custos.computations.stats.wire import SiteQuantiles
 from custos.core.errors import InvalidInput
+from custos.privacy.sdc import Cell
 
 Json = dict[str, Any]
 
