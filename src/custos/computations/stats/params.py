@@ -33,7 +33,6 @@ from custos.core.errors import InvalidInput
 from custos.core.schema import ColumnSchema, DatasetSchema
 
 Statistic = Literal["count", "sum", "mean", "variance", "std", "min", "max"]
-STATISTICS: tuple[Statistic, ...] = ("count", "sum", "mean", "variance", "std", "min", "max")
 DEFAULT_STATISTICS: list[Statistic] = ["count", "mean", "std"]
 MAX_EDGES = 1001
 MAX_PROBS = 101
@@ -71,9 +70,6 @@ class StatsParams(BaseModel):
     histograms: list[HistogramSpec] = Field(default_factory=list, max_length=100)
     quantiles: list[QuantileSpec] = Field(default_factory=list, max_length=100)
     filters: list[Filter] = Field(default_factory=list, max_length=100)
-
-    def wants(self, *statistics: Statistic) -> bool:
-        return any(s in self.statistics for s in statistics)
 
     def column_refs(self) -> list[tuple[str, str]]:
         """(field, column) for every column the params name, in the order they appear."""
