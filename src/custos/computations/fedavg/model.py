@@ -64,7 +64,7 @@ from custos.computations.fedavg.wire import (
     parse_round_input,
     parse_site_result,
 )
-from custos.computations.stats.wire import parse_message
+from custos.computations.messages import parse_message
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DpSettings, TrainingDp

@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from custos.computations.base import DalReader
+from custos.computations.columns import NumericColumn, is_numeric_type
 from custos.computations.fedavg.learners.factory import learner_for
 from custos.computations.fedavg.learners.learner import LocalTraining
 from custos.computations.fedavg.params import FedAvgParams, columns_used
 from custos.computations.fedavg.wire import MomentsRound, RoundInput, WeightsRound
-from custos.computations.stats.site import NumericColumn, is_numeric_type
 from custos.core.errors import InvalidInput
 
 Json = dict[str, Any]

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from custos.computations.fedavg.dp import DpSgdRound, UpdateRelease
-from custos.computations.stats.wire import parse_message
+from custos.computations.messages import parse_message
 from custos.core.errors import InvalidInput
 
 Metric = float | None

@@ -53,7 +53,7 @@ from custos.computations.glm.inference import (
 from custos.computations.glm.params import GlmParams, columns_used, parse_params, validate_params
 from custos.computations.glm.site import fit_result, read_design
 from custos.computations.glm.wire import FitState, SiteFit, parse_round_input, parse_site_fit
-from custos.computations.stats.wire import parse_message
+from custos.computations.messages import parse_message
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DpSettings

@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from custos.computations.base import DalReader
+from custos.computations.columns import NumericColumn, as_numpy, is_numeric_type, squared_deviations
 from custos.computations.glm.family import lgamma_sum, row_pieces, start_eta, ylogy_sum
 from custos.computations.glm.params import GlmParams, columns_used
 from custos.computations.glm.wire import StartRound, StepRound
-from custos.computations.stats.site import NumericColumn, as_numpy, is_numeric_type, squared_deviations
 from custos.core.errors import InvalidInput
 
 Json = dict[str, Any]

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from custos.computations.glm.params import MAX_LEVELS, MAX_TERMS
-from custos.computations.stats.wire import parse_message
+from custos.computations.messages import parse_message
 from custos.core.errors import InvalidInput
 
 _PACKED = MAX_TERMS * (MAX_TERMS + 1) // 2

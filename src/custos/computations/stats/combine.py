@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from custos.computations.columns import finite
 from custos.computations.stats.disclosure import frequency_layout, histogram_layout, summary_layout
 from custos.computations.stats.params import StatsParams
-from custos.computations.stats.site import finite
 from custos.computations.stats.wire import (
     FrequencyCell,
     HistogramTable,

@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from custos.computations.columns import category_codes
+from custos.computations.messages import parse_message
 from custos.computations.stats.disclosure import check_levels, check_subset
 from custos.computations.stats.params import StatsParams
-from custos.computations.stats.site import SiteRows, category_codes
-from custos.computations.stats.wire import DpSummary, SiteDp, SiteQuantiles, SiteSummary, parse_message
+from custos.computations.stats.site import SiteRows
+from custos.computations.stats.wire import DpSummary, SiteDp, SiteQuantiles, SiteSummary
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DpSettings, PrivacyControls

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from custos.computations.columns import finite
 from custos.computations.stats.combine import group_label
 from custos.computations.stats.params import StatsParams
 from custos.computations.stats.quantiles import (
@@ -21,7 +22,6 @@ from custos.computations.stats.quantiles import (
     lerp,
     thresholds,
 )
-from custos.computations.stats.site import finite
 from custos.computations.stats.wire import SiteQuantiles
 from custos.core.errors import InvalidInput
 from custos.privacy.sdc import Cell

@@ -23,10 +23,11 @@ and removes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from custos.computations.messages import parse_message
 from custos.computations.stats.quantiles import MAX_THRESHOLDS
 from custos.core.errors import InvalidInput
 
@@ -188,19 +189,6 @@ class SiteDp(_Message):
     quantiles: list[DpQuantiles] = Field(default_factory=list)
     spent: DpSpent
     rows: int | None = Field(default=None, ge=0)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_message(model: type[M], value: Mapping[str, Any], what: str) -> M:
-    """Parse one message; a malformed one raises InvalidInput saying which message and field."""
-    try:
-        return model.model_validate(dict(value))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "message"
-        raise InvalidInput(f"{what} is malformed at {field}: {first['msg']}") from exc
 
 
 def parse_site_result(value: Mapping[str, Any], what: str) -> SiteSummary | SiteQuantiles | SiteDp:

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from custos.computations.stats.site import histogram_counts, squared_deviations
+from custos.computations.columns import squared_deviations
+from custos.computations.stats.site import histogram_counts
 
 
 @pytest.mark.parametrize("seed", range(5))
