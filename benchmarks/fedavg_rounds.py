@@ -40,8 +40,8 @@ from deployment import (
     work_folder,
 )
 
-from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import from_bytes, initial_weights, layout, to_bytes, weighted_average
+from custos.computations.fedavg.params import parse_params
+from custos.computations.fedavg.weights import from_bytes, initial_weights, layout, to_bytes, weighted_average
 from custos.core.errors import Conflict, CustosError
 from custos.core.frames import recv_frame, send_frame
 from custos.data.synthetic import synthetic_patients

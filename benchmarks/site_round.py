@@ -46,7 +46,7 @@ from deployment import (
 
 from custos.audit import AuditTrail
 from custos.computations.dal_client import FlightDalReader
-from custos.computations.models import get_model
+from custos.computations.registry import get_model
 from custos.core.clock import utcnow
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
 from custos.data.synthetic import synthetic_patients, write_dataset
@@ -70,7 +70,7 @@ GATEWAY = "site-a"
 GATEWAY_ORG = "hospital-a"
 MODEL = "stats@1.0.0"
 RUNTIME_IMPORTS = (
-    "import custos.computations.runtime, custos.computations.models, custos.computations.dal_client"
+    "import custos.computations.runtime, custos.computations.registry, custos.computations.dal_client"
 )
 CONCURRENT = 3
 # How many runtimes a gateway keeps (custos.gateway.runtimes.RuntimePool's default max_runtimes).

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import create_engine, text
 
+from custos.computations.custom.code_package import build_code_package, verify_code_package
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from custos.core.wire import code_digest
 from custos.local.cluster import Cluster
-from custos.registry.code_package import build_code_package, verify_code_package
 
 pytestmark = pytest.mark.integration
 

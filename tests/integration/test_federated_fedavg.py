@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from custos.computations.base import Final
-from custos.computations.fedavg import FedAvgModel
+from custos.computations.fedavg.model import FedAvgModel
 from custos.core.errors import PermissionDenied
 from custos.core.states import JobState
 from custos.data.table_reader import TableDalReader

@@ -29,7 +29,8 @@ from cryptography import x509
 from sqlalchemy import create_engine, text
 
 from custos.audit import AuditTrail
-from custos.computations.custom import OutputCaps, check_output, redact_error
+from custos.computations.custom.code_package import build_code_package
+from custos.computations.custom.disclosure import OutputCaps, check_output, redact_error
 from custos.core.clock import utcnow
 from custos.core.digest import json_digest
 from custos.core.errors import Conflict, PolicyDenied
@@ -65,7 +66,6 @@ from custos.policy.code_approval import sign_code_approval
 from custos.policy.signing import sign_policy
 from custos.registry import PackageRefused
 from custos.registry.archive import entry_info
-from custos.registry.code_package import build_code_package
 from custos.sandbox.runner import SandboxRequest, SandboxResult
 
 GATEWAY, SITE_ORG, DATASET = "site-a", "hospital-a", "patients"

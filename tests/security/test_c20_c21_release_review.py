@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from custos.audit import read_events
 from custos.cli import release as release_cli
-from custos.computations.models import get_model
+from custos.computations.registry import get_model
 from custos.core.clock import utcnow
 from custos.core.wire import result_digest
 from custos.data.table_reader import TableDalReader

@@ -14,16 +14,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from custos.privacy import BudgetCaps, BudgetExhausted, BudgetLedger, DisclosureRules, protect_counts
+from custos.privacy import (
+    BudgetCaps,
+    BudgetExhausted,
+    BudgetLedger,
+    Cell,
+    DisclosureRules,
+    Line,
+    Table,
+    protect_table,
+    round_count,
+)
 from custos.privacy.dp import dp_count
 
 LINEAGE = "sha256:" + "cd" * 32
 
 
 def released_count(true_count: int, rules: DisclosureRules) -> int | None:
-    """A count as the SDC rules release it (None when suppressed)."""
-    value = protect_counts({"cohort": true_count}, [], rules).values["cohort"]
-    return None if value is None else int(value)
+    """A count as the disclosure-control engine releases it (None when suppressed), laid out as the
+    stats model lays out an ungrouped count: suppressed below the minimum, then rounded."""
+    cohort = Cell(true_count)
+    protect_table(Table([Line([cohort])]), rules.min_count)
+    return round_count(cohort.reported, rules)
 
 
 def test_d28_min_count_alone_does_not_stop_differencing() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from custos.computations.fedavg import FedAvgModel
-from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import from_bytes, layout, to_bytes, update_norm
+from custos.computations.fedavg.model import FedAvgModel
+from custos.computations.fedavg.params import parse_params
+from custos.computations.fedavg.weights import from_bytes, layout, to_bytes, update_norm
 from custos.core.errors import PolicyDenied
 from custos.privacy.controls import PrivacyControls
 from custos.privacy.filters import FilterContext, SitePrivacy, chain_for

@@ -15,10 +15,10 @@ from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
 from custos.cli.output import key_value_table, print_json, stdout
-from custos.computations.custom_files import FILE_TYPES, file_output
+from custos.computations.custom.code_package import verify_code_package
+from custos.computations.custom.files import FILE_TYPES, file_output
 from custos.core.errors import InvalidInput
 from custos.core.wire import MAX_CODE_CHARS, CodeRequestDetail, CodeRequestPublic
-from custos.registry.code_package import verify_code_package
 from custos.sdk.tables import add_row
 
 app = typer.Typer(

@@ -23,7 +23,8 @@ import pyarrow as pa
 
 from custos.core.dal_wire import Filter
 from custos.core.schema import DatasetSchema
-from custos.privacy.controls import DisclosureRules, DominanceRule, DpSettings, PrivacyControls, PrivacyCost
+from custos.privacy.controls import DisclosureRules, DominanceRule, DpSettings, PrivacyControls
+from custos.privacy.plan import DpPlan
 
 if TYPE_CHECKING:
     from custos.policy.asset import AssetPolicy
@@ -91,16 +92,6 @@ def strictest_rules(all_rules: Sequence[DisclosureRules]) -> DisclosureRules:
     elif rounding:
         values |= {"rounding": "nearest", "round_to": max(r.round_to for r in rounding)}
     return DisclosureRules(**values)
-
-
-@dataclass(frozen=True)
-class DpPlan:
-    """A round's differentially private queries at one site: how many, what they cost together (the
-    amount the gateway reserves), and the settings the sandboxed code gets under `round_input["dp"]`."""
-
-    queries: int
-    cost: PrivacyCost
-    settings: Json
 
 
 class DalReader(Protocol):

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from custos.computations.base import DalReader
-from custos.computations.models import get_model
+from custos.computations.registry import get_model
 from custos.core.digest import canonical_json
 from custos.core.errors import InvalidInput, PayloadTooLarge
 from custos.core.refs import parse_model_ref

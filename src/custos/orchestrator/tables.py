@@ -377,7 +377,7 @@ class CodeRequest(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
-    # A package's deterministic archive (custos.registry.code_package); its digest is `digest`.
+    # A package's deterministic archive (custos.computations.custom.code_package); its digest is `digest`.
     archive: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 

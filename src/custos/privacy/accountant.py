@@ -13,7 +13,7 @@ total to epsilon at the policy's delta.
   that both agree with the exact analytic Gaussian mechanism for one step.
 
 The noise multiplier is the ratio of the noise's standard deviation to the L2 sensitivity of what
-is noised: callers pass the effective one (see `custos.computations.fedavg_dp`).
+is noised: callers pass the effective one (see `custos.computations.fedavg.dp`).
 """
 
 from __future__ import annotations

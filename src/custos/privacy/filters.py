@@ -38,12 +38,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from custos.computations.base import DpPlan
-from custos.computations.fedavg_dp import UpdateRelease, clip_and_noise
-from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import layout
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.privacy.controls import PrivacyControls
+from custos.privacy.plan import DpPlan
 
 Json = dict[str, Any]
 Direction = Literal["data", "result"]
@@ -130,10 +127,11 @@ class RoundCounts:
 
 class ClipAndNoise:
     """DP for training: clip the site's update (its weights less the round's global weights) to the
-    policy's `privacy.training.clip_norm` and add Gaussian noise (see `custos.computations.fedavg_dp`).
-    Takes no arguments: the dataset's policy sets C and the noise multiplier. Refuses a result that
-    already claims to be clipped (only the gateway may say so), and any scope using it where the
-    policy has no `privacy.training`."""
+    policy's `privacy.training.clip_norm` and add Gaussian noise, by the model's own update filter,
+    which its DP training plan carries (`custos.privacy.plan.UpdateFilter`; fedavg's is
+    `custos.computations.fedavg.filters`). Takes no arguments: the dataset's policy sets C and the
+    noise multiplier. Refuses a result that already claims to be clipped (only the gateway may say
+    so), and any scope using it where the policy has no `privacy.training`."""
 
     name: ClassVar[str] = "clip_and_noise"
     directions: ClassVar[frozenset[Direction]] = frozenset({"result"})
@@ -154,30 +152,14 @@ class ClipAndNoise:
                 f"scope {ctx.scope!r} requires DP training (clip_and_noise), but this dataset's policy "
                 "has no privacy.training section; the result may not leave"
             )
-        if ctx.model != "fedavg":
+        if plan.update_filter is None:
             raise PolicyDenied(f"clip_and_noise applies to model updates (fedavg), not to {ctx.model}")
         if "dp" in message:
             raise PolicyDenied(
                 "the sandboxed code's result claims to be clipped and noised; only the gateway says so"
             )
         ctx.applied.add(self.name)
-        if message.get("phase") != "train" or message.get("weights") is None:
-            return message
-        global_weights = ctx.round_input.get("weights")
-        if not isinstance(global_weights, bytes):
-            raise PolicyDenied("the round's input has no global weights to clip the site's update against")
-        shapes = layout(parse_params(ctx.params))
-        weights = clip_and_noise(
-            global_weights, message["weights"], shapes, training.clip_norm, training.noise_multiplier, ctx.rng
-        )
-        release = UpdateRelease(
-            clip_norm=training.clip_norm,
-            noise_multiplier=training.noise_multiplier,
-            dp_sgd=training.dp_sgd,
-            epsilon=plan.cost.epsilon,
-            delta=plan.cost.delta,
-        )
-        return message | {"weights": weights, "dp": release.model_dump(mode="json")}
+        return plan.update_filter.clip_and_noise(message, ctx.round_input, training, plan.cost, ctx.rng)
 
 
 FILTERS: dict[str, type[ExcludeKeys] | type[RoundCounts] | type[ClipAndNoise]] = {

@@ -21,9 +21,8 @@ from typing import Any, Generic, TypeVar
 
 from opendp import combinators as dpc
 from opendp import domains as dpd
-from opendp import measurements as dpm
 from opendp import metrics as dpme
-from opendp.mod import Measurement, OpenDPException, Transformation, enable_features
+from opendp.mod import Measurement, OpenDPException, enable_features
 
 from custos.core.errors import InvalidInput
 from custos.privacy.controls import Mechanism
@@ -79,27 +78,6 @@ def float_rows() -> tuple[Any, Any]:
 # A part: its name, a constructor from the scale multiplier to a measurement in the mechanism's own
 # measure (pure DP for Laplace, zCDP for Gaussian), and the noise scale that multiplier gives it.
 Part = tuple[str, Callable[[float], Measurement], Callable[[float], float]]
-
-
-def noisy_part(name: str, stable: Transformation | tuple[Any, Any], budget: Budget) -> Part:
-    """`stable` plus noise of scale multiplier times sensitivity. `stable` is a transformation, or a
-    (domain, metric) pair for noise added straight to a value (a true count) of sensitivity
-    `contributions`."""
-    if isinstance(stable, Transformation):
-        sensitivity = float(stable.map(budget.contributions))  # type: ignore[no-untyped-call]
-        add_noise = dpm.then_laplace if budget.mechanism == "laplace" else dpm.then_gaussian
-
-        def build(s: float) -> Measurement:
-            return stable >> add_noise(scale=s * sensitivity)  # type: ignore[no-any-return]
-
-    else:
-        sensitivity = float(budget.contributions)
-        make_noise = dpm.make_laplace if budget.mechanism == "laplace" else dpm.make_gaussian
-
-        def build(s: float) -> Measurement:
-            return make_noise(*stable, scale=s * sensitivity)
-
-    return name, build, lambda s: s * sensitivity
 
 
 def smallest_scale(build: Callable[[float], Measurement], d_in: int, d_out: Any) -> float:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, get_args
 
+from custos.computations.custom.code_package import build_code_package, verify_code_package
 from custos.core.errors import InvalidInput
 from custos.core.refs import parse_dataset_ref
 from custos.core.wire import (
@@ -27,7 +28,6 @@ from custos.core.wire import (
     MockTable,
 )
 from custos.data.ipc import table_from_ipc_b64
-from custos.registry.code_package import build_code_package, verify_code_package
 from custos.sdk.jobs import JobsMixin
 from custos.sdk.responses import decode, decode_list
 
@@ -55,7 +55,9 @@ class CodeMixin(JobsMixin):
         output checked as the gateway checks it, against `output` as `submit` takes it (a package's
         manifest declares it; left out, the type returned). Returns {gateway/dataset: DataFrame, dict
         or bytes}. An error raises with its full traceback: there is no real data here."""
-        from custos.computations.custom import check_output, decode_output, run_code
+        from custos.computations.custom.disclosure import check_output
+        from custos.computations.custom.site import run_code
+        from custos.computations.custom.wire import decode_output
         from custos.data.table_reader import TableDalReader
         from custos.policy.asset import load_policy
         from custos.policy.checks import granted_columns
@@ -151,7 +153,7 @@ class CodeMixin(JobsMixin):
 
     def code_result(self, job_id: str) -> dict[str, Any]:
         """A released custom code job's outputs: {gateway/dataset: DataFrame, dict or a file's bytes}."""
-        from custos.computations.custom import decode_output
+        from custos.computations.custom.wire import decode_output
 
         result = self.job_result(job_id).data
         return {ref: decode_output(output) for ref, output in result.get("sites", {}).items()}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from custos.computations.custom_files import FILE_KIND
+from custos.computations.custom.files import FILE_KIND
 from custos.core.blobs import Blobs, as_ref, internalize
 from custos.core.errors import InvalidInput, PermissionDenied
 from custos.core.wire import JobResult
@@ -156,7 +156,7 @@ class Result:
         ]
 
     def _files(self) -> dict[str, tuple[str, str, int]]:
-        """Custom code's file outputs (`custos.computations.custom_files`): by dataset, their type,
+        """Custom code's file outputs (`custos.computations.custom.files`): by dataset, their type,
         digest and size."""
         sites = self.wire.result.get("sites")
         found: dict[str, tuple[str, str, int]] = {}

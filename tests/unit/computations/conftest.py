@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from custos.computations.base import Final
-from custos.computations.stats import StatsModel
+from custos.computations.stats.model import StatsModel
 from custos.core.blobs import through_wire
 from custos.core.dal_wire import Filter
 

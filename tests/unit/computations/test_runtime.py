@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from custos.computations.runtime import main, run
-from custos.computations.stats import StatsModel
+from custos.computations.stats.model import StatsModel
 from custos.core.digest import canonical_json
 
 PARAMS = {"columns": ["age", "sex"], "statistics": ["count", "mean"], "group_by": "sex"}

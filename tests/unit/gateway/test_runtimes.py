@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from custos.computations.base import Final, NextRound
-from custos.computations.models import get_model
+from custos.computations.registry import get_model
 from custos.core.errors import SandboxError
 from custos.data.file_source import FileSource
 from custos.data.synthetic import synthetic_patients, write_dataset

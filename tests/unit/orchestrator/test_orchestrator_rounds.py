@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from custos.computations.fedavg import FedAvgModel
+from custos.computations.fedavg.model import FedAvgModel
 from custos.core.blobs import externalize, internalize
 from custos.core.clock import utcnow
 from custos.core.errors import InvalidInput

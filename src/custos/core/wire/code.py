@@ -19,7 +19,7 @@ MAX_CODE_CHARS = 256 * 1024
 CODE_APPROVAL_DOMAIN = "custos-code-approval-v1"
 MAX_PACKAGE_BYTES = 1024 * 1024  # a code package's archive; its base64 fits the API's body limit
 # What custom code returns: a DataFrame, a dict, or the bytes of a file of one allowed type, which the
-# gateway recognises from the bytes (custos.computations.custom_files; its FILE_TYPES are these).
+# gateway recognises from the bytes (custos.computations.custom.files; its FILE_TYPES are these).
 CodeOutput = Literal["table", "json", "file:csv", "file:json", "file:parquet", "file:pdf", "file:png"]
 CodeDecision = Literal["approve", "deny"]
 CodeKind = Literal["function", "package"]
@@ -54,7 +54,7 @@ PackageB64 = Annotated[
 
 class CodeSource(WireModel):
     """Exactly one of: a module's `source`, or a package's deterministic archive (`package_b64`, see
-    `custos.registry.code_package`). The digest an approval binds is that of the one given."""
+    `custos.computations.custom.code_package`). The digest an approval binds is that of the one given."""
 
     source: str = Field(default="", max_length=MAX_CODE_CHARS, description="the exact module source")
     package_b64: PackageB64 | None = None

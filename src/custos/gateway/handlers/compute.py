@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from custos.audit import AuditTrail
-from custos.computations.base import DpPlan, FederatedModel, policy_privacy
-from custos.computations.custom import CustomModel, check_output, redact_error, schema_vocabulary
-from custos.computations.fedavg_dp import DpTrainingModel
-from custos.computations.package_model import PackageRunner
+from custos.computations.base import FederatedModel, policy_privacy
+from custos.computations.custom.disclosure import check_output, redact_error, schema_vocabulary
+from custos.computations.custom.model import CustomModel
+from custos.computations.fedavg.dp import DpTrainingModel
+from custos.computations.package.model import PackageRunner
 from custos.core.digest import json_digest
 from custos.core.errors import CustosError, SandboxError
 from custos.core.wire import Resources, TaskAssignment
@@ -31,6 +32,7 @@ from custos.policy import AssetPolicy
 from custos.privacy.controls import PrivacyControls
 from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, chain_for
 from custos.privacy.ledger import Reservation
+from custos.privacy.plan import DpPlan
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 

@@ -10,7 +10,9 @@ leave with data values redacted; the full log stays in `code-logs/`.
 
 from __future__ import annotations
 
-from custos.computations.custom import CODE_KEY, DEFAULT_CAPS, CustomModel
+from custos.computations.custom.code_package import CodePackage, verify_code_package
+from custos.computations.custom.disclosure import DEFAULT_CAPS
+from custos.computations.custom.model import CODE_KEY, CustomModel
 from custos.core.errors import PolicyDenied
 from custos.core.wire import CustomCodeTask, TaskAssignment, TaskKind
 from custos.gateway.handlers.task import TASK_RIGHTS, CheckedTask, SiteRules
@@ -19,7 +21,6 @@ from custos.policy import AssetPolicy, Right, SiteAuthorization, check_access, c
 from custos.policy.checks import granted_columns
 from custos.policy.code_approval import check_code_approved
 from custos.policy.signing import CertificateCheck
-from custos.registry.code_package import CodePackage, verify_code_package
 
 
 def check_custom(

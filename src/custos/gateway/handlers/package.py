@@ -5,15 +5,15 @@ output is checked against the manifest's."""
 
 from __future__ import annotations
 
-from custos.computations.custom import DEFAULT_CAPS
-from custos.computations.package_model import PACKAGE_KEY, PackageModel, PackageRunner
+from custos.computations.custom.code_package import manifest_caps
+from custos.computations.custom.disclosure import DEFAULT_CAPS
+from custos.computations.package.model import PACKAGE_KEY, PackageModel, PackageRunner
 from custos.core.errors import PolicyDenied
 from custos.core.wire import TaskAssignment, TaskKind
 from custos.gateway.handlers.task import CheckedTask, SiteRules, check_task
 from custos.gateway.model_cache import ArchiveSource, ModelCache
 from custos.gateway.site import SiteDataset
 from custos.policy import AssetPolicy
-from custos.registry.code_package import manifest_caps
 
 
 def check_package(

@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 from custos.audit import AuditTrail
 from custos.computations.base import FederatedModel
-from custos.computations.custom import DEFAULT_CAPS, CustomModel, OutputCaps
-from custos.computations.models import get_model, is_builtin
+from custos.computations.custom.disclosure import DEFAULT_CAPS, OutputCaps
+from custos.computations.custom.model import CustomModel
+from custos.computations.registry import get_model, is_builtin
 from custos.core.errors import PolicyDenied
 from custos.core.refs import parse_model_ref
 from custos.core.wire import TaskAssignment, TaskKind

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from custos.computations.base import DpPlan, policy_privacy
+from custos.computations.base import policy_privacy
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, NotFound
 from custos.core.identity import Identity
@@ -35,6 +35,7 @@ from custos.orchestrator.tables import BudgetMirror, ComputeSpec, Gateway, Job, 
 from custos.policy import check_access
 from custos.policy.permissions import Resource
 from custos.privacy.controls import BudgetCaps
+from custos.privacy.plan import DpPlan
 
 log = logging.getLogger("custos.orchestrator")
 

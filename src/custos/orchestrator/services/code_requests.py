@@ -1,9 +1,9 @@
 """Custom code requests: a researcher's exact source against datasets whose policies accept custom
 code, reviewed by a custodian of each dataset's org, and run as a job once every org approved.
 
-The code is a function's source, or a package's deterministic archive (`custos.registry.code_package`,
-checked here as the gateways check it). It is stored as sent, with the SHA-256 digest of its bytes,
-and never edited: a change is a new request.
+The code is a function's source, or a package's deterministic archive
+(`custos.computations.custom.code_package`, checked here as the gateways check it). It is stored as
+sent, with the SHA-256 digest of its bytes, and never edited: a change is a new request.
 A custodian approves by sending an approval signed with their kit's key (`custos.policy.code_approval`)
 that binds the digest, function, parameters, output type, datasets and author; the orchestrator checks
 it here, and every gateway checks it again before it runs the code. One denial denies the request.
@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
 from custos.computations.base import NextRound
-from custos.computations.custom import CODE_KEY, CustomModel
+from custos.computations.custom.code_package import verify_code_package
+from custos.computations.custom.model import CODE_KEY, CustomModel
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, PolicyDenied
 from custos.core.identity import Identity
@@ -55,7 +56,6 @@ from custos.policy import AssetPolicy, check_access
 from custos.policy.checks import granted_columns
 from custos.policy.code_approval import ApprovalRefused, approval_for, verify_code_approval
 from custos.policy.permissions import Resource
-from custos.registry.code_package import verify_code_package
 
 REVIEW = "code.review"
 _MODEL = CustomModel()

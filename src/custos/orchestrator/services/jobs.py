@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
 from custos.computations.base import Final, NextRound, PartialRounds, policy_privacy, strictest_rules
-from custos.computations.custom import CustomModel
-from custos.computations.package_model import PackageModel
+from custos.computations.custom.model import CustomModel
+from custos.computations.package.model import PackageModel
 from custos.core.blobs import refs_in
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, CustosError, NotFound

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
 from custos.computations.base import FederatedModel
-from custos.computations.models import get_model, list_models
-from custos.computations.package_model import PackageModel
+from custos.computations.package.model import PackageModel
+from custos.computations.registry import get_model, list_models
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from custos.core.identity import Identity

@@ -12,8 +12,8 @@ import pytest
 from cryptography import x509
 
 from custos.audit import AuditTrail, read_events
-from custos.computations.fedavg_params import parse_params
-from custos.computations.fedavg_weights import initial_weights, to_bytes
+from custos.computations.fedavg.params import parse_params
+from custos.computations.fedavg.weights import initial_weights, to_bytes
 from custos.core.identity import Identity
 from custos.core.wire import Resources, Submitter, TaskAssignment, TaskKind
 from custos.data.synthetic import synthetic_patients

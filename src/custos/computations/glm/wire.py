@@ -1,0 +1,124 @@
+"""The messages of the `glm` model: round inputs (orchestrator -> sites), site results (sites -> gateway
+filter -> orchestrator) and the orchestrator's state between rounds. Parsing refuses anything not
+declared here, so a site result carries aggregates only.
+
+Round 0, `{"phase": "start"}`: each site starts IRLS from its own data (mu = (y + 0.5) / 2 for
+binomial, y + 0.1 for poisson, y for gaussian), so the first pooled step needs no coefficients.
+Rounds k >= 1, `{"phase": "step", "iteration": k, "coefficients": [...]}`. A site answers
+
+    {"phase": "step", "iteration": 3, "n": 1200, "finite": true,
+     "xtwx": [upper triangle of X'WX, row by row], "xtwz": [X'Wz], "deviance": 812.4,
+     "pearson_chi2": 1190.2, "boundary": false,
+     "outcome": {"sum": 410.0, "mean": null, "m2": null, "ylogy": null, "lgamma": null},
+     "checks": {"events": 410, "levels": {"sex": [590, 610]}}}
+
+for its complete rows at those coefficients (z is the IRLS working response). `outcome` (round 0 only)
+holds the sums the null deviance and the log-likelihood need. `checks` are for the gateway's
+disclosure filter, which removes them; the orchestrator refuses a result that still carries them.
+`finite` false (with null matrices) says the coefficients overflowed at this site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from custos.computations.glm.params import MAX_LEVELS, MAX_TERMS
+from custos.computations.messages import parse_message
+from custos.core.errors import InvalidInput
+
+_PACKED = MAX_TERMS * (MAX_TERMS + 1) // 2
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class StartRound(_Message):
+    phase: Literal["start"]
+
+
+class StepRound(_Message):
+    phase: Literal["step"]
+    iteration: int = Field(ge=1)
+    coefficients: list[float] = Field(min_length=1, max_length=MAX_TERMS)
+
+
+class OutcomeSums(_Message):
+    """Sums of the outcome over a site's complete rows: `sum` always; gaussian `mean` and `m2` (squared
+    deviations about the site's own mean); poisson `ylogy` (sum of y log y) and `lgamma` (of y + 1)."""
+
+    sum: float
+    mean: float | None = None
+    m2: float | None = None
+    ylogy: float | None = None
+    lgamma: float | None = None
+
+
+class SiteChecks(_Message):
+    """What the gateway's disclosure filter checks, then removes: binomial events, rows per level."""
+
+    events: int | None = Field(default=None, ge=0)
+    levels: dict[str, list[int]] = Field(default_factory=dict, max_length=MAX_TERMS)
+
+
+class SiteFit(_Message):
+    phase: Literal["start", "step"]
+    iteration: int = Field(ge=0)
+    n: int = Field(ge=0)
+    finite: bool
+    xtwx: list[float] | None = Field(default=None, max_length=_PACKED)
+    xtwz: list[float] | None = Field(default=None, max_length=MAX_TERMS)
+    deviance: float | None = None
+    pearson_chi2: float | None = None
+    boundary: bool = False
+    outcome: OutcomeSums | None = None
+    checks: SiteChecks | None = None
+
+    def check_shape(self, terms: int, what: str) -> None:
+        """Raise InvalidInput unless the numbers are there (when finite) and sized for `terms`."""
+        if not self.finite:
+            return
+        if self.xtwx is None or self.xtwz is None or self.deviance is None or self.pearson_chi2 is None:
+            raise InvalidInput(f"{what} is finite but lacks xtwx, xtwz, deviance or pearson_chi2")
+        if len(self.xtwz) != terms or len(self.xtwx) != terms * (terms + 1) // 2:
+            raise InvalidInput(
+                f"{what} has {len(self.xtwz)} coefficients' sums; the model has {terms} coefficients"
+            )
+        if self.checks is not None:
+            for column, counts in self.checks.levels.items():
+                if len(counts) > MAX_LEVELS:
+                    raise InvalidInput(f"{what} counts more than {MAX_LEVELS} levels of {column!r}")
+
+
+class FitState(_Message):
+    """The orchestrator's state between rounds. `iteration` is the one whose results it expects next
+    (0: the start round), evaluated at `coefficients`; `accepted` are the last coefficients whose
+    deviance was finite (`deviance`), which a step that overflows is halved back towards."""
+
+    iteration: int = Field(ge=0)
+    coefficients: list[float] | None = None
+    accepted: list[float] | None = None
+    deviance: float | None = None
+    halvings: int = Field(default=0, ge=0)
+    rounds: int = Field(default=0, ge=0)
+    n: int = Field(default=0, ge=0)
+    null_deviance: float | None = None
+    saturated_loglik: float | None = None
+
+
+def parse_round_input(value: Mapping[str, Any]) -> StartRound | StepRound:
+    phase = value.get("phase")
+    if phase == "start":
+        return parse_message(StartRound, value, "round_input")
+    if phase == "step":
+        return parse_message(StepRound, value, "round_input")
+    raise InvalidInput(f"round_input.phase is {phase!r}; expected 'start' or 'step'")
+
+
+def parse_site_fit(value: Mapping[str, Any], terms: int, what: str) -> SiteFit:
+    fit = parse_message(SiteFit, value, what)
+    fit.check_shape(terms, what)
+    return fit

@@ -1,0 +1,1 @@
+"""Published registry packages run as models."""
