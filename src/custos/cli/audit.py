@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from custos.audit import AuditEvent, read_events, select_events, verify_trail
-from custos.cli.output import stdout
+from custos.cli.output import echo, stdout
 from custos.core.errors import InvalidInput
 from custos.sdk.tables import add_row
 
@@ -87,9 +87,9 @@ def show_trail(
     events = select_events(read_events(trail), job=job, user=user, since=start)
     if json_lines:
         for event in events:
-            print(_as_json(event))
+            echo(_as_json(event))
     elif not events:
-        typer.echo("no audit event matches")
+        echo("no audit event matches")
     else:
         stdout().print(events_table(events))
 
@@ -107,11 +107,11 @@ def verify_command(
     """Recompute the hash chain; exit 1 naming the first tampered line."""
     report = verify_trail(trail, expected_last_hash=expect_hash, expected_lines=expect_lines)
     if not report.ok:
-        typer.echo(f"tampered: line {report.first_bad_line}: {report.reason}")
+        echo(f"tampered: line {report.first_bad_line}: {report.reason}")
         raise typer.Exit(1)
-    typer.echo(f"ok: {report.lines} events, chain intact")
+    echo(f"ok: {report.lines} events, chain intact")
     if report.last_hash is not None:
-        typer.echo(f"last hash: {report.last_hash}")
+        echo(f"last hash: {report.last_hash}")
     if report.partial_lines:
         numbers = ", ".join(str(n) for n in report.partial_lines)
-        typer.echo(f"partial lines (left by an interrupted append): {numbers}")
+        echo(f"partial lines (left by an interrupted append): {numbers}")

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import print_json, stdout
+from custos.cli.output import echo, print_json, stdout
 from custos.core.wire import BudgetPublic, DatasetCostPreview, JobPreview
 from custos.sdk.tables import add_row
 
@@ -51,8 +51,8 @@ def print_preview(preview: JobPreview, json: bool) -> None:
         print_json(preview)
     else:
         for cost in preview.datasets:
-            typer.echo(preview_line(cost))
-    typer.echo("dry run: nothing was submitted", err=True)
+            echo(preview_line(cost))
+    echo("dry run: nothing was submitted", err=True)
 
 
 def budget_table(rows: Sequence[BudgetPublic]) -> Table:
@@ -82,6 +82,6 @@ def show_budget(kit: KitOption, json: JsonOption = False) -> None:
     if json:
         print_json(rows)
     elif not rows:
-        typer.echo("no privacy budget has been spent on the datasets you can see")
+        echo("no privacy budget has been spent on the datasets you can see")
     else:
         stdout().print(budget_table(rows))

@@ -10,16 +10,18 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.console import RenderableType
 from rich.syntax import Syntax
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
-from custos.cli.output import key_value_table, print_json, stdout
+from custos.cli.output import echo, key_value_table, print_json, stdout
 from custos.computations.custom.code_package import verify_code_package
 from custos.computations.custom.files import FILE_TYPES, file_output
 from custos.core.errors import InvalidInput
+from custos.core.inert import hidden_characters, inert
 from custos.core.wire import MAX_CODE_CHARS, CodeRequestDetail, CodeRequestPublic
-from custos.sdk.tables import add_row
+from custos.sdk.tables import add_row, shown
 
 app = typer.Typer(
     help="Custom code: submit a function or a package, review it (custodians), run it once approved.",
@@ -50,6 +52,26 @@ def requests_table(requests: Sequence[CodeRequestPublic]) -> Table:
     return table
 
 
+def source_view(source: str, name: str | None = None) -> list[RenderableType]:
+    """A source as a reviewer reads it: every line whole (wrapped, never cut at the terminal's edge),
+    hidden characters as visible escapes, and a warning above it that counts them."""
+    views: list[RenderableType] = []
+    if name is not None:
+        views.append(shown(f"── {name}"))
+    hidden = hidden_characters(source)
+    if hidden:
+        views.append(
+            shown(
+                f"warning: the source holds {hidden} hidden character{'s' if hidden > 1 else ''} "
+                "(controls, escape sequences, bidi or invisible format characters), shown below as "
+                "escapes such as \\x1b or \\u202e",
+                style="bold red",
+            )
+        )
+    views.append(Syntax(inert(source), "python", line_numbers=True, word_wrap=True))
+    return views
+
+
 def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -> None:
     if json:
         print_json(request)
@@ -74,7 +96,8 @@ def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -
     if not with_source:
         return
     if request.package_b64 is None:
-        console.print(Syntax(request.source, "python", line_numbers=True))
+        for view in source_view(request.source):
+            console.print(view)
         return
     # Shown from the archive whose digest is checked here: the bytes an approval will bind.
     package = verify_code_package(request.code().archive(), request.digest)
@@ -82,11 +105,11 @@ def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -
     files.add_column("path")
     files.add_column("bytes", justify="right")
     for item in package.files:
-        files.add_row(item.path, str(len(item.data)))
+        add_row(files, item.path, str(len(item.data)))
     console.print(files)
     for path, source in package.python_sources().items():
-        console.print(f"── {path}")
-        console.print(Syntax(source, "python", line_numbers=True))
+        for view in source_view(source, path):
+            console.print(view)
 
 
 @app.command("submit")
@@ -137,7 +160,7 @@ def submit_code(
     if json:
         print_json(request)
         return
-    typer.echo(
+    echo(
         f"submitted code request {request.id} ({request.function}, sha256:{request.digest[:16]}…): "
         f"pending review by the org admins of {', '.join(request.orgs)}"
     )
@@ -164,7 +187,7 @@ def list_code(kit: KitOption, json: JsonOption = False) -> None:
     if json:
         print_json(requests)
     elif not requests:
-        typer.echo("no code request")
+        echo("no code request")
     else:
         stdout().print(requests_table(requests))
 
@@ -213,7 +236,7 @@ def run_code(request_id: RequestIdArgument, kit: KitOption, json: JsonOption = F
     if json:
         print_json(job)
         return
-    typer.echo(
+    echo(
         f"started job {job.id} for code request {request_id}; "
         f"follow it with `custos job status {job.id}`; its outputs are held for release review"
     )

@@ -11,11 +11,11 @@ from rich import box
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import print_json, stdout
+from custos.cli.output import echo, print_json, stdout
 from custos.core.refs import parse_dataset_ref
 from custos.core.wire import DatasetInfo
 from custos.sdk import Dataset
-from custos.sdk.tables import add_row, datasets_table, frame_table, schema_table
+from custos.sdk.tables import add_row, datasets_table, frame_table, schema_table, shown
 
 app = typer.Typer(help="Browse published datasets: metadata, schema and mock data.", no_args_is_help=True)
 
@@ -30,7 +30,7 @@ def list_datasets(kit: KitOption, json: JsonOption = False) -> None:
     if json:
         print_json(datasets)
     elif not datasets:
-        typer.echo("no dataset is published yet: gateways publish theirs when they start")
+        echo("no dataset is published yet: gateways publish theirs when they start")
     else:
         stdout().print(datasets_table(datasets))
 
@@ -49,13 +49,14 @@ def search_datasets(
     if json:
         print_json(found)
     elif not found:
-        typer.echo(f"no dataset matches {text!r}")
+        echo(f"no dataset matches {text!r}")
     else:
         stdout().print(search_table(text, found))
 
 
 def search_table(text: str, found: Sequence[DatasetInfo]) -> Table:
-    table = Table(title=f"datasets matching {text!r}, best first", box=box.SIMPLE_HEAD, title_justify="left")
+    title = shown(f"datasets matching {text!r}, best first")
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("dataset", "owner", "rows (≈)", "description", "licence"):
         table.add_column(column, justify="right" if column.startswith("rows") else "left")
     for info in found:
@@ -93,16 +94,16 @@ def show_dataset(ref: RefArgument, kit: KitOption, json: JsonOption = False) -> 
     if notes is not None:
         console.print(notes)
     if dataset.description:
-        console.print(dataset.description, markup=False)
+        console.print(shown(dataset.description))
     if dataset.owner_org:
-        console.print(f"owner: {dataset.owner_org}", markup=False)
+        console.print(shown(f"owner: {dataset.owner_org}"))
     if dataset.licence:
-        console.print(f"licence: {dataset.licence}", markup=False)
+        console.print(shown(f"licence: {dataset.licence}"))
     if dataset.policy_yaml:
         info = dataset.info
         signed = f" (signed by {info.policy_signer}, issued {info.policy_issued_at:%Y-%m-%d %H:%M} UTC)"
-        console.print(f"\n[bold]policy[/bold]{signed if info.policy_issued_at else ''}")
-        console.print(dataset.policy_yaml.rstrip(), markup=False)
+        console.print(shown("\npolicy", style="bold") + shown(signed if info.policy_issued_at else ""))
+        console.print(shown(dataset.policy_yaml.rstrip()))
 
 
 @app.command("mock")
@@ -121,9 +122,9 @@ def mock_dataset(
         frame = client.mock(ref)
     if csv is not None:
         frame.to_csv(csv, index=False)
-        typer.echo(f"wrote {len(frame)} mock rows to {csv}", err=True)
+        echo(f"wrote {len(frame)} mock rows to {csv}", err=True)
     if json:
-        print(frame.head(rows).to_json(orient="records", indent=2))
+        echo(frame.head(rows).to_json(orient="records", indent=2))
     elif csv is None:
         stdout().print(
             frame_table(f"{ref} (mock, {min(rows, len(frame))} of {len(frame)} rows)", frame.head(rows))

@@ -1,7 +1,8 @@
 """What the CLI says when a command fails: one line on stderr, never a traceback.
 
 Errors a user can cause (bad input, a missing file, a refusal from the orchestrator) already carry a
-sentence that says what was wrong; this module only words the ones that come from libraries.
+sentence that says what was wrong; this module only words the ones that come from libraries. A message
+can quote someone else's text (a reason, a name, a file's line): it is printed inert.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from custos.core.errors import CustosError
+from custos.core.inert import inert
 
 
 def one_line(text: str) -> str:
@@ -46,7 +48,7 @@ def _click_message(exc: BaseException) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """The message for a failed command, without the `error: ` prefix."""
+    """The message for a failed command, without the `error: ` prefix: one line, inert."""
     match exc:
         case CustosError():
             message = str(exc)
@@ -70,4 +72,4 @@ def describe(exc: BaseException) -> str:
             message = f"HTTP request failed: {exc}"
         case _:
             message = f"unexpected {type(exc).__name__}: {exc} (set CUSTOS_DEBUG=1 to see the traceback)"
-    return one_line(message) or type(exc).__name__
+    return inert(one_line(message), multiline=False) or type(exc).__name__

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from custos.cli import gateway_log
+from custos.cli.output import echo
 from custos.core.errors import InvalidInput, KitError
 from custos.core.identity import Role
 
@@ -72,7 +73,7 @@ def authz_preview(
         authorization, site_org=site.org, user=user, org=org, role=wanted_role, right=wanted_right
     )
     verdict, may = ("allowed", "may") if decision.allowed else ("denied", "may not")
-    typer.echo(
+    echo(
         f"{verdict}: {wanted_role} {user} of {org} {may} {wanted_right} at {site.name} (org {site.org}): "
         f"{decision.reason} ({origin})"
     )

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import print_json
+from custos.cli.output import echo, print_json
+from custos.core.inert import inert
 from custos.gateway.code_logs import CodeLog, read_code_logs
 
 app = typer.Typer(
@@ -30,7 +31,7 @@ def describe_log(log: CodeLog) -> str:
     cut = f", its first {log.cut_bytes} bytes cut" if log.cut_bytes else ""
     return (
         f"task {log.task_id} (attempt {log.attempt}) of job {log.job_id} "
-        f"at {log.gateway}/{log.dataset}: {log.type}{cut}"
+        f"at {log.gateway}/{log.dataset}: {inert(log.type, multiline=False)}{cut}"
     )
 
 
@@ -43,8 +44,8 @@ def show_logs(state: StateOption, job: JobOption, task: TaskOption = None, json:
         print_json(logs)
         return
     for log in logs:
-        typer.echo(f"── log of {describe_log(log)}")
-        typer.echo(log.log.rstrip("\n"))
+        echo(f"── log of {describe_log(log)}")
+        echo(log.log.rstrip("\n"))
 
 
 @app.command("release")
@@ -65,5 +66,5 @@ def release_logs(
         print_json(released)
         return
     for log in logs:
-        typer.echo(f"released the log of {describe_log(log)}")
-    typer.echo(f"the researcher reads it with `custos job log {job}`")
+        echo(f"released the log of {describe_log(log)}")
+    echo(f"the researcher reads it with `custos job log {job}`")

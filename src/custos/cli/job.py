@@ -10,12 +10,12 @@ import typer
 
 from custos.cli.budget import print_preview
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
-from custos.cli.output import job_tables, print_json, stdout
+from custos.cli.output import echo, job_tables, print_json, stdout
 from custos.core.errors import NotFound
 from custos.core.states import JobState
 from custos.core.wire import CUSTOM_MODEL
 from custos.sdk import Client, Result
-from custos.sdk.tables import section_table
+from custos.sdk.tables import section_table, shown
 
 app = typer.Typer(
     help="Submit jobs under an active compute spec and fetch their results.", no_args_is_help=True
@@ -32,7 +32,7 @@ def print_result(result: Result, json: bool) -> None:
         print_json(result.wire)
         return
     console = stdout()
-    console.print(f"[bold]result of job {result.job_id}[/bold] ({result.model})")
+    console.print(shown(f"result of job {result.job_id}", style="bold") + shown(f" ({result.model})"))
     for section in result.sections():
         console.print(section_table(section))
 
@@ -40,9 +40,7 @@ def print_result(result: Result, json: bool) -> None:
 def _wait_and_print(client: Client, job_id: str, timeout: float, json: bool) -> None:
     job = client.wait_job(job_id, timeout=timeout, progress=not json)
     if job.state is JobState.AWAITING_RELEASE:
-        typer.echo(
-            f"job {job_id} finished and is held for release review; fetch it later with `custos job result`"
-        )
+        echo(f"job {job_id} finished and is held for release review; fetch it later with `custos job result`")
         return
     print_result(client.job_result(job_id), json)
 
@@ -83,7 +81,7 @@ def submit_job(
                     stdout().print(table)
             return
         if not json:
-            typer.echo(f"submitted job {job.id}", err=True)
+            echo(f"submitted job {job.id}", err=True)
         _wait_and_print(client, job.id, timeout, json)
 
 
@@ -133,11 +131,11 @@ def job_result(
     print_result(result, json)
     if out is not None and result.model == CUSTOM_MODEL:
         saved = result.save_file(out, dataset)
-        typer.echo(f"wrote the file to {saved} ({saved.stat().st_size} bytes)", err=True)
+        echo(f"wrote the file to {saved} ({saved.stat().st_size} bytes)", err=True)
     elif out is not None:
         # Model release under policy (who may take weights out) is a later step of issue 5.
         saved = result.save_model(out)
-        typer.echo(f"wrote the model's weights to {saved} (safetensors)", err=True)
+        echo(f"wrote the model's weights to {saved} (safetensors)", err=True)
 
 
 @app.command("log")
@@ -154,8 +152,8 @@ def job_log(job_id: JobIdArgument, kit: KitOption, json: JsonOption = False) -> 
             "a custodian of the gateway's org may release the full log (`custos gateway log release`)"
         )
     for log in logs:
-        typer.echo(
+        echo(
             f"── log of task {log.task_id} (attempt {log.attempt}) at {log.gateway}/{log.dataset}, "
             f"released by {log.released_by} ({log.org})"
         )
-        typer.echo(log.log.rstrip("\n"))
+        echo(log.log.rstrip("\n"))

@@ -20,6 +20,7 @@ from custos.cli.code import app as code_app
 from custos.cli.demo import demo_command
 from custos.cli.failures import describe, is_click_error
 from custos.cli.model import app as model_app
+from custos.cli.output import echo
 from custos.cli.provision import app as provision_app
 from custos.cli.whoami import whoami_command
 
@@ -35,7 +36,7 @@ class CustosCli(typer.Typer):
         try:
             code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
         except typer.Abort:
-            typer.echo("error: aborted", err=True)
+            echo("error: aborted", err=True)
             sys.exit(EXIT_USER_ERROR)
         except Exception as exc:
             if is_click_error(exc, "NoArgsIsHelpError"):
@@ -48,7 +49,7 @@ class CustosCli(typer.Typer):
 def _fail(exc: BaseException, code: int) -> NoReturn:
     if os.environ.get("CUSTOS_DEBUG"):
         traceback.print_exception(exc)
-    typer.echo(f"error: {describe(exc)}", err=True)
+    echo(f"error: {describe(exc)}", err=True)
     sys.exit(code)
 
 

@@ -2,6 +2,11 @@
 objects are in `custos.sdk.tables`).
 
 Tables go to stdout; progress and errors go to stderr, so `--json` output can be piped.
+
+Text that came from someone else (code, outputs, logs, audit events, names, descriptions, reasons)
+is printed inert: `echo` for lines, `shown` and `add_row` (`custos.sdk.tables`) for Rich, never
+`typer.echo`, `print` or a Rich string with markup. `--json` output is JSON with every character
+outside ASCII escaped, so it needs nothing more.
 """
 
 from __future__ import annotations
@@ -10,15 +15,17 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
+import typer
 from pydantic import BaseModel
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from custos.core.inert import inert
 from custos.core.states import JobState, SpecState
 from custos.core.wire import JobPublic, Me, SpecPublic
-from custos.sdk.tables import add_row
+from custos.sdk.tables import add_row, shown
 
 STATE_STYLES = {
     SpecState.ACTIVE: "green",
@@ -32,6 +39,11 @@ STATE_STYLES = {
 
 def stdout() -> Console:
     return Console(highlight=False)
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """Print `text`, which may quote someone else's, as a line (or lines) of plain text, inert."""
+    typer.echo(inert(text), err=err)
 
 
 def print_json(value: BaseModel | Sequence[BaseModel]) -> None:
@@ -52,7 +64,7 @@ def _state(state: SpecState | JobState) -> Text:
 
 
 def key_value_table(title: str, rows: Sequence[tuple[str, str | Text]]) -> Table:
-    table = Table(title=Text(title), box=box.SIMPLE, show_header=False, title_justify="left")
+    table = Table(title=shown(title), box=box.SIMPLE, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in rows:

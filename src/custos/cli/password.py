@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from custos.cli.options import KitOption, open_client
+from custos.cli.output import echo
 from custos.core.errors import InvalidInput
 
 app = typer.Typer(help="Set the password you sign in to the web portal with.", no_args_is_help=True)
@@ -51,7 +52,7 @@ def prompt_password() -> str:
         try:
             return check_password(password, "the password")
         except InvalidInput as exc:
-            typer.echo(f"{exc}; try again", err=True)
+            echo(f"{exc}; try again", err=True)
 
 
 @app.command("set")
@@ -73,5 +74,5 @@ def set_password(
         me = client.me()
         client.set_password(password)
         url = client.url
-    typer.echo(f"password set for {me.name} ({me.org}); sign in to the portal at {url} with it")
-    typer.echo("browser sessions you had open have been signed out")
+    echo(f"password set for {me.name} ({me.org}); sign in to the portal at {url} with it")
+    echo("browser sessions you had open have been signed out")

@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from custos.cli.options import KitOption, open_client
+from custos.cli.output import echo
 from custos.core.clock import utcnow
 from custos.core.errors import InvalidInput
 from custos.core.refs import parse_dataset_ref
@@ -65,7 +66,7 @@ def sign_command(
     target = out or policy.with_suffix(".json")
     target.write_text(signed.model_dump_json(indent=2) + "\n", encoding="utf-8")
     who = load_kit(kit).identity
-    typer.echo(
+    echo(
         f"signed the policy for {signed.dataset} as {who.name} ({who.role.value}, {who.org}), "
         f"issued {signed.issued_at:%Y-%m-%d %H:%M:%S} UTC: wrote {target}"
     )
@@ -85,7 +86,7 @@ def push_command(
     signed = _signed_or_yaml(policy, kit, dataset)
     with open_client(kit) as client:
         info = client.push_policy(signed)
-    typer.echo(
+    echo(
         f"the policy for {info.id} is in force, signed by {info.policy_signer}; "
         "its gateway verifies it with the next task"
     )

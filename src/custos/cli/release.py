@@ -12,11 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import key_value_table, print_json, stdout
+from custos.cli.output import echo, key_value_table, print_json, stdout
 from custos.core.states import ReleaseState
 from custos.core.wire import JobResult, ReleaseDetail, ReleasePart, ReleasePartState, ReleasePublic
 from custos.sdk import Result
-from custos.sdk.tables import add_row, section_table
+from custos.sdk.tables import add_row, section_table, shown
 
 app = typer.Typer(
     help="Review results that a dataset's policy holds: approve, return or reject them.",
@@ -140,7 +140,7 @@ def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> No
         for section in held.sections():
             console.print(section_table(section))
         if release.withheld:
-            console.print(Text(f"not shown, other orgs' parts: {', '.join(release.withheld)}"))
+            console.print(shown(f"not shown, other orgs' parts: {', '.join(release.withheld)}"))
 
 
 @app.command("list")
@@ -157,7 +157,7 @@ def list_releases(
     if json:
         print_json(releases)
     elif not releases:
-        typer.echo("no release to review" + (f" in state {state.value}" if state else ""))
+        echo("no release to review" + (f" in state {state.value}" if state else ""))
     else:
         stdout().print(releases_table(releases))
 

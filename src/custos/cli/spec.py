@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from custos.cli.options import JsonOption, KitOption, open_client, parse_json_object, split_values
-from custos.cli.output import print_json, spec_table, specs_table, stdout
+from custos.cli.output import echo, print_json, spec_table, specs_table, stdout
 from custos.core.errors import InvalidInput
 from custos.core.refs import parse_dataset_ref, parse_model_ref
 from custos.core.wire import Resources, SpecPublic
@@ -120,6 +120,6 @@ def list_specs(kit: KitOption, json: JsonOption = False) -> None:
     if json:
         print_json(specs)
     elif not specs:
-        typer.echo("no compute spec yet: create one with `custos spec create`")
+        echo("no compute spec yet: create one with `custos spec create`")
     else:
         stdout().print(specs_table(specs))

@@ -14,7 +14,7 @@ from rich import box
 from rich.table import Table
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import print_json, stdout
+from custos.cli.output import echo, print_json, stdout
 from custos.core.wire import ApiTokenPublic
 from custos.sdk.tables import add_row
 
@@ -56,9 +56,9 @@ def create_token(
     if json:
         print_json(token)
         return
-    typer.echo(f"API token {token.id} ({token.name}), valid until {_when(token.expires_at)}:")
-    typer.echo(token.token)
-    typer.echo("It will not be shown again: store it now, e.g. in a password manager.")
+    echo(f"API token {token.id} ({token.name}), valid until {_when(token.expires_at)}:")
+    echo(token.token)
+    echo("It will not be shown again: store it now, e.g. in a password manager.")
 
 
 @app.command("list")
@@ -69,7 +69,7 @@ def list_tokens(kit: KitOption, json: JsonOption = False) -> None:
     if json:
         print_json(tokens)
     elif not tokens:
-        typer.echo("you have no API tokens; create one with `custos token create --kit KIT --name NAME`")
+        echo("you have no API tokens; create one with `custos token create --kit KIT --name NAME`")
     else:
         stdout().print(tokens_table(tokens))
 
@@ -84,4 +84,4 @@ def revoke_token(
     """Revoke one of your API tokens: it stops working at once."""
     with open_client(kit) as client:
         client.revoke_token(token_id)
-    typer.echo(f"revoked API token {token_id}")
+    echo(f"revoked API token {token_id}")

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import httpx
 
 from custos.core.errors import Conflict, InvalidInput
+from custos.core.inert import inert
 from custos.core.refs import parse_dataset_ref, parse_model_ref
 from custos.core.states import SpecState
 from custos.core.wire import (
@@ -181,7 +182,7 @@ class Client(CodeMixin, ReleasesMixin):
                 return spec
             if spec.state is SpecState.FAILED:
                 raise Conflict(
-                    f"compute spec {spec_id} failed to activate: {spec.reason or 'no reason given'}"
+                    inert(f"compute spec {spec_id} failed to activate: {spec.reason or 'no reason given'}")
                 )
             if spec.state is not SpecState.ACTIVATING:
                 raise Conflict(f"compute spec {spec_id} is {spec.state}, not activating")

@@ -5,14 +5,16 @@ The real rows never leave the gateway; `mock` has the same schema and plausible 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from custos.core.inert import inert
 from custos.core.schema import DatasetSchema
 from custos.core.wire import DatasetInfo
+from custos.sdk.display import table_html, text_html
+from custos.sdk.result import format_cell
 
 if TYPE_CHECKING:
     # pandas takes half a second to import; only mocks and result tables need it.
@@ -68,14 +70,17 @@ class Dataset:
 
     def __repr__(self) -> str:
         owner = f" owner={self.owner_org}" if self.owner_org else ""
-        return f"<Dataset {self.ref}{owner} rows≈{self.row_count} columns={self.schema.names}>"
+        return inert(f"<Dataset {self.ref}{owner} rows≈{self.row_count} columns={self.schema.names}>")
 
     def _repr_html_(self) -> str:
-        head = f"<p><b>{html.escape(self.ref)}</b> — about {self.row_count:,} rows"
+        head = f"<p><b>{text_html(self.ref)}</b> — about {self.row_count:,} rows"
         if self.owner_org:
-            head += f", held by {html.escape(self.owner_org)}"
+            head += f", held by {text_html(self.owner_org)}"
         if self.description:
-            head += f"<br>{html.escape(self.description)}"
+            head += f"<br>{text_html(self.description)}"
         if self.licence:
-            head += f"<br>licence: {html.escape(self.licence)}"
-        return head + "</p>" + self.schema_frame().to_html(index=False, na_rep="")
+            head += f"<br>licence: {text_html(self.licence)}"
+        columns = [c.model_dump() for c in self.schema.columns]
+        names = list(columns[0]) if columns else []
+        rows = ([format_cell(c[name]) for name in names] for c in columns)
+        return head + "</p>" + table_html(names, rows)

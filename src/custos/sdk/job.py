@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import PrivateAttr
 
 from custos.core.errors import CustosError
+from custos.core.inert import inert
 from custos.core.states import TaskState
 from custos.core.wire import JobPublic, TaskKind
 from custos.sdk.display import fields_html, table_html
@@ -70,7 +71,7 @@ class Job(JobPublic):
     def __repr__(self) -> str:
         done, total = self.tasks_done()
         reason = f" reason={self.reason!r}" if self.reason else ""
-        return (
+        return inert(
             f"<Job {self.id} {self.model} {self.state.value} round={self.round} "
             f"tasks={done}/{total} done{reason}>"
         )

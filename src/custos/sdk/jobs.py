@@ -8,6 +8,7 @@ from typing import Any
 
 from custos.core.blobs import check_blob, refs_in
 from custos.core.errors import Conflict
+from custos.core.inert import inert
 from custos.core.states import JobState
 from custos.core.wire import (
     BudgetPublic,
@@ -68,7 +69,7 @@ class JobsMixin(Session):
             else:
                 raise WaitTimeout(f"job {job_id} is still {job.state} after {timeout:g} s")
         if job.state in (JobState.FAILED, JobState.CANCELLED):
-            raise Conflict(f"job {job_id} {job.state}: {job.reason or 'no reason given'}")
+            raise Conflict(inert(f"job {job_id} {job.state}: {job.reason or 'no reason given'}"))
         return job
 
     def job_result(self, job_id: str) -> Result:

@@ -14,6 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from custos.core.inert import inert
 from custos.core.states import TaskState
 from custos.core.wire import JobPublic, TaskKind
 
@@ -23,19 +24,19 @@ class JobProgress:
     when disabled, so callers need not branch."""
 
     def __init__(self, job_id: str, *, enabled: bool) -> None:
-        self._job_id = job_id
+        self._job_id = inert(job_id, multiline=False)
         self._progress: Progress | None = None
         if enabled:
             self._progress = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
                 transient=True,
             )
-            self._task = self._progress.add_task(f"job {job_id}: waiting", total=None)
+            self._task = self._progress.add_task(f"job {self._job_id}: waiting", total=None)
 
     def __enter__(self) -> JobProgress:
         if self._progress is not None:

@@ -1,7 +1,8 @@
 """How the SDK reads the orchestrator's answers: a wire model on success, a Custos error otherwise.
 
 The orchestrator reports every refusal as a 4xx with `{"detail": "one sentence"}`; the status picks the
-exception class from the tree in `custos.core.errors`, and the server's sentence becomes its message.
+exception class from the tree in `custos.core.errors`, and the server's sentence becomes its message,
+inert (`custos.core.inert`): it may quote someone else's text, and a traceback prints it raw.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from custos.core.errors import ERRORS_BY_STATUS, CustosError
+from custos.core.inert import inert
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -39,7 +41,7 @@ def error_detail(response: httpx.Response) -> str:
 
 def error_for(response: httpx.Response) -> CustosError:
     """The Custos exception for a refused request."""
-    detail = error_detail(response)
+    detail = inert(error_detail(response), multiline=False)
     kind = ERRORS_BY_STATUS.get(response.status_code)
     if kind is not None:
         return kind(detail)

@@ -9,7 +9,6 @@ code returns (`save_file`), each shown as a "file of DATASET" table: its type, s
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -21,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from custos.computations.custom.files import FILE_KIND
 from custos.core.blobs import Blobs, as_ref, internalize
 from custos.core.errors import InvalidInput, PermissionDenied
+from custos.core.inert import inert
 from custos.core.wire import JobResult
+from custos.sdk.display import table_html, text_html
 
 if TYPE_CHECKING:
     # pandas takes half a second to import; only mocks and result tables need it.
@@ -218,11 +219,12 @@ class Result:
 
     def __repr__(self) -> str:
         titles = ", ".join(f"{s.title} ({len(s.rows)})" for s in self.sections())
-        return f"<Result job={self.job_id} model={self.model} tables: {titles or 'none'}>"
+        return inert(f"<Result job={self.job_id} model={self.model} tables: {titles or 'none'}>")
 
     def _repr_html_(self) -> str:
-        parts = [f"<p><b>job {html.escape(self.job_id)}</b> — {html.escape(self.model)}</p>"]
+        """The sections as the CLI shows them, cell by cell (`format_cell`), inert and escaped."""
+        parts = [f"<p><b>job {text_html(self.job_id)}</b> — {text_html(self.model)}</p>"]
         for section in self.sections():
-            parts.append(f"<h4>{html.escape(section.title)}</h4>")
-            parts.append(section.frame().to_html(index=False, na_rep=""))
+            parts.append(f"<h4>{text_html(section.title)}</h4>")
+            parts.append(table_html(section.columns, ([format_cell(v) for v in row] for row in section.rows)))
         return "".join(parts)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import PrivateAttr
 
 from custos.core.errors import CustosError
+from custos.core.inert import inert
 from custos.core.wire import SpecPublic
 from custos.sdk.display import fields_html
 
@@ -68,7 +69,7 @@ class Spec(SpecPublic):
 
     def __repr__(self) -> str:
         reason = f" reason={self.reason!r}" if self.reason else ""
-        return (
+        return inert(
             f"<Spec {self.id} {self.name!r} {self.model} {self.state.value} "
             f"datasets={','.join(self.datasets)} columns={','.join(self.columns)}{reason}>"
         )

@@ -1,8 +1,9 @@
 """Rich tables of what the SDK returns, for a terminal: the dataset list, a dataset's schema, result
 sections and data frames. The CLI and the demo print these.
 
-Every string is shown as typed: names, descriptions and reasons come from other people and must never be
-read as Rich markup.
+Names, descriptions, reasons and results come from other people: every string is shown inert
+(`custos.core.inert`: control, escape and bidi characters as visible escapes) and never read as Rich
+markup. `shown` and `add_row` are the two ways text gets into a table or onto a console here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from custos.core.inert import inert
 from custos.core.wire import DatasetInfo
 from custos.sdk.dataset import Dataset
 from custos.sdk.result import Section, format_cell
@@ -23,9 +25,22 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def shown(text: str, style: str = "") -> Text:
+    """`text` to print or put in a table: inert, and never read as Rich markup."""
+    return Text(inert(text), style=style)
+
+
+def _cell(value: str | Text) -> Text:
+    if isinstance(value, str):
+        return shown(value)
+    safe = inert(value.plain)
+    # A styled cell keeps its style; only hostile text loses its spans.
+    return value if safe == value.plain else Text(safe, style=value.style)
+
+
 def add_row(table: Table, *cells: str | Text, style: str | None = None) -> None:
-    """Add a row whose strings are shown as typed: names and reasons must never be read as Rich markup."""
-    table.add_row(*(c if isinstance(c, Text) else Text(c) for c in cells), style=style)
+    """Add a row whose cells, strings or Rich Text, are shown inert and never read as markup."""
+    table.add_row(*(_cell(c) for c in cells), style=style)
 
 
 def datasets_table(datasets: Sequence[DatasetInfo]) -> Table:
@@ -39,7 +54,7 @@ def datasets_table(datasets: Sequence[DatasetInfo]) -> Table:
 
 
 def schema_table(dataset: Dataset) -> Table:
-    title = Text(f"{dataset.ref} — about {dataset.row_count:,} rows")
+    title = shown(f"{dataset.ref} — about {dataset.row_count:,} rows")
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("column", "type", "kind", "nullable", "min", "max", "categories"):
         table.add_column(column)
@@ -60,10 +75,10 @@ def schema_table(dataset: Dataset) -> Table:
 def section_table(section: Section) -> RenderableType:
     """One result table. Suppressed rows are dimmed, so a reader sees at once what was withheld."""
     if not section.rows:
-        return Text(f"{section.title}: none", style="dim")
-    table = Table(title=Text(section.title), box=box.SIMPLE_HEAD, title_justify="left")
+        return shown(f"{section.title}: none", style="dim")
+    table = Table(title=shown(section.title), box=box.SIMPLE_HEAD, title_justify="left")
     for column in section.columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(shown(column), overflow="fold")
     suppressed = section.columns.index("suppressed") if "suppressed" in section.columns else None
     for row in section.rows:
         dim = suppressed is not None and row[suppressed] is True
@@ -72,9 +87,9 @@ def section_table(section: Section) -> RenderableType:
 
 
 def frame_table(title: str, frame: pd.DataFrame) -> Table:
-    table = Table(title=Text(title), box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(title=shown(title), box=box.SIMPLE_HEAD, title_justify="left")
     for column in frame.columns:
-        table.add_column(str(column))
+        table.add_column(shown(str(column)))
     # to_dict gives Python scalars, which format_cell knows how to show.
     for record in frame.to_dict(orient="records"):
         add_row(table, *(format_cell(record[c]) for c in frame.columns))
