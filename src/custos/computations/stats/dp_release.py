@@ -1,6 +1,6 @@
 """The noisy release of one site for a DP `stats` job, computed in the sandbox from the plan the gateway
 wrote (`stats.dp.DpRound`) with `custos.privacy.dp` and, per group, `custos.privacy.dp_groups`.
-OpenDP is imported here only under DP.
+OpenDP is imported here only under DP, and the grouped releases only with groups.
 
 Each column is aggregated once per cell, in one NumPy pass (`ClampedColumn`), and every release of it
 adds noise to those aggregates. With groups, each release covers every group at once (one query), the
@@ -66,7 +66,6 @@ def _groups(rows: SiteRows, params: StatsParams, settings: DpRound) -> tuple[lis
 def dp_site_result(rows: SiteRows, params: StatsParams, plan: Mapping[str, Any]) -> Json:
     """The site's noisy release of every query in `plan`, and what it cost."""
     from custos.privacy import dp as odp
-    from custos.privacy import dp_groups as odg
 
     settings = parse_message(DpRound, plan, "round_input.dp")
     if settings.mechanism not in ("laplace", "gaussian"):
@@ -80,6 +79,8 @@ def dp_site_result(rows: SiteRows, params: StatsParams, plan: Mapping[str, Any])
     }
     spend = _Spent()
     grouped = _groups(rows, params, settings)
+    if grouped is not None:
+        from custos.privacy import dp_groups as odg
     summaries: list[Json] = []
     frequencies, histograms, quantiles = [], [], []
     for column in params.columns:
