@@ -129,6 +129,33 @@ class PartialRounds(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class JobDataset:
+    """One of a job's datasets as the checks before a run see it: public metadata and policy only."""
+
+    schema: DatasetSchema
+    privacy: PrivacyControls
+
+
+@runtime_checkable
+class JobChecks(Protocol):
+    """A model that checks a job over all its datasets before anything runs or is charged, so that a
+    job that cannot succeed costs no privacy budget."""
+
+    def check_job(self, params: Mapping[str, Any], datasets: Mapping[str, JobDataset]) -> None:
+        """Raise InvalidInput or PolicyDenied, naming the field and the datasets (keyed by
+        `gateway/dataset`), for a job that would fail over `datasets` whatever their rows hold. The
+        orchestrator runs it at submit over every dataset of the job; a gateway over its own dataset
+        before it reserves any budget. MUST NOT touch data."""
+        ...
+
+
+def check_job(model: object, params: Mapping[str, Any], datasets: Mapping[str, JobDataset]) -> None:
+    """The model's checks of a job over `datasets`, when it has any (`JobChecks`)."""
+    if isinstance(model, JobChecks):
+        model.check_job(params, datasets)
+
+
 class FederatedModel(Protocol):
     name: str
     version: str

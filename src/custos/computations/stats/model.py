@@ -21,7 +21,8 @@ skip nulls; `count` is the non-null count; `variance`/`std` are sample statistic
 that does not exist (mean of no rows, variance of one) or is not finite is null.
 
 Disclosure control follows the policy's rules (`stats.disclosure`, `stats.rounding`). Under a policy
-with differential privacy the job is one round of noisy releases (`stats.dp`), and the result carries
+with differential privacy the job is one round of noisy releases (`stats.dp`; with `group_by`, one line
+per public group and none for all rows), and the result carries
 `"dp": {"mechanism", "spent": {site: {"epsilon", "delta"}}, "queries"}` and, from each gateway's
 ledger, `"budget": {site: {"spent_epsilon", "cap_epsilon", ...}}`.
 """
@@ -32,10 +33,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from custos.computations.base import DalReader, Disclosure, Final, NextRound, Step, as_controls, as_rules
+from custos.computations.base import (
+    DalReader,
+    Disclosure,
+    Final,
+    JobDataset,
+    NextRound,
+    Step,
+    as_controls,
+    as_rules,
+)
 from custos.computations.stats.combine import pool_summary_round
 from custos.computations.stats.disclosure import filter_site_result
-from custos.computations.stats.dp import dp_site_result, filter_dp_result, plan_dp, pool_dp
+from custos.computations.stats.dp import check_dp_job, filter_dp_result, plan_dp
+from custos.computations.stats.dp_pool import pool_dp
+from custos.computations.stats.dp_release import dp_site_result
 from custos.computations.stats.params import StatsParams, columns_used, parse_params, validate_params
 from custos.computations.stats.quantiles import Search
 from custos.computations.stats.rounding import round_result
@@ -127,6 +139,10 @@ class StatsModel:
 
     def plan_dp(self, params: Mapping[str, Any], schema: DatasetSchema, dp: DpSettings) -> DpPlan:
         return plan_dp(parse_params(params), schema, dp)
+
+    def check_job(self, params: Mapping[str, Any], datasets: Mapping[str, JobDataset]) -> None:
+        """Under differential privacy, what would fail the job after its budget was reserved."""
+        check_dp_job(parse_params(params), datasets)
 
     def aggregate(
         self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], rules: Disclosure

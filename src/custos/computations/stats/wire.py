@@ -149,9 +149,10 @@ class SiteQuantiles(_Message):
 
 
 class DpSummary(_Message):
-    """Noisy statistics of one numeric column, all rows (differential privacy has no groups yet)."""
+    """Noisy statistics of one numeric column: of all rows (group null), or of one public group."""
 
     column: str
+    group: str | None = None
     count: int | None = None
     sum: float | None = None
     mean: float | None = None
@@ -159,15 +160,17 @@ class DpSummary(_Message):
 
 
 class DpCounts(_Message):
-    """Noisy counts per category (a frequency table) or per bin (a histogram)."""
+    """Noisy counts per category (a frequency table) or per bin (a histogram, of all rows or a group)."""
 
     column: str
+    group: str | None = None
     labels: list[str] | None = Field(default=None, max_length=100_000)
     counts: list[int] = Field(max_length=100_000)
 
 
 class DpQuantiles(_Message):
     column: str
+    group: str | None = None
     probs: list[float] = Field(max_length=1000)
     values: list[float] = Field(max_length=1000)
 
@@ -183,6 +186,8 @@ class SiteDp(_Message):
     """A site's differentially private release (one round): noisy values and what they cost."""
 
     phase: Literal["dp"]
+    # With group_by: the public groups, in order; each grouped entry names one.
+    groups: list[str] | None = Field(default=None, max_length=100_000)
     summaries: list[DpSummary] = Field(default_factory=list)
     frequencies: list[DpCounts] = Field(default_factory=list)
     histograms: list[DpCounts] = Field(default_factory=list)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from custos.audit import AuditTrail
-from custos.computations.base import FederatedModel, policy_privacy
+from custos.computations.base import FederatedModel, JobDataset, check_job, policy_privacy
 from custos.computations.custom.disclosure import check_output, redact_error, schema_vocabulary
 from custos.computations.custom.model import CustomModel
 from custos.computations.fedavg.dp import DpTrainingModel
@@ -158,6 +158,10 @@ class Compute:
             reservation = self._budget.reserve(task, step.dataset, controls.budget, plan.cost, whole_job=True)
             what, settings = f"for the job's {plan.queries} DP training rounds", plan.settings or None
         elif controls.dp is not None:
+            # Validate, then charge: what would fail the job on this site's schema and policy fails it
+            # before anything is reserved (the orchestrator checked every site's at submit).
+            dataset = JobDataset(step.dataset.schema, controls)
+            check_job(step.model, task.params, {f"{self._gateway}/{task.dataset}": dataset})
             plan = step.model.plan_dp(task.params, step.dataset.schema, controls.dp)
             reservation = self._budget.reserve(task, step.dataset, controls.budget, plan.cost)
             what, settings = f"({plan.queries} queries)", plan.settings

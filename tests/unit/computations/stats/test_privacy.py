@@ -166,8 +166,14 @@ def test_a_dp_job_costs_its_queries_and_refuses_what_has_no_dp_release() -> None
     assert plan.queries == 3  # count and mean of age, frequencies of sex
     assert plan.cost.epsilon == 1.0 and plan.settings["epsilon"] == pytest.approx(1 / 3)
     assert plan.settings["bounds"] == {"age": [0.0, 100.0]}
-    with pytest.raises(PolicyDenied, match="group_by"):
-        MODEL.plan_dp({"columns": ["age"], "group_by": "sex"}, SCHEMA, dp.dp)
+    grouped = {"columns": ["age"], "statistics": ["count", "mean"], "group_by": "sex"}
+    plan = MODEL.plan_dp(grouped, SCHEMA, dp.dp)
+    assert (plan.queries, plan.settings["groups"]) == (2, ["F", "M"])  # disjoint groups: no more queries
+    unlisted = DatasetSchema(
+        columns=[SCHEMA.columns[0], ColumnSchema(name="sex", type="string", kind="categorical")]
+    )
+    with pytest.raises(PolicyDenied, match="no public categories"):
+        MODEL.plan_dp(grouped, unlisted, dp.dp)
     with pytest.raises(PolicyDenied, match="min and max"):
         MODEL.plan_dp({"columns": ["age"], "statistics": ["min"]}, SCHEMA, dp.dp)
     site = table([40.0] * 50, ["F"] * 50)
