@@ -6,7 +6,8 @@ either asks for another round or returns the final result. In the sandbox at eac
 `compute_site` reads rows only through a `DalReader` and returns sufficient statistics. Before a site
 result leaves the gateway, the gateway (not the sandboxed code) applies `filter_site_result` with the
 privacy controls of the dataset's policy (`custos.privacy.controls`); the orchestrator passes the
-strictest disclosure rules of the job's datasets to `aggregate`. Under differential privacy the gateway
+strictest disclosure rules of the job's datasets to `aggregate`. A model that meets `MaskedSums` has
+some figures masked by the gateway after that filter. Under differential privacy the gateway
 asks the model for its `plan_dp` (the queries, their cost, and the settings the sandbox needs) before
 it reserves the budget and runs the round.
 
@@ -25,6 +26,7 @@ from custos.core.dal_wire import Filter
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DisclosureRules, DominanceRule, DpSettings, PrivacyControls
 from custos.privacy.plan import DpPlan
+from custos.privacy.secure_sum import SiteKey
 
 if TYPE_CHECKING:
     from custos.policy.asset import AssetPolicy
@@ -154,6 +156,21 @@ def check_job(model: object, params: Mapping[str, Any], datasets: Mapping[str, J
     """The model's checks of a job over `datasets`, when it has any (`JobChecks`)."""
     if isinstance(model, JobChecks):
         model.check_job(params, datasets)
+
+
+@runtime_checkable
+class MaskedSums(Protocol):
+    """A model some of whose site figures the orchestrator may read only summed over the sites
+    (`custos.privacy.secure_sum`): the gateway, which alone holds the site's key, seals each result
+    after the model's disclosure filter."""
+
+    def seal_site_result(
+        self, params: Mapping[str, Any], round_input: Json, result: Json, key: SiteKey | None
+    ) -> Json:
+        """`result` with this site's mask key announced, or with its figures masked, as the round
+        needs. MUST mask every figure the orchestrator may read only as a sum, and raise when it
+        cannot (`key` is None, or the round input's peers do not check out)."""
+        ...
 
 
 class FederatedModel(Protocol):

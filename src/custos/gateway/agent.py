@@ -32,6 +32,7 @@ from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
 from custos.policy.authorization import AUTHORIZATION_FILE
 from custos.privacy.filters import PRIVACY_FILE, SitePrivacy, load_site_privacy
+from custos.privacy.secure_sum import MaskKeys
 from custos.sandbox.runner import Runner
 
 log = logging.getLogger("custos.gateway")
@@ -64,6 +65,7 @@ class Agent:
         trust: GatewayTrust,
         policies: PolicyKeeper,
         site_privacy: SitePrivacy | None = None,
+        mask_keys: MaskKeys | None = None,
     ) -> None:
         self.client = client
         self.site = site
@@ -83,6 +85,7 @@ class Agent:
             site_privacy=site_privacy,
             models=ModelCache(settings.state_dir, trust.check_certificate),
             archives=client,
+            mask_keys=mask_keys,
         )
         self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")
@@ -237,6 +240,7 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         trust=trust,
         policies=policies,
         site_privacy=site_privacy,
+        mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
     )
     try:
         agent.run(stop)

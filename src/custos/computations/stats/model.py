@@ -2,7 +2,8 @@
 and quantiles, optionally by group, with small-cell suppression at the sites and after pooling.
 
 Rounds: round 0 gathers every site's sufficient statistics; if quantiles are asked for, rounds 1..
-bisect on counts until each needed order statistic is found (about 8 rounds with 255 thresholds).
+bisect on counts until each needed order statistic is found (about 8 rounds with 255 thresholds). The
+gateways mask the bisection's counts so that the orchestrator reads only their sum (`stats.masking`).
 
 The final result:
 
@@ -48,6 +49,7 @@ from custos.computations.stats.disclosure import filter_site_result
 from custos.computations.stats.dp import check_dp_job, filter_dp_result, plan_dp
 from custos.computations.stats.dp_pool import pool_dp
 from custos.computations.stats.dp_release import dp_site_result
+from custos.computations.stats.masking import MASK_KEY, announced_keys, seal_site_result
 from custos.computations.stats.params import StatsParams, columns_used, parse_params, validate_params
 from custos.computations.stats.quantiles import Search
 from custos.computations.stats.rounding import round_result
@@ -73,6 +75,7 @@ from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DisclosureRules, DpSettings
 from custos.privacy.plan import DpPlan
 from custos.privacy.sdc import extremes_reason
+from custos.privacy.secure_sum import SiteKey
 
 Json = dict[str, Any]
 
@@ -84,7 +87,9 @@ def _parse_sites(site_results: Mapping[str, Json]) -> dict[str, SiteSummary | Si
     if not site_results:
         raise InvalidInput("there are no site results to aggregate")
     return {
-        site: parse_site_result({k: v for k, v in result.items() if k != "budget"}, f"the result of {site}")
+        site: parse_site_result(
+            {k: v for k, v in result.items() if k not in ("budget", MASK_KEY)}, f"the result of {site}"
+        )
         for site, result in sorted(site_results.items())
     }
 
@@ -144,6 +149,12 @@ class StatsModel:
         """Under differential privacy, what would fail the job after its budget was reserved."""
         check_dp_job(parse_params(params), datasets)
 
+    def seal_site_result(
+        self, params: Mapping[str, Any], round_input: Json, result: Json, key: SiteKey | None
+    ) -> Json:
+        """The gateway masks the quantile search's counts (`stats.masking`)."""
+        return seal_site_result(parse_params(params), round_input, result, key)
+
     def aggregate(
         self, params: Mapping[str, Any], state: Json, site_results: Mapping[str, Json], rules: Disclosure
     ) -> Step:
@@ -177,7 +188,9 @@ class StatsModel:
             for cell in cells:
                 if not cell.suppressed and cell.count is not None and 0 < cell.count < threshold:
                     cell.suppressed, cell.count, cell.reason = True, None, extremes_reason(threshold)
-            return self._next(parsed, result, cells, plan_searches(parsed, cells), 0, disclosure)
+            searches = plan_searches(parsed, cells)
+            peers = announced_keys(site_results) if searches else None
+            return self._next(parsed, result, cells, searches, 0, disclosure, peers)
         if round_number >= MAX_ROUNDS:
             raise InvalidInput(f"the quantile search is still running after {round_number} rounds")
         answers = {s: r for s, r in sites.items() if isinstance(r, SiteQuantiles)}
@@ -185,8 +198,9 @@ class StatsModel:
             raise InvalidInput(f"round {round_number} expects quantile results from every site")
         cells = [QuantileCell(**c) for c in state["cells"]]
         searches = [Search(**s) for s in state["searches"]]
-        searches = apply_search_round(searches, cells, answers)
-        return self._next(parsed, dict(state["result"]), cells, searches, round_number, disclosure)
+        peers = state.get("peers")
+        searches = apply_search_round(searches, cells, answers, masked=peers is not None)
+        return self._next(parsed, dict(state["result"]), cells, searches, round_number, disclosure, peers)
 
     def _next(
         self,
@@ -196,6 +210,7 @@ class StatsModel:
         searches: list[Search],
         done_round: int,
         rules: DisclosureRules,
+        peers: Json | None,
     ) -> Step:
         if any(not s.done for s in searches):
             state = {
@@ -203,8 +218,9 @@ class StatsModel:
                 "result": result,
                 "cells": [asdict(c) for c in cells],
                 "searches": [s.to_json() for s in searches],
+                "peers": peers,
             }
-            return NextRound(round_input=search_round(searches, done_round + 1), state=state)
+            return NextRound(round_input=search_round(searches, done_round + 1, peers), state=state)
         entries, notes = quantile_entries(params, cells, searches)
         final = {
             **result,

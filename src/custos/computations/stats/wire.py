@@ -15,9 +15,11 @@ suppressed cell is `{"group": "F", "suppressed": true, "reason": "fewer than 10 
 a histogram cell carries `counts` with null for suppressed bins plus `suppressed`/`reasons` per bin.
 
 Rounds 1.., `{"phase": "quantiles", "thresholds": 255, "searches": [{"id", "column", "group", "lo",
-"hi"}]}`. A site answers `{"phase": "quantiles", "searches": [{"id", "column", "group", "counts"}],
-"count_tables": [...]}`; the gateway filter uses `count_tables` to refuse searches on suppressed cells
-and removes them.
+"hi"}], "peers": {site: mask key}}`. A site answers `{"phase": "quantiles", "searches": [{"id",
+"column", "group", "counts"}], "count_tables": [...]}`; the gateway filter uses `count_tables` to refuse
+searches on suppressed cells and removes them, and the gateway then replaces each `counts` by `masked`
+(`stats.masking`), so the orchestrator reads only their sum over the sites. In round 0 each gateway
+adds its `mask_key` to the summary result.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from custos.core.errors import InvalidInput
 
 Number = int | float
 MAX_LARGEST = 100
+MASKED_CHARS = 4 * ((8 * MAX_THRESHOLDS + 2) // 3)
 
 
 class _Message(BaseModel):
@@ -114,6 +117,9 @@ class QuantileRound(_Message):
     round: int = Field(ge=1)
     thresholds: int = Field(ge=1, le=MAX_THRESHOLDS)
     searches: list[SearchInterval] = Field(min_length=1, max_length=100_000)
+    # Every site's mask key announcement (`custos.privacy.secure_sum`), for the gateways' masks; the
+    # site code does not use them.
+    peers: dict[str, dict[str, Any]] | None = Field(default=None, max_length=10_000)
 
 
 class SummaryRound(_Message):
@@ -138,6 +144,9 @@ class SearchCounts(_Message):
     column: str
     group: str | None
     counts: list[int] | None = Field(default=None, max_length=MAX_THRESHOLDS)
+    # What leaves a gateway instead of `counts`: the counts plus the site's pairwise masks, modulo
+    # 2**64, as base64 of little-endian 64-bit words (`stats.masking`).
+    masked: str | None = Field(default=None, max_length=MASKED_CHARS)
     suppressed: bool = False
     reason: str | None = None
 

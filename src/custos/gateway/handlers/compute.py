@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from custos.audit import AuditTrail
-from custos.computations.base import FederatedModel, JobDataset, check_job, policy_privacy
+from custos.computations.base import FederatedModel, JobDataset, MaskedSums, check_job, policy_privacy
 from custos.computations.custom.disclosure import check_output, redact_error, schema_vocabulary
 from custos.computations.custom.model import CustomModel
 from custos.computations.fedavg.dp import DpTrainingModel
@@ -33,6 +33,7 @@ from custos.privacy.controls import PrivacyControls
 from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, chain_for
 from custos.privacy.ledger import Reservation
 from custos.privacy.plan import DpPlan
+from custos.privacy.secure_sum import MaskKeys
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
@@ -65,8 +66,11 @@ class Compute:
         *,
         budget: GatewayBudget,
         site_privacy: SitePrivacy,
+        mask_keys: MaskKeys | None = None,
     ) -> None:
         self._gateway = gateway
+        # The kit's key and trust, for the figures a model lets the orchestrator read only summed.
+        self._mask_keys = mask_keys
         self._settings = settings
         self._audit = audit
         self._budget = budget
@@ -176,11 +180,17 @@ class Compute:
 
     def _filter_result(self, step: _Round, result: Json, reservation: Reservation | None) -> Json:
         """The result as it may leave: through the site's and the job's result filters, then the
-        model's own disclosure checks, with the submitter's budget standing after a DP round."""
+        model's own disclosure checks and masks, with the submitter's budget standing after a DP
+        round."""
         task, controls = step.task, step.controls
         filtered = step.model.filter_site_result(
             task.params, step.chain.filter_result(result, step.context), controls
         )
+        if isinstance(step.model, MaskedSums):
+            assert task.job_id is not None  # check_task refused otherwise
+            site = f"{self._gateway}/{task.dataset}"
+            key = self._mask_keys.for_site(task.job_id, site) if self._mask_keys is not None else None
+            filtered = step.model.seal_site_result(task.params, task.round_input, filtered, key)
         if reservation is not None and controls.budget is not None:
             filtered["budget"] = self._budget.standing(task, step.dataset, controls.budget)
         return filtered
