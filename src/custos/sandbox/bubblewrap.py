@@ -10,8 +10,9 @@ Two modes, chosen by who runs the gateway:
   process limit then counts every process of that uid, the gateway's own included.
 
 In both, the sandbox has its own (empty) network, pid, ipc and uts namespaces, a read-only system and
-interpreter, a private size-limited /tmp, the request's binds, /output, a seccomp filter, and a
-cleaned environment; the in-sandbox bootstrap applies the resource limits before the computation runs.
+interpreter, a private size-limited /tmp, the request's binds, a size-limited /output whose contents
+are copied to the request's output folder after the run, a seccomp filter, and a cleaned environment;
+the in-sandbox bootstrap applies the resource limits before the computation runs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from custos.core.errors import InvalidInput, SandboxError
 from custos.sandbox.interpreter import Interpreter, is_within
 from custos.sandbox.limits import LIMITS_VARIABLE, STARTED_FD_VARIABLE, SandboxExit, SandboxLimits
-from custos.sandbox.output import OutputFolder
+from custos.sandbox.output import OutputFolder, measure
 from custos.sandbox.runner import SandboxRequest, SandboxResult
 from custos.sandbox.seccomp import seccomp_program
 from custos.sandbox.supervisor import Supervised, Supervisor
@@ -52,6 +54,7 @@ RESERVED_TARGETS = (
     SANDBOX_TMP,
     OUTPUT_TARGET,
 )
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _MERGED_USR_LINKS = ("/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin")
 
 # Numeric libraries start one thread per core unless told otherwise; threads count against the
@@ -115,30 +118,18 @@ class BubblewrapRunner:
 
     def run(self, request: SandboxRequest) -> SandboxResult:
         self._check(request)
-        output = OutputFolder(request.output_dir, request.limits)
         uid = self._users.allocate() if self._privileged else None
-        processes_ended = uid is None
         try:
-            if uid is not None:
-                output.lend(uid, uid)
-            try:
-                supervised = self._start(request, output, uid)
-            finally:
-                if uid is not None:
-                    self._users.end_processes(uid)
-                    processes_ended = True
-            output_breach = output.measure().breach(request.limits)
-            if (
-                output_breach is not None
-                or supervised.stopped_by_check
-                or supervised.exit_code == SandboxExit.EXIT_OUTPUT
-            ):
-                # Output that broke a limit is never half-used: the run leaves an empty folder.
-                output.clear()
+            supervised = self._start(request, uid)
         finally:
-            if uid is not None and processes_ended:
-                output.reclaim()
+            if uid is not None:
+                self._users.end_processes(uid)
                 self._users.release(uid)
+        try:
+            output_breach = self._collect(supervised, OutputFolder(request.output_dir, request.limits))
+        finally:
+            if supervised.output_fd is not None:
+                os.close(supervised.output_fd)
         if not supervised.started and supervised.stopped_for is None:
             raise SandboxError(
                 f"the sandbox could not start (exit code {supervised.exit_code}): "
@@ -151,6 +142,21 @@ class BubblewrapRunner:
             duration_s=supervised.duration_s,
             failure=_failure(supervised, request.limits, output_breach),
         )
+
+    @staticmethod
+    def _collect(supervised: Supervised, output: OutputFolder) -> str | None:
+        """Copy the run's /output into the output folder, unless it broke a limit; returns the breach.
+        Every process of the run is gone by now, so nothing changes the tmpfs while it is copied."""
+        if supervised.output_fd is None:
+            return None
+        breach = measure(supervised.output_fd, output.limits).breach(output.limits)
+        if breach is None and supervised.exit_code != SandboxExit.EXIT_OUTPUT:
+            breach = output.receive(supervised.output_fd).breach(output.limits)
+            if breach is None:
+                return None
+        # Output that broke a limit is never half-used: the run leaves an empty folder.
+        output.clear()
+        return breach
 
     # --- request checks ----------------------------------------------------------------------------
 
@@ -232,7 +238,8 @@ class BubblewrapRunner:
             args += ["--ro-bind", path, path]
         for bind in request.binds:
             args += ["--bind" if bind.writable else "--ro-bind", str(bind.host), bind.target]
-        args += ["--bind", str(request.output_dir), OUTPUT_TARGET]
+        # Every byte written to /output counts against its size, also that of a file already unlinked.
+        args += ["--perms", "1777", "--size", str(_output_space(request.limits)), "--tmpfs", OUTPUT_TARGET]
         args += ["--remount-ro", "/", "--chdir", SANDBOX_TMP]
         args += ["--seccomp", str(fds["seccomp"]), "--info-fd", str(fds["info"]), "--"]
         if uid is not None:
@@ -241,47 +248,50 @@ class BubblewrapRunner:
         args += [str(self._interpreter.executable), "-s", "-P", "-m", "custos.sandbox.bootstrap"]
         return [*args, *request.argv]
 
-    def _start(self, request: SandboxRequest, output: OutputFolder, uid: int | None) -> Supervised:
+    def _start(self, request: SandboxRequest, uid: int | None) -> Supervised:
         seccomp_read, seccomp_write = os.pipe()
         try:
             # The filter is a few hundred bytes: it fits in the pipe buffer, so this never blocks.
             os.write(seccomp_write, self._seccomp)
         finally:
             os.close(seccomp_write)
-        ours: list[int] = []
-        theirs = [seccomp_read]
+        info_read, info_write = os.pipe()
+        started, started_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        theirs = [seccomp_read, info_write, started_theirs.fileno()]
         try:
-            for _ in range(2):
-                read_end, write_end = os.pipe()
-                ours.append(read_end)
-                theirs.append(write_end)
-            info_read, started_read = ours
-            _, info_write, started_write = theirs
             process = subprocess.Popen(
                 self._arguments(request, uid, {"seccomp": seccomp_read, "info": info_write}),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=self._environment(request, started_write),
+                env=self._environment(request, started_theirs.fileno()),
                 pass_fds=theirs,
                 start_new_session=True,
             )
         except OSError as exc:
-            for fd in ours:
-                os.close(fd)
+            os.close(info_read)
+            started.close()
             raise SandboxError(f"bubblewrap could not be started: {exc}") from exc
         finally:
-            for fd in theirs:
-                os.close(fd)
+            os.close(seccomp_read)
+            os.close(info_write)
+            started_theirs.close()
+        limits = request.limits
         supervisor = Supervisor(
             process,
             info_fd=info_read,
-            started_fd=started_read,
-            wall_seconds=request.limits.wall_seconds,
-            wall_breach=request.limits.wall_breach(),
-            check=lambda: output.measure().breach(request.limits),
+            started=started,
+            wall_seconds=limits.wall_seconds,
+            wall_breach=limits.wall_breach(),
+            check=lambda output: None if output is None else measure(output, limits).breach(limits),
         )
         return supervisor.supervise()
+
+
+def _output_space(limits: SandboxLimits) -> int:
+    """The size of the /output tmpfs: the output limit, plus a page for each file it may hold (a file
+    takes whole pages). The exact byte count is checked when the output is copied out."""
+    return limits.output_bytes + (limits.output_files + 1) * _PAGE_BYTES
 
 
 def _failure(supervised: Supervised, limits: SandboxLimits, output_breach: str | None) -> str | None:
