@@ -9,6 +9,10 @@ Two modes, chosen by who runs the gateway:
 - not root: bubblewrap runs unprivileged in a new user namespace under the gateway's own uid. The
   process limit then counts every process of that uid, the gateway's own included.
 
+Where the gateway can make cgroups (`sandbox/cgroups.py`), each run gets its own, so that its memory
+and process limits hold for the whole run; elsewhere they hold for each process (rlimits), and the
+runner says so once, when it is made.
+
 In both, the sandbox has its own (empty) network, pid, ipc and uts namespaces, a read-only system and
 interpreter, a private size-limited /tmp, the request's binds, a size-limited /output whose contents
 are copied to the request's output folder after the run, a seccomp filter, and a cleaned environment;
@@ -17,6 +21,7 @@ the in-sandbox bootstrap applies the resource limits before the computation runs
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -28,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from custos.core.errors import InvalidInput, SandboxError
+from custos.sandbox.cgroups import RunCgroup, RunCgroups
 from custos.sandbox.interpreter import Interpreter, is_within
 from custos.sandbox.limits import LIMITS_VARIABLE, STARTED_FD_VARIABLE, SandboxExit, SandboxLimits
 from custos.sandbox.output import OutputFolder, measure
@@ -35,6 +41,8 @@ from custos.sandbox.runner import SandboxRequest, SandboxResult
 from custos.sandbox.seccomp import seccomp_program
 from custos.sandbox.supervisor import Supervised, Supervisor
 from custos.sandbox.users import SandboxUsers
+
+log = logging.getLogger("custos.sandbox")
 
 SETPRIV = "/usr/bin/setpriv"
 OUTPUT_TARGET = "/output"
@@ -110,6 +118,20 @@ class BubblewrapRunner:
         self._interpreter = Interpreter.probe(executable)
         self._seccomp = seccomp_program()
         self._users = SandboxUsers()
+        self._cgroups, how = RunCgroups.probe()
+        if self._cgroups is None:
+            log.warning(
+                "sandboxed runs get per-process limits only, not limits for each run as a whole: %s; "
+                "memory, processes and CPU time then count for each process of a run separately",
+                how,
+            )
+        else:
+            log.info("each sandboxed run is limited as a whole: %s", how)
+
+    @property
+    def whole_run_limits(self) -> bool:
+        """True when memory and processes are limited for each run as a whole (cgroups)."""
+        return self._cgroups is not None
 
     @property
     def privileged(self) -> bool:
@@ -118,18 +140,24 @@ class BubblewrapRunner:
 
     def run(self, request: SandboxRequest) -> SandboxResult:
         self._check(request)
-        uid = self._users.allocate() if self._privileged else None
+        cgroup = self._make_cgroup(request.limits)
         try:
-            supervised = self._start(request, uid)
+            uid = self._users.allocate() if self._privileged else None
+            try:
+                supervised = self._start(request, uid, cgroup)
+            finally:
+                if uid is not None:
+                    self._users.end_processes(uid)
+                    self._users.release(uid)
+            try:
+                output_breach = self._collect(supervised, OutputFolder(request.output_dir, request.limits))
+            finally:
+                if supervised.output_fd is not None:
+                    os.close(supervised.output_fd)
+            memory_breach = cgroup is not None and cgroup.memory_exhausted()
         finally:
-            if uid is not None:
-                self._users.end_processes(uid)
-                self._users.release(uid)
-        try:
-            output_breach = self._collect(supervised, OutputFolder(request.output_dir, request.limits))
-        finally:
-            if supervised.output_fd is not None:
-                os.close(supervised.output_fd)
+            if cgroup is not None:
+                cgroup.remove()
         if not supervised.started and supervised.stopped_for is None:
             raise SandboxError(
                 f"the sandbox could not start (exit code {supervised.exit_code}): "
@@ -140,8 +168,16 @@ class BubblewrapRunner:
             stdout=supervised.stdout,
             stderr=supervised.stderr,
             duration_s=supervised.duration_s,
-            failure=_failure(supervised, request.limits, output_breach),
+            failure=_failure(supervised, request.limits, output_breach, memory_breach),
         )
+
+    def _make_cgroup(self, limits: SandboxLimits) -> RunCgroup | None:
+        if self._cgroups is None:
+            return None
+        try:
+            return self._cgroups.create(limits)
+        except OSError as exc:
+            raise SandboxError(f"the run's cgroup could not be made: {exc}") from exc
 
     @staticmethod
     def _collect(supervised: Supervised, output: OutputFolder) -> str | None:
@@ -248,7 +284,7 @@ class BubblewrapRunner:
         args += [str(self._interpreter.executable), "-s", "-P", "-m", "custos.sandbox.bootstrap"]
         return [*args, *request.argv]
 
-    def _start(self, request: SandboxRequest, uid: int | None) -> Supervised:
+    def _start(self, request: SandboxRequest, uid: int | None, cgroup: RunCgroup | None) -> Supervised:
         seccomp_read, seccomp_write = os.pipe()
         try:
             # The filter is a few hundred bytes: it fits in the pipe buffer, so this never blocks.
@@ -258,9 +294,10 @@ class BubblewrapRunner:
         info_read, info_write = os.pipe()
         started, started_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         theirs = [seccomp_read, info_write, started_theirs.fileno()]
+        command = self._arguments(request, uid, {"seccomp": seccomp_read, "info": info_write})
         try:
             process = subprocess.Popen(
-                self._arguments(request, uid, {"seccomp": seccomp_read, "info": info_write}),
+                command if cgroup is None else cgroup.join_command(command),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -277,13 +314,19 @@ class BubblewrapRunner:
             os.close(info_write)
             started_theirs.close()
         limits = request.limits
+
+        def check(output: int | None) -> str | None:
+            if cgroup is not None and cgroup.memory_exhausted():
+                return limits.memory_breach()
+            return None if output is None else measure(output, limits).breach(limits)
+
         supervisor = Supervisor(
             process,
             info_fd=info_read,
             started=started,
             wall_seconds=limits.wall_seconds,
             wall_breach=limits.wall_breach(),
-            check=lambda output: None if output is None else measure(output, limits).breach(limits),
+            check=check,
         )
         return supervisor.supervise()
 
@@ -294,10 +337,14 @@ def _output_space(limits: SandboxLimits) -> int:
     return limits.output_bytes + (limits.output_files + 1) * _PAGE_BYTES
 
 
-def _failure(supervised: Supervised, limits: SandboxLimits, output_breach: str | None) -> str | None:
+def _failure(
+    supervised: Supervised, limits: SandboxLimits, output_breach: str | None, memory_breach: bool
+) -> str | None:
     """The one sentence that says why a run failed, most specific first."""
     if supervised.stopped_for is not None:
         return supervised.stopped_for
+    if memory_breach:
+        return limits.memory_breach()
     code = supervised.exit_code
     if code in {member.value for member in SandboxExit}:
         return limits.describe_breach(SandboxExit(code))

@@ -31,7 +31,7 @@ from custos.sandbox import BubblewrapRunner, SandboxLimits, SandboxRequest
 runner = BubblewrapRunner(python=Path(sys.executable))
 output = Path(sys.argv[1])
 fast = SandboxLimits(cpu_seconds=5, wall_seconds=20, max_processes=24)
-report = {"privileged": runner.privileged}
+report = {"privileged": runner.privileged, "whole_run": runner.whole_run_limits}
 
 ok = runner.run(SandboxRequest(argv=["-c", '''
 import ctypes, json, os
@@ -112,6 +112,9 @@ def test_a_non_root_gateway_gets_the_same_guarantees(reachable_tmp: Path) -> Non
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["privileged"] is False
+    # A non-root gateway cannot make cgroups: per-process limits, said once on stderr (three runs here).
+    assert report["whole_run"] is False
+    assert done.stderr.count("sandboxed runs get per-process limits only") == 1, done.stderr
     assert report["ok"][0] is None, report["ok"][1]
     assert report["inside"] == {"uid": GATEWAY_UID, "caps": "0000000000000000", "nnp": "1", "unshare": -1}
     assert report["bomb"] == "process limit of 24 reached"
