@@ -9,9 +9,9 @@ Two modes, chosen by who runs the gateway:
 - not root: bubblewrap runs unprivileged in a new user namespace under the gateway's own uid. The
   process limit then counts every process of that uid, the gateway's own included.
 
-Where the gateway can make cgroups (`sandbox/cgroups.py`), each run gets its own, so that its memory
-and process limits hold for the whole run; elsewhere they hold for each process (rlimits), and the
-runner says so once, when it is made.
+Where the gateway can make cgroups (`sandbox/cgroups.py`), each run gets its own, so that its memory,
+process and CPU time limits hold for the whole run; elsewhere they hold for each process (rlimits),
+and the runner says so once, when it is made.
 
 In both, the sandbox has its own (empty) network, pid, ipc and uts namespaces, a read-only system and
 interpreter, a private size-limited /tmp, the request's binds, a size-limited /output whose contents
@@ -130,7 +130,7 @@ class BubblewrapRunner:
 
     @property
     def whole_run_limits(self) -> bool:
-        """True when memory and processes are limited for each run as a whole (cgroups)."""
+        """True when memory, processes and CPU time are limited for each run as a whole (cgroups)."""
         return self._cgroups is not None
 
     @property
@@ -155,6 +155,7 @@ class BubblewrapRunner:
                 if supervised.output_fd is not None:
                     os.close(supervised.output_fd)
             memory_breach = cgroup is not None and cgroup.memory_exhausted()
+            cpu_s = supervised.cpu_s if cgroup is None else max(supervised.cpu_s, cgroup.cpu_seconds())
         finally:
             if cgroup is not None:
                 cgroup.remove()
@@ -168,7 +169,7 @@ class BubblewrapRunner:
             stdout=supervised.stdout,
             stderr=supervised.stderr,
             duration_s=supervised.duration_s,
-            failure=_failure(supervised, request.limits, output_breach, memory_breach),
+            failure=_failure(supervised, request.limits, output_breach, memory_breach, cpu_s),
         )
 
     def _make_cgroup(self, limits: SandboxLimits) -> RunCgroup | None:
@@ -318,6 +319,8 @@ class BubblewrapRunner:
         def check(output: int | None) -> str | None:
             if cgroup is not None and cgroup.memory_exhausted():
                 return limits.memory_breach()
+            if cgroup is not None and cgroup.cpu_seconds() >= limits.cpu_seconds:
+                return limits.cpu_breach()
             return None if output is None else measure(output, limits).breach(limits)
 
         supervisor = Supervisor(
@@ -338,9 +341,14 @@ def _output_space(limits: SandboxLimits) -> int:
 
 
 def _failure(
-    supervised: Supervised, limits: SandboxLimits, output_breach: str | None, memory_breach: bool
+    supervised: Supervised,
+    limits: SandboxLimits,
+    output_breach: str | None,
+    memory_breach: bool,
+    cpu_s: float,
 ) -> str | None:
-    """The one sentence that says why a run failed, most specific first."""
+    """The one sentence that says why a run failed, most specific first. `cpu_s` is the CPU time the
+    run used: all of its processes' (cgroup), or the most its main process was seen to use."""
     if supervised.stopped_for is not None:
         return supervised.stopped_for
     if memory_breach:
@@ -349,9 +357,7 @@ def _failure(
     if code in {member.value for member in SandboxExit}:
         return limits.describe_breach(SandboxExit(code))
     signal_number = code - 128 if 128 < code < 128 + signal.NSIG else -code if code < 0 else 0
-    if signal_number == signal.SIGXCPU or (
-        signal_number == signal.SIGKILL and supervised.cpu_s >= limits.cpu_seconds
-    ):
+    if signal_number == signal.SIGXCPU or (signal_number == signal.SIGKILL and cpu_s >= limits.cpu_seconds):
         return limits.cpu_breach()
     if output_breach is not None:
         return output_breach

@@ -1,5 +1,5 @@
-"""Cgroups for sandboxed runs: one per run, holding every process of it, so that its memory and process
-limits hold for the whole run rather than for each process.
+"""Cgroups for sandboxed runs: one per run, holding every process of it, so that its memory, process
+and CPU time limits hold for the whole run rather than for each process.
 
 The unified hierarchy (cgroup v2) is used where its memory and pids controllers are available, the
 per-controller hierarchies (cgroup v1) otherwise. A run's cgroups are made below the gateway's own.
@@ -12,6 +12,8 @@ run is counted from the start.
   whole run at once (`memory.oom.group`).
 - pids: the run's processes and threads together; a fork past the limit fails with EAGAIN, as under
   RLIMIT_NPROC.
+- CPU time: the run's processes together (v1 cpuacct, v2 cpu.stat), read by the supervisor, which
+  ends the run when it reaches the limit, and read once more after the run to name the limit.
 
 `RunCgroups.probe()` returns None, with the reason, when this process cannot make cgroups (none
 mounted, no permission, controllers not delegated); the runner then keeps to per-process limits.
@@ -118,6 +120,15 @@ class RunCgroup:
         control = _read_counts(memory / "memory.oom_control")
         return control.get("under_oom", 0) > 0 or control.get("oom_kill", 0) > 0
 
+    def cpu_seconds(self) -> float:
+        """The CPU time (user and system) every process of the run has used so far, exited ones too."""
+        if self._unified:
+            return _read_counts(self._folders["cpu"] / "cpu.stat").get("usage_usec", 0) / 1e6
+        try:
+            return int((self._folders["cpu"] / "cpuacct.usage").read_text(encoding="ascii")) / 1e9
+        except (OSError, ValueError):
+            return 0.0
+
     def remove(self) -> None:
         """Kill anything still in the run's cgroups and remove them. Bounded; raises SandboxError when a
         cgroup is still busy at the end."""
@@ -162,8 +173,8 @@ def _kill_all(procs: Path) -> None:
 
 @dataclass(frozen=True)
 class RunCgroups:
-    """Where this process makes its runs' cgroups: one parent folder per controller it uses (one in
-    all under v2)."""
+    """Where this process makes its runs' cgroups: the parent folder for each role (memory, pids, cpu;
+    one folder for all three under v2, one hierarchy each under v1)."""
 
     parents: dict[str, Path]
     unified: bool
@@ -213,7 +224,7 @@ class RunCgroups:
                 cls._delegate(folder)
         except OSError as exc:
             return f"memory and pids cannot be enabled below {folder} ({exc})"
-        return cls({"memory": folder, "pids": folder}, unified=True)
+        return cls({"memory": folder, "pids": folder, "cpu": folder}, unified=True)
 
     @staticmethod
     def _delegate(folder: Path) -> None:
@@ -233,13 +244,13 @@ class RunCgroups:
     @classmethod
     def _legacy(cls, mounts: list[_Mount], paths: dict[str, str]) -> RunCgroups | str:
         parents = {}
-        for controller in ("memory", "pids"):
+        for role, controller in (("memory", "memory"), ("pids", "pids"), ("cpu", "cpuacct")):
             mount = next((m for m in mounts if m.fstype == "cgroup" and controller in m.options), None)
             path = next((p for names, p in paths.items() if controller in names.split(",")), None)
             folder = None if mount is None or path is None else _own_folder(mount, path)
             if folder is None or not folder.is_dir():
                 return f"no cgroup {controller} controller is mounted for this process"
-            parents[controller] = folder
+            parents[role] = folder
         return cls(parents, unified=False)
 
     def create(self, limits: SandboxLimits) -> RunCgroup:
@@ -248,11 +259,11 @@ class RunCgroups:
         folders: dict[str, Path] = {}
         cgroup = RunCgroup(folders, self.unified)
         try:
-            for controller, parent in self.parents.items():
+            for role, parent in self.parents.items():
                 folder = parent / name
                 if folder not in folders.values():
                     folder.mkdir(mode=0o700)
-                folders[controller] = folder
+                folders[role] = folder
             self._limit(folders, limits)
         except BaseException:
             cgroup.remove()

@@ -69,12 +69,18 @@ class Supervised:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a live process, 0 if it is gone."""
+    """CPU time of a live process, 0 if it is gone. The scheduler's own count of each live thread
+    (schedstat, in nanoseconds) is exact; /proc/PID/stat adds exited threads, but counts in clock
+    ticks and lags the time the kernel holds against RLIMIT_CPU."""
+    total_ns = 0
     try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total_ns += int((task / "schedstat").read_text().split()[0])
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return total_ns / 1e9
+    return max(total_ns / 1e9, (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
 
 
 def _first_child(pid: int) -> int | None:

@@ -101,3 +101,11 @@ def test_the_memory_of_every_process_counts_against_the_run(cgroup: RunCgroup) -
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+def test_the_cpu_time_of_every_process_counts_also_once_it_has_exited(cgroup: RunCgroup) -> None:
+    spin = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    for _ in range(2):
+        subprocess.run(cgroup.join_command(["python3", "-c", spin]), check=True, timeout=60)
+
+    assert cgroup.cpu_seconds() >= 0.6

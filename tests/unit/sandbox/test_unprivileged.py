@@ -50,6 +50,11 @@ slow = runner.run(SandboxRequest(
     limits=SandboxLimits(wall_seconds=1, max_processes=24),
 ))
 report["slow"] = slow.failure
+spin = runner.run(SandboxRequest(
+    argv=["-c", "import signal\\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\\nwhile True: pass"],
+    output_dir=output, limits=SandboxLimits(cpu_seconds=1, wall_seconds=30, max_processes=24),
+))
+report["spin"] = spin.failure
 print(json.dumps(report))
 """
 
@@ -119,6 +124,8 @@ def test_a_non_root_gateway_gets_the_same_guarantees(reachable_tmp: Path) -> Non
     assert report["inside"] == {"uid": GATEWAY_UID, "caps": "0000000000000000", "nnp": "1", "unshare": -1}
     assert report["bomb"] == "process limit of 24 reached"
     assert report["slow"] == "wall-clock limit of 1 s exceeded"
+    # Killed at the hard CPU limit, having ignored SIGXCPU: still named, without a cgroup to count.
+    assert report["spin"] == "CPU time limit of 1 s exceeded"
     assert _processes_of(GATEWAY_UID) == []
 
 
