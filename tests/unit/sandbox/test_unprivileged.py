@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,19 +65,17 @@ def _searchable_by_others(path: Path) -> bool:
 
 
 @pytest.fixture
-def reachable_tmp(tmp_path: Path) -> Iterator[Path]:
-    """tmp_path, with its parents made searchable (not listable) by other users for the test."""
-    changed: list[tuple[Path, int]] = []
-    for folder in [tmp_path, *tmp_path.parents]:
-        mode = stat.S_IMODE(folder.stat().st_mode)
-        if not mode & stat.S_IXOTH:
-            changed.append((folder, mode))
-            folder.chmod(mode | stat.S_IXOTH)
+def reachable_tmp() -> Iterator[Path]:
+    """A fresh folder other users can search (not list), in a temp folder they can search: not below
+    pytest's own, whose permissions any pytest session that starts meanwhile resets to owner-only."""
+    folder = Path(tempfile.mkdtemp(prefix="custos-non-root-"))
     try:
-        yield tmp_path
+        folder.chmod(0o711)
+        if not _searchable_by_others(folder):
+            pytest.skip(f"{folder.parent} is not searchable by other users")
+        yield folder
     finally:
-        for folder, mode in changed:
-            folder.chmod(mode)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
