@@ -200,6 +200,8 @@ class BubblewrapRunner:
     def _check(self, request: SandboxRequest) -> None:
         if not request.argv:
             raise InvalidInput("sandbox argv is empty; give e.g. ['-m', 'package.module', ...]")
+        if any("\0" in argument for argument in request.argv):
+            raise InvalidInput("sandbox argv may not contain a NUL character")
         output = request.output_dir
         if output.is_symlink() or not output.is_dir():
             raise InvalidInput(f"sandbox output folder {output} does not exist or is not a folder")
@@ -294,8 +296,16 @@ class BubblewrapRunner:
             os.close(seccomp_write)
         info_read, info_write = os.pipe()
         started, started_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        theirs = [seccomp_read, info_write, started_theirs.fileno()]
-        command = self._arguments(request, uid, {"seccomp": seccomp_read, "info": info_write})
+        arguments = os.memfd_create("bwrap-arguments", os.MFD_CLOEXEC)
+        theirs = [seccomp_read, info_write, started_theirs.fileno(), arguments]
+        bwrap, *options = self._arguments(request, uid, {"seccomp": seccomp_read, "info": info_write})
+        inside = options[options.index("--") :]
+        # bubblewrap reads its options from a file, so that its command line, which every process in the
+        # sandbox can read as /proc/1/cmdline, shows none of them (no host path of a bind): only the
+        # command it runs inside.
+        os.write(arguments, b"".join(os.fsencode(option) + b"\0" for option in options[: -len(inside)]))
+        os.lseek(arguments, 0, os.SEEK_SET)
+        command = [bwrap, "--args", str(arguments), *inside]
         try:
             process = subprocess.Popen(
                 command if cgroup is None else cgroup.join_command(command),
@@ -313,6 +323,7 @@ class BubblewrapRunner:
         finally:
             os.close(seccomp_read)
             os.close(info_write)
+            os.close(arguments)
             started_theirs.close()
         limits = request.limits
 
