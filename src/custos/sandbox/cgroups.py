@@ -22,6 +22,7 @@ mounted, no permission, controllers not delegated); the runner then keeps to per
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -29,8 +30,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from custos.core.errors import SandboxError
 from custos.sandbox.limits import SandboxLimits
+
+log = logging.getLogger("custos.sandbox")
 
 SHELL = "/bin/sh"
 _PREFIX = "custos-run"
@@ -130,8 +132,8 @@ class RunCgroup:
             return 0.0
 
     def remove(self) -> None:
-        """Kill anything still in the run's cgroups and remove them. Bounded; raises SandboxError when a
-        cgroup is still busy at the end."""
+        """Kill anything still in the run's cgroups and remove them. Bounded: a cgroup still busy at the
+        end is left in place, and said so in the log."""
         deadline = time.monotonic() + _REMOVE_TIMEOUT_S
         for folder in dict.fromkeys(self._folders.values()):
             while True:
@@ -142,7 +144,8 @@ class RunCgroup:
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise SandboxError(f"the run's cgroup {folder} is still busy") from None
+                        log.warning("the run's cgroup %s is still busy; it is left in place", folder)
+                        break
                 _kill_all(folder / "cgroup.procs")
                 time.sleep(_REMOVE_PAUSE_S)
 
@@ -200,7 +203,7 @@ class RunCgroups:
             return None, found
         try:
             found.create(SandboxLimits()).remove()
-        except (OSError, SandboxError) as exc:
+        except OSError as exc:
             return None, f"a run's cgroup cannot be made below {found.parents['memory']} ({exc})"
         return found, f"cgroup {'v2' if found.unified else 'v1'} below {found.parents['memory']}"
 
