@@ -26,8 +26,9 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from custos.sandbox.limits import SandboxLimits
@@ -38,7 +39,7 @@ SHELL = "/bin/sh"
 _PREFIX = "custos-run"
 # The run's cgroup also holds bubblewrap and its init, which are not the computation's.
 _BUBBLEWRAP_PROCESSES = 2
-_REMOVE_TIMEOUT_S = 5.0
+_REMOVE_TIMEOUT_S = 1.0
 _REMOVE_PAUSE_S = 0.02
 
 
@@ -94,12 +95,42 @@ def _read_counts(path: Path) -> dict[str, int]:
     return counts
 
 
+class Leftovers:
+    """Cgroups of ended runs that could not be removed yet. A cgroup v1 stays busy until its last
+    process is reaped, and the sandbox's init, once bubblewrap has exited, is reaped by the host's
+    init, which may take a while: each later run tries again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._folders: list[Path] = []
+
+    def add(self, folder: Path) -> None:
+        with self._lock:
+            self._folders.append(folder)
+
+    def sweep(self) -> None:
+        with self._lock:
+            for folder in list(self._folders):
+                try:
+                    folder.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    continue
+                self._folders.remove(folder)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._folders)
+
+
 class RunCgroup:
     """The cgroups of one run. Make it with `RunCgroups.create`; `remove` it once the run is over."""
 
-    def __init__(self, folders: dict[str, Path], unified: bool) -> None:
+    def __init__(self, folders: dict[str, Path], unified: bool, leftovers: Leftovers) -> None:
         self._folders = folders
         self._unified = unified
+        self._leftovers = leftovers
 
     @property
     def procs_files(self) -> list[Path]:
@@ -132,8 +163,8 @@ class RunCgroup:
             return 0.0
 
     def remove(self) -> None:
-        """Kill anything still in the run's cgroups and remove them. Bounded: a cgroup still busy at the
-        end is left in place, and said so in the log."""
+        """Kill anything still in the run's cgroups and remove them. Bounded: a cgroup still busy after
+        a second (a process not reaped yet) is left to the leftovers, which later runs remove."""
         deadline = time.monotonic() + _REMOVE_TIMEOUT_S
         for folder in dict.fromkeys(self._folders.values()):
             while True:
@@ -144,10 +175,12 @@ class RunCgroup:
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        log.warning("the run's cgroup %s is still busy; it is left in place", folder)
+                        log.info("the run's cgroup %s is still busy; it is removed later", folder)
+                        self._leftovers.add(folder)
                         break
                 _kill_all(folder / "cgroup.procs")
                 time.sleep(_REMOVE_PAUSE_S)
+        self._leftovers.sweep()
 
 
 def _members(procs: Path) -> set[int]:
@@ -181,6 +214,7 @@ class RunCgroups:
 
     parents: dict[str, Path]
     unified: bool
+    leftovers: Leftovers = field(default_factory=Leftovers, compare=False, repr=False)
 
     @classmethod
     def probe(cls) -> tuple[RunCgroups | None, str]:
@@ -260,7 +294,8 @@ class RunCgroups:
         """Cgroups for one run, with its limits set. Raises OSError when they cannot be made."""
         name = f"{_PREFIX}-{os.getpid()}-{secrets.token_hex(4)}"
         folders: dict[str, Path] = {}
-        cgroup = RunCgroup(folders, self.unified)
+        cgroup = RunCgroup(folders, self.unified, self.leftovers)
+        self.leftovers.sweep()
         try:
             for role, parent in self.parents.items():
                 folder = parent / name

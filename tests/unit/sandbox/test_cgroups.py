@@ -109,3 +109,18 @@ def test_the_cpu_time_of_every_process_counts_also_once_it_has_exited(cgroup: Ru
         subprocess.run(cgroup.join_command(["python3", "-c", spin]), check=True, timeout=60)
 
     assert cgroup.cpu_seconds() >= 0.6
+
+
+def test_a_cgroup_that_cannot_be_removed_yet_is_removed_by_a_later_run(cgroups: RunCgroups) -> None:
+    cgroup = cgroups.create(LIMITS)
+    folders = [path.parent for path in cgroup.procs_files]
+    inner = folders[0] / "inner"
+    inner.mkdir()  # keeps the cgroup busy, as a process the host's init has not reaped yet does
+
+    cgroup.remove()
+
+    assert folders[0].exists() and len(cgroups.leftovers) == 1
+    inner.rmdir()
+    cgroups.create(LIMITS).remove()  # the next run
+    assert not any(folder.exists() for folder in folders)
+    assert len(cgroups.leftovers) == 0
