@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import signal
 import threading
@@ -40,6 +41,7 @@ _PREFIX = "custos-run"
 # The run's cgroup also holds bubblewrap and its init, which are not the computation's.
 _BUBBLEWRAP_PROCESSES = 2
 _REMOVE_TIMEOUT_S = 1.0
+_STALE_NAME = re.compile(rf"{_PREFIX}-(\d+)-[0-9a-f]+")
 _REMOVE_PAUSE_S = 0.02
 
 
@@ -235,6 +237,7 @@ class RunCgroups:
             found = cls._legacy(mounts, paths)
         if isinstance(found, str):
             return None, found
+        found.sweep_stale()
         try:
             found.create(SandboxLimits()).remove()
         except OSError as exc:
@@ -289,6 +292,20 @@ class RunCgroups:
                 return f"no cgroup {controller} controller is mounted for this process"
             parents[role] = folder
         return cls(parents, unified=False)
+
+    def sweep_stale(self) -> None:
+        """Remove the run cgroups a gateway that is gone left behind (it was killed while a run went):
+        those named for a process that no longer exists, and empty (rmdir refuses any other)."""
+        for parent in dict.fromkeys(self.parents.values()):
+            try:
+                names = [entry.name for entry in os.scandir(parent) if entry.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+            for name in names:
+                owner = _STALE_NAME.fullmatch(name)
+                if owner is not None and not Path(f"/proc/{owner.group(1)}").exists():
+                    with contextlib.suppress(OSError):
+                        (parent / name).rmdir()
 
     def create(self, limits: SandboxLimits) -> RunCgroup:
         """Cgroups for one run, with its limits set. Raises OSError when they cannot be made."""

@@ -4,6 +4,8 @@ that make one skip where this process cannot."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -124,3 +126,20 @@ def test_a_cgroup_that_cannot_be_removed_yet_is_removed_by_a_later_run(cgroups: 
     cgroups.create(LIMITS).remove()  # the next run
     assert not any(folder.exists() for folder in folders)
     assert len(cgroups.leftovers) == 0
+
+
+def test_cgroups_a_gateway_that_is_gone_left_behind_are_swept(cgroups: RunCgroups) -> None:
+    parent = cgroups.parents["pids"]
+    gone = parent / "custos-run-4194305-0badcafe"  # above any pid the kernel hands out
+    live = parent / f"custos-run-{os.getpid()}-0badcafe"
+    for folder in (gone, live):
+        folder.mkdir()
+    try:
+        cgroups.sweep_stale()
+
+        assert not gone.exists()
+        assert live.exists()  # its gateway still runs: its runs are its own to remove
+    finally:
+        for folder in (gone, live):
+            with contextlib.suppress(FileNotFoundError):
+                folder.rmdir()
