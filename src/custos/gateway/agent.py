@@ -25,6 +25,7 @@ from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
+from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
 from custos.gateway.trust import GatewayTrust
@@ -212,7 +213,9 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
     site = load_site(data)
-    settings = GatewaySettings(state_dir=state)
+    settings = GatewaySettings(
+        state_dir=state, sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE)
+    )
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
     policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
@@ -221,6 +224,7 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     # Logging starts once everything loaded: a refused start prints only its one-line error.
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {identity.name} %(levelname)s %(message)s")
     log.info("site authorization: %s", origin)
+    log.info("sandbox caps per task: %s", settings.sandbox_caps.to_json())
     for name in site:
         signed = policies.signed(name)
         log.info(
