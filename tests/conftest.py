@@ -144,11 +144,14 @@ SITE_AUTHORIZATION: dict[str, object] = {
 
 
 def code_policy() -> dict[str, object]:
-    """The policy of `patients_code`: reviewed custom code, reading every column, for the university."""
+    """The policy of `patients_code`: reviewed custom code, reading every column, for the university;
+    row-level outputs accepted (flagged for the reviewers)."""
     return {
         "dataset": CODE_DATASET,
         "grants": [{"orgs": ["university"], "models": ["custom"], "columns": CODE_GRANTED}],
         "custom_code": "review",
+        # The custom code tests return rows of the synthetic patients on purpose (held, flagged).
+        "custom_outputs": "allow_row_level",
     }
 
 

@@ -108,6 +108,10 @@ class JobRuntime:
         """`name` in the runtime's socket folder, by a path that names no host folder."""
         return Path(f"/proc/self/fd/{self._ipc_fd}/{name}")
 
+    def served_reads(self) -> list[int]:
+        """The rows of each read the DAL served this runtime so far, oldest first."""
+        return [] if self._dal is None else [a.rows for a in self._dal.accesses if a.allowed]
+
     @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closing

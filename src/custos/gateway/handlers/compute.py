@@ -4,7 +4,8 @@ result filters, and the check of an output that is not the custodian's code.
 
 The budget is reserved before the sandbox gets a runtime and a DAL grant: a job the ledger refuses
 boots nothing. Code that is not the custodian's (custom code, published packages) fails with data
-values redacted; its full log stays at the gateway (see `code_logs`).
+values redacted; its full log stays at the gateway (see `code_logs`); its output is checked before
+it leaves (see `outputs`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from custos.core.wire import Resources, TaskAssignment
 from custos.gateway.budget import GatewayBudget
 from custos.gateway.code_logs import failed_task_log, write_code_log
 from custos.gateway.dal import DatasetGrant
+from custos.gateway.handlers.outputs import check_code_output
 from custos.gateway.handlers.task import CheckedTask, Outcome, audit_step
 from custos.gateway.runtimes import RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
@@ -88,25 +90,17 @@ class Compute:
 
     def run(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
         """Run one round of the checked task under `policy`; the output that code which is not the
-        custodian's returns must be of its declared type and within its caps."""
+        custodian's returns must be of its declared type and within its caps, and is checked
+        (`outputs.check_code_output`) before it leaves."""
         try:
-            outcome = self._compute(checked.run, dataset, policy, checked.model, checked.columns)
+            return self._compute(checked, dataset, policy)
         except SandboxError as exc:
             if not checked.redact_sandbox_errors:
                 raise
             return self._code_failure(checked.run, dataset, {"type": "SandboxError", "message": str(exc)})
-        if checked.output is not None and outcome.status == "done" and outcome.result is not None:
-            check_output(outcome.result, checked.output, checked.caps)
-        return outcome
 
-    def _compute(
-        self,
-        task: TaskAssignment,
-        dataset: SiteDataset,
-        policy: AssetPolicy,
-        model: FederatedModel,
-        columns: list[str],
-    ) -> Outcome:
+    def _compute(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
+        task, model, columns = checked.run, checked.model, checked.columns
         assert task.job_id is not None  # check_task refused otherwise
         controls = policy_privacy(policy)
         # Only this gateway's policy may ask the sandbox for a DP release, never the orchestrator.
@@ -134,7 +128,9 @@ class Compute:
                 "model": task.model, "dataset": task.dataset, "params": task.params,
                 "round_input": round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
             }  # fmt: skip
+            earlier = len(runtime.served_reads())
             reply = runtime.compute(request)
+            reads = runtime.served_reads()[earlier:]
         except CustosError:
             self._runtimes.discard(key)
             raise
@@ -147,7 +143,11 @@ class Compute:
             if isinstance(model, CustomModel | PackageRunner):  # code not the custodian's: redacted
                 return self._code_failure(task, dataset, reply)
             return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
-        return Outcome("done", result=self._filter_result(step, reply["result"], reservation))
+        result = self._filter_result(step, reply["result"], reservation)
+        if checked.output is not None:
+            check_output(result, checked.output, checked.caps)
+            result = check_code_output(result, policy, dataset.source, columns, reads)
+        return Outcome("done", result=result)
 
     def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
         """Reserve the round's privacy cost, when the policy sets a budget; return the reservation and
