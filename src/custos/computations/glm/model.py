@@ -3,10 +3,11 @@ sites — gaussian (identity link), binomial (logit) and poisson (log) — fitte
 canonical links is Newton-Raphson. The pooled fit is the one statsmodels' GLM finds on the
 concatenated rows; no row leaves its site.
 
-Rounds: round 0 (`start`) has each site take the usual IRLS start from its own outcome and send X'WX
-and X'Wz; the orchestrator sums them and solves for the first coefficients. Each round k >= 1 sends
-the coefficients; every site returns X'WX, X'Wz, the deviance and the Pearson chi-squared at them,
-and its row count. The orchestrator sums, checks convergence — the relative deviance change
+Rounds: round 0 (`start`) has each site take the usual IRLS start from its own outcome and send the
+triangle R and rotated response c of its weighted least-squares problem (`glm.factor`); the
+orchestrator takes the QR of the stacked triangles and solves for the first coefficients. Each round
+k >= 1 sends the coefficients; every site returns its R and c, the deviance and the Pearson chi-squared
+at them, and its row count. The orchestrator pools, checks convergence — the relative deviance change
 |D_k - D_k-1| / (|D_k| + 0.1) below `tolerance`, as R's glm.fit — and otherwise takes the Newton step.
 A gaussian model is linear: round 1 gives its exact fit and ends the job. A step whose deviance is not
 finite at some site (overflow) is halved back towards the last good coefficients, up to 10 times.
@@ -22,9 +23,10 @@ The final result:
      "deviance", "null_deviance", "pearson_chi2", "log_likelihood", "aic",
      "converged": true, "stop_reason": "...", "iterations": 5, "rounds": 6, "warnings": []}
 
-Standard errors are sqrt(scale * diag((X'WX)^-1)) at the final coefficients; the gaussian scale is the
-Pearson chi-squared over n - p, as statsmodels. Intervals are 95%: estimate -/+ the normal (z) or
-Student's t with n - p degrees of freedom (t) quantile times the standard error. `log_likelihood` and
+Standard errors are sqrt(scale * diag((R'R)^-1)) = sqrt(scale * diag((X'WX)^-1)) at the final
+coefficients; the gaussian scale is the Pearson chi-squared over n - p, as statsmodels. Intervals are
+95%: estimate -/+ the normal (z) or Student's t with n - p degrees of freedom (t) quantile times the
+standard error. `log_likelihood` and
 `aic` (-2 llf + 2 p) are statsmodels' (the gaussian likelihood is concentrated; AIC does not count the
 scale). `event` is the outcome level counted as 1 when a binomial outcome is categorical, else null.
 """
@@ -40,16 +42,9 @@ import numpy as np
 
 from custos.computations.base import DalReader, Disclosure, Final, NextRound, Step, as_controls
 from custos.computations.glm.disclosure import filter_site_result
+from custos.computations.glm.factor import Floats, PooledFactor, unpack_upper
 from custos.computations.glm.family import log_likelihood, null_deviance, saturated_loglik
-from custos.computations.glm.inference import (
-    NORMAL_975,
-    Factor,
-    Floats,
-    normal_two_sided,
-    t_quantile_975,
-    t_two_sided,
-    unpack_symmetric,
-)
+from custos.computations.glm.inference import NORMAL_975, normal_two_sided, t_quantile_975, t_two_sided
 from custos.computations.glm.params import GlmParams, columns_used, parse_params, validate_params
 from custos.computations.glm.site import fit_result, read_design
 from custos.computations.glm.wire import FitState, SiteFit, parse_round_input, parse_site_fit
@@ -73,8 +68,7 @@ class Pooled:
     """One round's site sums, added up."""
 
     n: int
-    xtwx: Floats
-    xtwz: Floats
+    blocks: list[tuple[Floats, Floats]]
     deviance: float
     pearson_chi2: float
     boundary: bool
@@ -84,15 +78,13 @@ def _pool(fits: Sequence[SiteFit], terms: int) -> Pooled | None:
     """The pooled sums, or None when some site's were not finite."""
     if not all(f.finite for f in fits):
         return None
-    xtwx, xtwz = np.zeros((terms, terms)), np.zeros(terms)
+    blocks = []
     for fit in fits:
-        assert fit.xtwx is not None and fit.xtwz is not None  # check_shape holds for finite fits
-        xtwx += unpack_symmetric(fit.xtwx, terms)
-        xtwz += np.asarray(fit.xtwz)
+        assert fit.r is not None and fit.qtz is not None  # check_shape holds for finite fits
+        blocks.append((unpack_upper(fit.r, terms), np.asarray(fit.qtz, dtype=np.float64)))
     return Pooled(
         n=sum(f.n for f in fits),
-        xtwx=xtwx,
-        xtwz=xtwz,
+        blocks=blocks,
         deviance=math.fsum(f.deviance or 0.0 for f in fits),
         pearson_chi2=math.fsum(f.pearson_chi2 or 0.0 for f in fits),
         boundary=any(f.boundary for f in fits),
@@ -146,7 +138,7 @@ def _coefficients(params: GlmParams, beta: Floats, variances: Floats, df: int) -
 
 
 def _final(
-    params: GlmParams, state: FitState, pooled: Pooled, factor: Factor, converged: bool, reason: str
+    params: GlmParams, state: FitState, pooled: Pooled, factor: PooledFactor, converged: bool, reason: str
 ) -> Final:
     assert state.coefficients is not None and state.null_deviance is not None
     terms = len(params.terms())
@@ -224,7 +216,7 @@ def advance(params: GlmParams, state: FitState, fits: Sequence[SiteFit]) -> Step
         if k == 0
         else f"X'WX became singular at iteration {k} (fitted values at the boundary: separation?)"
     )
-    factor = Factor(pooled.xtwx, names, where)
+    factor = PooledFactor(pooled.blocks, names, where)
     if k >= 1:
         assert state.deviance is not None
         change = abs(pooled.deviance - state.deviance) / (abs(pooled.deviance) + 0.1)
@@ -240,7 +232,7 @@ def advance(params: GlmParams, state: FitState, fits: Sequence[SiteFit]) -> Step
                 f"was {change:.3g}, above the tolerance {params.tolerance:g}"
             )
             return _final(params, state, pooled, factor, False, reason)
-    following = factor.solve(pooled.xtwz)
+    following = factor.solution()
     if not np.isfinite(following).all():
         raise InvalidInput(f"the Newton step at iteration {k} is not finite; rescale the predictors")
     next_state = state.model_copy(

@@ -1,12 +1,11 @@
-"""What one site computes for `glm`, inside the sandbox: X'WX, X'Wz, the deviance and the Pearson
-chi-squared of its own complete rows at the round's coefficients, read through the DAL with the
-filters pushed down.
+"""What one site computes for `glm`, inside the sandbox: the triangle R and rotated response c of the
+QR decomposition of [√W X | √W z] (see `glm.factor`), the deviance and the Pearson chi-squared of its
+own complete rows at the round's coefficients, read through the DAL with the filters pushed down.
 
 Rows with a null (or NaN) outcome or predictor are left out, as statsmodels' formula interface does
 (`missing="drop"`). Categorical values are coded by the params' `levels`, never by what the data
-holds: a value the levels do not list is an error, not a new level. X is built a chunk of rows at a
-time, so memory stays bounded however many rows the site has; X'WX is sent as its upper triangle,
-which makes the pooled matrix symmetric by construction.
+holds: a value the levels do not list is an error, not a new level. X is built and factored a chunk of
+rows at a time, so memory stays bounded however many rows the site has.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import pyarrow.compute as pc
 
 from custos.computations.base import DalReader
 from custos.computations.columns import NumericColumn, as_numpy, is_numeric_type, squared_deviations
+from custos.computations.glm.factor import SiteFactor, pack_upper
 from custos.computations.glm.family import lgamma_sum, row_pieces, start_eta, ylogy_sum
 from custos.computations.glm.params import GlmParams, columns_used
 from custos.computations.glm.wire import StartRound, StepRound
@@ -138,37 +138,39 @@ def _outcome_sums(design: Design) -> Json:
 
 
 def fit_result(design: Design, round_input: StartRound | StepRound) -> Json:
-    """This site's sums for the round: at the start values, or at the round's coefficients."""
+    """This site's part of the round: at the start values, or at the round's coefficients."""
     p, family = len(design.terms), design.params.family
     beta: Floats | None = None
     if isinstance(round_input, StepRound):
         beta = np.asarray(round_input.coefficients, dtype=np.float64)
         if len(beta) != p:
             raise InvalidInput(f"round_input.coefficients: {len(beta)} values for a model of {p} terms")
-    xtwx = np.zeros((p, p))
-    xtwz = np.zeros(p)
+    factor = SiteFactor(p)
     deviance = pearson = 0.0
     boundary = False
+    finite = True
     for rows, x in design.chunks():
         y = design.y[rows]
         eta = start_eta(family, y) if beta is None else x @ beta
         pieces = row_pieces(family, y, eta)
-        xtwx += (x * pieces.weights[:, None]).T @ x
-        xtwz += x.T @ pieces.weighted_response
         deviance += float(pieces.deviance.sum())
         pearson += float(pieces.pearson.sum())
         boundary = boundary or pieces.boundary
-    finite = all(math.isfinite(v) for v in (deviance, pearson)) and bool(
-        np.isfinite(xtwx).all() and np.isfinite(xtwz).all()
-    )
-    upper = np.triu_indices(p)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            root = np.sqrt(pieces.weights)
+            response = pieces.weighted_response / root
+        finite = finite and bool(np.isfinite(x * root[:, None]).all() and np.isfinite(response).all())
+        if finite:
+            factor.add(x, root, response)
+    finite = finite and all(math.isfinite(v) for v in (deviance, pearson))
+    triangle, rotated = factor.canonical() if finite else (None, None)
     result: Json = {
         "phase": round_input.phase,
         "iteration": 0 if isinstance(round_input, StartRound) else round_input.iteration,
         "n": design.n,
         "finite": finite,
-        "xtwx": xtwx[upper].tolist() if finite else None,
-        "xtwz": xtwz.tolist() if finite else None,
+        "r": pack_upper(triangle) if triangle is not None else None,
+        "qtz": rotated.tolist() if rotated is not None else None,
         "deviance": deviance if finite else None,
         "pearson_chi2": pearson if finite else None,
         "boundary": boundary,

@@ -7,12 +7,14 @@ binomial, y + 0.1 for poisson, y for gaussian), so the first pooled step needs n
 Rounds k >= 1, `{"phase": "step", "iteration": k, "coefficients": [...]}`. A site answers
 
     {"phase": "step", "iteration": 3, "n": 1200, "finite": true,
-     "xtwx": [upper triangle of X'WX, row by row], "xtwz": [X'Wz], "deviance": 812.4,
+     "r": [upper triangle of R, row by row], "qtz": [c = Q'√W z], "deviance": 812.4,
      "pearson_chi2": 1190.2, "boundary": false,
      "outcome": {"sum": 410.0, "mean": null, "m2": null, "ylogy": null, "lgamma": null},
      "checks": {"events": 410, "levels": {"sex": [590, 610]}}}
 
-for its complete rows at those coefficients (z is the IRLS working response). `outcome` (round 0 only)
+for its complete rows at those coefficients: R and c are the canonical triangle and rotated response of
+the QR decomposition of [√W X | √W z] (z the IRLS working response; see `glm.factor`), so R'R = X'WX
+and R'c = X'Wz. `outcome` (round 0 only)
 holds the sums the null deviance and the log-likelihood need. `checks` are for the gateway's
 disclosure filter, which removes them; the orchestrator refuses a result that still carries them.
 `finite` false (with null matrices) says the coefficients overflowed at this site.
@@ -69,8 +71,8 @@ class SiteFit(_Message):
     iteration: int = Field(ge=0)
     n: int = Field(ge=0)
     finite: bool
-    xtwx: list[float] | None = Field(default=None, max_length=_PACKED)
-    xtwz: list[float] | None = Field(default=None, max_length=MAX_TERMS)
+    r: list[float] | None = Field(default=None, max_length=_PACKED)
+    qtz: list[float] | None = Field(default=None, max_length=MAX_TERMS)
     deviance: float | None = None
     pearson_chi2: float | None = None
     boundary: bool = False
@@ -81,11 +83,11 @@ class SiteFit(_Message):
         """Raise InvalidInput unless the numbers are there (when finite) and sized for `terms`."""
         if not self.finite:
             return
-        if self.xtwx is None or self.xtwz is None or self.deviance is None or self.pearson_chi2 is None:
-            raise InvalidInput(f"{what} is finite but lacks xtwx, xtwz, deviance or pearson_chi2")
-        if len(self.xtwz) != terms or len(self.xtwx) != terms * (terms + 1) // 2:
+        if self.r is None or self.qtz is None or self.deviance is None or self.pearson_chi2 is None:
+            raise InvalidInput(f"{what} is finite but lacks r, qtz, deviance or pearson_chi2")
+        if len(self.qtz) != terms or len(self.r) != terms * (terms + 1) // 2:
             raise InvalidInput(
-                f"{what} has {len(self.xtwz)} coefficients' sums; the model has {terms} coefficients"
+                f"{what} has {len(self.qtz)} coefficients' sums; the model has {terms} coefficients"
             )
         if self.checks is not None:
             for column, counts in self.checks.levels.items():

@@ -55,8 +55,8 @@ def test_a_result_that_passes_leaves_without_the_counts_the_checks_used() -> Non
     result = MODEL.filter_site_result(params, raw, 10)
     assert "checks" not in result
     assert result["n"] == 40
-    assert len(result["xtwz"]) == 3
-    assert len(result["xtwx"]) == 6
+    assert len(result["qtz"]) == 3
+    assert len(result["r"]) == 6
 
 
 def test_a_site_with_fewer_rows_than_min_count_refuses_without_saying_how_many() -> None:
@@ -69,7 +69,7 @@ def test_filters_count_towards_the_rows_and_a_site_left_with_none_adds_nothing()
     params = {**GAUSSIAN, "filters": [{"column": "x", "op": ">", "value": 100}]}
     result = released(params, site(50))
     assert result["n"] == 0
-    assert result["xtwx"] == [0.0] * 6
+    assert result["r"] == [0.0] * 6
     nulls = site(40, y=pa.array([None] * 35 + [1.0] * 5, type=pa.float64()))
     assert "fewer than 10 rows" in denial(GAUSSIAN, nulls)
 
@@ -152,7 +152,7 @@ def test_data_that_does_not_fit_the_model_is_refused_at_the_site(
 def test_a_forged_result_is_refused_by_the_filter() -> None:
     raw = start(GAUSSIAN, site(40))
     with pytest.raises(InvalidInput, match="has 2 coefficients' sums; the model has 3"):
-        MODEL.filter_site_result(GAUSSIAN, {**raw, "xtwz": [0.0, 0.0]}, 10)
+        MODEL.filter_site_result(GAUSSIAN, {**raw, "qtz": [0.0, 0.0]}, 10)
     with pytest.raises(InvalidInput, match="no counts to check"):
         MODEL.filter_site_result(GAUSSIAN, {k: v for k, v in raw.items() if k != "checks"}, 10)
     with pytest.raises(InvalidInput, match="is malformed at rows"):

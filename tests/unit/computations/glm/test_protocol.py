@@ -63,7 +63,7 @@ def test_a_step_that_overflows_at_a_site_is_halved_back_towards_the_last_good_co
     state = {**step.state, "coefficients": [2.0, 1000.0]}
     results = answers({**step.round_input, "coefficients": [2.0, 1000.0]})
     assert results["a/data"]["finite"] is False
-    assert results["a/data"]["xtwx"] is None
+    assert results["a/data"]["r"] is None
     halved = MODEL.aggregate(PARAMS, state, results, 10)
     assert isinstance(halved, NextRound)
     # No coefficients were good yet: halfway to zero.
