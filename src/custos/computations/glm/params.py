@@ -208,17 +208,17 @@ def _check_outcome(params: GlmParams, column: ColumnSchema) -> None:
             f"outcome: column {column.name!r} is {column.kind} ({column.type}); a {family} outcome is "
             f"{accepted}{hint}"
         )
-    # Public bounds are rounded outward: a 0/1 column publishes (-0.1, 1.1), counts from 0 publish -0.1.
-    if family == "binomial" and (
-        (column.max is not None and column.max >= 2) or (column.min is not None and column.min <= -1)
-    ):
+    # Public bounds are rounded outward (counts from 0 to 10 publish [-1, 11]): they can show that no
+    # row could be a valid outcome, never that some row is not. The site checks its own rows.
+    low, high = column.min, column.max
+    if family == "binomial" and ((low is not None and low > 1) or (high is not None and high < 0)):
         raise InvalidInput(
-            f"outcome: column {column.name!r} ranges over [{column.min}, {column.max}] by its schema; "
+            f"outcome: column {column.name!r} ranges over [{low}, {high}] by its schema; "
             "a binomial outcome holds only 0 and 1"
         )
-    if family == "poisson" and column.min is not None and column.min <= -1:
+    if family == "poisson" and high is not None and high < 0:
         raise InvalidInput(
-            f"outcome: column {column.name!r} goes down to {column.min} by its schema; "
+            f"outcome: column {column.name!r} is below 0 in every row by its schema (at most {high}); "
             "a poisson outcome holds counts (0 or more)"
         )
 

@@ -72,11 +72,24 @@ def _outcome(table: pa.Table, params: GlmParams) -> Floats:
             f"outcome: column {params.outcome!r} holds values other than 0 and 1 here; a binomial outcome "
             "is 0/1, boolean, or categorical with two levels"
         )
-    if params.family == "poisson" and np.any(y < 0):
-        raise InvalidInput(
-            f"outcome: column {params.outcome!r} holds negative values here; poisson needs counts"
-        )
+    if params.family == "poisson":
+        _check_counts(y, params)
     return y
+
+
+def _check_counts(y: Floats, params: GlmParams) -> None:
+    """A count outcome holds whole numbers, 0 or more: checked on the site's own rows, since the
+    public bounds are rounded outward (counts from 0 publish a minimum of -1 or below)."""
+    if np.any(y < 0):
+        raise InvalidInput(
+            f"outcome: column {params.outcome!r} holds negative values here; {params.family} needs counts "
+            "(0, 1, 2, ...)"
+        )
+    if np.any(np.isfinite(y) & (y != np.floor(y))):
+        raise InvalidInput(
+            f"outcome: column {params.outcome!r} holds values that are not whole numbers here; "
+            f"{params.family} needs counts (0, 1, 2, ...)"
+        )
 
 
 class Design:

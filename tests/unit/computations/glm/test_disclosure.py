@@ -125,6 +125,11 @@ def test_a_level_with_few_rows_at_the_site_refuses_but_an_absent_level_passes() 
             "outcome: column 'y' holds negative values here; poisson needs counts",
         ),
         (
+            {"family": "poisson", "outcome": "count"},
+            site(40, count=pa.array([0.0] * 20 + [2.5] + [3.0] * 19)),
+            "outcome: column 'count' holds values that are not whole numbers here; poisson needs counts",
+        ),
+        (
             {"family": "gaussian", "outcome": "group"},
             site(40),
             "outcome: column 'group' holds string values here; it must be numeric",

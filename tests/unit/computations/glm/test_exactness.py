@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
@@ -22,6 +24,9 @@ from custos.computations.base import Final
 from custos.computations.glm.model import GlmModel
 from custos.core.blobs import through_wire
 from custos.core.errors import InvalidInput
+from custos.data.file_source import FileSource
+from custos.data.profile import profile
+from custos.data.synthetic import write_dataset
 from custos.data.table_reader import TableDalReader
 
 Json = dict[str, Any]
@@ -227,6 +232,34 @@ def test_poisson_regression_on_synthetic_counts_equals_statsmodels() -> None:
     assert_matches(result, fit, ["intercept", "x1", "x2"], "z")
     assert result["link"] == "log"
     assert result["coefficients"][1]["estimate"] == pytest.approx(0.3, abs=0.05)
+
+
+def test_a_count_outcome_with_zeros_and_counts_past_ten_is_accepted_and_equals_statsmodels(
+    tmp_path: Path,
+) -> None:
+    """Each site's public schema, profiled as a gateway publishes it, puts the count's minimum below 0
+    (counts from 0 publish -1 or less); the params are accepted against it, and the fit is exact."""
+    rng = np.random.default_rng(17)
+    sites = {}
+    for i, n in enumerate([300, 450, 200]):
+        x = rng.normal(i * 0.5, 1, n)
+        counts = rng.negative_binomial(2, 2 / (2 + np.exp(0.8 + 0.7 * x)))
+        sites[f"site-{'abc'[i]}/data"] = pa.table({"admissions": counts.astype(np.int64), "x": x})
+    params = {"family": "poisson", "outcome": "admissions", "predictors": ["x"]}
+    for key, table in sites.items():
+        assert pc.min(table["admissions"]).as_py() == 0 and pc.max(table["admissions"]).as_py() >= 10
+        path = tmp_path / f"{key.split('/')[0]}.parquet"
+        write_dataset(table, path)
+        schema, _ = profile(FileSource("data", path, "parquet"))
+        assert schema.column("admissions").min is not None and schema.column("admissions").min <= -1
+        MODEL.validate_params(params, schema, ["admissions", "x"])
+
+    result = run_glm(params, sites)
+    frame = pooled(sites)
+    fit = sm.GLM(frame["admissions"], with_intercept(frame[["x"]]), family=sm.families.Poisson()).fit(
+        tol=1e-14
+    )
+    assert_matches(result, fit, ["intercept", "x"], "z")
 
 
 def categorical_cohort(seed: int) -> dict[str, pa.Table]:
