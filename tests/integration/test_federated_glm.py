@@ -5,6 +5,7 @@ equals statsmodels."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ COUNTS_POLICY = {
     "grants": [{"orgs": ["university"], "models": ["glm@>=1.0,<2"], "columns": COUNT_COLUMNS}],
     "min_count": 10,
 }
+# The same tables, under a policy that asks for 150 rows per coefficient.
+STRICT_POLICY = {**COUNTS_POLICY, "dataset": "admissions_strict", "glm": {"min_rows_per_term": 150}}
 POISSON = {
     "family": "poisson",
     "outcome": "admissions",
@@ -126,7 +129,14 @@ def counts_cluster(
     tmp_path_factory: pytest.TempPathFactory, count_tables: list[pa.Table]
 ) -> Iterator[Cluster]:
     gateways = [
-        GatewaySetup(f"site-{name}", f"hospital-{name}", [DatasetSetup("admissions", table, COUNTS_POLICY)])
+        GatewaySetup(
+            f"site-{name}",
+            f"hospital-{name}",
+            [
+                DatasetSetup("admissions", table, COUNTS_POLICY),
+                DatasetSetup("admissions_strict", table, STRICT_POLICY),
+            ],
+        )
         for name, table in zip("abc", count_tables, strict=True)
     ]
     work: Path = tmp_path_factory.mktemp("glm-counts")
@@ -161,3 +171,24 @@ def test_a_poisson_count_outcome_with_zeros_and_counts_past_ten_equals_statsmode
     assert result["log_likelihood"] == pytest.approx(fit.llf, rel=1e-10)
     assert result["n"] == len(frame)
     assert result["converged"] is True
+
+
+def test_a_site_below_its_policys_rows_per_coefficient_refuses_and_fails_the_job(
+    counts_cluster: Cluster,
+) -> None:
+    # 3 coefficients need 450 rows at 150 per coefficient: site-a (400 rows) and site-c (300) refuse,
+    # site-b (650) would release; the same job passes under the default 10 (the test above).
+    sites = [f"site-{name}/admissions_strict" for name in "abc"]
+    with counts_cluster.client("alice") as alice:
+        spec = alice.create_spec("admissions-strict", MODEL, sites, COUNT_COLUMNS)
+        alice.activate_spec(spec.id)
+        job = alice.submit_job(spec.id, POISSON)
+        with pytest.raises(Conflict) as caught:
+            alice.wait_job(job.id, timeout=120)
+    reason = (
+        "too many parameters: 3 coefficients need at least 450 rows at this site (150 per coefficient, "
+        "the policy's glm.min_rows_per_term), and it has fewer"
+    )
+    # The job fails with the first refusal that arrives.
+    assert re.search(rf"failed: site-[ac] failed: {re.escape(reason)}", str(caught.value))
+    assert "site-b failed" not in str(caught.value)

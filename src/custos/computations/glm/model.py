@@ -40,7 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from custos.computations.base import DalReader, Disclosure, Final, NextRound, Step, as_controls
+from custos.computations.base import (
+    DalReader,
+    Disclosure,
+    Final,
+    NextRound,
+    PolicyControls,
+    Step,
+    as_controls,
+)
 from custos.computations.glm.disclosure import filter_site_result
 from custos.computations.glm.factor import Floats, PooledFactor, unpack_upper
 from custos.computations.glm.family import log_likelihood, null_deviance, saturated_loglik
@@ -279,7 +287,8 @@ class GlmModel:
             raise PolicyDenied("glm has no differentially private release; the policy requires one")
         parsed = parse_params(params)
         fit = parse_site_fit(result, len(parsed.terms()), "the site result")
-        return filter_site_result(parsed, fit, controls.disclosure.min_count)
+        rules = controls.glm if isinstance(controls, PolicyControls) else None
+        return filter_site_result(parsed, fit, controls.disclosure.min_count, rules)
 
     def plan_dp(self, params: Mapping[str, Any], schema: DatasetSchema, dp: DpSettings) -> DpPlan:
         raise PolicyDenied(

@@ -8,9 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from custos.computations.base import Disclosure, policy_privacy
 from custos.computations.glm.model import GlmModel
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.data.table_reader import TableDalReader
+from custos.policy import load_policy
 
 MODEL = GlmModel()
 Json = dict[str, Any]
@@ -76,10 +78,43 @@ def test_filters_count_towards_the_rows_and_a_site_left_with_none_adds_nothing()
 
 def test_too_many_parameters_for_the_rows_are_refused_at_ten_rows_per_coefficient() -> None:
     assert denial(GAUSSIAN, site(29)) == (
-        "too many parameters: 3 coefficients need at least 30 rows at this site (10 per coefficient), "
-        "and it has fewer"
+        "too many parameters: 3 coefficients need at least 30 rows at this site (10 per coefficient, "
+        "the policy's glm.min_rows_per_term), and it has fewer"
     )
     released(GAUSSIAN, site(30))
+
+
+def controls_of(policy_yaml: str) -> Disclosure:
+    """What the gateway hands the model's filter for a dataset with this policy."""
+    return policy_privacy(load_policy(policy_yaml))
+
+
+@pytest.mark.parametrize(("rows_per_term", "refused_below"), [(10, 30), (50, 150), (1, 4)])
+def test_the_policy_sets_the_rows_a_site_needs_per_coefficient(
+    rows_per_term: int, refused_below: int
+) -> None:
+    """3 coefficients: refused below max(rows_per_term * 3, 4) rows (p >= n is saturated, always
+    refused), released from there."""
+    controls = controls_of(f"dataset: data\nmin_count: 1\nglm: {{min_rows_per_term: {rows_per_term}}}\n")
+    few = start(GAUSSIAN, site(refused_below - 1))
+    with pytest.raises(PolicyDenied) as caught:
+        MODEL.filter_site_result(GAUSSIAN, few, controls)
+    if rows_per_term * 3 >= refused_below:
+        assert str(caught.value) == (
+            f"too many parameters: 3 coefficients need at least {rows_per_term * 3} rows at this site "
+            f"({rows_per_term} per coefficient, the policy's glm.min_rows_per_term), and it has fewer"
+        )
+    else:
+        assert str(caught.value).startswith("saturated model: 3 coefficients for 3 rows or fewer")
+    assert MODEL.filter_site_result(GAUSSIAN, start(GAUSSIAN, site(refused_below)), controls)["n"] == (
+        refused_below
+    )
+
+
+def test_a_policy_without_a_glm_section_needs_ten_rows_per_coefficient() -> None:
+    controls = controls_of("dataset: data\n")
+    with pytest.raises(PolicyDenied, match="need at least 30 rows at this site"):
+        MODEL.filter_site_result(GAUSSIAN, start(GAUSSIAN, site(29)), controls)
 
 
 def test_a_saturated_model_is_refused() -> None:
