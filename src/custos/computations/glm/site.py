@@ -1,6 +1,7 @@
 """What one site computes for `glm`, inside the sandbox: the triangle R and rotated response c of the
-QR decomposition of [√W X | √W z] (see `glm.factor`), the deviance and the Pearson chi-squared of its
-own complete rows at the round's coefficients, read through the DAL with the filters pushed down.
+QR decomposition of [√W X | √W z] (see `glm.factor`; for gamma and negative binomial also the triangle of
+the expected information), the deviance and the Pearson chi-squared of its own complete rows at the
+round's coefficients, read through the DAL with the filters pushed down.
 
 Rows with a null (or NaN) outcome or predictor are left out, as statsmodels' formula interface does
 (`missing="drop"`). Categorical values are coded by the params' `levels`, never by what the data
@@ -22,7 +23,15 @@ import pyarrow.compute as pc
 from custos.computations.base import DalReader
 from custos.computations.columns import NumericColumn, as_numpy, is_numeric_type, squared_deviations
 from custos.computations.glm.factor import SiteFactor, pack_upper
-from custos.computations.glm.family import lgamma_sum, row_pieces, start_eta, ylogy_sum
+from custos.computations.glm.family import (
+    NON_CANONICAL,
+    lgamma_sum,
+    log_sum,
+    row_pieces,
+    shifted_ylogy_sum,
+    start_eta,
+    ylogy_sum,
+)
 from custos.computations.glm.params import GlmParams, columns_used
 from custos.computations.glm.wire import StartRound, StepRound
 from custos.core.errors import InvalidInput
@@ -72,8 +81,13 @@ def _outcome(table: pa.Table, params: GlmParams) -> Floats:
             f"outcome: column {params.outcome!r} holds values other than 0 and 1 here; a binomial outcome "
             "is 0/1, boolean, or categorical with two levels"
         )
-    if params.family == "poisson":
+    if params.family in ("poisson", "negative_binomial"):
         _check_counts(y, params)
+    if params.family == "gamma" and np.any(y <= 0):
+        raise InvalidInput(
+            f"outcome: column {params.outcome!r} holds values that are not positive here; gamma needs "
+            "positive values"
+        )
     return y
 
 
@@ -145,8 +159,13 @@ def _outcome_sums(design: Design) -> Json:
     if family == "gaussian":
         mean = float(y.mean()) if design.n else 0.0
         sums |= {"mean": mean, "m2": squared_deviations(y, mean) if design.n else 0.0}
-    if family == "poisson":
+    if family in ("poisson", "negative_binomial"):
         sums |= {"ylogy": ylogy_sum(y), "lgamma": lgamma_sum(y)}
+    if family == "negative_binomial":
+        shape = 1 / design.params.dispersion
+        sums |= {"shifted_ylogy": shifted_ylogy_sum(y, shape), "shifted_lgamma": lgamma_sum(y, shape)}
+    if family == "gamma":
+        sums |= {"log_y": log_sum(y)}
     return sums
 
 
@@ -159,22 +178,29 @@ def fit_result(design: Design, round_input: StartRound | StepRound) -> Json:
         if len(beta) != p:
             raise InvalidInput(f"round_input.coefficients: {len(beta)} values for a model of {p} terms")
     factor = SiteFactor(p)
+    # The expected information, for the covariance, where the link is not canonical.
+    expected = SiteFactor(p, response=False) if family in NON_CANONICAL else None
     deviance = pearson = 0.0
     boundary = False
     finite = True
     for rows, x in design.chunks():
         y = design.y[rows]
         eta = start_eta(family, y) if beta is None else x @ beta
-        pieces = row_pieces(family, y, eta)
+        pieces = row_pieces(family, y, eta, design.params.dispersion)
         deviance += float(pieces.deviance.sum())
         pearson += float(pieces.pearson.sum())
         boundary = boundary or pieces.boundary
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             root = np.sqrt(pieces.weights)
             response = pieces.weighted_response / root
-        finite = finite and bool(np.isfinite(x * root[:, None]).all() and np.isfinite(response).all())
+            root_expected = None if pieces.expected_weights is None else np.sqrt(pieces.expected_weights)
+        finite = finite and all(
+            bool(np.isfinite(v).all()) for v in (x * root[:, None], response, root_expected) if v is not None
+        )
         if finite:
             factor.add(x, root, response)
+            if expected is not None and root_expected is not None:
+                expected.add(x, root_expected)
     finite = finite and all(math.isfinite(v) for v in (deviance, pearson))
     triangle, rotated = factor.canonical() if finite else (None, None)
     result: Json = {
@@ -184,6 +210,7 @@ def fit_result(design: Design, round_input: StartRound | StepRound) -> Json:
         "finite": finite,
         "r": pack_upper(triangle) if triangle is not None else None,
         "qtz": rotated.tolist() if rotated is not None else None,
+        "r_expected": pack_upper(expected.canonical()[0]) if expected is not None and finite else None,
         "deviance": deviance if finite else None,
         "pearson_chi2": pearson if finite else None,
         "boundary": boundary,

@@ -165,6 +165,17 @@ def test_a_level_with_few_rows_at_the_site_refuses_but_an_absent_level_passes() 
             "outcome: column 'count' holds values that are not whole numbers here; poisson needs counts",
         ),
         (
+            {"family": "negative_binomial", "outcome": "count"},
+            site(40, count=pa.array([0.0] * 20 + [2.5] + [3.0] * 19)),
+            "outcome: column 'count' holds values that are not whole numbers here; negative_binomial needs "
+            "counts",
+        ),
+        (
+            {"family": "gamma", "outcome": "count"},
+            site(40, count=pa.array([0.0] + [2.5] * 39)),
+            "outcome: column 'count' holds values that are not positive here; gamma needs positive values",
+        ),
+        (
             {"family": "gaussian", "outcome": "group"},
             site(40),
             "outcome: column 'group' holds string values here; it must be numeric",

@@ -72,6 +72,10 @@ def test_the_full_example_is_valid_reads_its_columns_and_starts_from_the_sites_o
             "predictors": ["age", "sex"],
             "levels": {"sex": ["F", "M", "X"]},
         },
+        {"family": "gamma", "outcome": "bmi", "predictors": ["age"]},
+        {"family": "gamma", "outcome": "delta"},
+        {"family": "negative_binomial", "outcome": "visits", "predictors": ["age"]},
+        {"family": "negative_binomial", "outcome": "visits", "alpha": 0.3},
     ],
 )
 def test_valid_params_are_accepted(params: dict[str, Any]) -> None:
@@ -82,8 +86,28 @@ def test_valid_params_are_accepted(params: dict[str, Any]) -> None:
     ("params", "expected"),
     [
         (
-            {"family": "gamma", "outcome": "bmi"},
-            "family: input should be 'gaussian', 'binomial' or 'poisson', got 'gamma'",
+            {"family": "tweedie", "outcome": "bmi"},
+            "family: input should be 'gaussian', 'binomial', 'poisson', 'gamma' or 'negative_binomial', "
+            "got 'tweedie'",
+        ),
+        (
+            {"family": "poisson", "outcome": "visits", "alpha": 0.5},
+            "alpha: only a negative_binomial model takes alpha (its variance mu + alpha mu^2); a poisson "
+            "model does not",
+        ),
+        (
+            {"family": "negative_binomial", "outcome": "visits", "alpha": 0},
+            "alpha: input should be greater than 0, got 0",
+        ),
+        (
+            {"family": "negative_binomial", "outcome": "debt"},
+            "outcome: column 'debt' is below 0 in every row by its schema (at most -0.5); a "
+            "negative_binomial outcome holds counts (0 or more)",
+        ),
+        (
+            {"family": "gamma", "outcome": "debt"},
+            "outcome: column 'debt' is 0 or below in every row by its schema (at most -0.5); a gamma outcome "
+            "is positive",
         ),
         ({"outcome": "bmi"}, "family: a value is required"),
         ({"family": "gaussian"}, "outcome: a value is required"),
