@@ -94,3 +94,13 @@ def test_the_pooled_factor_names_a_collinear_term_and_a_term_without_rows() -> N
         PooledFactor(halves, ["one", "b", "c"], "the predictors are collinear")
     with pytest.raises(InvalidInput, match="term 'd' is zero in every row"):
         PooledFactor([site_factor(x, z).canonical()], ["one", "b", "c", "d"], "here")
+
+
+def test_rows_are_factored_in_blocks_with_the_same_result_as_one_qr() -> None:
+    rng = np.random.default_rng(5)
+    x, z = design(rng, 40_000), rng.normal(size=40_000)
+    triangle, rotated = site_factor(x, z, chunk=40_000).canonical()
+    whole = np.linalg.qr(np.column_stack([x, z]), mode="r")
+    signs = np.sign(np.diag(whole)[:4])
+    np.testing.assert_allclose(triangle, whole[:4, :4] * signs[:, None], rtol=1e-11, atol=1e-7)
+    np.testing.assert_allclose(rotated, whole[:4, 4] * signs, rtol=1e-11)
