@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+from pydantic import Field
 
 from custos.core.dal_wire import Filter
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DisclosureRules, DominanceRule, DpSettings, PrivacyControls
+from custos.privacy.glm_rules import GlmRules
 from custos.privacy.plan import DpPlan
 from custos.privacy.secure_sum import SiteKey
 
@@ -62,11 +64,21 @@ def effective_rules(privacy: PrivacyControls, min_count: int | None) -> Disclosu
     return rules.model_copy(update={"min_count": min_count})
 
 
-def policy_privacy(policy: AssetPolicy) -> PrivacyControls:
+class PolicyControls(PrivacyControls):
+    """What a gateway hands a model's `filter_site_result`: the policy's privacy section and the rules
+    the policy sets for one model in particular (`glm`)."""
+
+    glm: GlmRules = Field(default_factory=GlmRules)
+
+
+def policy_privacy(policy: AssetPolicy) -> PolicyControls:
     """An asset policy's privacy section with the disclosure rules in force (its older top-level
-    `min_count` reconciled with `privacy.disclosure.min_count` by `effective_rules`)."""
+    `min_count` reconciled with `privacy.disclosure.min_count` by `effective_rules`), and its model
+    rules."""
     written = policy.min_count if "min_count" in policy.model_fields_set else None
-    return policy.privacy.model_copy(update={"disclosure": effective_rules(policy.privacy, written)})
+    privacy = policy.privacy.model_copy(update={"disclosure": effective_rules(policy.privacy, written)})
+    sections = {name: getattr(privacy, name) for name in PrivacyControls.model_fields}
+    return PolicyControls(**sections, glm=policy.glm)
 
 
 def strictest_rules(all_rules: Sequence[DisclosureRules]) -> DisclosureRules:

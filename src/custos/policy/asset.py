@@ -12,6 +12,7 @@
     custom_outputs: flag     # flag | enforce | allow_row_level: the automatic check of code outputs
     model_release: false     # whether a trained model's weights (fedavg's final model) may leave
     privacy: {...}           # disclosure rules, differential privacy, budget: see custos.privacy.controls
+    glm: {min_rows_per_term: 10}   # rows a site needs per coefficient of a glm: see custos.privacy.glm_rules
 
 Default deny: no policy, or no grant that matches, means no access.
 """
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from custos.core.errors import InvalidInput
 from custos.core.yamltext import parse_yaml_mapping
 from custos.privacy.controls import PrivacyControls
+from custos.privacy.glm_rules import GlmRules
 from custos.privacy.table_check import CustomOutputs
 
 MAX_POLICY_BYTES = 256 * 1024
@@ -102,6 +104,8 @@ class AssetPolicy(BaseModel):
     # A trained model can remember its training rows: its weights reach the researcher only when the
     # policy of every dataset it was trained on says `model_release: true`. Metrics always do.
     model_release: bool = False
+    # A glm site refuses a model with fewer than `min_rows_per_term` of its rows per coefficient.
+    glm: GlmRules = Field(default_factory=GlmRules)
 
 
 def load_policy(text: str, source: str = "policy") -> AssetPolicy:
