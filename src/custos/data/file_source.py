@@ -62,6 +62,11 @@ class FileSource:
                     con.close()
             return self._schema
 
+    def relation(self) -> tuple[str, list[object]]:
+        """The rows `read` serves as DuckDB SQL and its parameters, for a whole-table aggregate run at the
+        gateway: DuckDB then reads the file in parallel, with no Arrow stream in between."""
+        return self._relation, [str(self.path)]
+
     def read(self, columns: Sequence[str], filters: Sequence[Filter] = ()) -> pa.RecordBatchReader:
         sql, params = build_select(self.arrow_schema(), columns, filters, relation=self._relation)
         con = connect()

@@ -14,6 +14,7 @@ from custos.core.schema import DatasetSchema
 from custos.core.wire import DatasetPublish, GatewayPublish, SignedPolicy
 from custos.data.catalog import DatasetEntry, describe_schema, load_catalog
 from custos.data.file_source import open_source
+from custos.data.fingerprint import row_lineage
 from custos.data.ipc import table_to_ipc_b64
 from custos.data.mock import generate_mock
 from custos.data.profile import profile
@@ -30,8 +31,11 @@ class SiteDataset:
     row_count: int
     policy_file: SignedPolicy | None
     mock_b64: str
-    # The privacy budget's key (custos.privacy.ledger.content_lineage), taken once at load.
+    # The privacy budget's key, the fingerprint of the rows (custos.data.fingerprint.row_lineage), and
+    # the digest of the file's bytes (custos.privacy.ledger.content_lineage), which the ledger links to
+    # it: both taken once at load.
     lineage: str | None = None
+    file_lineage: str | None = None
 
 
 def load_site(catalog: Path) -> dict[str, SiteDataset]:
@@ -49,7 +53,14 @@ def load_dataset(entry: DatasetEntry) -> SiteDataset:
     # the file's real columns).
     schema = describe_schema(entry, profiled)
     return SiteDataset(
-        entry, source, schema, rows, signed, table_to_ipc_b64(mock), content_lineage(entry.path)
+        entry,
+        source,
+        schema,
+        rows,
+        signed,
+        table_to_ipc_b64(mock),
+        lineage=row_lineage(source),
+        file_lineage=content_lineage(entry.path),
     )
 
 
