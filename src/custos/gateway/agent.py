@@ -212,14 +212,14 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
-    site = load_site(data)
     settings = GatewaySettings(
         state_dir=state, sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE)
     )
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
     policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
-    policies.load({name: d.policy_file for name, d in site.items()})
+    # The policies in force are loaded first: each one's minimum cell count sets what is published.
+    site = load_site(data, policies)
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
     # Logging starts once everything loaded: a refused start prints only its one-line error.
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {identity.name} %(levelname)s %(message)s")

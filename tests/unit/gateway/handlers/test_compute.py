@@ -118,7 +118,7 @@ def test_a_dp_task_reserves_runs_noisily_commits_and_reports_the_budget(
     assert "rows" not in outcome.result
     ledger = BudgetLedger(tmp_path / BUDGET_FILE)
     (charge,) = ledger.history(site[DATASET].lineage or "")
-    assert (charge.job_id, charge.state, charge.epsilon) == ("job_1/round-0", "committed", 1.0)
+    assert (charge.job_id, charge.state, charge.epsilon) == (f"job_1/{DATASET}/round-0", "committed", 1.0)
     actions = [e.action for e in read_events(tmp_path / "audit.log")]
     # The budget is reserved before the sandbox gets its runtime and its DAL grant.
     assert actions == ["task_received", "budget_reserved", "dal_grant", "task_done"]
