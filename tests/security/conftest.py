@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from custos.local.cluster import Cluster
 from custos.pki.kit import Kit
 from custos.testing.inprocess import orchestrator_in_process, provision_people
 
@@ -29,3 +30,16 @@ def audit_path(tmp_path: Path) -> Path:
 def api(kits: dict[str, Kit], tmp_path: Path, audit_path: Path) -> Iterator[TestClient]:
     with orchestrator_in_process(kits, tmp_path, audit_path=audit_path) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def sdc_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Orchestrator + gateways site-a and site-b, each with the cohort of `tests.security.sdc_cohort`
+    under each of its disclosure policies, and the researcher alice (university)."""
+    from tests.security.sdc_cohort import start_cluster
+
+    cluster = start_cluster(tmp_path_factory.mktemp("sdc-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
