@@ -16,6 +16,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from custos.local.cluster import Cluster
 from custos.pki.kit import Kit
 from custos.testing.inprocess import orchestrator_in_process, provision_people
 
@@ -48,7 +49,7 @@ SANDBOX_CAPS = {"cpu_seconds": 10, "memory_mb": 1536, "wall_seconds": 120}
 @pytest.fixture(scope="session")
 def capped_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from custos.data.synthetic import synthetic_patients
-    from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
+    from custos.local.cluster import DatasetSetup, GatewaySetup, UserSetup
 
     policy = {
         "dataset": "patients_code",
@@ -95,3 +96,16 @@ def run_approved(capped_cluster: Any) -> Callable[..., str]:
             return str(alice.run_code(request.id).id)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def sdc_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Orchestrator + gateways site-a and site-b, each with the cohort of `tests.security.sdc_cohort`
+    under each of its disclosure policies, and the researcher alice (university)."""
+    from tests.security.sdc_cohort import start_cluster
+
+    cluster = start_cluster(tmp_path_factory.mktemp("sdc-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -11,15 +11,20 @@ The final result:
      "summaries":   [{"column", "group", <each requested statistic>}
                      | {"column", "group", "suppressed": true, "reason"}],
      "frequencies": [{"column", "category", "count"} | {"column", "category", "suppressed": true, "reason"}],
-     "histograms":  [{"column", "group", "edges", "counts": [int | null], "suppressed": [bool]}],
+     "histograms":  [{"column", "group", "edges", "counts": [int | null], "suppressed": [bool],
+                      "outside": int | null, "outside_suppressed": bool}],
      "quantiles":   [{"column", "group", "prob", "value"} | {"column", "group", "prob", "suppressed": true,
                       "reason"}],
      "suppressed":  ["summary of age, sex=X: fewer than 10 rows", ...],
+     "notes":       ["counts are rounded (nearest 5) one by one, ...", ...],
      "rounds": 9}
 
-`group` is null for all rows; with `group_by`, one more entry per group (labels as text). Statistics
-skip nulls; `count` is the non-null count; `variance`/`std` are sample statistics (ddof=1); a value
-that does not exist (mean of no rows, variance of one) or is not finite is null.
+`group` is null for all rows; with `group_by`, one more entry per group (labels as text), and one for
+"(missing)" (rows whose group is null) when there are any; a frequency table counts nulls as the
+category "(missing)"; `outside` counts the values outside a histogram's edges. Statistics skip nulls;
+`count` is the non-null count; `variance`/`std` are sample statistics (ddof=1); a value that does not
+exist (mean of no rows, variance of one) or is not finite is null. `notes` says where a published
+figure is not the plain statistic: rounding, and margins made from their published cells.
 
 Disclosure control follows the policy's rules (`stats.disclosure`, `stats.rounding`). Under a policy
 with differential privacy the job is one round of noisy releases (`stats.dp`; with `group_by`, one line
@@ -44,14 +49,14 @@ from custos.computations.base import (
     as_controls,
     as_rules,
 )
-from custos.computations.stats.combine import pool_summary_round
+from custos.computations.stats.combine import group_label, pool_summary_round
 from custos.computations.stats.disclosure import filter_site_result
 from custos.computations.stats.dp import check_dp_job, filter_dp_result, plan_dp
 from custos.computations.stats.dp_pool import pool_dp
 from custos.computations.stats.dp_release import dp_site_result
 from custos.computations.stats.masking import MASK_KEY, announced_keys, seal_site_result
 from custos.computations.stats.params import StatsParams, columns_used, parse_params, validate_params
-from custos.computations.stats.quantiles import Search
+from custos.computations.stats.quantiles import Search, interpolation_points
 from custos.computations.stats.rounding import round_result
 from custos.computations.stats.search import (
     QuantileCell,
@@ -126,9 +131,11 @@ class StatsModel:
     ) -> Json:
         parsed = parse_params(params)
         step = parse_round_input(round_input)
-        rows = read_rows(dal, dataset, parsed)
-        if isinstance(step, SummaryRound) and step.dp is not None:
-            return dp_site_result(rows, parsed, step.dp)
+        dp = step.dp if isinstance(step, SummaryRound) else None
+        # Outside DP the gateway's filter needs each cell's rows left out by the filters.
+        rows = read_rows(dal, dataset, parsed, complement=dp is None)
+        if dp is not None:
+            return dp_site_result(rows, parsed, dp)
         if isinstance(step, SummaryRound):
             return summary_result(rows, parsed)
         return quantile_result(rows, parsed, step)
@@ -182,6 +189,7 @@ class StatsModel:
                 "frequencies": pooled.frequencies,
                 "histograms": pooled.histograms,
                 "suppressed": pooled.notes,
+                "notes": pooled.margins,
             }
             cells = quantile_cells(parsed, pooled.marks)
             threshold = disclosure.extremes_threshold
@@ -222,10 +230,43 @@ class StatsModel:
             }
             return NextRound(round_input=search_round(searches, done_round + 1, peers), state=state)
         entries, notes = quantile_entries(params, cells, searches)
+        entries, tails = withhold_tail_quantiles(params, entries, cells, rules)
         final = {
             **result,
             "quantiles": entries,
-            "suppressed": [*result["suppressed"], *notes],
+            "suppressed": [*result["suppressed"], *notes, *tails],
             "rounds": done_round + 1,
         }
         return Final(round_result(final, rules))
+
+
+def tail_reason(min_rows: int) -> str:
+    return f"quantiles among the {min_rows - 1} smallest or largest values are withheld (extremes_min_count)"
+
+
+def withhold_tail_quantiles(
+    params: StatsParams, entries: list[Json], cells: Sequence[QuantileCell], rules: DisclosureRules
+) -> tuple[list[Json], list[str]]:
+    """With `extremes_min_count` set, a quantile read from one of a cell's k - 1 smallest or largest
+    values (k the extremes threshold) is withheld, as min and max are: at p = 0 or 1 it is one."""
+    if rules.extremes_min_count is None:
+        return entries, []
+    k = rules.extremes_threshold
+    counts = {(c.column, c.group): c.count for c in cells if not c.suppressed}
+    kept: list[Json] = []
+    notes: dict[str, None] = {}
+    for entry in entries:
+        n = counts.get((entry["column"], entry["group"]))
+        if entry.get("value") is not None and n:
+            previous, following, gamma = interpolation_points(n, entry["prob"])
+            used = [previous, following] if 0 < gamma < 1 else [previous]
+            if any(i < k - 1 or i > n - k for i in used):
+                reason = tail_reason(k)
+                label = group_label(params.group_by, entry["group"])
+                notes[f"quantiles of {entry['column']}, {label}: {reason}"] = None
+                entry = {key: entry[key] for key in ("column", "group", "prob")} | {
+                    "suppressed": True,
+                    "reason": reason,
+                }
+        kept.append(entry)
+    return kept, list(notes)

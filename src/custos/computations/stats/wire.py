@@ -6,20 +6,28 @@ Round 0, `{"phase": "summary"}`. A site answers
 
     {"phase": "summary",
      "summaries":   [{"column": "age", "cells": [{"group": null, "count": 120, "sum": 5023, "mean": 41.9,
-                                                  "m2": 8812.5, "min": 18, "max": 90}, {"group": "F", ...}]}],
-     "frequencies": [{"column": "sex", "cells": [{"category": "F", "count": 61}, ...]}],
-     "histograms":  [{"column": "age", "cells": [{"group": null, "counts": [3, 40, 77]}, ...]}]}
+                                                  "m2": 8812.5, "min": 18, "max": 90}, {"group": "F", ...},
+                                                 {"group": "(missing)", ...}]}],
+     "frequencies": [{"column": "sex", "cells": [{"category": "F", "count": 61}, ...,
+                                                 {"category": "(missing)", "count": 2}]}],
+     "histograms":  [{"column": "age", "cells": [{"group": null, "counts": [3, 40, 77, 0]}, ...]}]}
 
-`m2` is the sum of squared deviations about the cell's own mean. After the gateway's filter a
-suppressed cell is `{"group": "F", "suppressed": true, "reason": "fewer than 10 rows"}` (no values) and
-a histogram cell carries `counts` with null for suppressed bins plus `suppressed`/`reasons` per bin.
+`m2` is the sum of squared deviations about the cell's own mean. With `group_by`, rows whose group is
+null form the group "(missing)"; a frequency table counts null values as the category "(missing)"; a
+histogram row ends with one more count, of the values outside the edges. So every margin adds up to
+the cells published beside it. After the gateway's filter a suppressed cell is
+`{"group": "F", "suppressed": true, "reason": "fewer than 10 rows"}` (no values) and a histogram cell
+carries `counts` with null for suppressed bins plus `suppressed`/`reasons` per bin.
 
 Rounds 1.., `{"phase": "quantiles", "thresholds": 255, "searches": [{"id", "column", "group", "lo",
 "hi"}], "peers": {site: mask key}}`. A site answers `{"phase": "quantiles", "searches": [{"id",
-"column", "group", "counts"}], "count_tables": [...]}`; the gateway filter uses `count_tables` to refuse
-searches on suppressed cells and removes them, and the gateway then replaces each `counts` by `masked`
+"column", "group", "counts"}], "summary": {...}}`; `summary` is the site's round-0 answer again, from
+which the gateway's filter makes the same suppression decisions as in round 0 to refuse searches on
+suppressed cells, and which it then removes. The gateway then replaces each `counts` by `masked`
 (`stats.masking`), so the orchestrator reads only their sum over the sites. In round 0 each gateway
 adds its `mask_key` to the summary result.
+
+Fields marked "site -> gateway only" below are what the gateway's filter needs and removes.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ from custos.core.errors import InvalidInput
 Number = int | float
 MAX_LARGEST = 100
 MASKED_CHARS = 4 * ((8 * MAX_THRESHOLDS + 2) // 3)
+
+# The group of rows whose group_by value is null, and the category of null values.
+MISSING = "(missing)"
 
 
 class _Message(BaseModel):
@@ -56,7 +67,12 @@ class SummaryCell(_Message):
     # the sum of absolute values, for the dominance rule.
     largest: list[float] | None = Field(default=None, max_length=MAX_LARGEST)
     abs_sum: float | None = None
-    # Set by the gateway's filter when it withheld min and max of a small group.
+    # Site -> gateway only: rows of this cell that the researcher's filters left out, and how many
+    # rows hold the minimum and the maximum.
+    removed: int | None = Field(default=None, ge=0)
+    min_ties: int | None = Field(default=None, ge=0)
+    max_ties: int | None = Field(default=None, ge=0)
+    # Set by the gateway's filter when it withheld min or max.
     extremes_reason: str | None = None
 
 
@@ -70,6 +86,7 @@ class FrequencyCell(_Message):
     count: int | None = Field(default=None, ge=0)
     suppressed: bool = False
     reason: str | None = None
+    removed: int | None = Field(default=None, ge=0)  # site -> gateway only
 
 
 class FrequencyTable(_Message):
@@ -78,10 +95,13 @@ class FrequencyTable(_Message):
 
 
 class HistogramCell(_Message):
+    """One row of a histogram: a count per bin, then the count of values outside the edges."""
+
     group: str | None
-    counts: list[int | None] = Field(max_length=1000)
+    counts: list[int | None] = Field(max_length=1001)
     suppressed: list[bool] | None = None
     reasons: list[str | None] | None = None
+    removed: list[int] | None = Field(default=None, max_length=1001)  # site -> gateway only
 
     def is_suppressed(self, index: int) -> bool:
         return self.counts[index] is None or (self.suppressed is not None and self.suppressed[index])
@@ -129,16 +149,6 @@ class SummaryRound(_Message):
     dp: dict[str, Any] | None = None
 
 
-class CountCell(_Message):
-    group: str | None
-    count: int = Field(ge=0)
-
-
-class CountTable(_Message):
-    column: str
-    cells: list[CountCell] = Field(max_length=10_000)
-
-
 class SearchCounts(_Message):
     id: int = Field(ge=0)
     column: str
@@ -154,7 +164,7 @@ class SearchCounts(_Message):
 class SiteQuantiles(_Message):
     phase: Literal["quantiles"]
     searches: list[SearchCounts] = Field(max_length=100_000)
-    count_tables: list[CountTable] | None = None
+    summary: SiteSummary | None = None  # site -> gateway only
 
 
 class DpSummary(_Message):

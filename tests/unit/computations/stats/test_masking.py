@@ -89,11 +89,25 @@ def test_masked_counts_give_the_exact_pooled_quantiles(
     result, rounds = run(params, sites, keys)
 
     frame = pa.concat_tables(sites.values()).to_pandas()
-    assert len(result["quantiles"]) == 4 * len(PROBS)
+    # all rows, each sex, and the (missing) group of rows whose sex is null
+    assert len(result["quantiles"]) == 5 * len(PROBS)
     for entry in result["quantiles"]:
-        cell = frame if entry["group"] is None else frame[frame["sex"] == entry["group"]]
+        group = entry["group"]
+        missing = frame["sex"].isna()
+        cell = (
+            frame
+            if group is None
+            else frame[missing]
+            if group == "(missing)"
+            else frame[frame["sex"] == group]
+        )
         want = cell["bmi"].quantile(entry["prob"])
-        assert entry["value"] == (None if pd.isna(want) else want), entry
+        if "reason" in entry:  # a suppressed cell (the empty (missing) group, and what hides it)
+            assert entry.get("value") is None, entry
+        else:
+            assert entry["value"] == (None if pd.isna(want) else want), entry
+    published = {e["group"] for e in result["quantiles"] if "reason" not in e}
+    assert {None, "F", "M"} <= published
     (first_input, summaries), searches = rounds[0], rounds[1:]
     assert first_input == {"phase": "summary"}
     assert {r["mask_key"]["site"] for r in summaries.values()} == set(sites)
