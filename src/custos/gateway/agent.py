@@ -104,7 +104,7 @@ class Agent:
             log.info("connected; published %d dataset(s)", len(self.site))
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
-        task = self.client.next_task()
+        task = self.client.next_task(held=self._unsent)
         if task is None:
             return
         pending = self.journal.get(task.task_id, task.attempt)

@@ -3,6 +3,10 @@
 Services run in worker threads; the long-poll waits on the event loop. `notify` is thread-safe.
 Waiters also re-check the database on a short period, so several orchestrator workers sharing one
 database still hand out work (a little later) without a shared notifier.
+
+It also keeps each gateway's newest poll number: a gateway numbers its polls in increasing order, and a
+poll older than one already seen was given up on by its gateway (its connection was delayed past the
+gateway's wait), so it must lease nothing.
 """
 
 from __future__ import annotations
@@ -29,12 +33,25 @@ class TaskNotifier:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[str, asyncio.Event] = {}
+        self._newest_poll: dict[str, int] = {}
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
     def _event(self, gateway: str) -> asyncio.Event:
         return self._events.setdefault(gateway, asyncio.Event())
+
+    def poll_arrived(self, gateway: str, poll: int) -> bool:
+        """Note the gateway's poll number `poll`; False when a newer poll of the gateway was seen."""
+        newest = self._newest_poll.get(gateway)
+        if newest is not None and poll < newest:
+            return False
+        self._newest_poll[gateway] = poll
+        return True
+
+    def is_newest_poll(self, gateway: str, poll: int) -> bool:
+        """Whether `poll` is still the gateway's newest poll: no later one has arrived meanwhile."""
+        return self._newest_poll.get(gateway) == poll
 
     def notify(self, gateways: Iterable[str]) -> None:
         loop = self._loop
