@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import time
@@ -109,10 +110,18 @@ class Agent:
             return
         pending = self.journal.get(task.task_id, task.attempt)
         if pending is None:
+            pending = self.journal.earlier(task.task_id, task.attempt)
+            if pending is not None:
+                # Computed and journaled at an earlier attempt, not acknowledged: the same result again.
+                log.info("task %s attempt %d: re-sending its journaled result", task.task_id, task.attempt)
+                self.journal.record(task.task_id, pending)
+        if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
             pending = to_upload(task.attempt, self.handler.handle_task(task))
             self.journal.record(task.task_id, pending)
+            if self.settings.test_crash_at == "after_journal":
+                os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
         self._unsent[task.task_id] = pending
         self._send(task.task_id, pending)
 
@@ -132,8 +141,11 @@ class Agent:
         except OrchestratorUnreachable:
             raise
         except CustosError as exc:
-            # Refused for good (the task was cancelled, re-leased or is unknown): nothing to resend.
+            # Refused (the task was cancelled, re-leased or is unknown): not sent again now. Its blobs
+            # stay with the journal, for a later attempt of the task to re-send.
             log.warning("result of task %s refused: %s", task_id, exc)
+            self._unsent.pop(task_id, None)
+            return
         self._unsent.pop(task_id, None)
         self.journal.acknowledged(pending)
 
@@ -209,7 +221,8 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
     site = load_site(data)
-    settings = GatewaySettings(state_dir=state)
+    # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
+    settings = GatewaySettings(state_dir=state, test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None)
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
     policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
