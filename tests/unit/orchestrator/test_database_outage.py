@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from custos.local.process import free_port
+from custos.orchestrator.db import Database
 from custos.testing.inprocess import bearer, orchestrator_in_process, provision_people
 
 PEOPLE = [("alice", "user", "university", "lead_researcher")]
@@ -47,3 +49,30 @@ def test_an_unreachable_database_answers_503_with_the_reason_logged_once(
         assert api.get("/api/v1/me", headers=headers).status_code == 200
         logged = [r.getMessage() for r in caplog.records if r.name == "custos.orchestrator"]
         assert f"the database is back; {REQUESTS} request(s) were refused while it was unavailable" in logged
+
+
+def test_a_postgresql_server_that_refuses_connections_answers_503(
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    kits = provision_people(tmp_path / "kits", "outage-pg", PEOPLE)
+    with orchestrator_in_process(kits, tmp_path, database_url=postgres_url) as api:
+        headers = bearer(api, kits["alice"])
+        services = api.app.state.services  # type: ignore[attr-defined]
+        served = services.db
+        # The same database, at a port where no server listens: every connection is refused.
+        address = postgres_url.split("@", 1)[1].split("/", 1)[0]
+        services.db = Database(postgres_url.replace(address, f"127.0.0.1:{free_port()}", 1))
+        caplog.set_level(logging.INFO, logger="custos.orchestrator")
+        try:
+            answers = [api.get("/api/v1/me", headers=headers) for _ in range(REQUESTS)]
+        finally:
+            services.db.dispose()
+            services.db = served
+        assert {a.status_code for a in answers} == {503}
+        details = {a.json()["detail"] for a in answers}
+        assert len(details) == 1
+        detail = details.pop()
+        assert detail.startswith("the database is unavailable: ") and "refused" in detail, detail
+        logged = [r.getMessage() for r in caplog.records if r.name == "custos.orchestrator"]
+        assert len([m for m in logged if "the database is unavailable" in m]) == 1
+        assert api.get("/api/v1/me", headers=headers).status_code == 200
