@@ -50,10 +50,16 @@ def committed_charges(cluster: Cluster) -> list[tuple[str, str, str]]:
         db.close()
 
 
-def test_a_result_journaled_before_a_crash_is_re_sent_not_lost(dp_site: Cluster) -> None:
+@pytest.mark.parametrize("orchestrator_restarts", [False, True], ids=["gateway-only", "orchestrator-too"])
+def test_a_result_journaled_before_a_crash_is_re_sent_not_lost(
+    dp_site: Cluster, orchestrator_restarts: bool
+) -> None:
+    """With `orchestrator_restarts`, the orchestrator is also killed and started again while the gateway
+    is down: it comes back with the task leased to the dead gateway at attempt 1."""
     with dp_site.client("dora") as dora:
         spec = dora.create_spec("crash", "stats@1.0.0", [f"{SITE}/patients_dp"], ["age"])
         dora.activate_spec(spec.id)
+        spent_before = {(row.dataset, row.kind): row.spent_epsilon for row in dora.budget()}
 
         # The gateway, started again with the crash hook: it dies right after journaling its result.
         gateway = dp_site._gateway_processes[SITE]
@@ -68,17 +74,28 @@ def test_a_result_journaled_before_a_crash_is_re_sent_not_lost(dp_site: Cluster)
         assert not gateway.running, dp_site.logs()
         assert gateway.popen is not None and gateway.popen.returncode == -9
         gateway.kill(10)  # reaped: closes its log before the next start
-        assert [state for _, _, state in committed_charges(dp_site)] == ["committed"]
+        assert [c for c in committed_charges(dp_site) if c[0].startswith(job.id)] == [
+            (f"{job.id}/round-0", "1.0", "committed")
+        ]
+        if orchestrator_restarts:
+            dp_site.restart_orchestrator(kill=True)
 
         # Started again, without the hook: the task comes back at attempt 2 and gets the journaled result.
         del gateway.env[CRASH_HOOK]
         dp_site.start_gateway(SITE)
+    with dp_site.client("dora") as dora:
         dora.wait_job(job.id, timeout=90)
         result = dora.job_result(job.id).data
         mirror = {(row.dataset, row.kind): row.spent_epsilon for row in dora.budget()}
 
     assert result["summaries"][0]["count"] > 0
-    assert committed_charges(dp_site) == [(f"{job.id}/round-0", "1.0", "committed")]
+    # Debited once: one committed charge for the job in the gateway's ledger, and the mirror 1.0 more.
+    assert [c for c in committed_charges(dp_site) if c[0].startswith(job.id)] == [
+        (f"{job.id}/round-0", "1.0", "committed")
+    ]
     assert mirror, "the orchestrator mirrors no spending"
-    assert all(spent == pytest.approx(1.0) for spent in mirror.values()), mirror
+    for key, spent in mirror.items():
+        assert spent == pytest.approx(spent_before.get(key, 0.0) + 1.0), mirror
+    ledger_total = sum(float(eps) for _, eps, state in committed_charges(dp_site) if state == "committed")
+    assert all(spent == pytest.approx(ledger_total) for spent in mirror.values()), (mirror, ledger_total)
     assert "re-sending its journaled result" in dp_site.log_path(SITE).read_text(encoding="utf-8")
