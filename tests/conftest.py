@@ -21,7 +21,7 @@ from custos.local.process import ManagedProcess
 PG_ADMIN_URL = os.environ.get("CUSTOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 INTEGRATION = Path(__file__).parent / "integration"
 # Fixtures that start an orchestrator and gateways as processes (this file's, or a module's own).
-PROCESS_FIXTURES = {"cluster"}
+PROCESS_FIXTURES = {"cluster", "capped_cluster", "sdc_cluster", "counts_cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -144,11 +144,14 @@ SITE_AUTHORIZATION: dict[str, object] = {
 
 
 def code_policy() -> dict[str, object]:
-    """The policy of `patients_code`: reviewed custom code, reading every column, for the university."""
+    """The policy of `patients_code`: reviewed custom code, reading every column, for the university;
+    row-level outputs accepted (flagged for the reviewers)."""
     return {
         "dataset": CODE_DATASET,
         "grants": [{"orgs": ["university"], "models": ["custom"], "columns": CODE_GRANTED}],
         "custom_code": "review",
+        # The custom code tests return rows of the synthetic patients on purpose (held, flagged).
+        "custom_outputs": "allow_row_level",
     }
 
 

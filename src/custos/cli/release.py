@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -14,7 +14,15 @@ from rich.text import Text
 from custos.cli.options import JsonOption, KitOption, open_client
 from custos.cli.output import echo, key_value_table, print_json, stdout
 from custos.core.states import ReleaseState
-from custos.core.wire import JobResult, ReleaseDetail, ReleasePart, ReleasePartState, ReleasePublic
+from custos.core.wire import (
+    FlagAction,
+    JobResult,
+    OutputFlag,
+    ReleaseDetail,
+    ReleasePart,
+    ReleasePartState,
+    ReleasePublic,
+)
 from custos.sdk import Result
 from custos.sdk.tables import add_row, section_table, shown
 
@@ -38,6 +46,12 @@ STATE_STYLES = {
 }
 
 
+FLAG_STYLES: dict[FlagAction, str] = {
+    "flagged": "red",
+    "suppressed": "yellow",
+    "rounded": "yellow",
+    "unchecked": "yellow",
+}
 PART_STYLES: dict[ReleasePartState, str] = {
     "pending": "yellow",
     "approved": "green",
@@ -78,6 +92,46 @@ def parts_table(parts: Sequence[ReleasePart]) -> Table:
             ", ".join(p.reviewers),
         )
     return table
+
+
+def flags_tables(flags: Sequence[OutputFlag]) -> list[Table]:
+    """What the gateways' automatic checks found in the outputs shown, one table per dataset: one row
+    per cell, column or output (row and column blank for a whole column or output), never a value."""
+    by_dataset: dict[str, list[OutputFlag]] = {}
+    for f in flags:
+        by_dataset.setdefault(f.dataset or "", []).append(f)
+    tables = []
+    for dataset, found in by_dataset.items():
+        table = Table(
+            title=shown(f"automatic checks of {dataset}"), box=box.SIMPLE_HEAD, title_justify="left"
+        )
+        for column in ("row", "column", "rule", "class", "action"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("reason")
+        for f in found:
+            add_row(
+                table,
+                "" if f.row is None else str(f.row),
+                f.column or "",
+                f.rule,
+                f.value_class,
+                Text(f.action, style=FLAG_STYLES[f.action]),
+                f.reason,
+            )
+        tables.append(table)
+    return tables
+
+
+def _without_flags(result: dict[str, Any]) -> dict[str, Any]:
+    """The held result without the flags its site outputs carry: `flags_table` shows them."""
+    sites = result.get("sites")
+    if not isinstance(sites, dict):
+        return result
+    plain = {
+        ref: {k: v for k, v in output.items() if k != "flags"} if isinstance(output, dict) else output
+        for ref, output in sites.items()
+    }
+    return result | {"sites": plain}
 
 
 def releases_table(releases: Sequence[ReleasePublic]) -> Table:
@@ -135,8 +189,11 @@ def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> No
             )
         console.print(votes)
     if with_result:
+        for table in flags_tables(release.flags):
+            console.print(table)
         console.print(Text("held result", style="bold"))
-        held = Result(JobResult(job_id=release.job_id, model=release.model, result=release.result))
+        unflagged = _without_flags(release.result)
+        held = Result(JobResult(job_id=release.job_id, model=release.model, result=unflagged))
         for section in held.sections():
             console.print(section_table(section))
         if release.withheld:

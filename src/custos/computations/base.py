@@ -6,7 +6,8 @@ either asks for another round or returns the final result. In the sandbox at eac
 `compute_site` reads rows only through a `DalReader` and returns sufficient statistics. Before a site
 result leaves the gateway, the gateway (not the sandboxed code) applies `filter_site_result` with the
 privacy controls of the dataset's policy (`custos.privacy.controls`); the orchestrator passes the
-strictest disclosure rules of the job's datasets to `aggregate`. Under differential privacy the gateway
+strictest disclosure rules of the job's datasets to `aggregate`. A model that meets `MaskedSums` has
+some figures masked by the gateway after that filter. Under differential privacy the gateway
 asks the model for its `plan_dp` (the queries, their cost, and the settings the sandbox needs) before
 it reserves the budget and runs the round.
 
@@ -20,11 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+from pydantic import Field
 
 from custos.core.dal_wire import Filter
 from custos.core.schema import DatasetSchema
 from custos.privacy.controls import DisclosureRules, DominanceRule, DpSettings, PrivacyControls
+from custos.privacy.glm_rules import GlmRules
 from custos.privacy.plan import DpPlan
+from custos.privacy.secure_sum import SiteKey
 
 if TYPE_CHECKING:
     from custos.policy.asset import AssetPolicy
@@ -60,11 +64,21 @@ def effective_rules(privacy: PrivacyControls, min_count: int | None) -> Disclosu
     return rules.model_copy(update={"min_count": min_count})
 
 
-def policy_privacy(policy: AssetPolicy) -> PrivacyControls:
+class PolicyControls(PrivacyControls):
+    """What a gateway hands a model's `filter_site_result`: the policy's privacy section and the rules
+    the policy sets for one model in particular (`glm`)."""
+
+    glm: GlmRules = Field(default_factory=GlmRules)
+
+
+def policy_privacy(policy: AssetPolicy) -> PolicyControls:
     """An asset policy's privacy section with the disclosure rules in force (its older top-level
-    `min_count` reconciled with `privacy.disclosure.min_count` by `effective_rules`)."""
+    `min_count` reconciled with `privacy.disclosure.min_count` by `effective_rules`), and its model
+    rules."""
     written = policy.min_count if "min_count" in policy.model_fields_set else None
-    return policy.privacy.model_copy(update={"disclosure": effective_rules(policy.privacy, written)})
+    privacy = policy.privacy.model_copy(update={"disclosure": effective_rules(policy.privacy, written)})
+    sections = {name: getattr(privacy, name) for name in PrivacyControls.model_fields}
+    return PolicyControls(**sections, glm=policy.glm)
 
 
 def strictest_rules(all_rules: Sequence[DisclosureRules]) -> DisclosureRules:
@@ -126,6 +140,48 @@ class PartialRounds(Protocol):
 
     def quorum(self, params: Mapping[str, Any]) -> int:
         """The fewest sites whose results a round can be aggregated from."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobDataset:
+    """One of a job's datasets as the checks before a run see it: public metadata and policy only."""
+
+    schema: DatasetSchema
+    privacy: PrivacyControls
+
+
+@runtime_checkable
+class JobChecks(Protocol):
+    """A model that checks a job over all its datasets before anything runs or is charged, so that a
+    job that cannot succeed costs no privacy budget."""
+
+    def check_job(self, params: Mapping[str, Any], datasets: Mapping[str, JobDataset]) -> None:
+        """Raise InvalidInput or PolicyDenied, naming the field and the datasets (keyed by
+        `gateway/dataset`), for a job that would fail over `datasets` whatever their rows hold. The
+        orchestrator runs it at submit over every dataset of the job; a gateway over its own dataset
+        before it reserves any budget. MUST NOT touch data."""
+        ...
+
+
+def check_job(model: object, params: Mapping[str, Any], datasets: Mapping[str, JobDataset]) -> None:
+    """The model's checks of a job over `datasets`, when it has any (`JobChecks`)."""
+    if isinstance(model, JobChecks):
+        model.check_job(params, datasets)
+
+
+@runtime_checkable
+class MaskedSums(Protocol):
+    """A model some of whose site figures the orchestrator may read only summed over the sites
+    (`custos.privacy.secure_sum`): the gateway, which alone holds the site's key, seals each result
+    after the model's disclosure filter."""
+
+    def seal_site_result(
+        self, params: Mapping[str, Any], round_input: Json, result: Json, key: SiteKey | None
+    ) -> Json:
+        """`result` with this site's mask key announced, or with its figures masked, as the round
+        needs. MUST mask every figure the orchestrator may read only as a sum, and raise when it
+        cannot (`key` is None, or the round input's peers do not check out)."""
         ...
 
 

@@ -14,6 +14,9 @@ INPUT_JSON holds {"model": "stats@1.0.0", "dataset", "params", "round_input", "d
 and writes OUTPUT_DIR/result.json (canonical JSON). On any failure it writes OUTPUT_DIR/error.json with
 only the exception's type and message, and exits 1. The gateway, not this code, filters the result.
 
+In both, a broken limit (`custos.sandbox.bootstrap.breach_code`: memory, processes, /output or /tmp
+full) is not answered: it ends the process, and the bootstrap's exit code names the limit.
+
 Start-up time counts: this path imports numpy and pyarrow but never pandas.
 """
 
@@ -35,6 +38,7 @@ from custos.computations.registry import get_model
 from custos.core.digest import canonical_json
 from custos.core.errors import InvalidInput, PayloadTooLarge
 from custos.core.refs import parse_model_ref
+from custos.sandbox.bootstrap import breach_code
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_CHARS = 4000
@@ -87,6 +91,8 @@ def run(input_path: Path, output_dir: Path, reader: DalReader | None = None) -> 
         _write(output_dir / "result.json", canonical_json(result))
         return 0
     except Exception as exc:
+        if breach_code(exc) is not None:
+            raise
         error = {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS]}
         _write(output_dir / "error.json", canonical_json(error))
         return 1
@@ -141,6 +147,10 @@ def answer(request: dict[str, Any], readers: dict[tuple[str, str], DalReader]) -
         result = model.compute_site(readers[key], task.dataset, task.params, task.round_input)
         return {"ok": True, "result": result}
     except Exception as exc:
+        if breach_code(exc) is not None:
+            # A broken limit ends the runtime, as it ends any sandboxed run: the bootstrap exits with
+            # the limit's code, and the gateway names the limit.
+            raise
         return _error(exc) | {"ok": False}
 
 

@@ -14,6 +14,9 @@ from custos.core.errors import InvalidInput
 
 ColumnType = Literal["integer", "float", "boolean", "string", "date", "timestamp"]
 ColumnKind = Literal["numeric", "categorical", "other"]
+# The category of every value too rare to publish (custos.data.profile): the last of a column's
+# categories when it has such values, and what the gateway serves computations in their place.
+OTHER_CATEGORY = "(other)"
 
 
 class ColumnSchema(BaseModel):

@@ -2,7 +2,10 @@
 
 Nothing published is a raw data value: numeric bounds are rounded outward to two significant figures and
 moved one step further out when rounding left them on the value itself; the row count is rounded to the
-nearest 10. Categories are published as they are, so only columns with few distinct values get them.
+nearest 10. Only columns with few distinct values get categories, and a category is published only when
+at least `min_count` rows hold it (the policy's minimum cell count): rarer values are one category,
+`(other)`, listed last, as a small cell would be suppressed. A boolean column's categories are the two
+values of its type, whatever the data holds.
 """
 
 from __future__ import annotations
@@ -13,20 +16,29 @@ from typing import Any
 import pyarrow as pa
 
 from custos.core.errors import InvalidInput
-from custos.core.schema import ColumnSchema, ColumnType, DatasetSchema
+from custos.core.schema import OTHER_CATEGORY, ColumnSchema, ColumnType, DatasetSchema
 from custos.data.query import connect, quote_identifier
 from custos.data.source import DataSource
 
 # HyperLogLog estimates are within a few percent; a margin keeps every truly small column a candidate.
 _APPROX_MARGIN = 2
+# Without a policy, the default minimum cell count of the disclosure rules.
+DEFAULT_MIN_COUNT = 10
+BOOLEAN_CATEGORIES = ["false", "true"]
 
 
-def profile(source: DataSource, *, max_categories: int = 50) -> tuple[DatasetSchema, int]:
+def profile(
+    source: DataSource, *, max_categories: int = 50, min_count: int = DEFAULT_MIN_COUNT
+) -> tuple[DatasetSchema, int]:
     """The public schema of `source` and its row count rounded to the nearest 10.
 
     One aggregate pass over every column (counts, bounds, approximate distinct counts), then one pass over
-    the few string and boolean columns that may be categorical, to list their values exactly.
+    the few string columns that may be categorical, to count their values exactly. A string column with
+    at most `max_categories` distinct values is categorical: its values held by `min_count` rows or more,
+    sorted, then `(other)` when any value is held by fewer.
     """
+    if min_count < 1:
+        raise InvalidInput(f"min_count must be 1 or more, not {min_count}")
     arrow = source.arrow_schema()
     kinds = {field.name: _column_type(source.name, field) for field in arrow}
     names = list(kinds)
@@ -37,10 +49,9 @@ def profile(source: DataSource, *, max_categories: int = 50) -> tuple[DatasetSch
     candidates = [
         name
         for i, name in enumerate(names)
-        if kinds[name] in ("string", "boolean")
-        and int(stats[f"d{i}"] or 0) <= max_categories * _APPROX_MARGIN
+        if kinds[name] == "string" and int(stats[f"d{i}"] or 0) <= max_categories * _APPROX_MARGIN
     ]
-    distinct = _distinct_values(source, candidates)
+    distinct = _value_counts(source, candidates)
     columns: list[ColumnSchema] = []
     for i, name in enumerate(names):
         kind = kinds[name]
@@ -58,15 +69,25 @@ def profile(source: DataSource, *, max_categories: int = 50) -> tuple[DatasetSch
                     max=bounds[1] if bounds else None,
                 )
             )
-        elif name in distinct and (kind == "boolean" or len(distinct[name]) <= max_categories):
+        elif kind == "boolean" or (name in distinct and len(distinct[name]) <= max_categories):
+            categories = (
+                BOOLEAN_CATEGORIES if kind == "boolean" else public_categories(distinct[name], min_count)
+            )
             columns.append(
                 ColumnSchema(
-                    name=name, type=kind, kind="categorical", nullable=nullable, categories=distinct[name]
+                    name=name, type=kind, kind="categorical", nullable=nullable, categories=categories
                 )
             )
         else:
             columns.append(ColumnSchema(name=name, type=kind, kind="other", nullable=nullable))
     return DatasetSchema(columns=columns), round_count(total)
+
+
+def public_categories(counts: dict[str, int], min_count: int) -> list[str]:
+    """The values held by `min_count` rows or more, sorted, then `(other)` if any value is rarer (a value
+    that is itself the text `(other)` counts with them)."""
+    kept = sorted(value for value, n in counts.items() if n >= min_count and value != OTHER_CATEGORY)
+    return [*kept, OTHER_CATEGORY] if len(kept) < len(counts) else kept
 
 
 def round_count(count: int) -> int:
@@ -127,26 +148,28 @@ def _aggregate(source: DataSource, kinds: dict[str, ColumnType]) -> dict[str, An
             parts += [f"min({finite}) AS lo{i}", f"max({finite}) AS hi{i}"]
         elif kind == "integer":
             parts += [f"CAST(min({col}) AS DOUBLE) AS lo{i}", f"CAST(max({col}) AS DOUBLE) AS hi{i}"]
-        elif kind in ("string", "boolean"):
+        elif kind == "string":
             parts.append(f"approx_count_distinct({col}) AS d{i}")
     return _one_row(source, list(kinds), "SELECT " + ", ".join(parts) + " FROM src")  # noqa: S608
 
 
-def _distinct_values(source: DataSource, names: list[str]) -> dict[str, list[str]]:
+def _value_counts(source: DataSource, names: list[str]) -> dict[str, dict[str, int]]:
+    """How many rows hold each non-null value of each named column (the gateway's alone: only
+    `public_categories` of it is published)."""
     if not names:
         return {}
     parts = [
-        f"list(DISTINCT CAST({quote_identifier(n)} AS VARCHAR)) "
+        f"histogram(CAST({quote_identifier(n)} AS VARCHAR)) "
         f"FILTER (WHERE {quote_identifier(n)} IS NOT NULL) AS v{i}"
         for i, n in enumerate(names)
     ]
     row = _one_row(source, names, "SELECT " + ", ".join(parts) + " FROM src")  # noqa: S608
-    return {name: sorted(_as_list(row[f"v{i}"])) for i, name in enumerate(names)}
+    return {name: _as_counts(row[f"v{i}"]) for i, name in enumerate(names)}
 
 
-def _as_list(value: object) -> list[str]:
-    # DuckDB gives NULL rather than an empty list when the filter leaves no rows.
-    return [str(v) for v in value] if isinstance(value, list) else []
+def _as_counts(value: object) -> dict[str, int]:
+    # DuckDB gives NULL rather than an empty map when the filter leaves no rows.
+    return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _one_row(source: DataSource, columns: list[str], sql: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
+from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
 from custos.gateway.trust import GatewayTrust
@@ -33,6 +34,7 @@ from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
 from custos.policy.authorization import AUTHORIZATION_FILE
 from custos.privacy.filters import PRIVACY_FILE, SitePrivacy, load_site_privacy
+from custos.privacy.secure_sum import MaskKeys
 from custos.sandbox.runner import Runner
 
 log = logging.getLogger("custos.gateway")
@@ -65,6 +67,7 @@ class Agent:
         trust: GatewayTrust,
         policies: PolicyKeeper,
         site_privacy: SitePrivacy | None = None,
+        mask_keys: MaskKeys | None = None,
     ) -> None:
         self.client = client
         self.site = site
@@ -84,6 +87,7 @@ class Agent:
             site_privacy=site_privacy,
             models=ModelCache(settings.state_dir, trust.check_certificate),
             archives=client,
+            mask_keys=mask_keys,
         )
         self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")
@@ -220,17 +224,22 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
-    site = load_site(data)
     # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
-    settings = GatewaySettings(state_dir=state, test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None)
+    settings = GatewaySettings(
+        state_dir=state,
+        sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE),
+        test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None,
+    )
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
     policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
-    policies.load({name: d.policy_file for name, d in site.items()})
+    # The policies in force are loaded first: each one's minimum cell count sets what is published.
+    site = load_site(data, policies)
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
     # Logging starts once everything loaded: a refused start prints only its one-line error.
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {identity.name} %(levelname)s %(message)s")
     log.info("site authorization: %s", origin)
+    log.info("sandbox caps per task: %s", settings.sandbox_caps.to_json())
     for name in site:
         signed = policies.signed(name)
         log.info(
@@ -250,6 +259,7 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         trust=trust,
         policies=policies,
         site_privacy=site_privacy,
+        mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
     )
     try:
         agent.run(stop)

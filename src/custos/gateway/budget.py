@@ -1,5 +1,8 @@
 """The gateway's privacy budget: the authoritative ledger (`custos.privacy.ledger.BudgetLedger`) in the
-gateway's state folder (`budget.db`), keyed by the content lineage of each dataset's file.
+gateway's state folder (`budget.db`), keyed by the fingerprint of each dataset's rows
+(`custos.data.fingerprint`), so every copy of the same rows the gateway serves shares one budget. Before
+a dataset's first charge or standing, the gateway links that fingerprint in the ledger to the digest of
+the file's bytes, the key of earlier releases: what was spent under it still counts.
 
 A DP task reserves its whole cost before it runs (under the job id and round, so a retried task does
 not pay twice), commits after the run, and its result carries the submitter's standing so that the
@@ -13,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from custos.core.wire import TaskAssignment
+from custos.data.file_source import open_source
+from custos.data.fingerprint import row_lineage
 from custos.gateway.site import SiteDataset
 from custos.privacy.controls import BudgetCaps, PrivacyCost
 from custos.privacy.ledger import BudgetLedger, Reservation, content_lineage
@@ -21,8 +26,9 @@ BUDGET_FILE = "budget.db"
 
 
 def budget_job_id(task: TaskAssignment) -> str:
-    """The ledger's idempotency key: one charge per job round on a lineage."""
-    return f"{task.job_id}/round-{task.round}"
+    """The ledger's idempotency key: one charge per job round and dataset on the same data. The dataset
+    is part of it because two datasets may hold the same rows: a job reading both pays for both."""
+    return f"{task.job_id}/{task.dataset}/round-{task.round}"
 
 
 class GatewayBudget:
@@ -40,14 +46,19 @@ class GatewayBudget:
             return self._ledger
 
     def lineage(self, dataset: SiteDataset) -> str:
-        """The dataset's content lineage: taken at load, else computed once and cached."""
-        if dataset.lineage is not None:
-            return dataset.lineage
+        """The dataset's budget key, the fingerprint of its rows (taken at load, else now), linked in
+        the ledger to the digest of its file's bytes once per dataset and process."""
         path = dataset.entry.path
         with self._lock:
-            if path not in self._lineages:
-                self._lineages[path] = content_lineage(path)
-            return self._lineages[path]
+            known = self._lineages.get(path)
+        if known is not None:
+            return known
+        # From the catalogue entry, not `dataset.source`: the rows as stored, not as the DAL serves them.
+        rows = dataset.lineage or row_lineage(open_source(dataset.entry))
+        self.ledger.link(rows, dataset.file_lineage or content_lineage(path))
+        with self._lock:
+            self._lineages[path] = rows
+        return rows
 
     def reserve(
         self,
@@ -69,7 +80,7 @@ class GatewayBudget:
             epsilon=cost.epsilon,
             delta=cost.delta,
             caps=caps,
-            job_id=f"{task.job_id}/training" if whole_job else budget_job_id(task),
+            job_id=f"{task.job_id}/{task.dataset}/training" if whole_job else budget_job_id(task),
         )
 
     def commit(self, reservation: Reservation) -> None:

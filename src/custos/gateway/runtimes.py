@@ -6,6 +6,11 @@ A runtime owns a short private folder holding two unix sockets that are bound in
 the gateway sends one frame per round and reads one frame back. Closing the round socket ends the
 sandboxed process. Runtimes idle for longer than `idle_s` are closed by `reap`.
 
+Nothing the sandbox can read names a host folder: the folder is made in /dev/shm where there is one
+(the sandbox's mount table shows a bind's source only within its own filesystem: there, a random
+name), and the sockets are bound under /proc/self/fd/N, the gateway's descriptor of that folder (the
+name a socket was bound to shows in /proc/net/unix of whoever connects to it).
+
 The pool keeps one spare runtime started ahead of need: booted and imported (OpenDP too: `warm`),
 holding no grant and no data. The next job takes it (and only that job ever uses it), so a job's
 first round pays no start either. Runtimes are closed in the background, never on a job's critical
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -36,6 +42,7 @@ from custos.sandbox.runner import Bind, Runner, SandboxRequest, SandboxResult
 log = logging.getLogger("custos.gateway")
 
 IPC_TARGET = "/ipc"
+SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 - the host's, for the sockets' folder only
 CONNECT_TIMEOUT_S = 60.0
 CLOSE_WAIT_S = 5.0
 
@@ -66,16 +73,17 @@ class JobRuntime:
         self._closing = False
         self._cleanup_lock = threading.Lock()
         self._dal: DalServer | None = None
+        self._ipc_fd: int | None = None
         self._folder = Path(tempfile.mkdtemp(prefix="custos-job-"))
-        ipc, output = self._folder / "ipc", self._folder / "output"
-        ipc.mkdir(mode=0o755)
-        output.mkdir(mode=0o755)
-        self._folder.chmod(0o755)
-        self._ipc = ipc
+        output = self._folder / "output"
+        output.mkdir(mode=0o700)
+        self._ipc = ipc = Path(tempfile.mkdtemp(prefix="custos-", dir=_ipc_parent()))
         try:
+            ipc.chmod(0o755)  # the sandbox runs as another, unprivileged uid
+            self._ipc_fd = os.open(ipc, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self._listener.bind(str(ipc / "rounds.sock"))
-            (ipc / "rounds.sock").chmod(0o666)  # the sandbox runs as another, unprivileged uid
+            self._listener.bind(str(self._named("rounds.sock")))
+            (ipc / "rounds.sock").chmod(0o666)
             self._listener.listen(1)
         except BaseException:
             self.close()
@@ -94,7 +102,15 @@ class JobRuntime:
         """Give this runtime its one job's grant: start the DAL that serves it to this runtime's token."""
         if self._dal is not None:
             raise SandboxError("a job runtime serves one job only")
-        self._dal = DalServer.start(self._ipc / "dal.sock", self.token, grants, access_log=access_log)
+        self._dal = DalServer.start(self._named("dal.sock"), self.token, grants, access_log=access_log)
+
+    def _named(self, name: str) -> Path:
+        """`name` in the runtime's socket folder, by a path that names no host folder."""
+        return Path(f"/proc/self/fd/{self._ipc_fd}/{name}")
+
+    def served_reads(self) -> list[int]:
+        """The rows of each read the DAL served this runtime so far, oldest first."""
+        return [] if self._dal is None else [a.rows for a in self._dal.accesses if a.allowed]
 
     @property
     def alive(self) -> bool:
@@ -186,6 +202,17 @@ class JobRuntime:
                 dal.stop()
                 self._dal = None
             shutil.rmtree(self._folder, ignore_errors=True)
+            shutil.rmtree(self._ipc, ignore_errors=True)
+            if self._ipc_fd is not None:
+                os.close(self._ipc_fd)
+                self._ipc_fd = None
+
+
+def _ipc_parent() -> str | None:
+    """Where a runtime's socket folder is made: /dev/shm when this process may, else the temp folder."""
+    if SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK | os.X_OK):
+        return str(SHARED_MEMORY)
+    return None
 
 
 class RuntimePool:

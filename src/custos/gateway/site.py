@@ -2,6 +2,11 @@
 
 Which policy is in force is the PolicyKeeper's business (`policies`): it verifies these files and
 any newer policy relayed with a task. The file locations never leave this module's owner process.
+
+A dataset's public schema and mock name no category that fewer rows hold than the minimum cell count of
+the policy in force at start (`(other)` stands for them; `custos.data.profile`), and computations read
+the file with those categories closed (`FileSource.closed`). A policy that raises its minimum later
+changes what is published at the gateway's next start.
 """
 
 from __future__ import annotations
@@ -9,16 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from custos.computations.base import policy_privacy
 from custos.core.errors import NotFound
-from custos.core.schema import DatasetSchema
+from custos.core.schema import OTHER_CATEGORY, DatasetSchema
 from custos.core.wire import DatasetPublish, GatewayPublish, SignedPolicy
 from custos.data.catalog import DatasetEntry, describe_schema, load_catalog
 from custos.data.file_source import open_source
+from custos.data.fingerprint import row_lineage
 from custos.data.ipc import table_to_ipc_b64
 from custos.data.mock import generate_mock
-from custos.data.profile import profile
+from custos.data.profile import DEFAULT_MIN_COUNT, profile
 from custos.data.source import DataSource
 from custos.gateway.policies import PolicyKeeper, read_signed_policy
+from custos.policy import AssetPolicy, load_policy
 from custos.privacy.ledger import content_lineage
 
 
@@ -30,27 +38,68 @@ class SiteDataset:
     row_count: int
     policy_file: SignedPolicy | None
     mock_b64: str
-    # The privacy budget's key (custos.privacy.ledger.content_lineage), taken once at load.
+    # The privacy budget's key, the fingerprint of the rows (custos.data.fingerprint.row_lineage), and
+    # the digest of the file's bytes (custos.privacy.ledger.content_lineage), which the ledger links to
+    # it: both taken once at load.
     lineage: str | None = None
+    file_lineage: str | None = None
 
 
-def load_site(catalog: Path) -> dict[str, SiteDataset]:
-    """Load, profile and mock every dataset; an unsigned policy file stops the start with its reason."""
-    return {entry.name: load_dataset(entry) for entry in load_catalog(catalog)}
+def load_site(catalog: Path, policies: PolicyKeeper | None = None) -> dict[str, SiteDataset]:
+    """Load, profile and mock every dataset; an unsigned policy file stops the start with its reason.
+    With `policies`, the keeper is loaded first (the custodian's files and the policies it accepted
+    before), and the policy it holds in force for each dataset sets what may be published of it."""
+    entries = load_catalog(catalog)
+    if policies is None:
+        return {entry.name: load_dataset(entry) for entry in entries}
+    policies.load({entry.name: _policy_file(entry) for entry in entries})
+    return {
+        entry.name: load_dataset(entry, min_count=published_min_count(policies.current(entry.name)))
+        for entry in entries
+    }
 
 
-def load_dataset(entry: DatasetEntry) -> SiteDataset:
-    """Open, profile and mock one dataset of the catalogue, with its signed policy file if any."""
-    signed = read_signed_policy(entry.policy_path) if entry.policy_path.is_file() else None
-    source = open_source(entry)
-    profiled, rows = profile(source)
-    mock = generate_mock(source, profiled)
+def load_dataset(entry: DatasetEntry, *, min_count: int | None = None) -> SiteDataset:
+    """Open, profile and mock one dataset of the catalogue, with its signed policy file if any. A
+    category fewer than `min_count` rows hold is published, and served, as `(other)`; by default
+    `min_count` is that of the policy file (verified when the PolicyKeeper loads it), else 10."""
+    signed = _policy_file(entry)
+    if min_count is None:
+        policy = load_policy(signed.policy_yaml, entry.policy_path.name) if signed else None
+        min_count = published_min_count(policy)
+    raw = open_source(entry)
+    profiled, rows = profile(raw, min_count=min_count)
+    mock = generate_mock(raw, profiled)
     # The catalogue's licence and column notes ride in the published schema (validated here, against
     # the file's real columns).
     schema = describe_schema(entry, profiled)
+    closed = {
+        column.name: [c for c in column.categories if c != OTHER_CATEGORY]
+        for column in profiled.columns
+        if column.type == "string" and column.categories and OTHER_CATEGORY in column.categories
+    }
     return SiteDataset(
-        entry, source, schema, rows, signed, table_to_ipc_b64(mock), content_lineage(entry.path)
+        entry,
+        raw.closed(closed) if closed else raw,
+        schema,
+        rows,
+        signed,
+        table_to_ipc_b64(mock),
+        # Both of the rows as stored, not as computations read them.
+        lineage=row_lineage(raw),
+        file_lineage=content_lineage(entry.path),
     )
+
+
+def published_min_count(policy: AssetPolicy | None) -> int:
+    """The fewest rows a category needs to be published: the minimum cell count in force under
+    `policy` (the larger of its top-level `min_count` and `privacy.disclosure.min_count` when it sets
+    both), or the default 10 without a policy."""
+    return policy_privacy(policy).disclosure.min_count if policy is not None else DEFAULT_MIN_COUNT
+
+
+def _policy_file(entry: DatasetEntry) -> SignedPolicy | None:
+    return read_signed_policy(entry.policy_path) if entry.policy_path.is_file() else None
 
 
 def publication(site: dict[str, SiteDataset], policies: PolicyKeeper) -> GatewayPublish:

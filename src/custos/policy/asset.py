@@ -9,8 +9,10 @@
     min_count: 10
     release: none            # none | one | two reviewers before the researcher sees a result
     custom_code: never       # never | review: whether reviewed custom code may run here
+    custom_outputs: flag     # flag | enforce | allow_row_level: the automatic check of code outputs
     model_release: false     # whether a trained model's weights (fedavg's final model) may leave
     privacy: {...}           # disclosure rules, differential privacy, budget: see custos.privacy.controls
+    glm: {min_rows_per_term: 10}   # rows a site needs per coefficient of a glm: see custos.privacy.glm_rules
 
 Default deny: no policy, or no grant that matches, means no access.
 """
@@ -26,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from custos.core.errors import InvalidInput
 from custos.core.yamltext import parse_yaml_mapping
 from custos.privacy.controls import PrivacyControls
+from custos.privacy.glm_rules import GlmRules
+from custos.privacy.table_check import CustomOutputs
 
 MAX_POLICY_BYTES = 256 * 1024
 
@@ -92,9 +96,16 @@ class AssetPolicy(BaseModel):
     # Custom code: `never` refuses every request; `review` accepts requests that a custodian reviews
     # (and a grant naming model `custom` gives the columns the code may read).
     custom_code: Literal["never", "review"] = "never"
+    # The gateway's check of the tables that custom code and published packages return, under the
+    # privacy section's disclosure rules (custos.privacy.table_check): `flag` lists the cells that
+    # break a rule in the review record, `enforce` suppresses them; both refuse a row-level table,
+    # which `allow_row_level` accepts (flagged).
+    custom_outputs: CustomOutputs = "flag"
     # A trained model can remember its training rows: its weights reach the researcher only when the
     # policy of every dataset it was trained on says `model_release: true`. Metrics always do.
     model_release: bool = False
+    # A glm site refuses a model with fewer than `min_rows_per_term` of its rows per coefficient.
+    glm: GlmRules = Field(default_factory=GlmRules)
 
 
 def load_policy(text: str, source: str = "policy") -> AssetPolicy:

@@ -8,7 +8,7 @@ A custodian writes it under the dataset's policy (see docs/privacy.md):
         rounding: nearest          # none | nearest | midpoint6
         round_to: 5                # only with rounding: nearest
         dominance: {n: 2, k: 85}   # null turns the rule off
-        extremes_min_count: 20     # min, max and quantiles need a group of 20 rows
+        extremes_min_count: 20     # min, max, quantiles: a group of 20 rows; min, max: 20 rows hold it
         totals_from_cells: false   # true: a total is the sum of its rounded, published cells
         max_levels: 50             # a categorical with more levels: no frequency table, no group_by
         min_subset: 20             # the researcher's filters must leave at least 20 rows at a site

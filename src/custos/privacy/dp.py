@@ -92,7 +92,7 @@ MAX_ROWS = 1 << 32
 _CHUNK = 1 << 20
 
 
-def _check_bounds(lower: float, upper: float) -> None:
+def check_bounds(lower: float, upper: float) -> None:
     if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
         raise InvalidInput(f"bounds must be finite with lower < upper, got [{lower}, {upper}]")
 
@@ -148,7 +148,7 @@ class ClampedColumn:
 
     @classmethod
     def of(cls, data: Data, lower: float, upper: float) -> ClampedColumn:
-        _check_bounds(lower, upper)
+        check_bounds(lower, upper)
         values = np.asarray(data, dtype=np.float64)
         if values.ndim != 1:
             raise InvalidInput(f"values must be one-dimensional, got shape {values.shape}")
@@ -211,7 +211,7 @@ def _aggregate_space() -> tuple[Any, Any]:
     return domain, dpme.user_distance("custos.RowsAddedOrRemoved")
 
 
-def _stated_part(name: str, sensitivity: int, step: float, budget: Budget, *, vector: bool = False) -> Part:
+def stated_part(name: str, sensitivity: int, step: float, budget: Budget, *, vector: bool = False) -> Part:
     """A part releasing the integer aggregate `name` (or vector of counts), which one row moves by at
     most `sensitivity` (in L1, or L2 for a vector under the Gaussian mechanism), with noise of scale
     multiplier times its sensitivity at `contributions`. Its reported scale is in value units."""
@@ -238,7 +238,7 @@ def _stated_part(name: str, sensitivity: int, step: float, budget: Budget, *, ve
     return name, build, lambda s: s * at_contributions * step
 
 
-def _released(
+def released(
     shape: tuple[Any, ...],
     parts: Callable[[], Sequence[Part]],
     aggregates: Mapping[str, Any],
@@ -262,13 +262,13 @@ def dp_count(
     int). Integer noise: discrete Laplace of scale contributions / ε, or discrete Gaussian."""
     budget = budget_of(epsilon, delta, mechanism, contributions)
     count = int(data) if isinstance(data, int | np.integer) else len(_values(data))
-    parts = lambda: [_stated_part("count", 1, 1.0, budget)]  # noqa: E731
-    (value,), release = _released(("count",), parts, {"count": count}, budget)
+    parts = lambda: [stated_part("count", 1, 1.0, budget)]  # noqa: E731
+    (value,), release = released(("count",), parts, {"count": count}, budget)
     return release.release(int(value), budget)  # type: ignore[no-any-return]
 
 
 def _column(values: Data | ClampedColumn, lower: float, upper: float) -> ClampedColumn:
-    _check_bounds(lower, upper)
+    check_bounds(lower, upper)
     if isinstance(values, ClampedColumn):
         if (values.lower, values.upper) != (lower, upper):
             raise InvalidInput(
@@ -294,8 +294,8 @@ def dp_sum(
     budget = budget_of(epsilon, delta, mechanism, contributions)
     column = _column(values, lower, upper)
     grid = column.grid
-    parts = lambda: [_stated_part("sum", grid.sum_sensitivity, grid.step, budget)]  # noqa: E731
-    (total,), release = _released(("sum", lower, upper), parts, {"sum": column.total}, budget)
+    parts = lambda: [stated_part("sum", grid.sum_sensitivity, grid.step, budget)]  # noqa: E731
+    (total,), release = released(("sum", lower, upper), parts, {"sum": column.total}, budget)
     return release.release(float(total) * grid.step, budget)  # type: ignore[no-any-return]
 
 
@@ -318,12 +318,12 @@ def dp_mean(
 
     def parts() -> list[Part]:
         return [
-            _stated_part("count", 1, 1.0, budget),
-            _stated_part("sum", grid.sum_sensitivity, grid.step, budget),
+            stated_part("count", 1, 1.0, budget),
+            stated_part("sum", grid.sum_sensitivity, grid.step, budget),
         ]
 
     true = {"count": column.count, "sum": column.centred}
-    (n, total), release = _released(("mean", lower, upper), parts, true, budget)
+    (n, total), release = released(("mean", lower, upper), parts, true, budget)
     mean = mid + float(total) * grid.step / max(float(n), 1.0)
     return release.release(min(max(mean, lower), upper), budget)  # type: ignore[no-any-return]
 
@@ -348,13 +348,13 @@ def dp_variance(
 
     def parts() -> list[Part]:
         return [
-            _stated_part("count", 1, 1.0, budget),
-            _stated_part("sum", centred.sum_sensitivity, centred.step, budget),
-            _stated_part("sum_of_squares", squares.sum_sensitivity, squares.step, budget),
+            stated_part("count", 1, 1.0, budget),
+            stated_part("sum", centred.sum_sensitivity, centred.step, budget),
+            stated_part("sum_of_squares", squares.sum_sensitivity, squares.step, budget),
         ]
 
     true = {"count": column.count, "sum": column.centred, "sum_of_squares": column.squares}
-    (n, total, total_sq), release = _released(("variance", lower, upper), parts, true, budget)
+    (n, total, total_sq), release = released(("variance", lower, upper), parts, true, budget)
     n = max(float(n), 2.0)
     total, total_sq = float(total) * centred.step, float(total_sq) * squares.step
     variance = (total_sq - total * total / n) / (n - 1)
@@ -374,9 +374,9 @@ def dp_bin_counts(
     budget = budget_of(epsilon, delta, mechanism, contributions)
     if not counts:
         raise InvalidInput("there must be at least one bin")
-    parts = lambda: [_stated_part("counts", 1, 1.0, budget, vector=True)]  # noqa: E731
+    parts = lambda: [stated_part("counts", 1, 1.0, budget, vector=True)]  # noqa: E731
     true = {"counts": [int(c) for c in counts]}
-    (noisy,), release = _released(("counts", len(counts)), parts, true, budget)
+    (noisy,), release = released(("counts", len(counts)), parts, true, budget)
     return release.release([int(c) for c in noisy], budget)  # type: ignore[no-any-return]
 
 
@@ -436,22 +436,35 @@ def dp_quantiles(
     among `candidates` evenly spaced points by OpenDP's exponential mechanism (pure DP under the
     laplace setting; zCDP, then (ε, δ), under gaussian). The budget is split evenly over the alphas."""
     budget = budget_of(epsilon, delta, mechanism, contributions)
-    _check_bounds(lower, upper)
-    if not alphas or not all(0 <= a <= 1 for a in alphas):
-        raise InvalidInput(f"alphas must be a non-empty list of numbers in [0, 1], got {list(alphas)}")
-    if not 2 <= candidates <= 100_000:
-        raise InvalidInput(f"candidates must be between 2 and 100000, got {candidates}")
+    check_bounds(lower, upper)
+    check_quantile_args(alphas, candidates)
     enable_opendp()
     grid = np.linspace(lower, upper, candidates).tolist()
-    measure = dpms.max_divergence() if mechanism == "laplace" else dpms.zero_concentrated_divergence()
 
     def part(index: int, alpha: float) -> Part:
         def build(s: float) -> Measurement:
-            clamped = float_rows() >> dpt.then_clamp((lower, upper))
-            return clamped >> dpm.then_private_quantile(measure, candidates=grid, alpha=alpha, scale=s)  # type: ignore[no-any-return]
+            return quantile_measurement(lower, upper, grid, alpha, budget.mechanism, s)
 
         return f"q{index}", build, lambda s: s
 
     shape = ("quantiles", lower, upper, tuple(float(a) for a in alphas), candidates)
     release = calibrated(shape, lambda: [part(i, float(a)) for i, a in enumerate(alphas)], budget)
     return release.release([float(p) for p in release.run(_values(values))], budget)
+
+
+def check_quantile_args(alphas: Sequence[float], candidates: int) -> None:
+    if not alphas or not all(0 <= a <= 1 for a in alphas):
+        raise InvalidInput(f"alphas must be a non-empty list of numbers in [0, 1], got {list(alphas)}")
+    if not 2 <= candidates <= 100_000:
+        raise InvalidInput(f"candidates must be between 2 and 100000, got {candidates}")
+
+
+def quantile_measurement(
+    lower: float, upper: float, grid: list[float], alpha: float, mechanism: Mechanism, scale: float
+) -> Measurement:
+    """OpenDP's quantile mechanism on the rows of one float column clamped to [lower, upper]: the
+    candidates of `grid` scored by how far each is from the `alpha`-quantile in rank, one chosen by
+    report-noisy-max at `scale` (pure DP under laplace, zCDP under gaussian)."""
+    measure = dpms.max_divergence() if mechanism == "laplace" else dpms.zero_concentrated_divergence()
+    clamped = float_rows() >> dpt.then_clamp((lower, upper))
+    return clamped >> dpm.then_private_quantile(measure, candidates=grid, alpha=alpha, scale=scale)  # type: ignore[no-any-return]

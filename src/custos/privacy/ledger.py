@@ -1,7 +1,14 @@
 """The privacy budget ledger: the gateway's authoritative record of the ε and δ spent on its data.
 
-- **Keyed by content lineage**, not by dataset name: `content_lineage` digests the data's bytes, so the
-  same file registered again under a new name shares its budget with the first registration.
+- **Keyed by lineage**, not by dataset name: a lineage names the data itself. The gateway uses the
+  fingerprint of a dataset's rows (`custos.data.fingerprint.row_lineage`), so the same rows registered
+  again — under a new name, in another format, re-sorted, with renamed columns — share one budget.
+- **Linked lineages are one budget.** `link` records that two lineages hold the same data (the gateway
+  links a dataset's rows fingerprint to `content_lineage`, the digest of its file's bytes, under which
+  earlier releases kept the ledger). Spending under any lineage of a linked group counts for all of
+  them, so a ledger kept under the old key carries forward, and a change of one key while the other
+  stays (a DuckDB upgrade changing the fingerprint of unchanged bytes) does not reset a budget. Links,
+  like reservations, are never removed.
 - **Reserve before running.** `reserve` checks the caps and records the cost in one SQLite write
   transaction (`BEGIN IMMEDIATE`), so reservations from any number of threads and processes serialise:
   together they can never pass a cap.
@@ -9,10 +16,11 @@
   refunds a reservation, so a crash between reserve and commit leaves it spent ("reserved"). There is
   no cancel: the ledger cannot prove that a computation never started. The table refuses deletes and
   any update other than reserved -> committed.
-- **Idempotent per (job_id, lineage).** A reserve repeated with the same job id, lineage and cost (a
-  task retried after a gateway restart) returns the first reservation instead of charging twice. A job
-  that spends in several rounds passes one id per round, e.g. "job_1/round-2". A repeat after commit
-  is refused: the result must come from the gateway's journal, not a second noisy run.
+- **Idempotent per (job_id, data).** A reserve repeated with the same job id and cost on a lineage of
+  the same linked group (a task retried after a gateway restart) returns the first reservation instead
+  of charging twice. A job that spends in several rounds passes one id per round, e.g.
+  "job_1/round-2". A repeat after commit is refused: the result must come from the gateway's journal,
+  not a second noisy run.
 - **Exact sums.** Amounts are stored as the decimal text of the float asked for and added as
   decimals, so ten charges of 0.1 fill a cap of 1.0 exactly, no more and no less.
 - **Durable.** WAL journal with synchronous=FULL: a reservation `reserve` returned survives a crash or a
@@ -63,6 +71,20 @@ CREATE TRIGGER IF NOT EXISTS reservations_keep BEFORE DELETE ON reservations
 BEGIN
     SELECT RAISE(ABORT, 'the privacy budget ledger is append-only');
 END;
+CREATE TABLE IF NOT EXISTS lineage_links (
+    lineage TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    linked_at TEXT NOT NULL,
+    PRIMARY KEY (lineage, alias)
+);
+CREATE TRIGGER IF NOT EXISTS lineage_links_keep BEFORE DELETE ON lineage_links
+BEGIN
+    SELECT RAISE(ABORT, 'lineage links are append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS lineage_links_fixed BEFORE UPDATE ON lineage_links
+BEGIN
+    SELECT RAISE(ABORT, 'lineage links are append-only');
+END;
 CREATE TRIGGER IF NOT EXISTS reservations_commit_only BEFORE UPDATE ON reservations
 WHEN NOT (OLD.state = 'reserved' AND NEW.state = 'committed'
           AND NEW.id = OLD.id AND NEW.lineage = OLD.lineage AND NEW.researcher_key = OLD.researcher_key
@@ -75,7 +97,7 @@ END;
 
 _SELECT_BY_JOB = (
     "SELECT id, lineage, dataset, researcher, org, job_id, epsilon, delta, state, reserved_at, committed_at,"
-    " researcher_key, org_key FROM reservations WHERE job_id = ? AND lineage = ?"
+    " researcher_key, org_key FROM reservations WHERE job_id = ? AND lineage IN ({lineages})"
 )
 _SELECT_BY_ID = (
     "SELECT id, lineage, dataset, researcher, org, job_id, epsilon, delta, state, reserved_at, committed_at"
@@ -83,12 +105,22 @@ _SELECT_BY_ID = (
 )
 _SELECT_BY_LINEAGE = (
     "SELECT id, lineage, dataset, researcher, org, job_id, epsilon, delta, state, reserved_at, committed_at"
-    " FROM reservations WHERE lineage = ? ORDER BY seq"
+    " FROM reservations WHERE lineage IN ({lineages}) ORDER BY seq"
 )
 _SELECT_AMOUNTS = (
-    "SELECT epsilon, delta FROM reservations WHERE lineage = ?"
+    "SELECT epsilon, delta FROM reservations WHERE lineage IN ({lineages})"
     " AND (? IS NULL OR researcher_key = ?) AND (? IS NULL OR org_key = ?)"
 )
+# Every lineage linked to the one given, directly or through others (UNION stops at a cycle).
+_SAME_DATA = """
+WITH RECURSIVE same(lineage) AS (
+    SELECT ?
+    UNION
+    SELECT CASE WHEN k.lineage = s.lineage THEN k.alias ELSE k.lineage END
+    FROM lineage_links AS k JOIN same AS s ON s.lineage IN (k.lineage, k.alias)
+)
+SELECT lineage FROM same
+"""
 
 
 class BudgetExhausted(PolicyDenied):
@@ -190,7 +222,8 @@ class BudgetLedger:
         dlt = _amount(delta, "delta", positive=False)
         who, org_key = researcher.casefold(), org.casefold()
         with self._write() as db:
-            row = db.execute(_SELECT_BY_JOB, (job_id, lineage)).fetchone()
+            same = _same_data(db, lineage)
+            row = db.execute(_with_lineages(_SELECT_BY_JOB, same), (job_id, *same)).fetchone()
             if row is not None:
                 return _repeat(row, who, org_key, eps, dlt)
             checks = (
@@ -204,7 +237,7 @@ class BudgetLedger:
                 (f"organisation {org}", None, org_key, caps.epsilon_per_org, caps.delta_per_org),
             )
             for label, by_researcher, by_org, epsilon_cap, delta_cap in checks:
-                spent = _amounts(db, lineage, by_researcher, by_org)
+                spent = _amounts(db, same, by_researcher, by_org)
                 for symbol, used, need, cap in (
                     ("ε", spent[0], eps, epsilon_cap),
                     ("δ", spent[1], dlt, delta_cap),
@@ -252,7 +285,7 @@ class BudgetLedger:
         who = researcher.casefold() if researcher is not None else None
         org_key = org.casefold() if org is not None else None
         with self._connect() as db:
-            epsilon, delta = _amounts(db, lineage, who, org_key)
+            epsilon, delta = _amounts(db, _same_data(db, lineage), who, org_key)
         return PrivacyCost(float(epsilon), float(delta))
 
     def remaining(self, lineage: str, researcher: str, org: str, caps: BudgetCaps) -> PrivacyCost:
@@ -263,17 +296,48 @@ class BudgetLedger:
         return PrivacyCost(max(epsilon, 0.0), max(delta, 0.0))
 
     def history(self, lineage: str) -> list[Reservation]:
-        """Every reservation on `lineage`, oldest first."""
+        """Every reservation on `lineage` and the lineages linked to it, oldest first."""
         with self._connect() as db:
-            return [_reservation(row) for row in db.execute(_SELECT_BY_LINEAGE, (lineage,))]
+            same = _same_data(db, lineage)
+            return [_reservation(row) for row in db.execute(_with_lineages(_SELECT_BY_LINEAGE, same), same)]
+
+    def link(self, lineage: str, *aliases: str) -> None:
+        """Record that each of `aliases` holds the same data as `lineage`: from now on what was spent
+        under any lineage of the linked group counts for all of them. Linking again is harmless, and
+        no link is ever removed."""
+        for name, value in (("lineage", lineage), *(("alias", a) for a in aliases)):
+            if not value.strip():
+                raise InvalidInput(f"{name} must not be empty")
+        pairs = [tuple(sorted((lineage, alias))) for alias in aliases if alias != lineage]
+        if not pairs:
+            return
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO lineage_links (lineage, alias, linked_at) VALUES (?, ?, ?)",
+                [(a, b, self._clock().isoformat()) for a, b in pairs],
+            )
+
+    def linked(self, lineage: str) -> list[str]:
+        """`lineage` and every lineage linked to it, directly or through others, sorted."""
+        with self._connect() as db:
+            return sorted(_same_data(db, lineage))
+
+
+def _same_data(db: sqlite3.Connection, lineage: str) -> list[str]:
+    return [row[0] for row in db.execute(_SAME_DATA, (lineage,))]
+
+
+def _with_lineages(sql: str, lineages: list[str]) -> str:
+    return sql.format(lineages=", ".join("?" for _ in lineages))
 
 
 def _amounts(
-    db: sqlite3.Connection, lineage: str, researcher_key: str | None, org_key: str | None
+    db: sqlite3.Connection, lineages: list[str], researcher_key: str | None, org_key: str | None
 ) -> tuple[Decimal, Decimal]:
-    """Exact totals of ε and δ spent on `lineage`, by one researcher and/or one org when named."""
+    """Exact totals of ε and δ spent on `lineages`, by one researcher and/or one org when named."""
     epsilon, delta = Decimal(0), Decimal(0)
-    for eps, dlt in db.execute(_SELECT_AMOUNTS, (lineage, researcher_key, researcher_key, org_key, org_key)):
+    sql = _with_lineages(_SELECT_AMOUNTS, lineages)
+    for eps, dlt in db.execute(sql, (*lineages, researcher_key, researcher_key, org_key, org_key)):
         epsilon, delta = epsilon + Decimal(eps), delta + Decimal(dlt)
     return epsilon, delta
 
@@ -324,11 +388,11 @@ def _file_digest(path: Path) -> str:
 
 
 def content_lineage(path: Path) -> str:
-    """The budget key of a dataset's source: "sha256:" and the SHA-256 of a file's bytes. For a directory
+    """The lineage of a source's bytes: "sha256:" and the SHA-256 of a file's bytes. For a directory
     (a partitioned Parquet dataset, say), of the sorted SHA-256 digests of its regular files, so that
     renaming or moving files inside it does not change it; a directory of one file has that file's
-    lineage. Any change to the bytes is a new lineage: this stops a reset by re-registration, not by
-    editing the data."""
+    lineage. Any change to the bytes is a new lineage. Earlier releases keyed the ledger by it; the
+    gateway now keys it by the rows' fingerprint and links this one to it (`BudgetLedger.link`)."""
     if path.is_file():
         return f"sha256:{_file_digest(path)}"
     if not path.is_dir():

@@ -1,10 +1,12 @@
 """The first code that runs inside the sandbox: `python -m custos.sandbox.bootstrap <argv...>`.
 
 It applies the run's resource limits to itself (they are inherited by everything it starts), tells the
-runner that the sandbox is up, then runs the computation the way the interpreter would run
-`python <argv...>` (`-m module`, `-c code` or a script path). A limit break that shows up as a Python
-exception (MemoryError, a fork or thread that cannot start, a file grown past its limit, /tmp full)
-becomes one of the SandboxExit codes, so the runner can name the limit. Standard library only.
+runner that the sandbox is up (handing it a descriptor of /output, from which the runner takes the
+output after the run), then runs the computation the way the interpreter would run `python <argv...>`
+(`-m module`, `-c code` or a script path). A limit break that shows up as a Python exception
+(MemoryError, a fork or thread that cannot start, a file grown past its limit, /output, /tmp or
+/dev/shm full) becomes one of the SandboxExit codes, so the runner can name the limit. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import errno
 import os
 import resource
 import runpy
+import socket
 import sys
 import traceback
 
@@ -24,6 +27,8 @@ from custos.sandbox.limits import (
     SandboxExit,
     SandboxLimits,
 )
+
+OUTPUT_DIR = "/output"
 
 # SIGXCPU at the soft limit ends the process; the hard limit, a second later, is SIGKILL for a process
 # that chose to ignore SIGXCPU.
@@ -49,12 +54,28 @@ def apply_limits(limits: SandboxLimits) -> None:
 
 
 def _signal_started() -> None:
+    """One byte on the started socket, with a descriptor of /output when there is one; then the socket
+    is closed, so the computation never holds it."""
     fd = os.environ.pop(STARTED_FD_VARIABLE, "")
-    if fd.isdigit():
+    if not fd.isdigit():
+        return
+    with socket.socket(fileno=int(fd)) as channel:
         try:
-            os.write(int(fd), b"1")
+            output = os.open(OUTPUT_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            channel.sendall(b"1")
+            return
+        try:
+            socket.send_fds(channel, [b"1"], [output])
         finally:
-            os.close(int(fd))
+            os.close(output)
+
+
+def _is_full(path: str) -> bool:
+    try:
+        return os.statvfs(path).f_bavail == 0
+    except OSError:
+        return False
 
 
 def breach_code(error: BaseException) -> SandboxExit | None:
@@ -72,7 +93,8 @@ def breach_code(error: BaseException) -> SandboxExit | None:
         if isinstance(current, OSError) and current.errno == errno.EFBIG:
             return SandboxExit.EXIT_OUTPUT
         if isinstance(current, OSError) and current.errno == errno.ENOSPC:
-            return SandboxExit.EXIT_TMP
+            # /output is a tmpfs of the output limit's size; /tmp and /dev/shm are the temporary space.
+            return SandboxExit.EXIT_OUTPUT if _is_full(OUTPUT_DIR) else SandboxExit.EXIT_TMP
         current = current.__cause__ or current.__context__
     return None
 

@@ -9,16 +9,23 @@ Two modes, chosen by who runs the gateway:
 - not root: bubblewrap runs unprivileged in a new user namespace under the gateway's own uid. The
   process limit then counts every process of that uid, the gateway's own included.
 
+Where the gateway can make cgroups (`sandbox/cgroups.py`), each run gets its own, so that its memory,
+process and CPU time limits hold for the whole run; elsewhere they hold for each process (rlimits),
+and the runner says so once, when it is made.
+
 In both, the sandbox has its own (empty) network, pid, ipc and uts namespaces, a read-only system and
-interpreter, a private size-limited /tmp, the request's binds, /output, a seccomp filter, and a
-cleaned environment; the in-sandbox bootstrap applies the resource limits before the computation runs.
+interpreter, a private size-limited /tmp, the request's binds, a size-limited /output whose contents
+are copied to the request's output folder after the run, a seccomp filter, and a cleaned environment;
+the in-sandbox bootstrap applies the resource limits before the computation runs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -26,13 +33,16 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from custos.core.errors import InvalidInput, SandboxError
+from custos.sandbox.cgroups import RunCgroup, RunCgroups
 from custos.sandbox.interpreter import Interpreter, is_within
 from custos.sandbox.limits import LIMITS_VARIABLE, STARTED_FD_VARIABLE, SandboxExit, SandboxLimits
-from custos.sandbox.output import OutputFolder
+from custos.sandbox.output import OutputFolder, measure
 from custos.sandbox.runner import SandboxRequest, SandboxResult
 from custos.sandbox.seccomp import seccomp_program
 from custos.sandbox.supervisor import Supervised, Supervisor
 from custos.sandbox.users import SandboxUsers
+
+log = logging.getLogger("custos.sandbox")
 
 SETPRIV = "/usr/bin/setpriv"
 OUTPUT_TARGET = "/output"
@@ -52,6 +62,7 @@ RESERVED_TARGETS = (
     SANDBOX_TMP,
     OUTPUT_TARGET,
 )
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _MERGED_USR_LINKS = ("/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin")
 
 # Numeric libraries start one thread per core unless told otherwise; threads count against the
@@ -107,6 +118,20 @@ class BubblewrapRunner:
         self._interpreter = Interpreter.probe(executable)
         self._seccomp = seccomp_program()
         self._users = SandboxUsers()
+        self._cgroups, how = RunCgroups.probe()
+        if self._cgroups is None:
+            log.warning(
+                "sandboxed runs get per-process limits only, not limits for each run as a whole: %s; "
+                "memory, processes and CPU time then count for each process of a run separately",
+                how,
+            )
+        else:
+            log.info("each sandboxed run is limited as a whole: %s", how)
+
+    @property
+    def whole_run_limits(self) -> bool:
+        """True when memory, processes and CPU time are limited for each run as a whole (cgroups)."""
+        return self._cgroups is not None
 
     @property
     def privileged(self) -> bool:
@@ -115,30 +140,25 @@ class BubblewrapRunner:
 
     def run(self, request: SandboxRequest) -> SandboxResult:
         self._check(request)
-        output = OutputFolder(request.output_dir, request.limits)
-        uid = self._users.allocate() if self._privileged else None
-        processes_ended = uid is None
+        cgroup = self._make_cgroup(request.limits)
         try:
-            if uid is not None:
-                output.lend(uid, uid)
+            uid = self._users.allocate() if self._privileged else None
             try:
-                supervised = self._start(request, output, uid)
+                supervised = self._start(request, uid, cgroup)
             finally:
                 if uid is not None:
                     self._users.end_processes(uid)
-                    processes_ended = True
-            output_breach = output.measure().breach(request.limits)
-            if (
-                output_breach is not None
-                or supervised.stopped_by_check
-                or supervised.exit_code == SandboxExit.EXIT_OUTPUT
-            ):
-                # Output that broke a limit is never half-used: the run leaves an empty folder.
-                output.clear()
+                    self._users.release(uid)
+            try:
+                output_breach = self._collect(supervised, OutputFolder(request.output_dir, request.limits))
+            finally:
+                if supervised.output_fd is not None:
+                    os.close(supervised.output_fd)
+            memory_breach = cgroup is not None and cgroup.memory_exhausted()
+            cpu_s = supervised.cpu_s if cgroup is None else max(supervised.cpu_s, cgroup.cpu_seconds())
         finally:
-            if uid is not None and processes_ended:
-                output.reclaim()
-                self._users.release(uid)
+            if cgroup is not None:
+                cgroup.remove()
         if not supervised.started and supervised.stopped_for is None:
             raise SandboxError(
                 f"the sandbox could not start (exit code {supervised.exit_code}): "
@@ -149,14 +169,39 @@ class BubblewrapRunner:
             stdout=supervised.stdout,
             stderr=supervised.stderr,
             duration_s=supervised.duration_s,
-            failure=_failure(supervised, request.limits, output_breach),
+            failure=_failure(supervised, request.limits, output_breach, memory_breach, cpu_s),
         )
+
+    def _make_cgroup(self, limits: SandboxLimits) -> RunCgroup | None:
+        if self._cgroups is None:
+            return None
+        try:
+            return self._cgroups.create(limits)
+        except OSError as exc:
+            raise SandboxError(f"the run's cgroup could not be made: {exc}") from exc
+
+    @staticmethod
+    def _collect(supervised: Supervised, output: OutputFolder) -> str | None:
+        """Copy the run's /output into the output folder, unless it broke a limit; returns the breach.
+        Every process of the run is gone by now, so nothing changes the tmpfs while it is copied."""
+        if supervised.output_fd is None:
+            return None
+        breach = measure(supervised.output_fd, output.limits).breach(output.limits)
+        if breach is None and supervised.exit_code != SandboxExit.EXIT_OUTPUT:
+            breach = output.receive(supervised.output_fd).breach(output.limits)
+            if breach is None:
+                return None
+        # Output that broke a limit is never half-used: the run leaves an empty folder.
+        output.clear()
+        return breach
 
     # --- request checks ----------------------------------------------------------------------------
 
     def _check(self, request: SandboxRequest) -> None:
         if not request.argv:
             raise InvalidInput("sandbox argv is empty; give e.g. ['-m', 'package.module', ...]")
+        if any("\0" in argument for argument in request.argv):
+            raise InvalidInput("sandbox argv may not contain a NUL character")
         output = request.output_dir
         if output.is_symlink() or not output.is_dir():
             raise InvalidInput(f"sandbox output folder {output} does not exist or is not a folder")
@@ -232,7 +277,8 @@ class BubblewrapRunner:
             args += ["--ro-bind", path, path]
         for bind in request.binds:
             args += ["--bind" if bind.writable else "--ro-bind", str(bind.host), bind.target]
-        args += ["--bind", str(request.output_dir), OUTPUT_TARGET]
+        # Every byte written to /output counts against its size, also that of a file already unlinked.
+        args += ["--perms", "1777", "--size", str(_output_space(request.limits)), "--tmpfs", OUTPUT_TARGET]
         args += ["--remount-ro", "/", "--chdir", SANDBOX_TMP]
         args += ["--seccomp", str(fds["seccomp"]), "--info-fd", str(fds["info"]), "--"]
         if uid is not None:
@@ -241,60 +287,88 @@ class BubblewrapRunner:
         args += [str(self._interpreter.executable), "-s", "-P", "-m", "custos.sandbox.bootstrap"]
         return [*args, *request.argv]
 
-    def _start(self, request: SandboxRequest, output: OutputFolder, uid: int | None) -> Supervised:
+    def _start(self, request: SandboxRequest, uid: int | None, cgroup: RunCgroup | None) -> Supervised:
         seccomp_read, seccomp_write = os.pipe()
         try:
             # The filter is a few hundred bytes: it fits in the pipe buffer, so this never blocks.
             os.write(seccomp_write, self._seccomp)
         finally:
             os.close(seccomp_write)
-        ours: list[int] = []
-        theirs = [seccomp_read]
+        info_read, info_write = os.pipe()
+        started, started_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        arguments = os.memfd_create("bwrap-arguments", os.MFD_CLOEXEC)
+        theirs = [seccomp_read, info_write, started_theirs.fileno(), arguments]
+        bwrap, *options = self._arguments(request, uid, {"seccomp": seccomp_read, "info": info_write})
+        inside = options[options.index("--") :]
+        # bubblewrap reads its options from a file, so that its command line, which every process in the
+        # sandbox can read as /proc/1/cmdline, shows none of them (no host path of a bind): only the
+        # command it runs inside.
+        os.write(arguments, b"".join(os.fsencode(option) + b"\0" for option in options[: -len(inside)]))
+        os.lseek(arguments, 0, os.SEEK_SET)
+        command = [bwrap, "--args", str(arguments), *inside]
         try:
-            for _ in range(2):
-                read_end, write_end = os.pipe()
-                ours.append(read_end)
-                theirs.append(write_end)
-            info_read, started_read = ours
-            _, info_write, started_write = theirs
             process = subprocess.Popen(
-                self._arguments(request, uid, {"seccomp": seccomp_read, "info": info_write}),
+                command if cgroup is None else cgroup.join_command(command),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=self._environment(request, started_write),
+                env=self._environment(request, started_theirs.fileno()),
                 pass_fds=theirs,
                 start_new_session=True,
             )
         except OSError as exc:
-            for fd in ours:
-                os.close(fd)
+            os.close(info_read)
+            started.close()
             raise SandboxError(f"bubblewrap could not be started: {exc}") from exc
         finally:
-            for fd in theirs:
-                os.close(fd)
+            os.close(seccomp_read)
+            os.close(info_write)
+            os.close(arguments)
+            started_theirs.close()
+        limits = request.limits
+
+        def check(output: int | None) -> str | None:
+            if cgroup is not None and cgroup.memory_exhausted():
+                return limits.memory_breach()
+            if cgroup is not None and cgroup.cpu_seconds() >= limits.cpu_seconds:
+                return limits.cpu_breach()
+            return None if output is None else measure(output, limits).breach(limits)
+
         supervisor = Supervisor(
             process,
             info_fd=info_read,
-            started_fd=started_read,
-            wall_seconds=request.limits.wall_seconds,
-            wall_breach=request.limits.wall_breach(),
-            check=lambda: output.measure().breach(request.limits),
+            started=started,
+            wall_seconds=limits.wall_seconds,
+            wall_breach=limits.wall_breach(),
+            check=check,
         )
         return supervisor.supervise()
 
 
-def _failure(supervised: Supervised, limits: SandboxLimits, output_breach: str | None) -> str | None:
-    """The one sentence that says why a run failed, most specific first."""
+def _output_space(limits: SandboxLimits) -> int:
+    """The size of the /output tmpfs: the output limit, plus a page for each file it may hold (a file
+    takes whole pages). The exact byte count is checked when the output is copied out."""
+    return limits.output_bytes + (limits.output_files + 1) * _PAGE_BYTES
+
+
+def _failure(
+    supervised: Supervised,
+    limits: SandboxLimits,
+    output_breach: str | None,
+    memory_breach: bool,
+    cpu_s: float,
+) -> str | None:
+    """The one sentence that says why a run failed, most specific first. `cpu_s` is the CPU time the
+    run used: all of its processes' (cgroup), or the most its main process was seen to use."""
     if supervised.stopped_for is not None:
         return supervised.stopped_for
+    if memory_breach:
+        return limits.memory_breach()
     code = supervised.exit_code
     if code in {member.value for member in SandboxExit}:
         return limits.describe_breach(SandboxExit(code))
     signal_number = code - 128 if 128 < code < 128 + signal.NSIG else -code if code < 0 else 0
-    if signal_number == signal.SIGXCPU or (
-        signal_number == signal.SIGKILL and supervised.cpu_s >= limits.cpu_seconds
-    ):
+    if signal_number == signal.SIGXCPU or (signal_number == signal.SIGKILL and cpu_s >= limits.cpu_seconds):
         return limits.cpu_breach()
     if output_breach is not None:
         return output_breach

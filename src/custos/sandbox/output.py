@@ -1,13 +1,17 @@
-"""The output folder of one run: lent to the sandbox user, measured against the output limits while the
-run goes and after it, and handed back to its owner with only regular files and folders in it.
+"""The output of one run: a size-limited tmpfs at /output inside the sandbox (every byte written counts,
+also that of a file already unlinked), measured against the output limits while the run goes, and
+copied after the run into the caller's host folder when it kept every limit.
 
-Every walk here works on folder descriptors and never follows a symbolic link, so a computation that
-swaps a folder for a link while it is being measured cannot lead the runner anywhere else on the host.
-Every walk is bounded: by the file limit, a depth limit, or the number of entries a run could create.
+The bootstrap hands the runner a descriptor of the tmpfs when the sandbox comes up (SCM_RIGHTS over the
+started socket); the tmpfs lives as long as the runner holds it, so the copy is made after every
+process of the run is gone. Every walk here works on folder descriptors and never follows a symbolic
+link, so a computation that swaps a folder for a link cannot lead the runner anywhere else. Every walk
+is bounded: by the file limit, a depth limit, or the number of entries a run could create.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -21,6 +25,7 @@ from custos.sandbox.limits import SandboxLimits
 MAX_DEPTH = 32
 # Clearing a folder moves each entry at most once; this bounds that loop whatever a run left behind.
 _MAX_CLEAR_STEPS = 50_000_000
+_COPY_BYTES = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -55,9 +60,9 @@ class _Listing(Iterator[os.DirEntry[str]], Protocol):
     def close(self) -> None: ...
 
 
-def _entries(root: Path) -> Iterator[tuple[int, os.DirEntry[str], str, int]]:
-    """(folder descriptor, entry, relative name, depth) for everything below `root`, depth first.
-    Descends into folders up to MAX_DEPTH; deeper folders are yielded but not entered."""
+def _entries(root_fd: int) -> Iterator[tuple[int, os.DirEntry[str], str, int]]:
+    """(folder descriptor, entry, relative name, depth) for everything below the folder `root_fd`,
+    depth first. Descends into folders up to MAX_DEPTH; deeper folders are yielded but not entered."""
     stack: list[tuple[int, _Listing, str]] = []
 
     def enter(fd: int, prefix: str) -> None:
@@ -67,7 +72,7 @@ def _entries(root: Path) -> Iterator[tuple[int, os.DirEntry[str], str, int]]:
             os.close(fd)
             raise
 
-    enter(os.open(root, _DIR_FLAGS), "")
+    enter(os.dup(root_fd), "")
     try:
         while stack:
             fd, entries, prefix = stack[-1]
@@ -105,39 +110,73 @@ def _free_name(root_fd: int, after: int) -> int:
     raise OSError("no free name to clear the output folder")
 
 
+def measure(root_fd: int, limits: SandboxLimits) -> OutputUsage:
+    """Sizes and counts of everything below the folder `root_fd`, stopping at the first broken limit."""
+    usage = OutputUsage()
+    for fd, entry, name, depth in _entries(root_fd):
+        usage.entries += 1
+        try:
+            info = os.stat(entry.name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            usage.bytes += info.st_size
+        elif stat.S_ISDIR(info.st_mode):
+            usage.too_deep = usage.too_deep or depth >= MAX_DEPTH
+        else:
+            usage.irregular.append(name)
+        if usage.breach(limits) is not None:
+            usage.complete = False
+            break
+    return usage
+
+
 class OutputFolder:
-    """The host folder mounted at /output for one run."""
+    """The host folder a run's output is copied into."""
 
     def __init__(self, path: Path, limits: SandboxLimits) -> None:
         self.path = path
         self.limits = limits
-        info = path.stat()
-        self._owner = (info.st_uid, info.st_gid)
-        self._mode = stat.S_IMODE(info.st_mode)
-
-    def lend(self, uid: int, gid: int) -> None:
-        """Let the sandbox user (and nobody else) write into the folder."""
-        os.chown(self.path, uid, gid)
-        os.chmod(self.path, 0o700)
 
     def measure(self) -> OutputUsage:
         """Sizes and counts, stopping at the first broken limit."""
+        fd = os.open(self.path, _DIR_FLAGS)
+        try:
+            return measure(fd, self.limits)
+        finally:
+            os.close(fd)
+
+    def receive(self, source_fd: int) -> OutputUsage:
+        """Copy everything below the folder `source_fd` (the run's tmpfs, once the run is over) into this
+        folder: folders and regular files only, files owner-only, a same-named file replaced. Stops
+        at the first broken limit, counting the bytes actually copied; the caller then clears."""
         usage = OutputUsage()
-        for fd, entry, name, depth in _entries(self.path):
-            usage.entries += 1
-            try:
-                info = os.stat(entry.name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(info.st_mode):
-                usage.bytes += info.st_size
-            elif stat.S_ISDIR(info.st_mode):
-                usage.too_deep = usage.too_deep or depth >= MAX_DEPTH
-            else:
-                usage.irregular.append(name)
-            if usage.breach(self.limits) is not None:
-                usage.complete = False
-                break
+        folders: dict[str, int] = {"": os.open(self.path, _DIR_FLAGS)}
+        try:
+            for fd, entry, name, depth in _entries(source_fd):
+                usage.entries += 1
+                prefix = name[: len(name) - len(entry.name)]
+                for done in [key for key in folders if not prefix.startswith(key)]:
+                    os.close(folders.pop(done))  # the walk is depth first: only ancestors stay open
+                parent = folders[prefix]
+                try:
+                    info = os.stat(entry.name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    usage.too_deep = usage.too_deep or depth >= MAX_DEPTH
+                    if not usage.too_deep:
+                        folders[name + "/"] = _make_folder(entry.name, parent)
+                elif stat.S_ISREG(info.st_mode):
+                    usage.bytes += _copy_file(fd, entry.name, parent, self.limits.output_bytes - usage.bytes)
+                else:
+                    usage.irregular.append(name)
+                if usage.breach(self.limits) is not None:
+                    usage.complete = False
+                    break
+        finally:
+            for fd in folders.values():
+                os.close(fd)
         return usage
 
     def clear(self) -> None:
@@ -179,10 +218,34 @@ class OutputFolder:
         os.rmdir(name, dir_fd=root_fd)
         return moved
 
-    def reclaim(self) -> None:
-        """Give everything back to the folder's owner, as it was before `lend`."""
-        uid, gid = self._owner
-        for fd, entry, _, _ in _entries(self.path):
-            os.chown(entry.name, uid, gid, dir_fd=fd, follow_symlinks=False)
-        os.chown(self.path, uid, gid)
-        os.chmod(self.path, self._mode)
+
+def _make_folder(name: str, parent_fd: int) -> int:
+    """A folder `name` in `parent_fd` (made owner-only, or one that is already there), opened."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+
+
+def _copy_file(source_dir: int, name: str, target_dir: int, room: int) -> int:
+    """Copy regular file `name` from one folder to another, at most `room` + 1 bytes (one more than the
+    room shows a breach without copying all of it). Returns the bytes copied."""
+    source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=source_dir)
+    try:
+        if not stat.S_ISREG(os.fstat(source).st_mode):
+            raise OSError(f"output entry {name} changed while it was copied")
+        target = os.open(
+            name,
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=target_dir,
+        )
+        try:
+            copied = 0
+            while copied <= room and (chunk := os.read(source, min(_COPY_BYTES, room + 1 - copied))):
+                os.write(target, chunk)
+                copied += len(chunk)
+            return copied
+        finally:
+            os.close(target)
+    finally:
+        os.close(source)

@@ -30,8 +30,9 @@ class SandboxRequest:
 
     `argv` are the arguments after the interpreter, e.g.
     `["-m", "custos.computations.runtime", "/task/input.json", "/output"]` (`-m module`, `-c code` or
-    a script path). `output_dir` is a host folder mounted read-write at `/output`; everything in it
-    counts against the output limits. `env` is added to a cleaned environment.
+    a script path). `output_dir` is the host folder that receives what the computation left in
+    `/output` (a filesystem of the output limit's size inside the sandbox) once the run is over, unless
+    it broke an output limit; it should start empty. `env` is added to a cleaned environment.
     """
 
     argv: Sequence[str]
@@ -64,11 +65,12 @@ class Runner(Protocol):
     - has no network: no interface but its own loopback, no name resolution, no host sockets other
       than unix sockets inside a listed bind;
     - sees a read-only system (the interpreter and its libraries), a private `/tmp` limited to
-      `limits.tmp_bytes`, `/output` (the only writable host folder), and only the listed binds; no
-      other host file, no key, no kit, no other run's folders;
+      `limits.tmp_bytes`, a private `/output` limited to `limits.output_bytes` (every byte written
+      counts), and only the listed binds; no other host file, no key, no kit, no other run's folders;
     - starts from a cleaned environment (`request.env` plus a few fixed variables), never the caller's;
     - has no privileges: no capabilities, no_new_privs set, no setuid, mount, ptrace or new namespaces;
-    - is held to every limit in `request.limits`, and a breach ends the run with a `failure` naming it;
+    - is held to every limit in `request.limits` (memory, processes and CPU time for the whole run
+      where the host allows it), and a breach ends the run with a `failure` naming it;
     - leaves no process behind: every process the run started is gone when `run` returns.
 
     `run` raises SandboxError only when the sandbox itself cannot be set up; everything the

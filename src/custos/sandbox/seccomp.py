@@ -6,6 +6,10 @@ process may still do on a stock kernel and that a computation never needs: creat
 kernel module or kexec calls. Denied calls fail with EPERM; `clone3` fails with ENOSYS so that the C
 library falls back to `clone`, whose flags the filter can inspect. A foreign system-call ABI (such as
 x32 on x86-64) is refused as a whole.
+
+Sockets: only unix sockets (the DAL and the round socket are). `socket` and `socketpair` of any other
+family fail with EAFNOSUPPORT, as on a kernel without it: no AF_VSOCK to the hypervisor, no netlink,
+no packet sockets, no internet sockets even on the sandbox's empty loopback.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ _DENIED: dict[str, tuple[int | None, int | None]] = {
 }
 _CLONE = (56, 220)
 _CLONE3 = (435, 435)
+_SOCKET_CALLS = ((41, 198), (53, 199))  # socket, socketpair: the family is their first argument
+_AF_UNIX = 1
 
 _ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}
 
@@ -117,6 +123,14 @@ def seccomp_program(machine: str | None = None) -> bytes:
                 _instruction(_JUMP_EQ, number, jump_false=1),
                 _instruction(_RETURN, _ERRNO | errno.EPERM),
             ]
+    for numbers in _SOCKET_CALLS:
+        program += [
+            _instruction(_JUMP_EQ, numbers[column], jump_false=4),
+            _instruction(_LOAD_WORD, _ARG0_LOW),
+            _instruction(_JUMP_EQ, _AF_UNIX, jump_false=1),
+            _instruction(_RETURN, _ALLOW),
+            _instruction(_RETURN, _ERRNO | errno.EAFNOSUPPORT),
+        ]
     program += [
         _instruction(_JUMP_EQ, _CLONE3[column], jump_false=1),
         _instruction(_RETURN, _ERRNO | errno.ENOSYS),

@@ -1,6 +1,6 @@
-"""Supervision of one started sandbox: collect the tails of its stdout and stderr, enforce the wall clock,
-poll a limit check while it runs, and end it — all from one loop in the calling thread, every wait
-bounded.
+"""Supervision of one started sandbox: collect the tails of its stdout and stderr, receive its output
+folder when it comes up, enforce the wall clock, poll a limit check while it runs, and end it — all
+from one loop in the calling thread, every wait bounded.
 
 The process supervised is bubblewrap. Killing the sandbox's first process (bubblewrap's init inside
 the new pid namespace, found through --info-fd) makes the kernel kill every other process in that
@@ -16,6 +16,7 @@ import resource
 import select
 import selectors
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -52,10 +53,10 @@ class TailBuffer:
 @dataclass(frozen=True)
 class Supervised:
     """How the supervised process ended. `stopped_for` is the reason the supervisor killed it, if it did.
-    `stopped_by_check` says it was the limit check (not the wall clock) that stopped it.
     `exit_code` follows subprocess: negative when bubblewrap itself died of a signal. `cpu_s` is the
     most CPU time the computation's main process was seen to use. `started` says whether the bootstrap
-    reported that the sandbox came up."""
+    reported that the sandbox came up; `output_fd` is the descriptor of the sandbox's /output it
+    handed over then (the caller closes it), None if it never did."""
 
     exit_code: int
     stdout: str
@@ -64,16 +65,22 @@ class Supervised:
     cpu_s: float
     started: bool
     stopped_for: str | None
-    stopped_by_check: bool
+    output_fd: int | None
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a live process, 0 if it is gone."""
+    """CPU time of a live process, 0 if it is gone. The scheduler's own count of each live thread
+    (schedstat, in nanoseconds) is exact; /proc/PID/stat adds exited threads, but counts in clock
+    ticks and lags the time the kernel holds against RLIMIT_CPU."""
+    total_ns = 0
     try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total_ns += int((task / "schedstat").read_text().split()[0])
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return total_ns / 1e9
+    return max(total_ns / 1e9, (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
 
 
 def _first_child(pid: int) -> int | None:
@@ -104,19 +111,20 @@ def _pidfd_of_child(info: bytes, parent: int) -> tuple[int, int] | None:
 
 
 class Supervisor:
-    """Runs the loop for one Popen'd bubblewrap. `info_fd` and `started_fd` are read ends of pipes whose
-    write ends bubblewrap (--info-fd) and the bootstrap (started marker) hold. `check` runs every
-    0.25 s and returns a sentence when the run must stop (an output limit)."""
+    """Runs the loop for one Popen'd bubblewrap. `info_fd` is the read end of a pipe whose write end
+    bubblewrap holds (--info-fd); `started` is the runner's end of the socket on which the bootstrap
+    says it is up and hands over its /output. `check` runs every 0.25 s with that descriptor (None
+    until it came) and returns a sentence when the run must stop (a broken limit)."""
 
     def __init__(
         self,
         process: subprocess.Popen[bytes],
         *,
         info_fd: int,
-        started_fd: int,
+        started: socket.socket,
         wall_seconds: float,
         wall_breach: str,
-        check: Callable[[], str | None],
+        check: Callable[[int | None], str | None],
     ) -> None:
         self._process = process
         self._wall_seconds = wall_seconds
@@ -125,7 +133,9 @@ class Supervisor:
         self._stdout = TailBuffer()
         self._stderr = TailBuffer()
         self._info = bytearray()
-        self._started = bytearray()
+        self._started = False
+        self._started_socket = started
+        self._output_fd: int | None = None
         self._pidfd: int | None = None
         self._init_pid: int | None = None
         self._main_pid: int | None = None
@@ -137,11 +147,11 @@ class Supervisor:
             process.stdout.fileno(): self._stdout.write,
             process.stderr.fileno(): self._stderr.write,
             info_fd: self._on_info,
-            started_fd: self._on_started,
         }
-        self._owned = [info_fd, started_fd]
+        self._owned = [info_fd]
         for fd in self._sinks:
             self._selector.register(fd, selectors.EVENT_READ)
+        self._selector.register(started, selectors.EVENT_READ)
 
     def _on_info(self, chunk: bytes) -> None:
         if len(self._info) < _SMALL_READ_LIMIT:
@@ -151,12 +161,25 @@ class Supervisor:
             if found is not None:
                 self._pidfd, self._init_pid = found
 
-    def _on_started(self, chunk: bytes) -> None:
-        if len(self._started) < _SMALL_READ_LIMIT:
-            self._started += chunk
+    def _on_started(self) -> None:
+        """The bootstrap's one message: a byte, with the descriptor of its /output. Only the first
+        descriptor is kept; the socket is read until the bootstrap closes its end."""
+        message, fds, _, _ = socket.recv_fds(self._started_socket, _SMALL_READ_LIMIT, 1)
+        if not message:
+            self._selector.unregister(self._started_socket)
+            return
+        self._started = True
+        for fd in fds:
+            if self._output_fd is None:
+                self._output_fd = fd
+            else:
+                os.close(fd)
 
     def _pump(self, timeout: float) -> None:
         for key, _ in self._selector.select(max(timeout, 0.0)):
+            if key.fileobj is self._started_socket:
+                self._on_started()
+                continue
             fd = int(key.fd)
             chunk = os.read(fd, _READ_BYTES)
             if chunk:
@@ -211,7 +234,6 @@ class Supervisor:
         deadline = start + self._wall_seconds
         next_check = start + _CHECK_EVERY_S
         stopped_for: str | None = None
-        stopped_by_check = False
         try:
             while not self._poll():
                 now = time.monotonic()
@@ -220,8 +242,7 @@ class Supervisor:
                 elif now >= next_check:
                     next_check = now + _CHECK_EVERY_S
                     self._sample_cpu()
-                    stopped_for = self._check()
-                    stopped_by_check = stopped_for is not None
+                    stopped_for = self._check(self._output_fd)
                 if stopped_for is not None:
                     self._kill()
                     break
@@ -230,6 +251,10 @@ class Supervisor:
             while self._selector.get_map() and time.monotonic() < drain_until:
                 self._pump(_TICK_S)
             self._await_init()
+        except BaseException:
+            if self._output_fd is not None:
+                os.close(self._output_fd)
+            raise
         finally:
             self._close()
         duration = time.monotonic() - start
@@ -243,9 +268,9 @@ class Supervisor:
             stderr=self._stderr.text(),
             duration_s=duration,
             cpu_s=max(usage.ru_utime + usage.ru_stime, self._main_cpu_s),
-            started=bool(self._started),
+            started=self._started,
             stopped_for=stopped_for,
-            stopped_by_check=stopped_by_check,
+            output_fd=self._output_fd,
         )
 
     def _close(self) -> None:
@@ -257,6 +282,7 @@ class Supervisor:
         for fd in self._owned:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._started_socket.close()
         for stream in (self._process.stdout, self._process.stderr):
             if stream is not None:
                 stream.close()

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
-from custos.computations.runtime import main, run
+from custos.computations.runtime import answer, main, run
 from custos.computations.stats.model import StatsModel
 from custos.core.digest import canonical_json
 
@@ -111,3 +112,23 @@ def test_the_runtime_does_not_import_pandas() -> None:
 def test_main_prints_usage_for_wrong_arguments(capsys: Any) -> None:
     assert main(["only-one"]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+class _Exhausted:
+    """A reader whose every read runs out of memory, as a round over the sandbox's limit does."""
+
+    def read(self, *args: Any, **kwargs: Any) -> pa.Table:
+        raise MemoryError
+
+
+def test_a_broken_limit_is_not_answered_but_ends_the_runtime() -> None:
+    request = json.loads(canonical_json({
+        "model": "stats@1.0.0", "dataset": "cohort", "params": PARAMS, "round_input": {"phase": "summary"},
+        "dal_socket": "/ipc/dal.sock", "dal_token": "t",
+    }))  # fmt: skip
+    readers: dict[tuple[str, str], Any] = {("/ipc/dal.sock", "t"): _Exhausted()}
+
+    with pytest.raises(MemoryError):
+        answer(request, readers)
+    # any other error is answered, and the runtime goes on
+    assert answer(request | {"round_input": {"phase": "nope"}}, readers)["ok"] is False

@@ -89,3 +89,48 @@ def test_open_source_reads_a_catalogue_entry(tmp_path: Path) -> None:
     source = open_source(entry)
     assert source.name == "patients"
     assert source.read(["patient_id"]).read_all().column(0)[0].as_py() == "c-000000"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_closed_source_serves_and_filters_rare_categories_as_other(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"d.{fmt}"
+    table = pa.table(
+        {
+            "diagnosis": ["asthma", "rare", None, "copd", "lupus", "asthma"],
+            "age": [30, 41, 52, 63, 74, 85],
+        }
+    )
+    write_dataset(table, path)
+    raw = FileSource("d", path, fmt)  # type: ignore[arg-type]
+    closed = raw.closed({"diagnosis": ["asthma", "copd"]})
+
+    assert closed.arrow_schema().equals(raw.arrow_schema())
+    served = closed.read(["age", "diagnosis"]).read_all()
+    assert served.column("diagnosis").to_pylist() == ["asthma", "(other)", None, "copd", "(other)", "asthma"]
+    assert served.column("age").to_pylist() == table.column("age").to_pylist()
+
+    def ages(*filters: Filter) -> list[int]:
+        return sorted(closed.read(["age"], filters).read_all().column("age").to_pylist())
+
+    # A filter naming a rare value finds nothing; one on (other) finds the rare rows.
+    assert ages(Filter(column="diagnosis", op="==", value="rare")) == []
+    assert ages(Filter(column="diagnosis", op="in", value=["lupus", "copd"])) == [63]
+    assert ages(Filter(column="diagnosis", op="==", value="(other)")) == [41, 74]
+    assert ages(Filter(column="diagnosis", op="is_null"), Filter(column="age", op=">", value=40)) == [52]
+    assert ages(Filter(column="diagnosis", op="!=", value="asthma")) == [41, 63, 74]
+    # The raw source is unchanged: the gateway profiles, mocks and fingerprints the rows as stored.
+    assert (
+        raw.read(["diagnosis"]).read_all().column("diagnosis").to_pylist()
+        == table.column("diagnosis").to_pylist()
+    )
+
+
+def test_only_string_columns_of_the_data_can_be_closed(tmp_path: Path) -> None:
+    path = tmp_path / "d.parquet"
+    write_dataset(pa.table({"code": ["a", "b"], "n": [1, 2]}), path)
+    source = FileSource("d", path, "parquet")
+    for column in ("n", "missing"):
+        with pytest.raises(InvalidInput, match=f"column {column!r} is not a string column to close"):
+            source.closed({column: ["1"]})
+    every = source.closed({"code": []})
+    assert every.read(["code"]).read_all().column("code").to_pylist() == ["(other)", "(other)"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def test_synthetic_patients_profile(tmp_path: Path, fmt: str) -> None:
     assert by_name["smoker"].categories == ["no", "yes"]
     assert by_name["region"].kind == "categorical"
     assert by_name["region"].categories == sorted(set(table.column("region").to_pylist()))
-    assert by_name["diagnosis"].categories == sorted(set(table.column("diagnosis").to_pylist()))
+    diagnoses = Counter(table.column("diagnosis").to_pylist())
+    kept = sorted(d for d, n in diagnoses.items() if n >= 10)
+    assert by_name["diagnosis"].categories == kept + (["(other)"] if len(kept) < len(diagnoses) else [])
     for name in ("patient_id", "postcode"):
         assert (by_name[name].kind, by_name[name].categories) == ("other", None)
     assert not any(c.nullable for c in schema.columns)
@@ -89,7 +92,7 @@ def test_nulls_booleans_dates_and_the_category_limit(tmp_path: Path) -> None:
             "weight": pa.array([None, None, None, None], type=pa.float64()),
         }
     )
-    schema, rows = profile(_source(tmp_path, table), max_categories=3)
+    schema, rows = profile(_source(tmp_path, table), max_categories=3, min_count=1)
     assert rows == 0
     flag, code, level, when, weight = schema.columns
     assert (flag.type, flag.kind, flag.categories, flag.nullable) == (
@@ -102,6 +105,43 @@ def test_nulls_booleans_dates_and_the_category_limit(tmp_path: Path) -> None:
     assert (level.kind, level.categories, level.nullable) == ("categorical", ["hi", "lo"], True)
     assert (when.type, when.kind) == ("date", "other")
     assert (weight.kind, weight.min, weight.max, weight.nullable) == ("numeric", None, None, True)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_category_held_by_fewer_than_min_count_rows_is_published_as_other(tmp_path: Path, fmt: str) -> None:
+    counts = {"asthma": 30, "copd": 10, "lupus": 9, "rare": 1}
+    values = [v for v, n in counts.items() for _ in range(n)] + [None] * 3
+    table = pa.table({"diagnosis": values, "x": list(range(len(values)))})
+
+    assert profile(_source(tmp_path, table, fmt), min_count=10)[0].columns[0].categories == [
+        "asthma",
+        "copd",
+        "(other)",
+    ]
+    strict, _ = profile(_source(tmp_path, table, fmt), min_count=31)
+    assert strict.columns[0].categories == ["(other)"]
+    assert (strict.columns[0].kind, strict.columns[0].nullable) == ("categorical", True)
+    everything, _ = profile(_source(tmp_path, table, fmt), min_count=1)
+    assert everything.columns[0].categories == ["asthma", "copd", "lupus", "rare"]
+
+
+def test_a_value_that_is_the_text_other_joins_the_rare_ones(tmp_path: Path) -> None:
+    table = pa.table({"code": ["a"] * 12 + ["(other)"] * 12 + ["b"] * 2})
+    assert profile(_source(tmp_path, table))[0].columns[0].categories == ["a", "(other)"]
+    common = pa.table({"code": ["a"] * 12 + ["(other)"] * 12})
+    assert profile(_source(tmp_path, common))[0].columns[0].categories == ["a", "(other)"]
+
+
+def test_a_boolean_column_publishes_its_type_s_two_values_whatever_it_holds(tmp_path: Path) -> None:
+    table = pa.table({"all_false": [False] * 20, "one_true": [False] * 19 + [True], "empty": [None] * 20})
+    table = table.cast(pa.schema([(name, pa.bool_()) for name in table.column_names]))
+    schema, _ = profile(_source(tmp_path, table))
+    assert [c.categories for c in schema.columns] == [["false", "true"]] * 3
+
+
+def test_min_count_below_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="min_count must be 1 or more, not 0"):
+        profile(_source(tmp_path, pa.table({"x": ["a"]})), min_count=0)
 
 
 def test_nan_and_infinity_are_not_bounds(tmp_path: Path) -> None:

@@ -115,19 +115,23 @@ def upload(api: TestClient, who: Session, gateway: str, result: dict[str, Any]) 
     return task
 
 
-@pytest.fixture
-def spec_id(api: TestClient, kits: dict[str, Kit]) -> str:
-    """An active stats spec of alice over site-a (DP, laplace, ε 1 per job) and site-b (no DP)."""
-    who = Session(api, kits)
-    publish(api, kits, who, "site-a", DP_POLICY)
-    publish(api, kits, who, "site-b", PLAIN_POLICY)
-    spec = {"name": "s", "model": "stats@1.0.0", "datasets": SITES, "columns": ["age", "sex"]}
+def active_spec(api: TestClient, who: Session, sites: list[str]) -> str:
+    spec = {"name": "s", "model": "stats@1.0.0", "datasets": sites, "columns": ["age", "sex"]}
     spec_id: str = api.post("/api/v1/specs", json=spec, headers=who("alice")).json()["id"]
     api.post(f"/api/v1/specs/{spec_id}/activate", headers=who("alice"))
-    for gateway in ("site-a", "site-b"):
-        upload(api, who, gateway, {"validated": True})
+    for site in sites:
+        upload(api, who, site.split("/")[0], {"validated": True})
     assert api.get(f"/api/v1/specs/{spec_id}", headers=who("alice")).json()["state"] == "active"
     return spec_id
+
+
+@pytest.fixture
+def spec_id(api: TestClient, kits: dict[str, Kit]) -> str:
+    """An active stats spec of alice over site-a and site-b (DP, laplace, ε 1 per job)."""
+    who = Session(api, kits)
+    publish(api, kits, who, "site-a", DP_POLICY)
+    publish(api, kits, who, "site-b", DP_POLICY)
+    return active_spec(api, who, SITES)
 
 
 def standing(spent: float, cap: float = 3.0) -> dict[str, float]:
@@ -161,8 +165,28 @@ def test_preview_prices_the_job_and_shows_the_full_cap_before_anything_is_mirror
         "epsilon": 1.0, "delta": 0.0, "cap_epsilon": 3.0, "cap_delta": 0.0,
         "remaining_epsilon": 3.0, "remaining_delta": 0.0, "mirrored": False, "would_exceed": False,
     }  # fmt: skip
-    assert costs["site-b/patients"]["dp"] is False
-    assert costs["site-b/patients"]["epsilon"] == 0.0
+    assert costs["site-b/patients"] == costs["site-a/patients"] | {"dataset": "site-b/patients"}
+
+
+def test_preview_spends_nothing_on_data_without_dp_and_refuses_to_pool_it_with_dp(
+    api: TestClient, kits: dict[str, Kit]
+) -> None:
+    who = Session(api, kits)
+    publish(api, kits, who, "site-a", DP_POLICY)
+    publish(api, kits, who, "site-b", PLAIN_POLICY)
+    plain = active_spec(api, who, ["site-b/patients"])
+    mixed = active_spec(api, who, SITES)
+
+    costs = preview(api, who, plain)["site-b/patients"]
+    assert (costs["dp"], costs["epsilon"]) == (False, 0.0)
+    for path in ("/api/v1/jobs/preview", "/api/v1/jobs"):
+        r = api.post(path, json={"spec_id": mixed, "params": COUNT_AGE}, headers=who("alice"))
+        assert r.status_code == 400, r.text
+        assert r.json()["detail"] == (
+            "the job pools datasets with differential privacy (site-a/patients) and without "
+            "(site-b/patients); their results cannot be pooled: choose datasets whose policies agree"
+        )
+    assert api.get("/api/v1/gateway/tasks/next?wait=0", headers=who("site-a")).json()["task"] is None
 
 
 def test_preview_runs_nothing_and_records_nothing(

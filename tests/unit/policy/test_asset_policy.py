@@ -20,6 +20,7 @@ min_count: 7
 
 def test_policy_parses_with_defaults() -> None:
     policy = load_policy(POLICY)
+    assert policy.glm.min_rows_per_term == 10
     assert policy.min_count == 7
     assert load_policy("dataset: x\n").grants == []
     assert load_policy("dataset: x\n").min_count == 10
@@ -48,6 +49,18 @@ def test_default_deny() -> None:
         check_access(None, "a/patients", "alice", "university", "stats", "1.0.0", ["age"])
     with pytest.raises(PolicyDenied, match="grants nothing"):
         check_access(load_policy(POLICY), "a/patients", "eve", "other-org", "stats", "1.0.0", ["age"])
+
+
+def test_glm_min_rows_per_term_is_a_whole_number_from_one() -> None:
+    assert load_policy("dataset: x\nglm: {min_rows_per_term: 1}\n").glm.min_rows_per_term == 1
+    assert load_policy("dataset: x\nglm:\n  min_rows_per_term: 25\n").glm.min_rows_per_term == 25
+    for value in ["0", "-3", "2.5", "ten", "true"]:
+        with pytest.raises(InvalidInput) as caught:
+            load_policy(f"dataset: x\nglm: {{min_rows_per_term: {value}}}\n", source="p.yaml")
+        assert str(caught.value).startswith("p.yaml: glm.min_rows_per_term: got ")
+        assert str(caught.value).endswith(
+            "; give a whole number of rows per coefficient, 1 or more (the default is 10)"
+        )
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,59 @@ def test_content_lineage_of_files_and_directories(tmp_path: Path) -> None:
         content_lineage(tmp_path / "missing.csv")
 
 
+def test_linked_lineages_are_one_budget_in_every_direction(tmp_path: Path) -> None:
+    ledger = BudgetLedger(tmp_path / "ledger.db")
+    old, rows, csv, other = "sha256:" + "01" * 32, "rows-v1:" + "02" * 32, "sha256:" + "03" * 32, LINEAGE
+    reserve(ledger, "job_old", 0.5, lineage=old)
+    ledger.link(rows, old)
+    ledger.link(rows, csv)
+
+    for lineage in (old, rows, csv):
+        assert ledger.spent(lineage, researcher="alice").epsilon == 0.5
+        assert ledger.linked(lineage) == sorted([old, rows, csv])
+    assert ledger.spent(other).epsilon == 0.0
+    reserve(ledger, "job_new", 0.5, lineage=csv)
+    with pytest.raises(BudgetExhausted, match=r"spent ε=1 of 1"):
+        reserve(ledger, "job_more", 0.1, lineage=old)
+    assert [r.job_id for r in ledger.history(rows)] == ["job_old", "job_new"]
+
+
+def test_a_retry_finds_its_reservation_under_a_linked_lineage(tmp_path: Path) -> None:
+    ledger = BudgetLedger(tmp_path / "ledger.db")
+    old, rows = "sha256:" + "01" * 32, "rows-v1:" + "02" * 32
+    first = reserve(ledger, "job_1/round-0", 0.4, lineage=old)
+    ledger.link(rows, old)
+
+    assert reserve(ledger, "job_1/round-0", 0.4, lineage=rows) == first
+    assert ledger.spent(rows).epsilon == 0.4
+
+
+def test_links_are_idempotent_and_cannot_be_removed(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    ledger = BudgetLedger(path)
+    ledger.link("rows-v1:a", "sha256:b", "sha256:b", "rows-v1:a")
+    ledger.link("sha256:b", "rows-v1:a")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM lineage_links").fetchone() == (1,)
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("DELETE FROM lineage_links")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("UPDATE lineage_links SET alias = 'sha256:c'")
+    with pytest.raises(InvalidInput, match="alias must not be empty"):
+        ledger.link("rows-v1:a", " ")
+
+
+def test_a_ledger_of_an_earlier_release_gets_the_links_table_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    reserve(BudgetLedger(path), "job_1", 0.3)
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE lineage_links")  # as a ledger written before links existed
+
+    reopened = BudgetLedger(path)
+    reopened.link("rows-v1:" + "cd" * 32, LINEAGE)
+    assert reopened.spent("rows-v1:" + "cd" * 32).epsilon == 0.3
+
+
 # --- concurrency and crashes ---------------------------------------------------------------------------
 
 

@@ -23,13 +23,14 @@ from custos.privacy import (
     round_to_nearest,
     suppress_small,
 )
-from custos.privacy.sdc import SECONDARY_REASON, dominance_reason, small_cell_reason
+from custos.privacy.sdc import SECONDARY_REASON, dominance_reason, recoverable, small_cell_reason
 
 
-def another_value_fits(lines: list[Line], target: Cell) -> bool:
+def another_value_fits(lines: list[Line], target: Cell, min_count: int = 10) -> bool:
     """Independent of the engine: is there a real assignment of the suppressed cells that satisfies
     every line, agrees with every published value, and gives `target` another value? A line without
-    a total cell adds up to a total the reader knows."""
+    a total cell adds up to a total the reader knows, unless it is small (a small figure is
+    suppressed wherever it is published)."""
     cells = {id(c): c for line in lines for c in [*line.cells, *([line.total] if line.total else [])]}
     unknown = [c for c in cells.values() if c.suppressed]
     index = {id(c): i for i, c in enumerate(unknown)}
@@ -38,7 +39,10 @@ def another_value_fits(lines: list[Line], target: Cell) -> bool:
         row, constant = np.zeros(len(unknown)), 0.0
         parts = [(c, 1.0) for c in line.cells]
         if line.total is None:
-            constant += sum(c.count or 0 for c in line.cells)
+            known = sum(c.count or 0 for c in line.cells)
+            if 0 < known < min_count:
+                continue
+            constant += known
         else:
             parts.append((line.total, -1.0))
         for cell, sign in parts:
@@ -170,14 +174,43 @@ def test_two_suppressed_cells_need_nothing_more() -> None:
     assert not cells[2].suppressed
 
 
-def test_a_cell_equal_to_a_known_total_cannot_be_hidden_and_stays_recoverable() -> None:
+def test_a_cell_equal_to_a_small_known_total_is_safe_since_the_total_is_not_known() -> None:
     alone, other = Cell(4), Cell(40)
-    lines = [Line([alone]), Line([other])]  # `alone` adds up to a total the reader knows
+    lines = [Line([alone]), Line([other])]  # `alone` adds up to a total known from elsewhere
 
     protect_table(Table(lines), 10)
 
-    assert alone.suppressed and not other.suppressed  # suppressing another cell would hide nothing
-    assert not another_value_fits(lines, alone)
+    # That total is 4 too, suppressed wherever it is published: suppressing another cell hides nothing.
+    assert alone.suppressed and not other.suppressed
+    assert another_value_fits(lines, alone)
+    assert recoverable(Table(lines), 10) == []
+
+
+def test_a_known_figure_is_never_chosen_to_hide_another() -> None:
+    small, large, count = Cell(4), Cell(40), Cell(44, known=True)
+    lines = [Line([small, large], total=count)]
+
+    protect_table(Table(lines), 10)
+
+    assert small.suppressed and large.suppressed and not count.suppressed
+
+
+def test_two_suppressed_cells_per_line_can_still_leave_one_determined() -> None:
+    # Two closed rings of suppressed cells (rows 0-1 x columns 0-1, rows 2-3 x columns 2-3) joined by
+    # cell (1, 2): every line holds two suppressed cells or none, so the line rule is content, but the
+    # joining cell is on no ring and the margins give it away.
+    matrix = [[30, 40, 50, 60], [35, 45, 55, 65], [20, 25, 30, 35], [22, 27, 33, 38]]
+    cells, _, _, _, lines = grid(matrix)
+    for i, j in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 2), (2, 3), (3, 2), (3, 3), (1, 2)]:
+        cells[i][j].suppress("upstream")
+    assert recoverable(Table(lines), 10) == [cells[1][2]]
+    assert not another_value_fits(lines, cells[1][2])
+
+    protect_table(Table(lines), 10)
+
+    assert recoverable(Table(lines), 10) == []
+    for cell in suppressed(lines):
+        assert another_value_fits(lines, cell)
 
 
 def test_default_rules_suppress_a_small_cell_and_the_smallest_other() -> None:

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
-
-import pytest
 
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.output import MAX_DEPTH, OutputFolder
@@ -105,21 +104,63 @@ def test_clear_removes_any_depth_without_following_links(tmp_path: Path) -> None
     assert (outside / "keep").read_text() == "mine"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="lending the folder to another uid needs root")
-def test_lend_and_reclaim_hand_the_folder_over_and_back(tmp_path: Path) -> None:
-    output = tmp_path / "output"
-    output.mkdir(mode=0o750)
-    folder = OutputFolder(output, LIMITS)
+def receive(source: Path, target: Path, limits: SandboxLimits = LIMITS) -> str | None:
+    fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return OutputFolder(target, limits).receive(fd).breach(limits)
+    finally:
+        os.close(fd)
 
-    folder.lend(234_567, 234_567)
-    assert (output.stat().st_uid, oct(output.stat().st_mode & 0o777)) == (234_567, "0o700")
-    (output / "sub").mkdir()
-    (output / "sub" / "r.json").write_text("{}")
-    for path in (output / "sub", output / "sub" / "r.json"):
-        os.chown(path, 234_567, 234_567)
 
-    folder.reclaim()
+def test_receive_copies_folders_and_files_owner_only(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.json").write_bytes(b"x" * 300)
+    (source / "sub" / "b.csv").write_bytes(b"y" * 200)
+    target.mkdir()
+    (target / "a.json").write_bytes(b"an older result, longer than the new one")
 
-    for path in (output, output / "sub", output / "sub" / "r.json"):
-        assert (path.stat().st_uid, path.stat().st_gid) == (os.getuid(), os.getgid())
-    assert oct(output.stat().st_mode & 0o777) == "0o750"
+    assert receive(source, target) is None
+
+    assert (target / "a.json").read_bytes() == b"x" * 300
+    assert (target / "sub" / "b.csv").read_bytes() == b"y" * 200
+    assert oct((target / "sub" / "b.csv").stat().st_mode & 0o777) == "0o600"
+    assert oct((target / "sub").stat().st_mode & 0o777) == "0o700"
+
+
+def test_receive_stops_at_a_breach_and_never_follows_a_link(tmp_path: Path) -> None:
+    source, target, outside = tmp_path / "source", tmp_path / "target", tmp_path / "outside"
+    for folder in (source, target, outside):
+        folder.mkdir()
+    (outside / "secret").write_text("host secret")
+    (source / "r.json").symlink_to(outside / "secret")
+
+    breach = receive(source, target)
+
+    assert breach is not None and "output contains r.json" in breach
+    assert not (target / "r.json").exists()
+
+    (source / "r.json").unlink()
+    with open(source / "big", "wb") as big:
+        big.truncate(1 << 30)  # sparse: no space in the source, a gibibyte if copied whole
+    assert receive(source, target) == "output limit of 1000 bytes exceeded"
+    assert (target / "big").stat().st_size == LIMITS.output_bytes + 1  # the copy stopped there
+
+
+def test_receive_keeps_few_folders_open_however_many_it_copies(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    target.mkdir()
+    for i in range(300):
+        (source / f"d{i}" / "inner").mkdir(parents=True)
+        (source / f"d{i}" / "inner" / "f").write_text(str(i))
+    limits = SandboxLimits(output_files=1000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    # Far fewer descriptors than the 600 folders: the copy holds only the folders above the current one.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 100, hard))
+    try:
+        assert receive(source, target, limits) is None
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    assert (target / "d299" / "inner" / "f").read_text() == "299"

@@ -81,3 +81,15 @@ def test_aarch64_uses_its_own_numbers() -> None:
 def test_an_unsupported_machine_is_refused() -> None:
     with pytest.raises(SandboxError, match="x86_64 and aarch64, not riscv64"):
         seccomp_program("riscv64")
+
+
+@pytest.mark.parametrize(
+    ("machine", "arch", "socket", "socketpair"), [("x86_64", X86_64, 41, 53), ("aarch64", AARCH64, 198, 199)]
+)
+def test_only_unix_sockets_can_be_made(machine: str, arch: int, socket: int, socketpair: int) -> None:
+    program = seccomp_program(machine)
+    for nr in (socket, socketpair):
+        assert decide(program, arch, nr, 1) == ALLOW  # AF_UNIX
+        for family in (2, 10, 16, 17, 40):  # AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_VSOCK
+            assert decide(program, arch, nr, family) == 0x00050000 | errno.EAFNOSUPPORT
+        assert decide(program, arch, nr, (1 << 32) | 2) == 0x00050000 | errno.EAFNOSUPPORT

@@ -5,9 +5,10 @@ MLP, and a torch MLP (`torch_mlp`) where the sites have PyTorch.
 Rounds: when `standardize` is true, round 0 (`moments`) has each site send the count, mean and sum of
 squared deviations of each feature over its training rows; the orchestrator pools them (Chan's
 formula) into the mean and standard deviation every site then uses — the same scaling as centralised
-standardisation of the pooled training rows, without any bounds guessed from the schema. Then rounds
-1..`rounds` (`train`) send the global weights; each site trains locally and returns its weights and
-metrics; the orchestrator takes the sample-weighted mean (and the server step). A last round
+standardisation of the pooled training rows, without any bounds guessed from the schema (under a
+policy that rounds counts, from the rounded counts and coarsened moments: see `fedavg.disclosure`).
+Then rounds 1..`rounds` (`train`) send the global weights; each site trains locally and returns its
+weights and metrics; the orchestrator takes the sample-weighted mean (and the server step). A last round
 (`evaluate`) measures the final model on every site's held-out rows. Params, messages, site code and
 disclosure rules are in `fedavg.params`, `fedavg.wire`, `fedavg.site` and `fedavg.disclosure`.
 
@@ -263,11 +264,11 @@ class FedAvgModel:
         controls = as_controls(privacy)
         if controls.training is None and controls.dp is not None:
             raise PolicyDenied(_NEEDS_TRAINING)
-        parse_params(params)
+        features = parse_params(params).features
         parsed = parse_site_result(result, "the site result")
         if controls.training is not None:
             check_dp_release(parsed, controls.training)
-        return filter_site_result(parsed, controls.disclosure.min_count)
+        return filter_site_result(parsed, controls.disclosure, features)
 
     def plan_dp(self, params: Mapping[str, Any], schema: DatasetSchema, dp: DpSettings) -> DpPlan:
         raise PolicyDenied(_NEEDS_TRAINING)

@@ -28,7 +28,7 @@ from custos.computations.columns import NumericColumn, is_numeric_type
 from custos.computations.fedavg.learners.factory import learner_for
 from custos.computations.fedavg.learners.learner import LocalTraining
 from custos.computations.fedavg.params import FedAvgParams, columns_used
-from custos.computations.fedavg.wire import MomentsRound, RoundInput, WeightsRound
+from custos.computations.fedavg.wire import MAX_LARGEST, MomentsRound, RoundInput, WeightsRound
 from custos.core.errors import InvalidInput
 
 Json = dict[str, Any]
@@ -113,11 +113,27 @@ def read_site(dal: DalReader, dataset: str, params: FedAvgParams) -> SiteData:
     return SiteData(x[train], y[train], x[holdout], y[holdout])
 
 
+def largest_contributions(values: Floats) -> tuple[list[float], float]:
+    """The largest absolute values of one feature (at most MAX_LARGEST, largest first) and the sum of
+    absolute values: what the gateway's dominance rule needs. They never leave the gateway."""
+    size = np.abs(values)
+    top = size if len(size) <= MAX_LARGEST else np.partition(size, len(size) - MAX_LARGEST)[-MAX_LARGEST:]
+    return [float(v) for v in np.sort(top)[::-1]], float(size.sum())
+
+
 def moments_result(data: SiteData) -> Json:
     n = len(data.y_train)
     mean = data.x_train.mean(axis=0) if n else np.zeros(data.x_train.shape[1])
     m2 = ((data.x_train - mean) ** 2).sum(axis=0)
-    return {"phase": "moments", "n_train": n, "mean": mean.tolist(), "m2": m2.tolist()}
+    contributions = [largest_contributions(data.x_train[:, j]) for j in range(data.x_train.shape[1])]
+    return {
+        "phase": "moments",
+        "n_train": n,
+        "mean": mean.tolist(),
+        "m2": m2.tolist(),
+        "largest": [largest for largest, _ in contributions],
+        "abs_sum": [total for _, total in contributions],
+    }
 
 
 def _metric(value: float | None) -> float | None:

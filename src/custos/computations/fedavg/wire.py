@@ -7,7 +7,8 @@ Round inputs (orchestrator -> sites):
     {"phase": "evaluate", "round": 11, "weights": "...", "mean": [...], "std": [...]}
 
 Site results (sites -> gateway filter -> orchestrator):
-    {"phase": "moments", "n_train": 812, "mean": [...], "m2": [...]}
+    {"phase": "moments", "n_train": 812, "mean": [...], "m2": [...]}   (+ "largest", "abs_sum" to the
+                                                                       gateway's filter only)
     {"phase": "train", "round": 3, "n_train", "n_holdout", "weights", "train_loss", "train_accuracy",
      "holdout_loss", "holdout_accuracy", "train_seconds"}
     {"phase": "evaluate", "round": 11, "n_holdout", "holdout_loss", "holdout_accuracy"}
@@ -31,6 +32,8 @@ from custos.computations.messages import parse_message
 from custos.core.errors import InvalidInput
 
 Metric = float | None
+# The most contributions per feature a moments result carries for the dominance rule (its n is at most 100).
+MAX_LARGEST = 100
 
 
 class _Message(BaseModel):
@@ -57,6 +60,10 @@ class SiteMoments(_Message):
     mean: list[float]
     m2: list[float]
     filtered: bool = False
+    # Site -> gateway only (the filter removes them): per feature, the largest absolute values,
+    # largest first, and the sum of absolute values, for the policy's dominance rule.
+    largest: list[list[float]] | None = None
+    abs_sum: list[float] | None = None
 
 
 class SiteTrain(_Message):

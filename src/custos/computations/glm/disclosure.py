@@ -8,7 +8,7 @@ policy's `min_count`:
 - n = 0: passes; the site adds nothing to the sums.
 - 0 < n < min_count: refused.
 - p >= n (a saturated model, which would reproduce the rows): refused.
-- 10 p > n (fewer than 10 rows per coefficient): refused.
+- r p > n (fewer than r rows per coefficient, the policy's `glm.min_rows_per_term`, default 10): refused.
 - binomial: fewer than min_count rows with outcome 1, or with outcome 0, refused (all rows of one class
   would tell everyone's outcome).
 - categorical predictors: a level with 0 < rows < min_count at the site is refused (X'WX holds the
@@ -25,13 +25,15 @@ from typing import Any
 from custos.computations.glm.params import GlmParams
 from custos.computations.glm.wire import SiteFit
 from custos.core.errors import InvalidInput, PolicyDenied
+from custos.privacy.glm_rules import GlmRules
 
 Json = dict[str, Any]
-ROWS_PER_TERM = 10
 
 
-def check_site_fit(params: GlmParams, fit: SiteFit, min_count: int) -> None:
-    """Raise PolicyDenied when the site's result may not leave it."""
+def check_site_fit(params: GlmParams, fit: SiteFit, min_count: int, rules: GlmRules | None = None) -> None:
+    """Raise PolicyDenied when the site's result may not leave it under the policy's `min_count` and
+    its `glm` rules (the defaults when None)."""
+    rows_per_term = (rules or GlmRules()).min_rows_per_term
     if fit.checks is None:
         raise InvalidInput("the site result carries no counts to check; it cannot be released")
     n, p = fit.n, len(params.terms())
@@ -44,10 +46,10 @@ def check_site_fit(params: GlmParams, fit: SiteFit, min_count: int) -> None:
             f"saturated model: {p} coefficients for {p} rows or fewer at this site; "
             "it would reproduce the rows"
         )
-    if ROWS_PER_TERM * p > n:
+    if rows_per_term * p > n:
         raise PolicyDenied(
-            f"too many parameters: {p} coefficients need at least {ROWS_PER_TERM * p} rows at this site "
-            f"({ROWS_PER_TERM} per coefficient), and it has fewer"
+            f"too many parameters: {p} coefficients need at least {rows_per_term * p} rows at this site "
+            f"({rows_per_term} per coefficient, the policy's glm.min_rows_per_term), and it has fewer"
         )
     if params.family == "binomial":
         events = fit.checks.events
@@ -72,7 +74,9 @@ def check_site_fit(params: GlmParams, fit: SiteFit, min_count: int) -> None:
                 )
 
 
-def filter_site_result(params: GlmParams, fit: SiteFit, min_count: int) -> Json:
+def filter_site_result(
+    params: GlmParams, fit: SiteFit, min_count: int, rules: GlmRules | None = None
+) -> Json:
     """The result as it may leave the site, without the counts the checks used."""
-    check_site_fit(params, fit, min_count)
+    check_site_fit(params, fit, min_count, rules)
     return fit.model_dump(mode="json", exclude={"checks"})

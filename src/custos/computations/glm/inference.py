@@ -1,77 +1,17 @@
-"""The linear algebra and the distributions of `glm`'s aggregation: the Newton step, the covariance,
-and p-values and 95% intervals from the normal and Student's t distributions.
-
-The pooled X'WX is equilibrated (scaled to a unit diagonal) and factored by a Cholesky decomposition
-written out here, so a pivot that vanishes names the term that is (almost) a linear combination of the
-terms before it. Steps are solved with the factor; only the covariance needs the inverse's diagonal.
-
-The distributions need nothing beyond `math`: the normal tail is erfc, and Student's t tail is the
-regularised incomplete beta function, evaluated by its continued fraction (Lentz's method, as in
-Numerical Recipes' `betacf`). The t quantile is found by bisection on that tail.
+"""The distributions of `glm`'s inference: p-values and 95% intervals from the normal and Student's t
+distributions (the linear algebra is in `glm.factor`). They need nothing beyond `math`: the normal tail
+is erfc, and Student's t tail is the regularised incomplete beta function, evaluated by its continued
+fraction (Lentz's method, as in Numerical Recipes' `betacf`). The t quantile is found by bisection on
+that tail.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import numpy as np
-import numpy.typing as npt
-
-from custos.core.errors import InvalidInput
-
-Floats = npt.NDArray[np.float64]
-# A term whose residual variance, given the terms before it, is below this share of its own variance
-# is (almost) a linear combination of them: its coefficient cannot be told apart.
-COLLINEAR = 1e-10
 NORMAL_975 = 1.959963984540054
 _MAX_FRACTION_TERMS = 100_000
 _TINY = 1e-300
-
-
-def unpack_symmetric(upper: Sequence[float], size: int) -> Floats:
-    """The symmetric matrix whose upper triangle, row by row, is `upper`."""
-    matrix = np.zeros((size, size))
-    matrix[np.triu_indices(size)] = upper
-    return matrix + np.triu(matrix, 1).T
-
-
-class Factor:
-    """The Cholesky factor of an equilibrated symmetric positive definite matrix."""
-
-    def __init__(self, matrix: Floats, names: Sequence[str], what: str) -> None:
-        diagonal = np.diag(matrix).copy()
-        for j, value in enumerate(diagonal):
-            if not value > 0:
-                raise InvalidInput(
-                    f"{what}: term {names[j]!r} is zero in every row (no site has rows for it); drop it"
-                )
-        self.scale = np.sqrt(diagonal)
-        scaled = matrix / np.outer(self.scale, self.scale)
-        size = len(names)
-        lower = np.zeros((size, size))
-        for j in range(size):
-            pivot = scaled[j, j] - float(lower[j, :j] @ lower[j, :j])
-            if not pivot > COLLINEAR:
-                before = ", ".join(repr(n) for n in names[:j]) or "none"
-                raise InvalidInput(
-                    f"{what}: term {names[j]!r} is (almost) a linear combination of the terms before it "
-                    f"({before}); drop it or one of those"
-                )
-            lower[j, j] = math.sqrt(pivot)
-            lower[j + 1 :, j] = (scaled[j + 1 :, j] - lower[j + 1 :, :j] @ lower[j, :j]) / lower[j, j]
-        self.lower = lower
-
-    def solve(self, rhs: Floats) -> Floats:
-        inner = np.linalg.solve(self.lower, rhs / self.scale)
-        solution: Floats = np.linalg.solve(self.lower.T, inner) / self.scale
-        return solution
-
-    def inverse_diagonal(self) -> Floats:
-        """diag(A^-1): with A = D L L' D, A^-1 = D^-1 L^-T L^-1 D^-1."""
-        inverse_lower = np.linalg.solve(self.lower, np.eye(len(self.scale)))
-        diagonal: Floats = (inverse_lower * inverse_lower).sum(axis=0) / (self.scale * self.scale)
-        return diagonal
 
 
 def normal_two_sided(z: float) -> float:

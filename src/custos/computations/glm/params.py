@@ -11,6 +11,9 @@ spec's columns.
      "tolerance": 1e-10,
      "filters": [{"column": "age", "op": ">=", "value": 40}]}
 
+`alpha` (negative_binomial only; default 1, as statsmodels) is the known dispersion of a negative
+binomial outcome, Var(y) = mu + alpha mu^2.
+
 A predictor named in `levels` is categorical: it is dummy-coded with its first level as the reference,
 one term `column[level]` per other level. Any other predictor is numeric and enters as it is. The
 levels travel in the params because the sites never see the public schema, and must never take the
@@ -39,8 +42,16 @@ from custos.core.dal_wire import Filter
 from custos.core.errors import InvalidInput
 from custos.core.schema import ColumnSchema, DatasetSchema
 
-Family = Literal["gaussian", "binomial", "poisson"]
-LINKS: dict[str, str] = {"gaussian": "identity", "binomial": "logit", "poisson": "log"}
+Family = Literal["gaussian", "binomial", "poisson", "gamma", "negative_binomial"]
+LINKS: dict[str, str] = {
+    "gaussian": "identity",
+    "binomial": "logit",
+    "poisson": "log",
+    "gamma": "log",
+    "negative_binomial": "log",
+}
+# statsmodels' default for its NegativeBinomial family.
+DEFAULT_ALPHA = 1.0
 INTERCEPT = "intercept"
 # Each site sends a p x p matrix every round: 200 terms is 20,100 numbers.
 MAX_TERMS = 200
@@ -66,11 +77,17 @@ class GlmParams(BaseModel):
     intercept: bool = Field(default=True, strict=True)
     max_iterations: int = Field(default=25, ge=1, le=100, strict=True)
     tolerance: float = Field(default=1e-10, gt=0, lt=1)
+    alpha: float | None = Field(default=None, gt=0, le=1000)
     filters: list[Filter] = Field(default_factory=list, max_length=100)
 
     @property
     def link(self) -> str:
         return LINKS[self.family]
+
+    @property
+    def dispersion(self) -> float:
+        """The negative binomial's alpha (Var = mu + alpha mu^2); 1 for the other families."""
+        return self.alpha if self.alpha is not None else DEFAULT_ALPHA
 
     def terms(self) -> list[Term]:
         """The model's coefficients in order: intercept, then each predictor (its non-reference levels)."""
@@ -143,6 +160,11 @@ def parse_params(params: Mapping[str, Any]) -> GlmParams:
             raise InvalidInput(f"predictors[{i}]: column {column!r} is listed twice; give each column once")
         seen.add(column)
     _check_levels(parsed)
+    if parsed.alpha is not None and parsed.family != "negative_binomial":
+        raise InvalidInput(
+            f"alpha: only a negative_binomial model takes alpha (its variance mu + alpha mu^2); "
+            f"a {parsed.family} model does not"
+        )
     terms = parsed.terms()
     if not terms:
         raise InvalidInput("the model has no terms; give predictors, or set intercept to true")
@@ -208,18 +230,23 @@ def _check_outcome(params: GlmParams, column: ColumnSchema) -> None:
             f"outcome: column {column.name!r} is {column.kind} ({column.type}); a {family} outcome is "
             f"{accepted}{hint}"
         )
-    # Public bounds are rounded outward: a 0/1 column publishes (-0.1, 1.1), counts from 0 publish -0.1.
-    if family == "binomial" and (
-        (column.max is not None and column.max >= 2) or (column.min is not None and column.min <= -1)
-    ):
+    # Public bounds are rounded outward (counts from 0 to 10 publish [-1, 11]): they can show that no
+    # row could be a valid outcome, never that some row is not. The site checks its own rows.
+    low, high = column.min, column.max
+    if family == "binomial" and ((low is not None and low > 1) or (high is not None and high < 0)):
         raise InvalidInput(
-            f"outcome: column {column.name!r} ranges over [{column.min}, {column.max}] by its schema; "
+            f"outcome: column {column.name!r} ranges over [{low}, {high}] by its schema; "
             "a binomial outcome holds only 0 and 1"
         )
-    if family == "poisson" and column.min is not None and column.min <= -1:
+    if family in ("poisson", "negative_binomial") and high is not None and high < 0:
         raise InvalidInput(
-            f"outcome: column {column.name!r} goes down to {column.min} by its schema; "
-            "a poisson outcome holds counts (0 or more)"
+            f"outcome: column {column.name!r} is below 0 in every row by its schema (at most {high}); "
+            f"a {family} outcome holds counts (0 or more)"
+        )
+    if family == "gamma" and high is not None and high <= 0:
+        raise InvalidInput(
+            f"outcome: column {column.name!r} is 0 or below in every row by its schema (at most {high}); "
+            "a gamma outcome is positive"
         )
 
 

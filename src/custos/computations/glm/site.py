@@ -1,12 +1,12 @@
-"""What one site computes for `glm`, inside the sandbox: X'WX, X'Wz, the deviance and the Pearson
-chi-squared of its own complete rows at the round's coefficients, read through the DAL with the
-filters pushed down.
+"""What one site computes for `glm`, inside the sandbox: the triangle R and rotated response c of the
+QR decomposition of [√W X | √W z] (see `glm.factor`; for gamma and negative binomial also the triangle of
+the expected information), the deviance and the Pearson chi-squared of its own complete rows at the
+round's coefficients, read through the DAL with the filters pushed down.
 
 Rows with a null (or NaN) outcome or predictor are left out, as statsmodels' formula interface does
 (`missing="drop"`). Categorical values are coded by the params' `levels`, never by what the data
-holds: a value the levels do not list is an error, not a new level. X is built a chunk of rows at a
-time, so memory stays bounded however many rows the site has; X'WX is sent as its upper triangle,
-which makes the pooled matrix symmetric by construction.
+holds: a value the levels do not list is an error, not a new level. X is built and factored a chunk of
+rows at a time, so memory stays bounded however many rows the site has.
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ import pyarrow.compute as pc
 
 from custos.computations.base import DalReader
 from custos.computations.columns import NumericColumn, as_numpy, is_numeric_type, squared_deviations
-from custos.computations.glm.family import lgamma_sum, row_pieces, start_eta, ylogy_sum
+from custos.computations.glm.factor import SiteFactor, pack_upper
+from custos.computations.glm.family import (
+    NON_CANONICAL,
+    lgamma_sum,
+    log_sum,
+    row_pieces,
+    shifted_ylogy_sum,
+    start_eta,
+    ylogy_sum,
+)
 from custos.computations.glm.params import GlmParams, columns_used
 from custos.computations.glm.wire import StartRound, StepRound
 from custos.core.errors import InvalidInput
@@ -72,11 +81,29 @@ def _outcome(table: pa.Table, params: GlmParams) -> Floats:
             f"outcome: column {params.outcome!r} holds values other than 0 and 1 here; a binomial outcome "
             "is 0/1, boolean, or categorical with two levels"
         )
-    if params.family == "poisson" and np.any(y < 0):
+    if params.family in ("poisson", "negative_binomial"):
+        _check_counts(y, params)
+    if params.family == "gamma" and np.any(y <= 0):
         raise InvalidInput(
-            f"outcome: column {params.outcome!r} holds negative values here; poisson needs counts"
+            f"outcome: column {params.outcome!r} holds values that are not positive here; gamma needs "
+            "positive values"
         )
     return y
+
+
+def _check_counts(y: Floats, params: GlmParams) -> None:
+    """A count outcome holds whole numbers, 0 or more: checked on the site's own rows, since the
+    public bounds are rounded outward (counts from 0 publish a minimum of -1 or below)."""
+    if np.any(y < 0):
+        raise InvalidInput(
+            f"outcome: column {params.outcome!r} holds negative values here; {params.family} needs counts "
+            "(0, 1, 2, ...)"
+        )
+    if np.any(np.isfinite(y) & (y != np.floor(y))):
+        raise InvalidInput(
+            f"outcome: column {params.outcome!r} holds values that are not whole numbers here; "
+            f"{params.family} needs counts (0, 1, 2, ...)"
+        )
 
 
 class Design:
@@ -132,43 +159,58 @@ def _outcome_sums(design: Design) -> Json:
     if family == "gaussian":
         mean = float(y.mean()) if design.n else 0.0
         sums |= {"mean": mean, "m2": squared_deviations(y, mean) if design.n else 0.0}
-    if family == "poisson":
+    if family in ("poisson", "negative_binomial"):
         sums |= {"ylogy": ylogy_sum(y), "lgamma": lgamma_sum(y)}
+    if family == "negative_binomial":
+        shape = 1 / design.params.dispersion
+        sums |= {"shifted_ylogy": shifted_ylogy_sum(y, shape), "shifted_lgamma": lgamma_sum(y, shape)}
+    if family == "gamma":
+        sums |= {"log_y": log_sum(y)}
     return sums
 
 
 def fit_result(design: Design, round_input: StartRound | StepRound) -> Json:
-    """This site's sums for the round: at the start values, or at the round's coefficients."""
+    """This site's part of the round: at the start values, or at the round's coefficients."""
     p, family = len(design.terms), design.params.family
     beta: Floats | None = None
     if isinstance(round_input, StepRound):
         beta = np.asarray(round_input.coefficients, dtype=np.float64)
         if len(beta) != p:
             raise InvalidInput(f"round_input.coefficients: {len(beta)} values for a model of {p} terms")
-    xtwx = np.zeros((p, p))
-    xtwz = np.zeros(p)
+    factor = SiteFactor(p)
+    # The expected information, for the covariance, where the link is not canonical.
+    expected = SiteFactor(p, response=False) if family in NON_CANONICAL else None
     deviance = pearson = 0.0
     boundary = False
+    finite = True
     for rows, x in design.chunks():
         y = design.y[rows]
         eta = start_eta(family, y) if beta is None else x @ beta
-        pieces = row_pieces(family, y, eta)
-        xtwx += (x * pieces.weights[:, None]).T @ x
-        xtwz += x.T @ pieces.weighted_response
+        pieces = row_pieces(family, y, eta, design.params.dispersion)
         deviance += float(pieces.deviance.sum())
         pearson += float(pieces.pearson.sum())
         boundary = boundary or pieces.boundary
-    finite = all(math.isfinite(v) for v in (deviance, pearson)) and bool(
-        np.isfinite(xtwx).all() and np.isfinite(xtwz).all()
-    )
-    upper = np.triu_indices(p)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            root = np.sqrt(pieces.weights)
+            response = pieces.weighted_response / root
+            root_expected = None if pieces.expected_weights is None else np.sqrt(pieces.expected_weights)
+        finite = finite and all(
+            bool(np.isfinite(v).all()) for v in (x * root[:, None], response, root_expected) if v is not None
+        )
+        if finite:
+            factor.add(x, root, response)
+            if expected is not None and root_expected is not None:
+                expected.add(x, root_expected)
+    finite = finite and all(math.isfinite(v) for v in (deviance, pearson))
+    triangle, rotated = factor.canonical() if finite else (None, None)
     result: Json = {
         "phase": round_input.phase,
         "iteration": 0 if isinstance(round_input, StartRound) else round_input.iteration,
         "n": design.n,
         "finite": finite,
-        "xtwx": xtwx[upper].tolist() if finite else None,
-        "xtwz": xtwz.tolist() if finite else None,
+        "r": pack_upper(triangle) if triangle is not None else None,
+        "qtz": rotated.tolist() if rotated is not None else None,
+        "r_expected": pack_upper(expected.canonical()[0]) if expected is not None and finite else None,
         "deviance": deviance if finite else None,
         "pearson_chi2": pearson if finite else None,
         "boundary": boundary,

@@ -3,19 +3,24 @@ filter -> orchestrator) and the orchestrator's state between rounds. Parsing ref
 declared here, so a site result carries aggregates only.
 
 Round 0, `{"phase": "start"}`: each site starts IRLS from its own data (mu = (y + 0.5) / 2 for
-binomial, y + 0.1 for poisson, y for gaussian), so the first pooled step needs no coefficients.
+binomial, y + 0.1 for poisson and negative binomial, y for gaussian and gamma), so the first pooled
+step needs no coefficients.
 Rounds k >= 1, `{"phase": "step", "iteration": k, "coefficients": [...]}`. A site answers
 
     {"phase": "step", "iteration": 3, "n": 1200, "finite": true,
-     "xtwx": [upper triangle of X'WX, row by row], "xtwz": [X'Wz], "deviance": 812.4,
+     "r": [upper triangle of R, row by row], "qtz": [c = Q'√W z], "r_expected": null, "deviance": 812.4,
      "pearson_chi2": 1190.2, "boundary": false,
      "outcome": {"sum": 410.0, "mean": null, "m2": null, "ylogy": null, "lgamma": null},
      "checks": {"events": 410, "levels": {"sex": [590, 610]}}}
 
-for its complete rows at those coefficients (z is the IRLS working response). `outcome` (round 0 only)
-holds the sums the null deviance and the log-likelihood need. `checks` are for the gateway's
-disclosure filter, which removes them; the orchestrator refuses a result that still carries them.
-`finite` false (with null matrices) says the coefficients overflowed at this site.
+for its complete rows at those coefficients: R and c are the canonical triangle and rotated response of
+the QR decomposition of [√W X | √W z] (z the IRLS working response; see `glm.factor`), so R'R = X'WX
+and R'c = X'Wz. For gamma and negative binomial, whose log link is not canonical, W is the observed
+information and `r_expected` the triangle of the expected information (for the covariance); null
+otherwise. `outcome` (round 0 only) holds the sums the null deviance and the log-likelihood need.
+`checks` are for the gateway's disclosure filter, which removes them; the orchestrator refuses a result
+that still carries them. `finite` false (with null matrices) says the coefficients overflowed at this
+site.
 """
 
 from __future__ import annotations
@@ -48,13 +53,18 @@ class StepRound(_Message):
 
 class OutcomeSums(_Message):
     """Sums of the outcome over a site's complete rows: `sum` always; gaussian `mean` and `m2` (squared
-    deviations about the site's own mean); poisson `ylogy` (sum of y log y) and `lgamma` (of y + 1)."""
+    deviations about the site's own mean); poisson and negative binomial `ylogy` (sum of y log y) and
+    `lgamma` (of y + 1); negative binomial also `shifted_ylogy` and `shifted_lgamma`, the same of
+    y + 1/alpha; gamma `log_y` (sum of log y)."""
 
     sum: float
     mean: float | None = None
     m2: float | None = None
     ylogy: float | None = None
     lgamma: float | None = None
+    shifted_ylogy: float | None = None
+    shifted_lgamma: float | None = None
+    log_y: float | None = None
 
 
 class SiteChecks(_Message):
@@ -69,23 +79,32 @@ class SiteFit(_Message):
     iteration: int = Field(ge=0)
     n: int = Field(ge=0)
     finite: bool
-    xtwx: list[float] | None = Field(default=None, max_length=_PACKED)
-    xtwz: list[float] | None = Field(default=None, max_length=MAX_TERMS)
+    r: list[float] | None = Field(default=None, max_length=_PACKED)
+    qtz: list[float] | None = Field(default=None, max_length=MAX_TERMS)
+    r_expected: list[float] | None = Field(default=None, max_length=_PACKED)
     deviance: float | None = None
     pearson_chi2: float | None = None
     boundary: bool = False
     outcome: OutcomeSums | None = None
     checks: SiteChecks | None = None
 
-    def check_shape(self, terms: int, what: str) -> None:
-        """Raise InvalidInput unless the numbers are there (when finite) and sized for `terms`."""
+    def check_shape(self, terms: int, what: str, expected: bool = False) -> None:
+        """Raise InvalidInput unless the numbers are there (when finite) and sized for `terms`, with the
+        expected information's triangle if and only if `expected`."""
         if not self.finite:
             return
-        if self.xtwx is None or self.xtwz is None or self.deviance is None or self.pearson_chi2 is None:
-            raise InvalidInput(f"{what} is finite but lacks xtwx, xtwz, deviance or pearson_chi2")
-        if len(self.xtwz) != terms or len(self.xtwx) != terms * (terms + 1) // 2:
+        if expected != (self.r_expected is not None):
+            state = "lacks" if expected else "has"
             raise InvalidInput(
-                f"{what} has {len(self.xtwz)} coefficients' sums; the model has {terms} coefficients"
+                f"{what} {state} r_expected, which this family's model needs only with a log link"
+            )
+        if self.r_expected is not None and len(self.r_expected) != terms * (terms + 1) // 2:
+            raise InvalidInput(f"{what} has an r_expected sized for another number of coefficients")
+        if self.r is None or self.qtz is None or self.deviance is None or self.pearson_chi2 is None:
+            raise InvalidInput(f"{what} is finite but lacks r, qtz, deviance or pearson_chi2")
+        if len(self.qtz) != terms or len(self.r) != terms * (terms + 1) // 2:
+            raise InvalidInput(
+                f"{what} has {len(self.qtz)} coefficients' sums; the model has {terms} coefficients"
             )
         if self.checks is not None:
             for column, counts in self.checks.levels.items():
@@ -107,6 +126,7 @@ class FitState(_Message):
     n: int = Field(default=0, ge=0)
     null_deviance: float | None = None
     saturated_loglik: float | None = None
+    log_y: float | None = None
 
 
 def parse_round_input(value: Mapping[str, Any]) -> StartRound | StepRound:
@@ -118,7 +138,7 @@ def parse_round_input(value: Mapping[str, Any]) -> StartRound | StepRound:
     raise InvalidInput(f"round_input.phase is {phase!r}; expected 'start' or 'step'")
 
 
-def parse_site_fit(value: Mapping[str, Any], terms: int, what: str) -> SiteFit:
+def parse_site_fit(value: Mapping[str, Any], terms: int, what: str, expected: bool = False) -> SiteFit:
     fit = parse_message(SiteFit, value, what)
-    fit.check_shape(terms, what)
+    fit.check_shape(terms, what, expected)
     return fit

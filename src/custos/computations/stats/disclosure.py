@@ -1,32 +1,40 @@
 """Disclosure control for the tables of the `stats` model, built on the one disclosure-control engine,
 `custos.privacy.sdc`. The gateway runs `filter_site_result` on what leaves the site; the orchestrator
-lays out pooled tables the same way (`summary_layout`, `frequency_layout`, `histogram_layout`).
+lays out the pooled tables the same way (`StatsCells`) and protects them again.
 
-Table shapes, per column:
-- summaries: the group cells add up to the all-rows cell (one line, its total reported);
-- frequencies: the category cells (one line; its total, the row count, is treated as known);
-- histograms: a grid of cells (all rows and each group) x bins; each row is a line (its total, the
-  column's count, is treated as known) and each bin is a line over the groups whose total is the
-  all-rows bin.
-Quantile rounds: a search on a cell that the summary table suppresses is refused, and a site answers
-at most two searches (two order statistics) per probability asked for.
+Every table of one result is protected together, as one table of the engine, so that a cell hidden in
+one is not given away by another. Each margin adds up to the cells that really make it up:
+
+- summaries: the groups, and "(missing)" (rows whose group is null), add up to all rows;
+- frequencies: the categories and "(missing)" (null values) add up to the row count, a figure the
+  reader may know from elsewhere;
+- histograms: each row (all rows, each group, "(missing)") is its bins plus the values outside the
+  edges, and adds up to the column's count in that cell: the summary's cell when the result has one
+  (so histograms and summaries protect each other), else a count the reader may know; each bin adds
+  up over the groups to the all-rows bin.
 
 The policy's other rules (`custos.privacy.controls.DisclosureRules`) apply here too: a cell whose sum
-(or mean) the (n, k) dominance rule flags is suppressed like a small one; min and max of a group below
-`extremes_threshold` are withheld; a frequency table or grouping over more than `max_levels` levels,
-and filters leaving fewer than `min_subset` rows, refuse the whole result (without saying the count).
-Rounding applies to the published, pooled counts only (`stats.rounding`), so that pooled means stay
-exact.
+(or mean) the (n, k) dominance rule flags is suppressed like a small one; with filters, a cell that
+the filters leave fewer than min_count of its rows out of is suppressed (the rows left out are a cell
+of the unfiltered table, which another job may publish); min and max of a group below
+`extremes_threshold` are withheld, and with `extremes_min_count` set, a min or max that fewer rows
+than that hold is withheld too; a frequency table or grouping over more than `max_levels` levels, and
+filters leaving fewer than `min_subset` rows, refuse the whole result (without saying the count).
+Rounding applies to the pooled, published figures only (`stats.rounding`).
+
+Quantile rounds: the site sends its round-0 answer again, so the gateway refuses searches on the
+cells round 0 suppressed; and it answers at most two searches (two order statistics) per probability.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from custos.computations.stats.params import StatsParams
 from custos.computations.stats.wire import (
-    CountTable,
+    MISSING,
     FrequencyTable,
     HistogramTable,
     SiteQuantiles,
@@ -47,21 +55,44 @@ from custos.privacy.sdc import (
 )
 
 Json = dict[str, Any]
+__all__ = ["MISSING", "StatsCells", "filter_site_result"]
 
 
-def summary_layout(overall: Cell, groups: Sequence[Cell]) -> Table:
-    return Table([Line(list(groups), total=overall)] if groups else [Line([overall])])
+def filtered_reason(min_count: int) -> str:
+    return f"the filters leave out fewer than {min_count} of this cell's rows"
 
 
-def frequency_layout(categories: Sequence[Cell]) -> Table:
-    return Table([Line(list(categories))])
+def tied_reason(which: str, min_rows: int) -> str:
+    return f"{which}: fewer than {min_rows} rows hold it"
 
 
-def histogram_layout(overall: Sequence[Cell], groups: Sequence[Sequence[Cell]]) -> Table:
-    lines = [Line(list(row)) for row in [overall, *groups]]
-    if groups:
-        lines += [Line([row[b] for row in groups], total=overall[b]) for b in range(len(overall))]
-    return Table(lines)
+@dataclass
+class StatsCells:
+    """The cells of one `stats` result, table by table: summaries[column][group] (group None is all
+    rows), frequencies[column][category], histograms[column][group] (the bins, then outside)."""
+
+    summaries: dict[str, dict[str | None, Cell]] = field(default_factory=dict)
+    frequencies: dict[str, dict[str, Cell]] = field(default_factory=dict)
+    histograms: dict[str, dict[str | None, list[Cell]]] = field(default_factory=dict)
+
+    def table(self) -> Table:
+        lines: list[Line] = []
+        for cells in self.summaries.values():
+            groups = [cell for group, cell in cells.items() if group is not None]
+            lines.append(Line(groups, total=cells[None]) if groups else Line([cells[None]]))
+        lines += [Line(list(cells.values())) for cells in self.frequencies.values()]
+        for column, rows in self.histograms.items():
+            counts = self.summaries.get(column, {})
+            lines += [Line(row, total=counts.get(group)) for group, row in rows.items()]
+            grouped = [row for group, row in rows.items() if group is not None]
+            if grouped:
+                lines += [
+                    Line([row[k] for row in grouped], total=rows[None][k]) for k in range(len(rows[None]))
+                ]
+        return Table(lines)
+
+    def protect(self, min_count: int) -> None:
+        protect_table(self.table(), min_count)
 
 
 def _overall_first(cells: Sequence[Any], what: str) -> tuple[Any, list[Any]]:
@@ -80,16 +111,6 @@ def _cell(count: int | None, suppressed: bool, reason: str | None) -> Cell:
     return Cell(None if suppressed else count, suppressed, reason if suppressed else None)
 
 
-def _summary_cells(table: SummaryTable | CountTable, min_count: int) -> dict[str | None, Cell]:
-    overall, groups = _overall_first(table.cells, f"the summary of {table.column!r}")
-    marks = {
-        c.group: _cell(c.count, getattr(c, "suppressed", False), getattr(c, "reason", None))
-        for c in [overall, *groups]
-    }
-    protect_table(summary_layout(marks[None], [marks[g.group] for g in groups]), min_count)
-    return marks
-
-
 def _dominated(cell: SummaryCell, rules: DisclosureRules) -> bool:
     rule = rules.dominance
     if rule is None or cell.largest is None or cell.abs_sum is None or not cell.count:
@@ -97,18 +118,75 @@ def _dominated(cell: SummaryCell, rules: DisclosureRules) -> bool:
     return cell.count <= rule.n or is_dominated(cell.largest[: rule.n], cell.abs_sum, rule.k)
 
 
-_SITE_ONLY = {"suppressed", "largest", "abs_sum"}
+def _check_removed(mark: Cell, removed: int | None, min_count: int) -> None:
+    if removed is not None and 0 < removed < min_count:
+        mark.suppress(filtered_reason(min_count))
 
 
-def _filter_summary_table(table: SummaryTable, rules: DisclosureRules) -> Json:
-    overall, groups = _overall_first(table.cells, f"the summary of {table.column!r}")
-    marks = {c.group: _cell(c.count, c.suppressed, c.reason) for c in [overall, *groups]}
-    if rules.dominance is not None:
+def site_cells(result: SiteSummary, rules: DisclosureRules) -> StatsCells:
+    """One site's round-0 tables as the engine's cells, with the primary rules that need what only
+    the gateway sees (dominance, rows left out by filters) applied; then protected."""
+    cells = StatsCells()
+    for table in result.summaries:
+        _overall_first(table.cells, f"the summary of {table.column!r}")
+        marks = {c.group: _cell(c.count, c.suppressed, c.reason) for c in table.cells}
         for cell in table.cells:
-            if _dominated(cell, rules):
+            if rules.dominance is not None and _dominated(cell, rules):
                 marks[cell.group].suppress(dominance_reason(rules.dominance.n, rules.dominance.k))
-    protect_table(summary_layout(marks[None], [marks[g.group] for g in groups]), rules.min_count)
+            _check_removed(marks[cell.group], cell.removed, rules.min_count)
+        cells.summaries[table.column] = marks
+    for freq in result.frequencies:
+        if len({c.category for c in freq.cells}) != len(freq.cells):
+            raise InvalidInput(f"the frequency table of {freq.column!r} lists a category twice")
+        cells.frequencies[freq.column] = {
+            c.category: _cell(c.count, c.suppressed, c.reason) for c in freq.cells
+        }
+        for c in freq.cells:
+            _check_removed(cells.frequencies[freq.column][c.category], c.removed, rules.min_count)
+    for hist in result.histograms:
+        overall, groups = _overall_first(hist.cells, f"the histogram of {hist.column!r}")
+        width = len(overall.counts)
+        if any(
+            len(c.counts) != width or (c.removed is not None and len(c.removed) != width) for c in hist.cells
+        ):
+            raise InvalidInput(f"the histogram of {hist.column!r} has rows of different lengths")
+        rows = {}
+        for row in [overall, *groups]:
+            rows[row.group] = [
+                _cell(row.counts[k], row.is_suppressed(k), row.reason(k)) for k in range(width)
+            ]
+            for k, mark in enumerate(rows[row.group]):
+                _check_removed(mark, row.removed[k] if row.removed is not None else None, rules.min_count)
+        cells.histograms[hist.column] = rows
+    cells.protect(rules.min_count)
+    return cells
+
+
+_SITE_ONLY = {"suppressed", "largest", "abs_sum", "removed", "min_ties", "max_ties"}
+
+
+def _extremes(entry: Json, cell: SummaryCell, rules: DisclosureRules) -> None:
+    """Withhold min and max of a small group; with `extremes_min_count`, each one fewer rows hold."""
+    if not {"min", "max"} & set(entry):
+        return
     threshold = rules.extremes_threshold
+    if (cell.count or 0) < threshold:
+        entry.pop("min", None)
+        entry.pop("max", None)
+        entry["extremes_reason"] = extremes_reason(threshold)
+        return
+    if rules.extremes_min_count is None:
+        return
+    reasons = []
+    for name, ties in (("min", cell.min_ties), ("max", cell.max_ties)):
+        if name in entry and (ties or 0) < threshold:
+            entry.pop(name)
+            reasons.append(tied_reason(name, threshold))
+    if reasons:
+        entry["extremes_reason"] = "; ".join(reasons)
+
+
+def _summary_output(table: SummaryTable, marks: dict[str | None, Cell], rules: DisclosureRules) -> Json:
     cells = []
     for cell in table.cells:
         mark = marks[cell.group]
@@ -116,11 +194,31 @@ def _filter_summary_table(table: SummaryTable, rules: DisclosureRules) -> Json:
             cells.append({"group": cell.group, "suppressed": True, "reason": mark.reason})
             continue
         entry = {"group": cell.group, **cell.model_dump(exclude_none=True, exclude=_SITE_ONLY)}
-        if (cell.count or 0) < threshold and ("min" in entry or "max" in entry):
-            entry.pop("min", None)
-            entry.pop("max", None)
-            entry["extremes_reason"] = extremes_reason(threshold)
+        _extremes(entry, cell, rules)
         cells.append(entry)
+    return {"column": table.column, "cells": cells}
+
+
+def _frequency_output(table: FrequencyTable, marks: dict[str, Cell]) -> Json:
+    cells = [
+        {"category": c.category, "suppressed": True, "reason": marks[c.category].reason}
+        if marks[c.category].suppressed
+        else {"category": c.category, "count": c.count}
+        for c in table.cells
+    ]
+    return {"column": table.column, "cells": cells}
+
+
+def _histogram_output(table: HistogramTable, rows: dict[str | None, list[Cell]]) -> Json:
+    cells = [
+        {
+            "group": cell.group,
+            "counts": [m.reported for m in rows[cell.group]],
+            "suppressed": [m.suppressed for m in rows[cell.group]],
+            "reasons": [m.reason for m in rows[cell.group]],
+        }
+        for cell in table.cells
+    ]
     return {"column": table.column, "cells": cells}
 
 
@@ -145,68 +243,35 @@ def check_subset(params: StatsParams, rules: DisclosureRules, rows: int | None) 
 
 
 def _levels(params: StatsParams, result: SiteSummary) -> dict[str, int]:
-    levels = {t.column: len(t.cells) for t in result.frequencies}
+    levels = {t.column: sum(c.category != MISSING for c in t.cells) for t in result.frequencies}
     if params.group_by is not None:
-        grouped = [len(t.cells) - 1 for t in result.summaries]
-        grouped += [len(t.cells) - 1 for t in result.histograms]
+        grouped = [sum(c.group not in (None, MISSING) for c in t.cells) for t in result.summaries]
+        grouped += [sum(c.group not in (None, MISSING) for c in t.cells) for t in result.histograms]
         levels[params.group_by] = max(grouped, default=0)
     return levels
-
-
-def _filter_frequency_table(table: FrequencyTable, min_count: int) -> Json:
-    if len({c.category for c in table.cells}) != len(table.cells):
-        raise InvalidInput(f"the frequency table of {table.column!r} lists a category twice")
-    marks = [_cell(c.count, c.suppressed, c.reason) for c in table.cells]
-    protect_table(frequency_layout(marks), min_count)
-    cells = [
-        {"category": c.category, "suppressed": True, "reason": m.reason}
-        if m.suppressed
-        else {"category": c.category, "count": c.count}
-        for c, m in zip(table.cells, marks, strict=True)
-    ]
-    return {"column": table.column, "cells": cells}
-
-
-def _filter_histogram_table(table: HistogramTable, min_count: int) -> Json:
-    overall, groups = _overall_first(table.cells, f"the histogram of {table.column!r}")
-    bins = len(overall.counts)
-    if any(len(c.counts) != bins for c in groups):
-        raise InvalidInput(f"the histogram of {table.column!r} has rows of different lengths")
-    rows = {
-        c.group: [_cell(c.counts[b], c.is_suppressed(b), c.reason(b)) for b in range(bins)]
-        for c in [overall, *groups]
-    }
-    protect_table(histogram_layout(rows[None], [rows[g.group] for g in groups]), min_count)
-    cells = []
-    for cell in table.cells:
-        row = rows[cell.group]
-        cells.append(
-            {
-                "group": cell.group,
-                "counts": [m.reported for m in row],
-                "suppressed": [m.suppressed for m in row],
-                "reasons": [m.reason for m in row],
-            }
-        )
-    return {"column": table.column, "cells": cells}
 
 
 def _filter_summary_round(params: StatsParams, result: SiteSummary, rules: DisclosureRules) -> Json:
     check_levels(rules, _levels(params, result))
     check_subset(params, rules, result.rows)
-    min_count = rules.min_count
+    cells = site_cells(result, rules)
     return {
         "phase": "summary",
-        "summaries": [_filter_summary_table(t, rules) for t in result.summaries],
-        "frequencies": [_filter_frequency_table(t, min_count) for t in result.frequencies],
-        "histograms": [_filter_histogram_table(t, min_count) for t in result.histograms],
+        "summaries": [_summary_output(t, cells.summaries[t.column], rules) for t in result.summaries],
+        "frequencies": [_frequency_output(t, cells.frequencies[t.column]) for t in result.frequencies],
+        "histograms": [_histogram_output(t, cells.histograms[t.column]) for t in result.histograms],
     }
 
 
-def _filter_quantile_round(params: StatsParams, result: SiteQuantiles, min_count: int) -> Json:
-    if result.count_tables is None:
-        raise InvalidInput("a quantile round result must carry count_tables for the gateway's filter")
-    marks = {(t.column, g): m for t in result.count_tables for g, m in _summary_cells(t, min_count).items()}
+def _filter_quantile_round(params: StatsParams, result: SiteQuantiles, rules: DisclosureRules) -> Json:
+    if result.summary is None:
+        raise InvalidInput("a quantile round result must carry the site's summary for the gateway's filter")
+    check_levels(rules, _levels(params, result.summary))
+    marks = {
+        (column, group): mark
+        for column, groups in site_cells(result.summary, rules).summaries.items()
+        for group, mark in groups.items()
+    }
     asked: dict[tuple[str, str | None], int] = {}
     searches = []
     for search in result.searches:
@@ -220,7 +285,7 @@ def _filter_quantile_round(params: StatsParams, result: SiteQuantiles, min_count
             )
         mark = marks.get(cell)
         if mark is None and search.group is None:
-            raise InvalidInput(f"count_tables has no all-rows count for quantile column {search.column!r}")
+            raise InvalidInput(f"the summary has no all-rows count for quantile column {search.column!r}")
         if mark is not None and mark.suppressed:
             searches.append(
                 {
@@ -242,6 +307,4 @@ def filter_site_result(
     noisy release instead: `stats.dp.filter_dp_result`.)"""
     if isinstance(result, SiteSummary):
         return _filter_summary_round(params, result, rules)
-    if params.group_by is not None and rules.max_levels is not None and result.count_tables:
-        check_levels(rules, {params.group_by: max(len(t.cells) - 1 for t in result.count_tables)})
-    return _filter_quantile_round(params, result, rules.min_count)
+    return _filter_quantile_round(params, result, rules)

@@ -4,6 +4,7 @@ entries. The bisection itself is in `stats.quantiles`.
 
 Only cells whose pooled summary cell is reported get searched: a cell suppressed by disclosure
 control (a site suppressed it, or it has fewer than min_count values) gets suppressed quantiles.
+Through gateways the sites' counts arrive masked, and only their sum is read (`stats.masking`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from custos.computations.columns import finite
 from custos.computations.stats.combine import group_label
+from custos.computations.stats.masking import check_answer, check_pooled, pooled_counts
 from custos.computations.stats.params import StatsParams
 from custos.computations.stats.quantiles import (
     THRESHOLDS,
@@ -22,7 +24,7 @@ from custos.computations.stats.quantiles import (
     lerp,
     thresholds,
 )
-from custos.computations.stats.wire import SiteQuantiles
+from custos.computations.stats.wire import SearchCounts, SiteQuantiles
 from custos.core.errors import InvalidInput
 from custos.privacy.sdc import Cell
 
@@ -64,7 +66,7 @@ def plan_searches(params: StatsParams, cells: Sequence[QuantileCell]) -> list[Se
     return searches
 
 
-def search_round(searches: Sequence[Search], round_number: int) -> Json:
+def search_round(searches: Sequence[Search], round_number: int, peers: Mapping[str, Json] | None) -> Json:
     active = [s for s in searches if not s.done]
     return {
         "phase": "quantiles",
@@ -73,16 +75,18 @@ def search_round(searches: Sequence[Search], round_number: int) -> Json:
         "searches": [
             {"id": s.id, "column": s.column, "group": s.group, "lo": s.lo, "hi": s.hi} for s in active
         ],
+        **({"peers": dict(peers)} if peers is not None else {}),
     }
 
 
 def apply_search_round(
-    searches: list[Search], cells: list[QuantileCell], sites: Mapping[str, SiteQuantiles]
+    searches: list[Search], cells: list[QuantileCell], sites: Mapping[str, SiteQuantiles], *, masked: bool
 ) -> list[Search]:
-    """Narrow every active search with the pooled counts; drop searches of cells a site refused
-    (and mark those cells suppressed). Returns the searches that remain."""
+    """Narrow every active search with the pooled counts (the sum of the sites' masked counts when
+    `masked`); drop searches of cells a site refused (and mark those cells suppressed). Returns the
+    searches that remain."""
     active = {s.id: s for s in searches if not s.done}
-    pooled: dict[int, list[int]] = {}
+    answered: dict[int, list[SearchCounts]] = {}
     refused: dict[tuple[str, str | None], list[str]] = {}
     for site, result in sorted(sites.items()):
         answers = {a.id: a for a in result.searches}
@@ -95,18 +99,20 @@ def apply_search_round(
                     f"{site}: {answer.reason or 'suppressed'}"
                 )
                 continue
-            cuts = len(thresholds(search.lo, search.hi, THRESHOLDS))
-            if answer.counts is None or len(answer.counts) != cuts:
-                raise InvalidInput(f"the result of {site} has {cuts} counts expected for search {sid}")
-            pooled[sid] = [a + b for a, b in zip(pooled.get(sid, [0] * cuts), answer.counts, strict=True)]
+            check_answer(site, answer, len(thresholds(search.lo, search.hi, THRESHOLDS)), masked)
+            answered.setdefault(sid, []).append(answer)
     for cell in cells:
         reasons = refused.get((cell.column, cell.group))
         if reasons and not cell.suppressed:
             cell.suppressed, cell.count, cell.reason = True, None, "suppressed at " + "; ".join(reasons)
+    sizes = {(c.column, c.group): c.count or 0 for c in cells}
     remaining = [s for s in searches if (s.column, s.group) not in refused]
     for search in remaining:
-        if search.id in pooled:
-            search.narrow(thresholds(search.lo, search.hi, THRESHOLDS), pooled[search.id])
+        if search.id in answered:
+            cuts = thresholds(search.lo, search.hi, THRESHOLDS)
+            pooled = pooled_counts(answered[search.id], len(cuts), masked)
+            check_pooled(search.id, pooled, sizes[(search.column, search.group)] - search.below)
+            search.narrow(cuts, pooled)
     return remaining
 
 

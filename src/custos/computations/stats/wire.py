@@ -6,18 +6,28 @@ Round 0, `{"phase": "summary"}`. A site answers
 
     {"phase": "summary",
      "summaries":   [{"column": "age", "cells": [{"group": null, "count": 120, "sum": 5023, "mean": 41.9,
-                                                  "m2": 8812.5, "min": 18, "max": 90}, {"group": "F", ...}]}],
-     "frequencies": [{"column": "sex", "cells": [{"category": "F", "count": 61}, ...]}],
-     "histograms":  [{"column": "age", "cells": [{"group": null, "counts": [3, 40, 77]}, ...]}]}
+                                                  "m2": 8812.5, "min": 18, "max": 90}, {"group": "F", ...},
+                                                 {"group": "(missing)", ...}]}],
+     "frequencies": [{"column": "sex", "cells": [{"category": "F", "count": 61}, ...,
+                                                 {"category": "(missing)", "count": 2}]}],
+     "histograms":  [{"column": "age", "cells": [{"group": null, "counts": [3, 40, 77, 0]}, ...]}]}
 
-`m2` is the sum of squared deviations about the cell's own mean. After the gateway's filter a
-suppressed cell is `{"group": "F", "suppressed": true, "reason": "fewer than 10 rows"}` (no values) and
-a histogram cell carries `counts` with null for suppressed bins plus `suppressed`/`reasons` per bin.
+`m2` is the sum of squared deviations about the cell's own mean. With `group_by`, rows whose group is
+null form the group "(missing)"; a frequency table counts null values as the category "(missing)"; a
+histogram row ends with one more count, of the values outside the edges. So every margin adds up to
+the cells published beside it. After the gateway's filter a suppressed cell is
+`{"group": "F", "suppressed": true, "reason": "fewer than 10 rows"}` (no values) and a histogram cell
+carries `counts` with null for suppressed bins plus `suppressed`/`reasons` per bin.
 
 Rounds 1.., `{"phase": "quantiles", "thresholds": 255, "searches": [{"id", "column", "group", "lo",
-"hi"}]}`. A site answers `{"phase": "quantiles", "searches": [{"id", "column", "group", "counts"}],
-"count_tables": [...]}`; the gateway filter uses `count_tables` to refuse searches on suppressed cells
-and removes them.
+"hi"}], "peers": {site: mask key}}`. A site answers `{"phase": "quantiles", "searches": [{"id",
+"column", "group", "counts"}], "summary": {...}}`; `summary` is the site's round-0 answer again, from
+which the gateway's filter makes the same suppression decisions as in round 0 to refuse searches on
+suppressed cells, and which it then removes. The gateway then replaces each `counts` by `masked`
+(`stats.masking`), so the orchestrator reads only their sum over the sites. In round 0 each gateway
+adds its `mask_key` to the summary result.
+
+Fields marked "site -> gateway only" below are what the gateway's filter needs and removes.
 """
 
 from __future__ import annotations
@@ -33,6 +43,10 @@ from custos.core.errors import InvalidInput
 
 Number = int | float
 MAX_LARGEST = 100
+MASKED_CHARS = 4 * ((8 * MAX_THRESHOLDS + 2) // 3)
+
+# The group of rows whose group_by value is null, and the category of null values.
+MISSING = "(missing)"
 
 
 class _Message(BaseModel):
@@ -53,7 +67,12 @@ class SummaryCell(_Message):
     # the sum of absolute values, for the dominance rule.
     largest: list[float] | None = Field(default=None, max_length=MAX_LARGEST)
     abs_sum: float | None = None
-    # Set by the gateway's filter when it withheld min and max of a small group.
+    # Site -> gateway only: rows of this cell that the researcher's filters left out, and how many
+    # rows hold the minimum and the maximum.
+    removed: int | None = Field(default=None, ge=0)
+    min_ties: int | None = Field(default=None, ge=0)
+    max_ties: int | None = Field(default=None, ge=0)
+    # Set by the gateway's filter when it withheld min or max.
     extremes_reason: str | None = None
 
 
@@ -67,6 +86,7 @@ class FrequencyCell(_Message):
     count: int | None = Field(default=None, ge=0)
     suppressed: bool = False
     reason: str | None = None
+    removed: int | None = Field(default=None, ge=0)  # site -> gateway only
 
 
 class FrequencyTable(_Message):
@@ -75,10 +95,13 @@ class FrequencyTable(_Message):
 
 
 class HistogramCell(_Message):
+    """One row of a histogram: a count per bin, then the count of values outside the edges."""
+
     group: str | None
-    counts: list[int | None] = Field(max_length=1000)
+    counts: list[int | None] = Field(max_length=1001)
     suppressed: list[bool] | None = None
     reasons: list[str | None] | None = None
+    removed: list[int] | None = Field(default=None, max_length=1001)  # site -> gateway only
 
     def is_suppressed(self, index: int) -> bool:
         return self.counts[index] is None or (self.suppressed is not None and self.suppressed[index])
@@ -114,6 +137,9 @@ class QuantileRound(_Message):
     round: int = Field(ge=1)
     thresholds: int = Field(ge=1, le=MAX_THRESHOLDS)
     searches: list[SearchInterval] = Field(min_length=1, max_length=100_000)
+    # Every site's mask key announcement (`custos.privacy.secure_sum`), for the gateways' masks; the
+    # site code does not use them.
+    peers: dict[str, dict[str, Any]] | None = Field(default=None, max_length=10_000)
 
 
 class SummaryRound(_Message):
@@ -123,21 +149,14 @@ class SummaryRound(_Message):
     dp: dict[str, Any] | None = None
 
 
-class CountCell(_Message):
-    group: str | None
-    count: int = Field(ge=0)
-
-
-class CountTable(_Message):
-    column: str
-    cells: list[CountCell] = Field(max_length=10_000)
-
-
 class SearchCounts(_Message):
     id: int = Field(ge=0)
     column: str
     group: str | None
     counts: list[int] | None = Field(default=None, max_length=MAX_THRESHOLDS)
+    # What leaves a gateway instead of `counts`: the counts plus the site's pairwise masks, modulo
+    # 2**64, as base64 of little-endian 64-bit words (`stats.masking`).
+    masked: str | None = Field(default=None, max_length=MASKED_CHARS)
     suppressed: bool = False
     reason: str | None = None
 
@@ -145,13 +164,14 @@ class SearchCounts(_Message):
 class SiteQuantiles(_Message):
     phase: Literal["quantiles"]
     searches: list[SearchCounts] = Field(max_length=100_000)
-    count_tables: list[CountTable] | None = None
+    summary: SiteSummary | None = None  # site -> gateway only
 
 
 class DpSummary(_Message):
-    """Noisy statistics of one numeric column, all rows (differential privacy has no groups yet)."""
+    """Noisy statistics of one numeric column: of all rows (group null), or of one public group."""
 
     column: str
+    group: str | None = None
     count: int | None = None
     sum: float | None = None
     mean: float | None = None
@@ -159,15 +179,17 @@ class DpSummary(_Message):
 
 
 class DpCounts(_Message):
-    """Noisy counts per category (a frequency table) or per bin (a histogram)."""
+    """Noisy counts per category (a frequency table) or per bin (a histogram, of all rows or a group)."""
 
     column: str
+    group: str | None = None
     labels: list[str] | None = Field(default=None, max_length=100_000)
     counts: list[int] = Field(max_length=100_000)
 
 
 class DpQuantiles(_Message):
     column: str
+    group: str | None = None
     probs: list[float] = Field(max_length=1000)
     values: list[float] = Field(max_length=1000)
 
@@ -183,6 +205,8 @@ class SiteDp(_Message):
     """A site's differentially private release (one round): noisy values and what they cost."""
 
     phase: Literal["dp"]
+    # With group_by: the public groups, in order; each grouped entry names one.
+    groups: list[str] | None = Field(default=None, max_length=100_000)
     summaries: list[DpSummary] = Field(default_factory=list)
     frequencies: list[DpCounts] = Field(default_factory=list)
     histograms: list[DpCounts] = Field(default_factory=list)

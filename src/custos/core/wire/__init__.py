@@ -73,6 +73,10 @@ from custos.core.wire.registry import (
     model_message,
 )
 from custos.core.wire.releases import (
+    FlagAction,
+    FlagRule,
+    FlagValueClass,
+    OutputFlag,
     ReleaseDecision,
     ReleaseDetail,
     ReleasePart,
@@ -131,6 +135,9 @@ __all__ = [
     "DatasetCostPreview",
     "DatasetInfo",
     "DatasetPublish",
+    "FlagAction",
+    "FlagRule",
+    "FlagValueClass",
     "GatewayPublish",
     "JobCreate",
     "JobPreview",
@@ -144,6 +151,7 @@ __all__ = [
     "ModelPublic",
     "ModelPublish",
     "ModelSignature",
+    "OutputFlag",
     "PackageB64",
     "PasswordLogin",
     "PasswordSet",

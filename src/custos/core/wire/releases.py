@@ -34,6 +34,28 @@ class ReleaseVote(WireModel):
 
 ReleasePartState = Literal["pending", "approved", "returned", "rejected"]
 
+# The gateway's automatic check of an output of code that is not the custodian's (custom code, a
+# published package): which rule a finding is about, what kind of value it concerns, and what the
+# gateway did about it.
+FlagRule = Literal["min_count", "secondary", "rounding", "dominance", "row_level", "unchecked", "truncated"]
+FlagValueClass = Literal["count", "magnitude", "table", "json", "file"]
+FlagAction = Literal["flagged", "suppressed", "rounded", "unchecked"]
+
+
+class OutputFlag(WireModel):
+    """One finding of a gateway's automatic check of a site's output, for the reviewers: the cell
+    (row and column; a column or the whole output when None), the rule, the class of value and what
+    was done. It never carries the value itself. `dataset` (gateway/dataset) is filled in when the
+    release is shown."""
+
+    dataset: str | None = None
+    row: int | None = Field(default=None, ge=0, description="0-based row of the table")
+    column: str | None = None
+    rule: FlagRule
+    value_class: FlagValueClass
+    action: FlagAction
+    reason: str = Field(max_length=500)
+
 
 class ReleasePart(WireModel):
     """One contributing org's part of a release review: its reviewers approve it for their org alone,
@@ -78,4 +100,8 @@ class ReleaseDetail(ReleasePublic):
     withheld: list[str] = Field(
         default_factory=list,
         description="site outputs of the held result left out: other orgs' parts, for their reviewers",
+    )
+    flags: list[OutputFlag] = Field(
+        default_factory=list,
+        description="what the gateways' automatic checks found in the site outputs shown",
     )

@@ -4,7 +4,8 @@ result filters, and the check of an output that is not the custodian's code.
 
 The budget is reserved before the sandbox gets a runtime and a DAL grant: a job the ledger refuses
 boots nothing. Code that is not the custodian's (custom code, published packages) fails with data
-values redacted; its full log stays at the gateway (see `code_logs`).
+values redacted; its full log stays at the gateway (see `code_logs`); its output is checked before
+it leaves (see `outputs`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from custos.audit import AuditTrail
-from custos.computations.base import FederatedModel, policy_privacy
+from custos.computations.base import FederatedModel, JobDataset, MaskedSums, check_job, policy_privacy
 from custos.computations.custom.disclosure import check_output, redact_error, schema_vocabulary
 from custos.computations.custom.model import CustomModel
 from custos.computations.fedavg.dp import DpTrainingModel
@@ -24,6 +25,7 @@ from custos.core.wire import Resources, TaskAssignment
 from custos.gateway.budget import GatewayBudget
 from custos.gateway.code_logs import failed_task_log, write_code_log
 from custos.gateway.dal import DatasetGrant
+from custos.gateway.handlers.outputs import check_code_output
 from custos.gateway.handlers.task import CheckedTask, Outcome, audit_step
 from custos.gateway.runtimes import RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
@@ -33,6 +35,7 @@ from custos.privacy.controls import PrivacyControls
 from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, chain_for
 from custos.privacy.ledger import Reservation
 from custos.privacy.plan import DpPlan
+from custos.privacy.secure_sum import MaskKeys
 from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
@@ -65,8 +68,11 @@ class Compute:
         *,
         budget: GatewayBudget,
         site_privacy: SitePrivacy,
+        mask_keys: MaskKeys | None = None,
     ) -> None:
         self._gateway = gateway
+        # The kit's key and trust, for the figures a model lets the orchestrator read only summed.
+        self._mask_keys = mask_keys
         self._settings = settings
         self._audit = audit
         self._budget = budget
@@ -84,25 +90,17 @@ class Compute:
 
     def run(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
         """Run one round of the checked task under `policy`; the output that code which is not the
-        custodian's returns must be of its declared type and within its caps."""
+        custodian's returns must be of its declared type and within its caps, and is checked
+        (`outputs.check_code_output`) before it leaves."""
         try:
-            outcome = self._compute(checked.run, dataset, policy, checked.model, checked.columns)
+            return self._compute(checked, dataset, policy)
         except SandboxError as exc:
             if not checked.redact_sandbox_errors:
                 raise
             return self._code_failure(checked.run, dataset, {"type": "SandboxError", "message": str(exc)})
-        if checked.output is not None and outcome.status == "done" and outcome.result is not None:
-            check_output(outcome.result, checked.output, checked.caps)
-        return outcome
 
-    def _compute(
-        self,
-        task: TaskAssignment,
-        dataset: SiteDataset,
-        policy: AssetPolicy,
-        model: FederatedModel,
-        columns: list[str],
-    ) -> Outcome:
+    def _compute(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
+        task, model, columns = checked.run, checked.model, checked.columns
         assert task.job_id is not None  # check_task refused otherwise
         controls = policy_privacy(policy)
         # Only this gateway's policy may ask the sandbox for a DP release, never the orchestrator.
@@ -130,7 +128,9 @@ class Compute:
                 "model": task.model, "dataset": task.dataset, "params": task.params,
                 "round_input": round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
             }  # fmt: skip
+            earlier = len(runtime.served_reads())
             reply = runtime.compute(request)
+            reads = runtime.served_reads()[earlier:]
         except CustosError:
             self._runtimes.discard(key)
             raise
@@ -143,7 +143,11 @@ class Compute:
             if isinstance(model, CustomModel | PackageRunner):  # code not the custodian's: redacted
                 return self._code_failure(task, dataset, reply)
             return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
-        return Outcome("done", result=self._filter_result(step, reply["result"], reservation))
+        result = self._filter_result(step, reply["result"], reservation)
+        if checked.output is not None:
+            check_output(result, checked.output, checked.caps)
+            result = check_code_output(result, policy, dataset.source, columns, reads)
+        return Outcome("done", result=result)
 
     def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
         """Reserve the round's privacy cost, when the policy sets a budget; return the reservation and
@@ -158,6 +162,10 @@ class Compute:
             reservation = self._budget.reserve(task, step.dataset, controls.budget, plan.cost, whole_job=True)
             what, settings = f"for the job's {plan.queries} DP training rounds", plan.settings or None
         elif controls.dp is not None:
+            # Validate, then charge: what would fail the job on this site's schema and policy fails it
+            # before anything is reserved (the orchestrator checked every site's at submit).
+            dataset = JobDataset(step.dataset.schema, controls)
+            check_job(step.model, task.params, {f"{self._gateway}/{task.dataset}": dataset})
             plan = step.model.plan_dp(task.params, step.dataset.schema, controls.dp)
             reservation = self._budget.reserve(task, step.dataset, controls.budget, plan.cost)
             what, settings = f"({plan.queries} queries)", plan.settings
@@ -172,11 +180,17 @@ class Compute:
 
     def _filter_result(self, step: _Round, result: Json, reservation: Reservation | None) -> Json:
         """The result as it may leave: through the site's and the job's result filters, then the
-        model's own disclosure checks, with the submitter's budget standing after a DP round."""
+        model's own disclosure checks and masks, with the submitter's budget standing after a DP
+        round."""
         task, controls = step.task, step.controls
         filtered = step.model.filter_site_result(
             task.params, step.chain.filter_result(result, step.context), controls
         )
+        if isinstance(step.model, MaskedSums):
+            assert task.job_id is not None  # check_task refused otherwise
+            site = f"{self._gateway}/{task.dataset}"
+            key = self._mask_keys.for_site(task.job_id, site) if self._mask_keys is not None else None
+            filtered = step.model.seal_site_result(task.params, task.round_input, filtered, key)
         if reservation is not None and controls.budget is not None:
             filtered["budget"] = self._budget.standing(task, step.dataset, controls.budget)
         return filtered

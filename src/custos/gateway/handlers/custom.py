@@ -4,8 +4,9 @@ The site must give the submitter the `custom_code` right, the dataset's policy m
 `custom_code: review`, and the task must carry an approval, signed by a custodian of this site's org,
 of exactly the code it carries (the gateway computes the digest itself). A package's archive is then
 checked in memory, as the registry checks a model's, and is never unpacked: the sandbox imports it
-from memory. The code's output must be of its declared type and within its caps, and its failures
-leave with data values redacted; the full log stays in `code-logs/`.
+from memory. The code's output must be of its declared type and within its caps (a table is then
+checked under the disclosure rules: see `outputs`), and its failures leave with data values
+redacted; the full log stays in `code-logs/`.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from custos.gateway.site import SiteDataset, get_dataset
 from custos.policy import AssetPolicy, SiteAuthorization
 from custos.policy.signing import CertificateCheck, PolicyRefused
 from custos.privacy.filters import SitePrivacy
+from custos.privacy.secure_sum import MaskKeys
 from custos.sandbox.runner import Runner
 
 log = logging.getLogger("custos.gateway")
@@ -57,6 +58,7 @@ class TaskHandler:
         site_privacy: SitePrivacy | None = None,
         models: ModelCache | None = None,
         archives: ArchiveSource | None = None,
+        mask_keys: MaskKeys | None = None,
     ) -> None:
         # Approvals of custom code are verified as the policies are: against this site's trust.
         self._rules = SiteRules(gateway, org, authorization, check_certificate or policies.check_certificate)
@@ -68,7 +70,7 @@ class TaskHandler:
         self._compute = Compute(
             gateway, runner, settings, audit,
             budget=budget or GatewayBudget(settings.state_dir / BUDGET_FILE),
-            site_privacy=site_privacy or SitePrivacy(),
+            site_privacy=site_privacy or SitePrivacy(), mask_keys=mask_keys,
         )  # fmt: skip
 
     def handle_task(self, task: TaskAssignment) -> Outcome:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from custos.computations.base import policy_privacy
+from custos.computations.base import JobDataset, check_job, policy_privacy
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, NotFound
 from custos.core.identity import Identity
@@ -175,6 +175,7 @@ class BudgetService:
         ref = parse_model_ref(spec.model)
         model = resolve_model(session, ref.name, ref.version)
         previews = []
+        checked: dict[str, JobDataset] = {}
         for ds_ref in spec.datasets:
             ds = self._datasets.get_row(session, ds_ref)
             schema = DatasetSchema.model_validate(ds.schema_json)
@@ -184,12 +185,17 @@ class BudgetService:
                 policy, ds.id, caller.name, caller.org, ref.name, ref.version, model.columns_used(body.params)
             )
             assert policy is not None
-            controls = policy_privacy(policy)
+            checked[ds.id] = JobDataset(schema, policy_privacy(policy))
+        check_job(model, body.params, checked)
+        for dataset_id, dataset in checked.items():
+            controls = dataset.privacy
             if controls.dp is None or controls.budget is None:
-                previews.append(DatasetCostPreview(dataset=ds.id, dp=False))
+                previews.append(DatasetCostPreview(dataset=dataset_id, dp=False))
                 continue
-            plan = model.plan_dp(body.params, schema, controls.dp)
-            previews.append(self._cost(session, caller, ds.id, controls.dp.mechanism, plan, controls.budget))
+            plan = model.plan_dp(body.params, dataset.schema, controls.dp)
+            previews.append(
+                self._cost(session, caller, dataset_id, controls.dp.mechanism, plan, controls.budget)
+            )
         return JobPreview(spec_id=spec.id, model=spec.model, datasets=previews)
 
     def _cost(

@@ -10,7 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
-from custos.computations.base import Final, NextRound, PartialRounds, policy_privacy, strictest_rules
+from custos.computations.base import (
+    Final,
+    JobDataset,
+    NextRound,
+    PartialRounds,
+    check_job,
+    policy_privacy,
+    strictest_rules,
+)
 from custos.computations.custom.model import CustomModel
 from custos.computations.package.model import PackageModel
 from custos.core.blobs import refs_in
@@ -106,16 +114,21 @@ class JobService:
         orchestrator_chain(self._privacy, body.params)  # a scope the orchestrator does not define: refused
         min_count = 1
         rules = []
+        checked: dict[str, JobDataset] = {}
         for ds_ref in spec.datasets:
             ds = self._datasets.get_row(session, ds_ref)
-            model.validate_params(body.params, DatasetSchema.model_validate(ds.schema_json), spec.columns)
+            schema = DatasetSchema.model_validate(ds.schema_json)
+            model.validate_params(body.params, schema, spec.columns)
             policy = self._datasets.policy(session, ds.id)
             check_access(
                 policy, ds.id, caller.name, caller.org, ref.name, ref.version, model.columns_used(body.params)
             )
             assert policy is not None
-            rules.append(policy_privacy(policy).disclosure)
+            checked[ds.id] = JobDataset(schema, policy_privacy(policy))
+            rules.append(checked[ds.id].privacy.disclosure)
             min_count = max(min_count, rules[-1].min_count)
+        # Validate, then charge: what would fail the job after its sites spent budget fails it here.
+        check_job(model, body.params, checked)
         now = self._clock()
         job = Job(
             id=new_id("job"),

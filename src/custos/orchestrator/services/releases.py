@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, assert_never
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from custos.core.ids import new_id
 from custos.core.refs import parse_dataset_ref
 from custos.core.states import RELEASE_MACHINE, JobState, ReleaseState
 from custos.core.wire import (
+    OutputFlag,
     ReleaseDecision,
     ReleaseDetail,
     ReleasePart,
@@ -206,6 +208,40 @@ def _own_parts(
     return result | {"sites": shown}, withheld
 
 
+_NO_CHECK = "this site's output carries no automatic check: its reviewers read it whole"
+_BAD_FLAG = "a flag of this site's automatic check could not be read"
+
+
+def output_flags(result: dict[str, Any]) -> list[OutputFlag]:
+    """What the gateways' automatic checks found in the site outputs of `result` (custom code's, a
+    package's: `{"sites": {gateway/dataset: output}}`), each with its dataset. An output that carries
+    no check (a gateway that did not run one) is flagged unchecked as a whole."""
+    sites = result.get("sites")
+    if not isinstance(sites, dict):
+        return []
+    flags = []
+    for ref, output in sorted(sites.items()):
+        found = output.get("flags") if isinstance(output, dict) else None
+        if not isinstance(found, list):
+            found = [
+                {"rule": "unchecked", "value_class": "table", "action": "unchecked", "reason": _NO_CHECK}
+            ]
+        for raw in found:
+            try:
+                flags.append(OutputFlag.model_validate({**raw, "dataset": ref}))
+            except (ValidationError, TypeError):
+                flags.append(
+                    OutputFlag(
+                        dataset=ref,
+                        rule="unchecked",
+                        value_class="table",
+                        action="unchecked",
+                        reason=_BAD_FLAG,
+                    )
+                )
+    return flags
+
+
 class ReleaseService:
     def __init__(self, clock: Clock, audit: AuditTrail) -> None:
         self._clock = clock
@@ -385,6 +421,7 @@ class ReleaseService:
             columns=list(spec.columns),
             result=result,
             withheld=withheld,
+            flags=output_flags(result),
             votes=[
                 ReleaseVote(
                     reviewer=v.reviewer,

@@ -8,9 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from custos.computations.base import Disclosure, policy_privacy
 from custos.computations.glm.model import GlmModel
 from custos.core.errors import InvalidInput, PolicyDenied
 from custos.data.table_reader import TableDalReader
+from custos.policy import load_policy
 
 MODEL = GlmModel()
 Json = dict[str, Any]
@@ -55,8 +57,8 @@ def test_a_result_that_passes_leaves_without_the_counts_the_checks_used() -> Non
     result = MODEL.filter_site_result(params, raw, 10)
     assert "checks" not in result
     assert result["n"] == 40
-    assert len(result["xtwz"]) == 3
-    assert len(result["xtwx"]) == 6
+    assert len(result["qtz"]) == 3
+    assert len(result["r"]) == 6
 
 
 def test_a_site_with_fewer_rows_than_min_count_refuses_without_saying_how_many() -> None:
@@ -69,17 +71,50 @@ def test_filters_count_towards_the_rows_and_a_site_left_with_none_adds_nothing()
     params = {**GAUSSIAN, "filters": [{"column": "x", "op": ">", "value": 100}]}
     result = released(params, site(50))
     assert result["n"] == 0
-    assert result["xtwx"] == [0.0] * 6
+    assert result["r"] == [0.0] * 6
     nulls = site(40, y=pa.array([None] * 35 + [1.0] * 5, type=pa.float64()))
     assert "fewer than 10 rows" in denial(GAUSSIAN, nulls)
 
 
 def test_too_many_parameters_for_the_rows_are_refused_at_ten_rows_per_coefficient() -> None:
     assert denial(GAUSSIAN, site(29)) == (
-        "too many parameters: 3 coefficients need at least 30 rows at this site (10 per coefficient), "
-        "and it has fewer"
+        "too many parameters: 3 coefficients need at least 30 rows at this site (10 per coefficient, "
+        "the policy's glm.min_rows_per_term), and it has fewer"
     )
     released(GAUSSIAN, site(30))
+
+
+def controls_of(policy_yaml: str) -> Disclosure:
+    """What the gateway hands the model's filter for a dataset with this policy."""
+    return policy_privacy(load_policy(policy_yaml))
+
+
+@pytest.mark.parametrize(("rows_per_term", "refused_below"), [(10, 30), (50, 150), (1, 4)])
+def test_the_policy_sets_the_rows_a_site_needs_per_coefficient(
+    rows_per_term: int, refused_below: int
+) -> None:
+    """3 coefficients: refused below max(rows_per_term * 3, 4) rows (p >= n is saturated, always
+    refused), released from there."""
+    controls = controls_of(f"dataset: data\nmin_count: 1\nglm: {{min_rows_per_term: {rows_per_term}}}\n")
+    few = start(GAUSSIAN, site(refused_below - 1))
+    with pytest.raises(PolicyDenied) as caught:
+        MODEL.filter_site_result(GAUSSIAN, few, controls)
+    if rows_per_term * 3 >= refused_below:
+        assert str(caught.value) == (
+            f"too many parameters: 3 coefficients need at least {rows_per_term * 3} rows at this site "
+            f"({rows_per_term} per coefficient, the policy's glm.min_rows_per_term), and it has fewer"
+        )
+    else:
+        assert str(caught.value).startswith("saturated model: 3 coefficients for 3 rows or fewer")
+    assert MODEL.filter_site_result(GAUSSIAN, start(GAUSSIAN, site(refused_below)), controls)["n"] == (
+        refused_below
+    )
+
+
+def test_a_policy_without_a_glm_section_needs_ten_rows_per_coefficient() -> None:
+    controls = controls_of("dataset: data\n")
+    with pytest.raises(PolicyDenied, match="need at least 30 rows at this site"):
+        MODEL.filter_site_result(GAUSSIAN, start(GAUSSIAN, site(29)), controls)
 
 
 def test_a_saturated_model_is_refused() -> None:
@@ -125,6 +160,22 @@ def test_a_level_with_few_rows_at_the_site_refuses_but_an_absent_level_passes() 
             "outcome: column 'y' holds negative values here; poisson needs counts",
         ),
         (
+            {"family": "poisson", "outcome": "count"},
+            site(40, count=pa.array([0.0] * 20 + [2.5] + [3.0] * 19)),
+            "outcome: column 'count' holds values that are not whole numbers here; poisson needs counts",
+        ),
+        (
+            {"family": "negative_binomial", "outcome": "count"},
+            site(40, count=pa.array([0.0] * 20 + [2.5] + [3.0] * 19)),
+            "outcome: column 'count' holds values that are not whole numbers here; negative_binomial needs "
+            "counts",
+        ),
+        (
+            {"family": "gamma", "outcome": "count"},
+            site(40, count=pa.array([0.0] + [2.5] * 39)),
+            "outcome: column 'count' holds values that are not positive here; gamma needs positive values",
+        ),
+        (
             {"family": "gaussian", "outcome": "group"},
             site(40),
             "outcome: column 'group' holds string values here; it must be numeric",
@@ -152,7 +203,7 @@ def test_data_that_does_not_fit_the_model_is_refused_at_the_site(
 def test_a_forged_result_is_refused_by_the_filter() -> None:
     raw = start(GAUSSIAN, site(40))
     with pytest.raises(InvalidInput, match="has 2 coefficients' sums; the model has 3"):
-        MODEL.filter_site_result(GAUSSIAN, {**raw, "xtwz": [0.0, 0.0]}, 10)
+        MODEL.filter_site_result(GAUSSIAN, {**raw, "qtz": [0.0, 0.0]}, 10)
     with pytest.raises(InvalidInput, match="no counts to check"):
         MODEL.filter_site_result(GAUSSIAN, {k: v for k, v in raw.items() if k != "checks"}, 10)
     with pytest.raises(InvalidInput, match="is malformed at rows"):

@@ -9,6 +9,7 @@ import pytest
 from custos.computations.glm.model import GlmModel
 from custos.core.errors import InvalidInput
 from custos.core.schema import ColumnSchema, DatasetSchema
+from custos.data.profile import outward_bounds
 
 MODEL = GlmModel()
 SCHEMA = DatasetSchema(
@@ -21,6 +22,7 @@ SCHEMA = DatasetSchema(
         ColumnSchema(name="alive", type="boolean", kind="categorical", categories=["false", "true"]),
         ColumnSchema(name="visits", type="integer", kind="numeric", min=-0.1, max=41),
         ColumnSchema(name="delta", type="float", kind="numeric", min=-12, max=9.4),
+        ColumnSchema(name="debt", type="float", kind="numeric", min=-5000, max=-0.5),
         ColumnSchema(name="visit", type="date", kind="other"),
         ColumnSchema(name="postcode", type="string", kind="categorical"),
     ]
@@ -70,6 +72,10 @@ def test_the_full_example_is_valid_reads_its_columns_and_starts_from_the_sites_o
             "predictors": ["age", "sex"],
             "levels": {"sex": ["F", "M", "X"]},
         },
+        {"family": "gamma", "outcome": "bmi", "predictors": ["age"]},
+        {"family": "gamma", "outcome": "delta"},
+        {"family": "negative_binomial", "outcome": "visits", "predictors": ["age"]},
+        {"family": "negative_binomial", "outcome": "visits", "alpha": 0.3},
     ],
 )
 def test_valid_params_are_accepted(params: dict[str, Any]) -> None:
@@ -80,8 +86,28 @@ def test_valid_params_are_accepted(params: dict[str, Any]) -> None:
     ("params", "expected"),
     [
         (
-            {"family": "gamma", "outcome": "bmi"},
-            "family: input should be 'gaussian', 'binomial' or 'poisson', got 'gamma'",
+            {"family": "tweedie", "outcome": "bmi"},
+            "family: input should be 'gaussian', 'binomial', 'poisson', 'gamma' or 'negative_binomial', "
+            "got 'tweedie'",
+        ),
+        (
+            {"family": "poisson", "outcome": "visits", "alpha": 0.5},
+            "alpha: only a negative_binomial model takes alpha (its variance mu + alpha mu^2); a poisson "
+            "model does not",
+        ),
+        (
+            {"family": "negative_binomial", "outcome": "visits", "alpha": 0},
+            "alpha: input should be greater than 0, got 0",
+        ),
+        (
+            {"family": "negative_binomial", "outcome": "debt"},
+            "outcome: column 'debt' is below 0 in every row by its schema (at most -0.5); a "
+            "negative_binomial outcome holds counts (0 or more)",
+        ),
+        (
+            {"family": "gamma", "outcome": "debt"},
+            "outcome: column 'debt' is 0 or below in every row by its schema (at most -0.5); a gamma outcome "
+            "is positive",
         ),
         ({"outcome": "bmi"}, "family: a value is required"),
         ({"family": "gaussian"}, "outcome: a value is required"),
@@ -103,8 +129,9 @@ def test_valid_params_are_accepted(params: dict[str, Any]) -> None:
             "float) column",
         ),
         (
-            {"family": "poisson", "outcome": "delta"},
-            "outcome: column 'delta' goes down to -12.0 by its schema; a poisson outcome holds counts",
+            {"family": "poisson", "outcome": "debt"},
+            "outcome: column 'debt' is below 0 in every row by its schema (at most -0.5); a poisson "
+            "outcome holds counts (0 or more)",
         ),
         (
             {"family": "binomial", "outcome": "age"},
@@ -204,6 +231,25 @@ def test_invalid_params_are_refused_naming_the_field_and_what_is_accepted(
     params: dict[str, Any], expected: str
 ) -> None:
     assert expected in refusal(params)
+
+
+@pytest.mark.parametrize(
+    ("family", "low", "high"), [("poisson", 0, 12), ("poisson", 0, 250), ("binomial", 0, 1)]
+)
+def test_an_outcome_is_not_refused_by_bounds_that_only_round_outward_from_valid_values(
+    family: str, low: float, high: float
+) -> None:
+    """Counts from 0 to 12 publish [-1, 13]: the public minimum is below 0 though no row is, so only
+    the site, on its own rows, can tell a count column from one that is not."""
+    published_low, published_high = outward_bounds(low, high)
+    assert published_low < 0
+    column = ColumnSchema(name="n", type="integer", kind="numeric", min=published_low, max=published_high)
+    schema = DatasetSchema(columns=[*SCHEMA.columns, column])
+    MODEL.validate_params({"family": family, "outcome": "n", "predictors": ["age"]}, schema, ["n", "age"])
+
+
+def test_a_poisson_outcome_spanning_zero_by_its_schema_is_left_to_the_site() -> None:
+    MODEL.validate_params({"family": "poisson", "outcome": "delta"}, SCHEMA, SPEC_COLUMNS)
 
 
 def test_a_spec_column_the_dataset_lacks_and_a_column_outside_the_spec_are_refused() -> None:

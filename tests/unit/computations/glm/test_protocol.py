@@ -63,7 +63,7 @@ def test_a_step_that_overflows_at_a_site_is_halved_back_towards_the_last_good_co
     state = {**step.state, "coefficients": [2.0, 1000.0]}
     results = answers({**step.round_input, "coefficients": [2.0, 1000.0]})
     assert results["a/data"]["finite"] is False
-    assert results["a/data"]["xtwx"] is None
+    assert results["a/data"]["r"] is None
     halved = MODEL.aggregate(PARAMS, state, results, 10)
     assert isinstance(halved, NextRound)
     # No coefficients were good yet: halfway to zero.
@@ -99,3 +99,20 @@ def test_round_inputs_are_checked_at_the_site() -> None:
         MODEL.compute_site(
             reader, "data", PARAMS, {"phase": "step", "iteration": 1, "coefficients": [0, 0, 0]}
         )
+
+
+def test_the_expected_information_comes_with_a_log_link_family_and_only_with_it() -> None:
+    reader = TableDalReader({"data": SITES["a/data"]})
+    gamma = {"family": "gamma", "outcome": "x2", "predictors": ["x"]}
+    positive = pa.table({"x": SITES["a/data"]["x"], "x2": np.exp(np.asarray(SITES["a/data"]["x"]))})
+    raw = MODEL.compute_site(TableDalReader({"data": positive}), "data", gamma, {"phase": "start"})
+    assert len(raw["r_expected"]) == 3
+    MODEL.filter_site_result(gamma, raw, 10)
+    with pytest.raises(InvalidInput, match="lacks r_expected"):
+        MODEL.filter_site_result(gamma, {**raw, "r_expected": None}, 10)
+    poisson = MODEL.compute_site(reader, "data", PARAMS, {"phase": "start"})
+    assert poisson["r_expected"] is None
+    with pytest.raises(InvalidInput, match="has r_expected"):
+        MODEL.filter_site_result(PARAMS, {**poisson, "r_expected": raw["r_expected"]}, 10)
+    with pytest.raises(InvalidInput, match="r_expected sized for another number of coefficients"):
+        MODEL.filter_site_result(gamma, {**raw, "r_expected": [1.0]}, 10)

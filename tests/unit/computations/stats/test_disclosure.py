@@ -72,8 +72,8 @@ def test_a_small_histogram_bin_is_suppressed_with_another_bin_of_its_row(arrow_r
     params = {"columns": ["age"], "histograms": [{"column": "age", "edges": [18, 30, 45, 60, 96]}]}
     filtered = MODEL.filter_site_result(params, site_result(arrow_reader, table, params), 10)
     cell = filtered["histograms"][0]["cells"][0]
-    assert cell["counts"] == [None, 40, None, 60]
-    assert cell["suppressed"] == [True, False, True, False]
+    assert cell["counts"] == [None, 40, None, 60, 0]  # the last: values outside the edges
+    assert cell["suppressed"] == [True, False, True, False, False]
     assert cell["reasons"][0] == "fewer than 10 rows"
     # the column's count (128) minus the reported bins leaves 28: two bins together
     assert filtered["summaries"][0]["cells"][0]["count"] - 40 - 60 == 28

@@ -36,7 +36,14 @@ def expected(series: pd.Series, statistic: str) -> Any:
 
 
 def cell_rows(frame: pd.DataFrame, group_by: str | None, group: str | None) -> pd.DataFrame:
+    if group == "(missing)":  # the rows whose group is null
+        return frame[frame[group_by].isna()]
     return frame if group is None else frame[frame[group_by] == group]
+
+
+def outside(values: pd.Series, edges: list[float] | np.ndarray) -> int:
+    present = values.dropna()
+    return int(((present < edges[0]) | (present > edges[-1])).sum())
 
 
 def assert_summaries_match(result: dict[str, Any], frame: pd.DataFrame, statistics: list[str]) -> int:
@@ -80,12 +87,15 @@ def test_ungrouped_statistics_frequencies_histograms_and_quantiles_equal_pandas(
     frequencies = {(e["column"], e["category"]): e["count"] for e in result["frequencies"]}
     assert frequencies == {
         **{("sex", k): v for k, v in frame["sex"].value_counts().items()},
+        ("sex", "(missing)"): frame["sex"].isna().sum(),
         **{("smoker", "true" if k else "false"): v for k, v in frame["smoker"].value_counts().items()},
+        ("smoker", "(missing)"): frame["smoker"].isna().sum(),
     }
     for hist in result["histograms"]:
         edges = np.asarray(hist["edges"])
         assert hist["counts"] == np.histogram(frame[hist["column"]].dropna(), bins=edges)[0].tolist()
         assert hist["suppressed"] == [False] * (len(edges) - 1)
+        assert hist["outside"] == outside(frame[hist["column"]], edges)
     assert assert_quantiles_match(result, frame) == 2 * len(PROBS)
     assert result["suppressed"] == []
     assert 2 < result["rounds"] <= 12
@@ -105,15 +115,17 @@ def test_grouped_results_equal_pandas_per_group(
     result = stats_runner(params, sites).result
     frame = pooled(sites)
 
+    groups = (None, "F", "M", "X", "(missing)")  # "(missing)": rows whose sex is null
     assert [(e["column"], e["group"]) for e in result["summaries"]] == [
-        (c, g) for c in ("age", "bmi") for g in (None, "F", "M", "X")
+        (c, g) for c in ("age", "bmi") for g in groups
     ]
-    assert assert_summaries_match(result, frame, ALL_STATISTICS) == 8 * len(ALL_STATISTICS)
-    assert assert_quantiles_match(result, frame) == 4 * (len(PROBS) + 3)
+    assert assert_summaries_match(result, frame, ALL_STATISTICS) == 10 * len(ALL_STATISTICS)
+    assert assert_quantiles_match(result, frame) == 5 * (len(PROBS) + 3)
     for hist in result["histograms"]:
         rows = cell_rows(frame, "sex", hist["group"])
         assert hist["counts"] == np.histogram(rows["age"].dropna(), bins=EDGES)[0].tolist()
-    assert [h["group"] for h in result["histograms"]] == [None, "F", "M", "X"]
+        assert hist["outside"] == outside(rows["age"], EDGES)
+    assert [h["group"] for h in result["histograms"]] == list(groups)
     assert result["suppressed"] == []
 
 
@@ -163,9 +175,9 @@ def test_a_site_left_with_no_rows_by_the_filter_still_pools_exactly(
     frame = frame[frame["age"] > 70]
 
     site_c = run.site_results[0]["site-c/cohort"]["summaries"][0]["cells"]
-    assert site_c == [{"group": None, "count": 0, "sum": 0}]
+    assert site_c == [{"group": None, "count": 0, "sum": 0}, {"group": "(missing)", "count": 0, "sum": 0}]
     assert assert_summaries_match(run.result, frame, ALL_STATISTICS) > 0
-    assert assert_quantiles_match(run.result, frame) == 12
+    assert assert_quantiles_match(run.result, frame) == 15  # all rows, F, M, X and (missing)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])

@@ -116,30 +116,41 @@ def test_a_categorical_with_too_many_levels_is_refused_for_tables_and_grouping()
 
 
 def test_min_max_and_quantiles_of_small_groups_are_withheld() -> None:
-    site = table([float(a) for a in range(60)], ["F"] * 15 + ["M"] * 45)
+    # F: 15 rows; M: 20 rows of 30 (its minimum) and 25 of 31 to 55 (one row holds its maximum)
+    ages = [float(a) for a in range(15)] + [30.0] * 20 + [float(a) for a in range(31, 56)]
+    site = table(ages, ["F"] * 15 + ["M"] * 45)
     params = {
         "columns": ["age"],
         "statistics": ["count", "min", "max"],
         "group_by": "sex",
-        "quantiles": [{"column": "age", "probs": [0.5]}],
+        "quantiles": [{"column": "age", "probs": [0.0, 0.5, 1.0]}],
     }
     result = run(params, {"a/t": site}, controls(min_count=5, extremes_min_count=20, dominance=None))
     by_group = {e["group"]: e for e in result["summaries"]}
     assert by_group["F"]["count"] == 15 and by_group["F"]["min"] is None and by_group["F"]["max"] is None
     assert "at least 20 rows" in by_group["F"]["extremes_reason"]
-    assert by_group["M"]["min"] == 15.0 and by_group[None]["max"] == 59.0
-    quantiles = {q["group"]: q for q in result["quantiles"]}
-    assert quantiles["F"]["suppressed"] is True and quantiles["M"]["value"] == 37.0
+    # an extreme that 20 rows hold is published; one that a single row holds is not
+    assert by_group["M"]["min"] == 30.0 and by_group["M"]["max"] is None
+    assert by_group["M"]["extremes_reason"] == "max: fewer than 20 rows hold it"
+    assert by_group[None]["min"] is None and by_group[None]["max"] is None
+    quantiles = {(q["group"], q["prob"]): q for q in result["quantiles"]}
+    assert quantiles[("F", 0.5)]["suppressed"] is True and quantiles[("M", 0.5)]["value"] == 33.0
+    # the quantiles at 0 and 1 are the min and the max
+    assert all(quantiles[(g, p)]["suppressed"] for g in (None, "M") for p in (0.0, 1.0))
 
 
-def test_published_counts_are_rounded_after_pooling_and_means_stay_exact() -> None:
+def test_published_counts_are_rounded_after_pooling_and_means_follow_them() -> None:
     sites = {"a/t": table([1.0] * 13, ["F"] * 13), "b/t": table([3.0] * 11, ["M"] * 11)}
-    params = {"columns": ["age", "sex"], "statistics": ["count", "mean"]}
+    params = {"columns": ["age", "sex"], "statistics": ["count", "sum", "mean", "std"]}
     result = run(params, sites, controls(min_count=1, rounding="midpoint6", dominance=None))
-    assert result["summaries"][0]["count"] == 21  # 24 rows: midpoint 6 gives ceil(24 / 6) * 6 - 3
-    assert result["summaries"][0]["mean"] == pytest.approx((13 + 33) / 24)
+    summary = result["summaries"][0]
+    assert summary["count"] == 21  # 24 rows: midpoint 6 gives ceil(24 / 6) * 6 - 3
+    assert summary["sum"] == 46.0
+    assert summary["mean"] == 46.0 / 21  # sum / mean is the published count, not the exact 24
+    assert summary["std"] is None
     assert {f["category"]: f["count"] for f in result["frequencies"]} == {"F": 15, "M": 9}
     assert result["rounding"] == "midpoint6"
+    assert "variance and std are withheld" in result["notes"][0]
 
 
 def test_the_older_min_count_and_the_privacy_section_take_the_larger_written() -> None:
@@ -166,8 +177,14 @@ def test_a_dp_job_costs_its_queries_and_refuses_what_has_no_dp_release() -> None
     assert plan.queries == 3  # count and mean of age, frequencies of sex
     assert plan.cost.epsilon == 1.0 and plan.settings["epsilon"] == pytest.approx(1 / 3)
     assert plan.settings["bounds"] == {"age": [0.0, 100.0]}
-    with pytest.raises(PolicyDenied, match="group_by"):
-        MODEL.plan_dp({"columns": ["age"], "group_by": "sex"}, SCHEMA, dp.dp)
+    grouped = {"columns": ["age"], "statistics": ["count", "mean"], "group_by": "sex"}
+    plan = MODEL.plan_dp(grouped, SCHEMA, dp.dp)
+    assert (plan.queries, plan.settings["groups"]) == (2, ["F", "M"])  # disjoint groups: no more queries
+    unlisted = DatasetSchema(
+        columns=[SCHEMA.columns[0], ColumnSchema(name="sex", type="string", kind="categorical")]
+    )
+    with pytest.raises(PolicyDenied, match="no public categories"):
+        MODEL.plan_dp(grouped, unlisted, dp.dp)
     with pytest.raises(PolicyDenied, match="min and max"):
         MODEL.plan_dp({"columns": ["age"], "statistics": ["min"]}, SCHEMA, dp.dp)
     site = table([40.0] * 50, ["F"] * 50)

@@ -118,7 +118,7 @@ def test_a_dp_task_reserves_runs_noisily_commits_and_reports_the_budget(
     assert "rows" not in outcome.result
     ledger = BudgetLedger(tmp_path / BUDGET_FILE)
     (charge,) = ledger.history(site[DATASET].lineage or "")
-    assert (charge.job_id, charge.state, charge.epsilon) == ("job_1/round-0", "committed", 1.0)
+    assert (charge.job_id, charge.state, charge.epsilon) == (f"job_1/{DATASET}/round-0", "committed", 1.0)
     actions = [e.action for e in read_events(tmp_path / "audit.log")]
     # The budget is reserved before the sandbox gets its runtime and its DAL grant.
     assert actions == ["task_received", "budget_reserved", "dal_grant", "task_done"]
@@ -140,3 +140,44 @@ def test_a_retried_task_is_not_charged_twice_and_exhaustion_gives_spent_and_cap(
         "privacy budget for researcher alice on patients: spent ε=2 of 2.5; this job needs ε=1"
     )
     assert budget.ledger.spent(budget.lineage(site[DATASET]), researcher="alice").epsilon == 2.0
+
+
+LEVELS_POLICY = AssetPolicy(
+    dataset=DATASET,
+    grants=[Grant(orgs=["university"], models=["stats"], columns=["age", "sex"])],
+    privacy=PRIVACY.model_copy(
+        update={"disclosure": PRIVACY.disclosure.model_copy(update={"max_levels": 1})}
+    ),
+)
+
+
+class LevelsPolicies(PolicyKeeper):
+    """A policy that allows tables over at most one level: `sex` has two."""
+
+    def current(self, dataset: str) -> AssetPolicy | None:
+        return LEVELS_POLICY if dataset == DATASET else None
+
+
+def test_a_dp_task_its_site_refuses_on_public_metadata_is_refused_before_any_budget_is_reserved(
+    site: dict[str, SiteDataset], tmp_path: Path
+) -> None:
+    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    handler = TaskHandler(
+        GATEWAY, site, BubblewrapRunner(), settings, AuditTrail(tmp_path / "audit.log"), org=SITE_ORG,
+        authorization=load_authorization(AUTHORIZATION, "authorization.yaml"),
+        policies=LevelsPolicies(GATEWAY, SITE_ORG, tmp_path, check_certificate=_no_certificate_expected),
+    )  # fmt: skip
+    try:
+        tables = task("job_levels").model_copy(update={"params": {"columns": ["sex"]}, "columns": ["sex"]})
+        outcome = handler.handle_task(tables)
+    finally:
+        handler.close()
+
+    assert outcome.status == "failed"
+    assert (
+        outcome.error is not None and "site-a/patients: column 'sex' has more than 1 levels" in outcome.error
+    )
+    ledger = BudgetLedger(tmp_path / BUDGET_FILE)
+    assert ledger.history(site[DATASET].lineage or "") == []
+    actions = [e.action for e in read_events(tmp_path / "audit.log")]
+    assert "budget_reserved" not in actions and "dal_grant" not in actions
