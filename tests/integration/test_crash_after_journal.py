@@ -75,7 +75,7 @@ def test_a_result_journaled_before_a_crash_is_re_sent_not_lost(
         assert gateway.popen is not None and gateway.popen.returncode == -9
         gateway.kill(10)  # reaped: closes its log before the next start
         assert [c for c in committed_charges(dp_site) if c[0].startswith(job.id)] == [
-            (f"{job.id}/round-0", "1.0", "committed")
+            (f"{job.id}/patients_dp/round-0", "1.0", "committed")
         ]
         if orchestrator_restarts:
             dp_site.restart_orchestrator(kill=True)
@@ -91,7 +91,7 @@ def test_a_result_journaled_before_a_crash_is_re_sent_not_lost(
     assert result["summaries"][0]["count"] > 0
     # Debited once: one committed charge for the job in the gateway's ledger, and the mirror 1.0 more.
     assert [c for c in committed_charges(dp_site) if c[0].startswith(job.id)] == [
-        (f"{job.id}/round-0", "1.0", "committed")
+        (f"{job.id}/patients_dp/round-0", "1.0", "committed")
     ]
     assert mirror, "the orchestrator mirrors no spending"
     for key, spent in mirror.items():
