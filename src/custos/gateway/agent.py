@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import time
@@ -108,15 +109,23 @@ class Agent:
             log.info("connected; published %d dataset(s)", len(self.site))
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
-        task = self.client.next_task()
+        task = self.client.next_task(held=self._unsent)
         if task is None:
             return
         pending = self.journal.get(task.task_id, task.attempt)
+        if pending is None:
+            pending = self.journal.earlier(task.task_id, task.attempt)
+            if pending is not None:
+                # Computed and journaled at an earlier attempt, not acknowledged: the same result again.
+                log.info("task %s attempt %d: re-sending its journaled result", task.task_id, task.attempt)
+                self.journal.record(task.task_id, pending)
         if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
             pending = to_upload(task.attempt, self.handler.handle_task(task))
             self.journal.record(task.task_id, pending)
+            if self.settings.test_crash_at == "after_journal":
+                os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
         self._unsent[task.task_id] = pending
         self._send(task.task_id, pending)
 
@@ -136,8 +145,11 @@ class Agent:
         except OrchestratorUnreachable:
             raise
         except CustosError as exc:
-            # Refused for good (the task was cancelled, re-leased or is unknown): nothing to resend.
+            # Refused (the task was cancelled, re-leased or is unknown): not sent again now. Its blobs
+            # stay with the journal, for a later attempt of the task to re-send.
             log.warning("result of task %s refused: %s", task_id, exc)
+            self._unsent.pop(task_id, None)
+            return
         self._unsent.pop(task_id, None)
         self.journal.acknowledged(pending)
 
@@ -212,8 +224,11 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
+    # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
     settings = GatewaySettings(
-        state_dir=state, sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE)
+        state_dir=state,
+        sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE),
+        test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None,
     )
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)

@@ -5,6 +5,8 @@ every task the orchestrator hands out must be of that version (`read_poll` refus
 
 from __future__ import annotations
 
+import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -56,6 +58,7 @@ class OrchestratorClient:
     def __init__(self, kit: Kit, *, poll_wait_s: float, transport: httpx.BaseTransport | None = None) -> None:
         """`transport` replaces the network, for tests (e.g. `httpx.MockTransport`)."""
         self._poll_wait_s = poll_wait_s
+        self._poll_number = 0
         self._http = httpx.Client(
             base_url=kit.config.orchestrator_url,
             verify=client_ssl_context(kit),
@@ -84,9 +87,21 @@ class OrchestratorClient:
         pem = data.get("crl_pem") if isinstance(data, dict) else None
         return pem if isinstance(pem, str) else None
 
-    def next_task(self) -> TaskAssignment | None:
-        """The next task, with the blobs its round input refers to fetched and checked (as bytes)."""
-        data = self._call("GET", "/api/v1/gateway/tasks/next", params={"wait": self._poll_wait_s})
+    def _next_poll_number(self) -> int:
+        """Increasing within this process, and (from the clock) above a previous process's numbers."""
+        self._poll_number = max(time.time_ns(), self._poll_number + 1)
+        return self._poll_number
+
+    def next_task(self, held: Collection[str] = ()) -> TaskAssignment | None:
+        """The next task, with the blobs its round input refers to fetched and checked (as bytes).
+
+        `held` lists the tasks this gateway still works on: the orchestrator reclaims its other leases.
+        Each poll is numbered, so that a poll this client gave up on (its connection delayed past the
+        wait) leases nothing when it reaches the orchestrator after a newer one."""
+        params: dict[str, Any] = {"wait": self._poll_wait_s, "poll": self._next_poll_number()}
+        if held:
+            params["held"] = sorted(held)
+        data = self._call("GET", "/api/v1/gateway/tasks/next", params=params)
         task = read_poll(data)
         if task is None or not refs_in(task.round_input):
             return task

@@ -1,5 +1,7 @@
 """The gateway's local journal of finished tasks, so a restart re-sends a result instead of
-recomputing it (a step that spent privacy budget must never run twice).
+recomputing it (a step that spent privacy budget must never run twice). A task handed out again at a
+later attempt (the gateway stopped before its result reached the orchestrator) gets the journaled
+result of its earlier attempt.
 
 A result's blobs (its weights) are kept beside the journal, one file per digest, written before the
 line that refers to them, until the orchestrator has acknowledged the result. They are not synced to
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custos.core.blobs import Blobs, blob_digest, refs_in
-from custos.core.wire import TaskResultUpload
+from custos.core.wire import TaskResultUpload, result_digest
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,21 @@ class Journal:
             blobs[digest] = data
         return Pending(upload, blobs)
 
+    def earlier(self, task_id: str, attempt: int) -> Pending | None:
+        """A result journaled for an earlier attempt of the task, as the result of `attempt`: the same
+        bytes (its digest checked), to re-send rather than compute again. None when there is none, or
+        when it is a failure (a failed attempt is tried again)."""
+        earlier = sorted(a for (t, a) in self._done if t == task_id and a < attempt)
+        for previous in reversed(earlier):
+            pending = self.get(task_id, previous)
+            if pending is None or pending.upload.status != "done":
+                continue
+            upload = pending.upload
+            if upload.digest != result_digest(upload.status, upload.result, upload.error):
+                continue
+            return Pending(upload.model_copy(update={"attempt": attempt}), pending.blobs)
+        return None
+
     def record(self, task_id: str, pending: Pending) -> None:
         upload = pending.upload
         if pending.blobs:
@@ -82,6 +99,6 @@ class Journal:
         self._done[(task_id, upload.attempt)] = upload
 
     def acknowledged(self, pending: Pending) -> None:
-        """The orchestrator has the result: its blobs need not be kept for a resend."""
+        """The orchestrator has the result (or refused it for good): its blobs need not be kept."""
         for digest in pending.blobs:
             (self._blob_dir / digest).unlink(missing_ok=True)

@@ -23,3 +23,6 @@ class GatewaySettings:
     warm_spare: bool = True
     # The most any task may ask for at this site; a spec's resources are capped by these.
     sandbox_caps: SandboxLimits = field(default_factory=SandboxLimits)
+    # A test hook, never set in production: "after_journal" kills the gateway (SIGKILL) right after it
+    # journals a result it computed, before the upload. Read once at start from CUSTOS_TEST_CRASH_AT.
+    test_crash_at: str | None = None

@@ -11,6 +11,7 @@ from cryptography import x509
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from custos.audit import AuditTrail
 from custos.core.clock import Clock, utcnow
@@ -32,6 +33,7 @@ from custos.orchestrator.api.limits import BodyLimit, first_error
 from custos.orchestrator.api.wire_version import WireVersionCheck
 from custos.orchestrator.db import Database, migrate
 from custos.orchestrator.notifier import TaskNotifier
+from custos.orchestrator.outage import is_unavailable
 from custos.orchestrator.services.auth import AuthService
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
@@ -116,6 +118,13 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": first_error(exc.errors())}, status_code=400)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_unavailable(exc):
+            return JSONResponse({"detail": services.db.outage.unavailable(exc)}, status_code=503)
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error: the database refused a statement"}, status_code=500)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

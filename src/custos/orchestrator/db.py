@@ -12,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from custos.orchestrator.outage import DatabaseOutage
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -52,12 +54,14 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.outage = DatabaseOutage()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends normally, rolled back on any error."""
         with self._sessions() as session, session.begin():
             yield session
+        self.outage.available()
 
     def dispose(self) -> None:
         self.engine.dispose()

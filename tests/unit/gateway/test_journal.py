@@ -50,3 +50,26 @@ def test_a_results_blobs_are_kept_until_acknowledged_and_a_lost_blob_means_run_a
     assert again.get("task_1", 1) == pending
     again.acknowledged(pending)
     assert Journal(path).get("task_1", 1) is None, "without its blobs the result cannot be resent"
+
+
+def test_a_later_attempt_gets_the_result_journaled_at_an_earlier_one(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    Journal(path).record("task_1", upload(1, 7))
+    again = Journal(path)  # the gateway restarted; the task came back at attempt 2
+    resent = again.earlier("task_1", 2)
+    assert resent == upload(2, 7), "the same bytes and digest, as the result of attempt 2"
+    assert again.earlier("task_1", 1) is None
+    assert again.earlier("task_2", 2) is None
+
+
+def test_a_failure_or_a_result_that_fails_its_digest_is_not_re_sent(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    failed = TaskResultUpload(
+        attempt=1, status="failed", result=None, error="x", digest=result_digest("failed", None, "x")
+    )
+    journal.record("task_1", Pending(failed))
+    assert journal.earlier("task_1", 2) is None, "a failed attempt is tried again"
+    altered = upload(1, 7).upload.model_copy(update={"result": {"value": 8}})
+    journal.record("task_2", Pending(altered))
+    assert journal.earlier("task_2", 2) is None

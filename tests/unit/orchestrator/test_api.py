@@ -236,6 +236,46 @@ def test_result_upload_is_idempotent_on_attempt_and_digest(api: TestClient, kits
     assert api.post(url, json=upload, headers=other_gw).status_code == 404
 
 
+def test_a_result_journaled_at_an_earlier_attempt_is_taken_once(
+    api: TestClient, kits: dict[str, Kit]
+) -> None:
+    """The gateway stopped before its upload: the task comes back at attempt 2 (its poll does not hold
+    it), and the gateway re-sends the result it journaled at attempt 1, the same digest."""
+    spec_id, alice, gw = _activate(api, kits)
+    task = api.get("/api/v1/gateway/tasks/next?wait=0&poll=1", headers=gw).json()["task"]
+    assert task["attempt"] == 1
+    again = api.get("/api/v1/gateway/tasks/next?wait=0&poll=2", headers=gw).json()["task"]
+    assert (again["task_id"], again["attempt"]) == (task["task_id"], 2)
+    url = f"/api/v1/gateway/tasks/{task['task_id']}/result"
+    result = {"validated": True}
+    journaled = {"status": "done", "result": result, "digest": result_digest("done", result, None)}
+    assert api.post(url, json=journaled | {"attempt": 1}, headers=gw).status_code == 409  # stale
+    assert api.post(url, json=journaled | {"attempt": 2}, headers=gw).json() == {
+        "ok": True,
+        "duplicate": False,
+    }
+    assert api.post(url, json=journaled | {"attempt": 1}, headers=gw).json() == {
+        "ok": True,
+        "duplicate": True,
+    }
+    other = {"validated": False}
+    changed = {"status": "done", "result": other, "digest": result_digest("done", other, None)}
+    assert api.post(url, json=changed | {"attempt": 2}, headers=gw).status_code == 409
+    assert api.get(f"/api/v1/specs/{spec_id}", headers=alice).json()["state"] == "active"
+
+
+def test_a_poll_numbered_before_the_gateway_s_newest_leases_nothing(
+    api: TestClient, kits: dict[str, Kit]
+) -> None:
+    _activate(api, kits)
+    gw = bearer(api, kits["site-a"])
+    assert (
+        api.get("/api/v1/gateway/tasks/next?wait=0&poll=20&held=none", headers=gw).json()["task"] is not None
+    )
+    # The late poll 10 (holding nothing) neither takes back the task leased to poll 20 nor leases it.
+    assert api.get("/api/v1/gateway/tasks/next?wait=0&poll=10", headers=gw).json() == {"task": None}
+
+
 def test_c23_other_org_cannot_read_a_spec_by_id(api: TestClient, kits: dict[str, Kit]) -> None:
     spec_id, _, _ = _activate(api, kits)
     r = api.get(f"/api/v1/specs/{spec_id}", headers=bearer(api, kits["mallory"]))

@@ -34,22 +34,38 @@ HeldTasks = Annotated[tuple[str, ...], Query(description="tasks the gateway stil
 
 @router.get("/tasks/next")
 async def next_task(
+    request: Request,
     caller: GatewayDep,
     services: ServicesDep,
     wait: float = Query(default=20.0, ge=0, le=60),
     gateway: str | None = Query(default=None, description="if given, must be the caller's own name"),
     held: HeldTasks = (),
+    poll: int | None = Query(default=None, ge=0, description="the poll's number; each gateway's increase"),
 ) -> PollResponse:
+    """The gateway's next task, waiting up to `wait` seconds for one.
+
+    A poll the gateway has given up on leases nothing: one numbered before a poll of the gateway that
+    already arrived (its connection was delayed past the gateway's wait), one overtaken by a newer poll
+    while it waits, and one whose client has disconnected. So only the gateway's live poll leases, and
+    its `held` list, the tasks the gateway still works on, is the only one that reclaims leases.
+    """
     name = caller.identity.name
     if gateway is not None and gateway != name:
         raise PermissionDenied(f"gateway {name} may not poll for tasks of {gateway}")
+    notifier = services.notifier
+    if poll is not None and not notifier.poll_arrived(name, poll):
+        return PollResponse(task=None)
     deadline = time.monotonic() + min(wait, services.settings.long_poll_max_s)
     while True:
+        if await request.is_disconnected():
+            return PollResponse(task=None)
+        if poll is not None and not notifier.is_newest_poll(name, poll):
+            return PollResponse(task=None)
         task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name, held))
         remaining = deadline - time.monotonic()
         if task is not None or remaining <= 0:
             return PollResponse(task=task)
-        await services.notifier.wait(name, min(RECHECK_S, remaining))
+        await notifier.wait(name, min(RECHECK_S, remaining))
 
 
 @router.post("/tasks/{task_id}/start")

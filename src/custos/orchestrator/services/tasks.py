@@ -2,8 +2,9 @@
 
 A lease that expires, or that its gateway no longer holds when it polls, returns its task to pending
 with the next attempt, at most `max_attempts` times.
-A result upload is idempotent on (task id, attempt, digest): a repeat is acknowledged, a different
-digest for a finished task is refused.
+A result upload is idempotent on (task id, digest): a repeat is acknowledged (a gateway re-sends the
+result it journaled at an earlier attempt as the result of the current one), a different digest for a
+finished task is refused.
 """
 
 from __future__ import annotations
@@ -225,7 +226,9 @@ class TaskService:
         if upload.digest != result_digest(upload.status, upload.result, upload.error):
             raise InvalidInput("digest does not match the uploaded result")
         if task.state in (TaskState.DONE, TaskState.FAILED):
-            if task.attempt == upload.attempt and task.result_digest == upload.digest:
+            # The same result again, for this attempt or re-sent from the gateway's journal for a later
+            # one: acknowledged. A different one is refused: one result per round of one site.
+            if task.result_digest == upload.digest and upload.attempt <= task.attempt:
                 return Ack(duplicate=True)
             raise Conflict(f"task {task_id} already finished with a different result")
         if task.attempt != upload.attempt:
