@@ -63,10 +63,14 @@ class DelayingProxy:
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
+            if self._server is not None:
+                await self._server.wait_closed()
+            await asyncio.sleep(0.1)  # the closed transports' callbacks run before the loop stops
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -103,7 +107,12 @@ class DelayingProxy:
                     pass
             client_w.close()
 
-        await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+        try:
+            await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+        finally:
+            # Cancelled at stop(): both connections are closed here, not left to the garbage collector.
+            for writer in (server_w, client_w):
+                writer.close()
 
 
 @pytest.fixture(scope="module")
