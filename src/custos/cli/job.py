@@ -148,7 +148,7 @@ def job_log(job_id: JobIdArgument, kit: KitOption, json: JsonOption = False) -> 
         return
     if not logs:
         raise NotFound(
-            f"no log has been released for job {job_id}: its reason holds only the redacted message; "
+            f"no log has been released for job {job_id}: its reason holds only the error's class and line; "
             "a custodian of the gateway's org may release the full log (`custos gateway log release`)"
         )
     for log in logs:

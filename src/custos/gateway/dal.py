@@ -6,6 +6,10 @@ everything else. A ticket is served only when its token matches the task's token
 time), its dataset is granted, and every column it returns or filters on is granted; filters are pushed
 down into the source. Every request, served or refused, becomes an AccessRecord, kept in memory and
 appended as a JSON line to the access log when one is given.
+
+Every refusal is a Flight error carrying the DAL's sentence (`custos.core.dal_wire.DalRefusal`) and
+nothing else: a Python exception raised here would reach the sandboxed code with this server's
+traceback, which names the gateway's folders.
 """
 
 from __future__ import annotations
@@ -20,14 +24,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import pyarrow as pa
 import pyarrow.flight as flight
 from pydantic import ValidationError
 
 from custos.core.clock import Clock, utcnow
-from custos.core.dal_wire import DalTicket
+from custos.core.dal_wire import DalRefusal, DalTicket
 from custos.core.errors import InvalidInput, PermissionDenied
 from custos.data.query import check_grant
 from custos.data.source import DataSource
@@ -121,8 +125,7 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
         try:
             reader = grant.source.read(request.columns, request.filters)
         except InvalidInput as exc:
-            self._ledger.add(request, 0, False, exc.message)
-            raise pa.ArrowInvalid(exc.message) from None
+            self._refuse(request, flight.FlightServerError, exc.message, kind="invalid")
         except Exception as exc:
             self._failed(request, exc)
         return flight.GeneratorStream(reader.schema, self._stream(request, reader))
@@ -139,8 +142,8 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
             problem = f"reading failed ({type(exc).__name__})"
             log.exception("DAL read of dataset %s failed", request.dataset)
             # The source's own message can quote rows, including columns that were not granted.
-            raise flight.FlightServerError(
-                f"reading dataset {request.dataset} failed at the gateway"
+            raise _flight_error(
+                flight.FlightServerError, f"reading dataset {request.dataset} failed at the gateway", "failed"
             ) from None
         finally:
             reader.close()
@@ -156,22 +159,30 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "ticket"
                 message = f"the ticket is not a valid DAL ticket: {where}: {first['msg']}"
-        self._ledger.add(None, 0, False, message)
-        raise pa.ArrowInvalid(message)
+        self._refuse(None, flight.FlightServerError, message, kind="invalid")
 
-    def _refuse(self, request: DalTicket, error: type[flight.FlightError], message: str) -> NoReturn:
+    def _refuse(
+        self,
+        request: DalTicket | None,
+        error: type[flight.FlightError],
+        message: str,
+        kind: Literal["denied", "invalid"] = "denied",
+    ) -> NoReturn:
         self._ledger.add(request, 0, False, message)
-        raise error(message, message.encode())
+        raise _flight_error(error, message, kind) from None
 
     def _failed(self, request: DalTicket, exc: Exception) -> NoReturn:
         log.exception("DAL read of dataset %s failed", request.dataset)
         self._ledger.add(request, 0, True, f"reading failed ({type(exc).__name__})")
-        raise flight.FlightServerError(f"reading dataset {request.dataset} failed at the gateway") from None
+        message = f"reading dataset {request.dataset} failed at the gateway"
+        raise _flight_error(flight.FlightServerError, message, "failed") from None
 
     def _unsupported(self, what: str) -> NoReturn:
-        message = f"the data access layer serves only do_get; {what} is refused"
-        self._ledger.add(None, 0, False, message)
-        raise flight.FlightUnauthorizedError(message, message.encode())
+        self._refuse(
+            None,
+            flight.FlightUnauthorizedError,
+            f"the data access layer serves only do_get; {what} is refused",
+        )
 
     def list_flights(self, context: Any, criteria: Any) -> NoReturn:
         self._unsupported("list_flights")
@@ -193,6 +204,13 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
 
     def do_action(self, context: Any, action: Any) -> NoReturn:
         self._unsupported("do_action")
+
+
+def _flight_error(
+    error: type[flight.FlightError], message: str, kind: Literal["denied", "invalid", "failed"]
+) -> flight.FlightError:
+    """A Flight error whose message is `message` and whose detail says what kind of refusal it is."""
+    return error(message, DalRefusal(kind=kind, message=message).model_dump_json().encode())
 
 
 class DalServer:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from custos.core.errors import SandboxError
+from custos.core.errors import LimitExceeded, SandboxError
 from custos.core.frames import recv_frame, send_frame
 from custos.gateway.dal import DalServer, DatasetGrant
 from custos.sandbox.limits import SandboxLimits
@@ -129,21 +129,24 @@ class JobRuntime:
     def dal_socket(self) -> str:
         return f"{IPC_TARGET}/dal.sock"
 
-    def _failure(self) -> str:
+    def _failure(self) -> SandboxError:
+        """Why the sandbox ended: LimitExceeded naming the limit, or SandboxError with what it said."""
         self._thread.join(timeout=10)
         result = self._result
         if result is None:
-            return "the sandboxed runtime stopped answering"
+            return SandboxError("the sandboxed runtime stopped answering")
+        if result.limit and result.failure:
+            return LimitExceeded(result.failure)
         reason = result.failure or "the sandboxed runtime ended"
         tail = result.stderr.strip().splitlines()[-1:] if result.stderr else []
-        return f"{reason}: {tail[0]}" if tail and not result.failure else reason
+        return SandboxError(f"{reason}: {tail[0]}" if tail and not result.failure else reason)
 
     def _connect(self) -> socket.socket:
         self._listener.settimeout(0.1)
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while time.monotonic() < deadline:
             if not self._thread.is_alive():
-                raise SandboxError(self._failure())
+                raise self._failure()
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
@@ -163,11 +166,11 @@ class JobRuntime:
             send_frame(self._conn, request)
             reply = recv_frame(self._conn, max_bytes=self._max_result_bytes)
         except (OSError, TimeoutError) as exc:
-            raise SandboxError(self._failure() if not self._thread.is_alive() else str(exc)) from exc
+            raise (self._failure() if not self._thread.is_alive() else SandboxError(str(exc))) from exc
         finally:
             self.last_used = time.monotonic()
         if reply is None:
-            raise SandboxError(self._failure())
+            raise self._failure()
         return reply
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:

@@ -45,13 +45,15 @@ class SandboxRequest:
 @dataclass(frozen=True)
 class SandboxResult:
     """How a run ended. `failure` is None on success, otherwise one sentence naming what went wrong
-    (a limit that was broken, or the exit code). `stdout` and `stderr` hold the last 64 KiB of each."""
+    (a limit that was broken, or the exit code). `stdout` and `stderr` hold the last 64 KiB of each.
+    `limit` says whether `failure` names a broken limit (the sandbox's words, not the code's)."""
 
     exit_code: int
     stdout: str
     stderr: str
     duration_s: float
     failure: str | None
+    limit: bool = False
 
     @property
     def ok(self) -> bool:

@@ -85,7 +85,8 @@ class JobsMixin(Session):
 
     def job_logs(self, job_id: str) -> list[ReleasedLogPublic]:
         """The full logs of the job's failed custom code tasks that a custodian has released, oldest
-        first; empty until one is (until then the job's reason holds only a redacted message)."""
+        first; empty until one is (until then the job's reason holds only the error's category, class
+        and line)."""
         return decode_list(self._send("GET", f"/jobs/{job_id}/logs"), ReleasedLogPublic)
 
     def release_log(

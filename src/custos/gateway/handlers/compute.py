@@ -3,9 +3,11 @@ data filters, the reservation of its privacy budget, the job's sandboxed runtime
 result filters, and the check of an output that is not the custodian's code.
 
 The budget is reserved before the sandbox gets a runtime and a DAL grant: a job the ledger refuses
-boots nothing. Code that is not the custodian's (custom code, published packages) fails with data
-values redacted; its full log stays at the gateway (see `code_logs`); its output is checked before
-it leaves (see `outputs`).
+boots nothing. A failure's message is output: code that is not the custodian's (custom code,
+published packages) fails as its category, class and line of that code, a built-in model as its own
+Custos error or else as category and class (`custos.computations.failures`); the message and
+traceback stay at the gateway (see `code_logs`). The output of code that is not the custodian's is
+checked before it leaves (see `outputs`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from typing import Any
 
 from custos.audit import AuditTrail
 from custos.computations.base import FederatedModel, JobDataset, MaskedSums, check_job, policy_privacy
-from custos.computations.custom.disclosure import check_output, redact_error, schema_vocabulary
-from custos.computations.custom.model import CustomModel
+from custos.computations.custom.disclosure import check_output
+from custos.computations.failures import (
+    describe_builtin_failure,
+    describe_code_failure,
+    describe_output_refusal,
+    describe_sandbox_failure,
+)
 from custos.computations.fedavg.dp import DpTrainingModel
-from custos.computations.package.model import PackageRunner
 from custos.core.digest import json_digest
-from custos.core.errors import CustosError, SandboxError
+from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.wire import Resources, TaskAssignment
 from custos.gateway.budget import GatewayBudget
 from custos.gateway.code_logs import failed_task_log, write_code_log
@@ -95,9 +101,11 @@ class Compute:
         try:
             return self._compute(checked, dataset, policy)
         except SandboxError as exc:
-            if not checked.redact_sandbox_errors:
+            if checked.sources is None:
                 raise
-            return self._code_failure(checked.run, dataset, {"type": "SandboxError", "message": str(exc)})
+            # What the sandbox said last may quote rows; a broken limit is the gateway's sentence.
+            reply = {"type": type(exc).__name__, "message": exc.message}
+            return self._failure(checked.run, reply, describe_sandbox_failure(exc).text())
 
     def _compute(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
         task, model, columns = checked.run, checked.model, checked.columns
@@ -140,13 +148,18 @@ class Compute:
                 self._budget.commit(reservation)
         if not reply.get("ok") or not isinstance(reply.get("result"), dict):
             self._runtimes.discard(key)
-            if isinstance(model, CustomModel | PackageRunner):  # code not the custodian's: redacted
-                return self._code_failure(task, dataset, reply)
-            return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
+            if checked.sources is not None:  # code not the custodian's
+                return self._failure(task, reply, describe_code_failure(reply, checked.sources).text())
+            text, kept = describe_builtin_failure(reply)
+            return self._failure(task, reply, text) if kept else Outcome("failed", error=text)
         result = self._filter_result(step, reply["result"], reservation)
         if checked.output is not None:
-            check_output(result, checked.output, checked.caps)
-            result = check_code_output(result, policy, dataset.source, columns, reads)
+            try:
+                check_output(result, checked.output, checked.caps)
+                result = check_code_output(result, policy, dataset.source, columns, reads)
+            except PolicyDenied as exc:  # its reason can quote the output: the code's choice
+                reply = {"type": "PolicyDenied", "message": exc.message}
+                return self._failure(task, reply, describe_output_refusal().text())
         return Outcome("done", result=result)
 
     def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
@@ -195,14 +208,13 @@ class Compute:
             filtered["budget"] = self._budget.standing(task, step.dataset, controls.budget)
         return filtered
 
-    def _code_failure(self, task: TaskAssignment, dataset: SiteDataset, reply: Json) -> Outcome:
+    def _failure(self, task: TaskAssignment, reply: Json, text: str) -> Outcome:
         """Keep the full error at the gateway (bounded, owner-only, by job; see `code_logs`); send only
-        its type and a redacted message. A custodian may release the full log later."""
+        `text`, the report of it that may leave. A custodian may release the full log later."""
         path = write_code_log(self._settings.state_dir, failed_task_log(task, self._gateway, reply))
         message = f"{task.task_id}: full log kept in {path.relative_to(self._settings.state_dir)}"
         audit_step(self._audit, task, "code_failed", message)
-        kind, text = str(reply.get("type", "Exception")), str(reply.get("message", ""))
-        return Outcome("failed", error=redact_error(kind, text, schema_vocabulary(dataset.schema)))
+        return Outcome("failed", error=text)
 
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""
