@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from custos.cli import gateway_log
+from custos.cli.options import LogFormatChoice, LogFormatOption, LogLevel, LogLevelOption
 from custos.cli.output import echo
 from custos.core.errors import InvalidInput, KitError
 from custos.core.identity import Role
@@ -30,6 +31,8 @@ def start_gateway(
     state: Annotated[
         Path | None, typer.Option("--state", help="Folder for the journal, ledger and audit trail.")
     ] = None,
+    log_level: LogLevelOption = LogLevel.info,
+    log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
     """Publish the site's datasets and run the tasks its policies allow. Opens no listening port."""
     if not data.is_file():
@@ -37,7 +40,13 @@ def start_gateway(
     # Imported here so that `custos --help` and the researcher commands do not load the agent's stack.
     from custos.gateway.agent import run
 
-    run(kit, data, state_dir=state)
+    run(
+        kit,
+        data,
+        state_dir=state,
+        log_level=log_level.value,
+        log_format="json" if log_format is LogFormatChoice.json else "text",
+    )
 
 
 @app.command("authz-preview")

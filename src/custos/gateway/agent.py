@@ -20,6 +20,7 @@ from custos.core.blobs import externalize
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
+from custos.core.operator_log import LogFormat, configure_logging
 from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.handlers import Outcome, TaskHandler
@@ -200,7 +201,14 @@ def load_kit_authorization(kit_dir: Path) -> tuple[SiteAuthorization, str]:
     return load_site_authorization(kit_dir)
 
 
-def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
+def run(
+    kit_dir: Path,
+    data: Path,
+    *,
+    state_dir: Path | None = None,
+    log_level: str = "info",
+    log_format: LogFormat = "text",
+) -> None:
     """`custos gateway start`: run until SIGTERM or SIGINT."""
     from custos.gateway.site import load_site
     from custos.pki.kit import load_kit
@@ -214,7 +222,9 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         stop.set()
         raise SystemExit(0)
 
+    # SIGTERM and Ctrl-C end the run the same way: the loop stops, the runtimes close, exit code 0.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.GATEWAY:
         raise KitError(
@@ -237,7 +247,7 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     site = load_site(data, policies)
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
     # Logging starts once everything loaded: a refused start prints only its one-line error.
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {identity.name} %(levelname)s %(message)s")
+    configure_logging(identity.name, level=log_level, log_format=log_format)
     log.info("site authorization: %s", origin)
     log.info("sandbox caps per task: %s", settings.sandbox_caps.to_json())
     for name in site:

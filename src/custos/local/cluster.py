@@ -83,6 +83,7 @@ class Cluster:
         project: str = "custos-test",
         startup_timeout: float = 60,
         stop_timeout: float = 10,
+        log_format: str = "text",
     ) -> None:
         if not users:
             raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
@@ -93,6 +94,8 @@ class Cluster:
         self.project = project
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
+        # The processes' --log-format: "text", or "json" (one object a line).
+        self.log_format = log_format
         self.host = "127.0.0.1"
         self.port = 0
         self.kits_dir = self.work_dir / "kits"
@@ -249,6 +252,7 @@ class Cluster:
                         state=self.work_dir / "state" / "orchestrator",
                         host=self.host,
                         port=self.port,
+                        log_format=self.log_format,
                     ),
                 ),
                 env=self._child_env(extra),
@@ -305,6 +309,7 @@ class Cluster:
                         kit=self.kit_dir(name),
                         data=self.site_dir(name) / "DATASETS.yaml",
                         state=self.work_dir / "state" / name,
+                        log_format=self.log_format,
                     ),
                 ),
                 env=self._child_env({}),
@@ -318,6 +323,13 @@ class Cluster:
         process = self._gateway_processes.get(name)
         if process is not None:
             process.stop(self.stop_timeout)
+
+    def process(self, name: str) -> ManagedProcess:
+        """The process `name` ("orchestrator" or a gateway) this cluster started."""
+        found = self._orchestrator if name == "orchestrator" else self._gateway_processes.get(name)
+        if found is None:
+            raise InvalidInput(f"this cluster started no process named {name!r}")
+        return found
 
     def pids(self) -> dict[str, int]:
         """The PID of every process of the cluster that is running."""
@@ -373,8 +385,8 @@ class Cluster:
 
 
 def _flags(**values: object) -> list[str]:
-    """`_flags(kit=path, port=1)` -> ["--kit", "path", "--port", "1"]."""
-    return [part for name, value in values.items() for part in (f"--{name}", str(value))]
+    """`_flags(kit=path, log_format="json")` -> ["--kit", "path", "--log-format", "json"]."""
+    return [part for name, value in values.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def policy_yaml(policy: AssetPolicy | Mapping[str, Any] | str) -> str:

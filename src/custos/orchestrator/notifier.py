@@ -37,6 +37,17 @@ class TaskNotifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[str, asyncio.Event] = {}
         self._newest_poll: dict[str, tuple[int, float]] = {}  # number, when it arrived (monotonic)
+        self.stopping = False
+
+    def stop(self) -> None:
+        """The server is shutting down: wake every waiting poll, which then returns without a task, so
+        that open long polls end at once instead of holding the shutdown for its grace period. Safe to
+        call from a signal handler or another thread."""
+        self.stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            for event in list(self._events.values()):
+                loop.call_soon_threadsafe(event.set)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
