@@ -31,6 +31,15 @@ def start_gateway(
     state: Annotated[
         Path | None, typer.Option("--state", help="Folder for the journal, ledger and audit trail.")
     ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write Prometheus metrics to this file (a .prom file in node_exporter's textfile "
+            "collector folder), replaced atomically.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: LogLevelOption = LogLevel.info,
     log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
@@ -44,6 +53,7 @@ def start_gateway(
         kit,
         data,
         state_dir=state,
+        metrics_file=metrics_file,
         log_level=log_level.value,
         log_format="json" if log_format is LogFormatChoice.json else "text",
     )

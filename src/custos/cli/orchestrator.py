@@ -46,6 +46,17 @@ def start_orchestrator(
             show_default=False,
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Also serve /metrics over plain HTTP on 127.0.0.1:PORT, without sign-in "
+            "(default: only on the API, to project admins).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: LogLevelOption = LogLevel.info,
     log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
@@ -60,6 +71,7 @@ def start_orchestrator(
         port=port,
         database_url=database_url,
         trusted_proxies=trusted_proxy or (),
+        metrics_port=metrics_port,
         log_level=log_level.value,
         log_format="json" if log_format is LogFormatChoice.json else "text",
     )

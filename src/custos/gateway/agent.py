@@ -25,6 +25,7 @@ from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
+from custos.gateway.metrics import GatewayMetrics
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
 from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
@@ -69,8 +70,10 @@ class Agent:
         policies: PolicyKeeper,
         site_privacy: SitePrivacy | None = None,
         mask_keys: MaskKeys | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics or GatewayMetrics(name, None, settings.state_dir)
         self.site = site
         self.settings = settings
         self.trust = trust
@@ -106,10 +109,12 @@ class Agent:
         if not self.connected:
             self.client.publish(publication(self.site, self.policies))
             self.connected = True
+            self.metrics.connected(True)
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
+        self.metrics.polled()
         task = self.client.next_task(held=self._unsent)
         if task is None:
             return
@@ -123,7 +128,10 @@ class Agent:
         if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
-            pending = to_upload(task.attempt, self.handler.handle_task(task))
+            started = time.monotonic()
+            outcome = self.handler.handle_task(task)
+            self.metrics.task_done(task.kind.value, outcome.status, time.monotonic() - started)
+            pending = to_upload(task.attempt, outcome)
             self.journal.record(task.task_id, pending)
             if self.settings.test_crash_at == "after_journal":
                 os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
@@ -166,9 +174,11 @@ class Agent:
             except Exception:
                 log.exception("unexpected error in the agent loop; continuing")
                 self._sleep_backoff(should_stop, "unexpected error")
+            self.metrics.write(self.site)
 
     def _sleep_backoff(self, should_stop: StopFlag, why: str) -> None:
         self.connected = False
+        self.metrics.retried()
         delay = self._backoff * (0.5 + random.random())
         log.info("retrying in %.1f s (%s)", delay, why)
         should_stop.wait(delay)
@@ -206,6 +216,7 @@ def run(
     data: Path,
     *,
     state_dir: Path | None = None,
+    metrics_file: Path | None = None,
     log_level: str = "info",
     log_format: LogFormat = "text",
 ) -> None:
@@ -270,7 +281,9 @@ def run(
         policies=policies,
         site_privacy=site_privacy,
         mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
+        metrics=GatewayMetrics(identity.name, metrics_file, state),
     )
+    agent.metrics.write(site, force=True)
     try:
         agent.run(stop)
     except KeyboardInterrupt:
@@ -278,3 +291,5 @@ def run(
     finally:
         agent.handler.close()
         client.close()
+        agent.metrics.connected(False)
+        agent.metrics.write(site, force=True)

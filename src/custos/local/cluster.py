@@ -84,6 +84,7 @@ class Cluster:
         startup_timeout: float = 60,
         stop_timeout: float = 10,
         log_format: str = "text",
+        metrics: bool = False,
     ) -> None:
         if not users:
             raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
@@ -96,6 +97,10 @@ class Cluster:
         self.stop_timeout = stop_timeout
         # The processes' --log-format: "text", or "json" (one object a line).
         self.log_format = log_format
+        # With metrics: the orchestrator serves /metrics on a loopback port of its own too
+        # (`metrics_port`), and each gateway writes its metrics file (`metrics_path`).
+        self.metrics = metrics
+        self.metrics_port: int | None = None
         self.host = "127.0.0.1"
         self.port = 0
         self.kits_dir = self.work_dir / "kits"
@@ -116,6 +121,9 @@ class Cluster:
 
     def site_dir(self, gateway: str) -> Path:
         return self.work_dir / "sites" / gateway
+
+    def metrics_path(self, gateway: str) -> Path:
+        return self.work_dir / "metrics" / f"{gateway}.prom"
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
@@ -242,6 +250,10 @@ class Cluster:
         """Start the orchestrator (again, after stop_orchestrator) on the cluster's port; wait for health."""
         if self._orchestrator is None:
             extra = {"CUSTOS_DATABASE_URL": self.database_url} if self.database_url else {}
+            metrics: dict[str, object] = {}
+            if self.metrics:
+                self.metrics_port = free_port(self.host)
+                metrics["metrics_port"] = self.metrics_port
             self._orchestrator = ManagedProcess(
                 name="orchestrator",
                 argv=self._cli(
@@ -253,6 +265,7 @@ class Cluster:
                         host=self.host,
                         port=self.port,
                         log_format=self.log_format,
+                        **metrics,
                     ),
                 ),
                 env=self._child_env(extra),
@@ -300,6 +313,10 @@ class Cluster:
     def start_gateway(self, name: str) -> None:
         process = self._gateway_processes.get(name)
         if process is None:
+            metrics: dict[str, object] = {}
+            if self.metrics:
+                self.metrics_path(name).parent.mkdir(parents=True, exist_ok=True)
+                metrics["metrics_file"] = self.metrics_path(name)
             process = ManagedProcess(
                 name=name,
                 argv=self._cli(
@@ -310,6 +327,7 @@ class Cluster:
                         data=self.site_dir(name) / "DATASETS.yaml",
                         state=self.work_dir / "state" / name,
                         log_format=self.log_format,
+                        **metrics,
                     ),
                 ),
                 env=self._child_env({}),

@@ -66,6 +66,11 @@ class TaskNotifier:
         self._newest_poll[gateway] = (poll, now)
         return True
 
+    def recent_gateways(self, within_s: float) -> list[str]:
+        """The gateways whose newest poll arrived in the last `within_s` seconds."""
+        now = time.monotonic()
+        return sorted(g for g, (_, seen) in list(self._newest_poll.items()) if now - seen <= within_s)
+
     def is_newest_poll(self, gateway: str, poll: int) -> bool:
         """Whether `poll` is still the gateway's newest poll: no later one has arrived meanwhile."""
         newest = self._newest_poll.get(gateway)

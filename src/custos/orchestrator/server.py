@@ -13,6 +13,7 @@ from types import FrameType
 from typing import TypedDict
 
 import uvicorn
+from prometheus_client import start_http_server
 from sqlalchemy.engine import make_url
 
 from custos.core.errors import InvalidInput, KitError
@@ -24,6 +25,8 @@ from custos.pki.kit import Kit, load_kit
 from custos.pki.tls import ServerSSLOptions, server_ssl_options
 from custos.privacy.filters import PRIVACY_FILE
 
+# The separate metrics port (--metrics-port) listens on this address only.
+METRICS_HOST = "127.0.0.1"
 # Open requests (long polls) get this long to finish after SIGTERM or SIGINT; then they are cut.
 SHUTDOWN_GRACE_S = 2.0
 
@@ -119,6 +122,7 @@ def serve(
     trusted_proxies: Sequence[str] = (),
     log_level: str = "info",
     log_format: LogFormat = "text",
+    metrics_port: int | None = None,
 ) -> None:
     forwarding = forwarding_options(trusted_proxies)
     kit = load_kit(kit_dir)
@@ -152,4 +156,15 @@ def serve(
         **orchestrator_ssl_options(kit),
     )
     banner = f"listening on https://{listen_host}:{listen_port} (workers 1, database {redacted_url(url)})"
-    OrchestratorServer(config, banner=banner, on_stop=app.state.services.notifier.stop).run()
+    services = app.state.services
+    exporter = None
+    if metrics_port is not None:
+        # Plain HTTP, so on loopback only: for a Prometheus (or an agent) on the same host.
+        exporter, _ = start_http_server(metrics_port, addr=METRICS_HOST, registry=services.metrics.registry)
+        banner += f"; metrics on http://{METRICS_HOST}:{metrics_port}/metrics"
+    try:
+        OrchestratorServer(config, banner=banner, on_stop=services.notifier.stop).run()
+    finally:
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()

@@ -58,7 +58,8 @@ async def next_task(
     if poll is not None and not notifier.poll_arrived(name, poll):
         return PollResponse(task=None)
     log.debug("long poll %s from %s: open (wait %g s)", poll, name, wait)
-    task = await _wait_for_task(request, services, name, held, poll, wait)
+    with services.metrics.long_poll_open():
+        task = await _wait_for_task(request, services, name, held, poll, wait)
     log.debug("long poll %s from %s: %s", poll, name, f"task {task.task_id}" if task else "no task")
     return PollResponse(task=task)
 
