@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -23,12 +24,12 @@ from custos.core.identity import Role
 from custos.core.operator_log import LogFormat, configure_logging
 from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
+from custos.gateway.config import load_gateway_config
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
 from custos.gateway.metrics import GatewayMetrics
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
-from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
 from custos.gateway.trust import GatewayTrust
@@ -216,11 +217,12 @@ def run(
     data: Path,
     *,
     state_dir: Path | None = None,
-    metrics_file: Path | None = None,
-    log_level: str = "info",
+    overrides: Mapping[str, object] | None = None,
+    log_level: str | None = None,
     log_format: LogFormat = "text",
 ) -> None:
-    """`custos gateway start`: run until SIGTERM or SIGINT."""
+    """`custos gateway start`: run until SIGTERM or SIGINT. The site's gateway.yaml (beside `data`)
+    says how, with `overrides` from the command's flags over it."""
     from custos.gateway.site import load_site
     from custos.pki.kit import load_kit
     from custos.sandbox.bubblewrap import BubblewrapRunner
@@ -236,6 +238,7 @@ def run(
     # SIGTERM and Ctrl-C end the run the same way: the loop stops, the runtimes close, exit code 0.
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    config = load_gateway_config(data.parent, overrides)
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.GATEWAY:
         raise KitError(
@@ -248,7 +251,10 @@ def run(
     # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
     settings = GatewaySettings(
         state_dir=state,
-        sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE),
+        sandbox_caps=config.caps,
+        templates=config.templates,
+        warm_spares=config.warm_spares,
+        tasks_in_flight=config.tasks_in_flight,
         test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None,
     )
     identity = kit.identity
@@ -258,8 +264,12 @@ def run(
     site = load_site(data, policies)
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
     # Logging starts once everything loaded: a refused start prints only its one-line error.
-    configure_logging(identity.name, level=log_level, log_format=log_format)
+    configure_logging(identity.name, level=log_level or config.log_level, log_format=log_format)
     log.info("site authorization: %s", origin)
+    log.info(
+        "configuration: %s; %d task(s) in flight, %d warm spare(s)",
+        config.origin, config.tasks_in_flight, config.warm_spares,
+    )  # fmt: skip
     log.info("sandbox caps per task: %s", settings.sandbox_caps.to_json())
     for name in site:
         signed = policies.signed(name)
@@ -281,7 +291,7 @@ def run(
         policies=policies,
         site_privacy=site_privacy,
         mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
-        metrics=GatewayMetrics(identity.name, metrics_file, state),
+        metrics=GatewayMetrics(identity.name, config.metrics_file, state),
     )
     agent.metrics.write(site, force=True)
     try:

@@ -55,12 +55,14 @@ class DatasetSetup:
 
 @dataclass(frozen=True)
 class GatewaySetup:
-    """One site. `authorization` goes into the gateway's kit as its authorization.yaml."""
+    """One site. `authorization` goes into the gateway's kit as its authorization.yaml; `config`, when
+    given, is written as the site's gateway.yaml (caps, sizes, spares)."""
 
     name: str
     org: str
     datasets: Sequence[DatasetSetup] = ()
     authorization: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,8 @@ class Cluster:
                 (site / f"{dataset.name}.policy.json").write_text(signed.model_dump_json(), encoding="utf-8")
                 entry["policy"] = f"{dataset.name}.policy.json"
             entries.append(entry)
+        if gateway.config is not None:
+            (site / "gateway.yaml").write_text(yaml.safe_dump(dict(gateway.config)), encoding="utf-8")
         catalog = site / "DATASETS.yaml"
         catalog.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=False), encoding="utf-8")
         return catalog

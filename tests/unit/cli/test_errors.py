@@ -222,3 +222,25 @@ def test_an_unknown_log_format_is_one_line(custos: CliRunner, tmp_path: Path) ->
         "orchestrator", "start", "--kit", str(tmp_path), "--log-format", "xml"
     ).assert_one_line_error(code=2)
     assert "xml" in line
+
+
+@pytest.mark.parametrize(
+    ("config", "flags", "expected"),
+    [
+        ("warm_spares: -1\n", [], "gateway.yaml: warm_spares: Input should be greater than or equal to 0"),
+        ("", ["--cap", "memory_mb"], "--cap memory_mb: write NAME=VALUE"),
+        ("", ["--cap", "memory_gb=4"], "gateway.yaml (or its flag): sandbox.memory_gb: Extra inputs"),
+    ],
+)
+def test_a_bad_gateway_configuration_is_one_line(
+    custos: CliRunner, tmp_path: Path, config: str, flags: list[str], expected: str
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "DATASETS.yaml").write_text("datasets: []\n", encoding="utf-8")
+    if config:
+        (site / "gateway.yaml").write_text(config, encoding="utf-8")
+    line = custos(
+        "gateway", "start", "--kit", str(tmp_path / "kit"), "--data", str(site / "DATASETS.yaml"), *flags
+    ).assert_one_line_error()
+    assert expected in line

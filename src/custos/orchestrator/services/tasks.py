@@ -170,7 +170,8 @@ class TaskService:
                 .values(
                     state=TaskState.LEASED,
                     updated_at=now,
-                    lease_expires_at=now + timedelta(seconds=resources.wall_seconds + self._lease_margin_s),
+                    lease_expires_at=now
+                    + timedelta(seconds=resources.lease_wall_seconds() + self._lease_margin_s),
                 )
                 .execution_options(synchronize_session="fetch")
             )
