@@ -279,7 +279,7 @@ def test_b16_a_forged_task_through_the_handler_fails_and_runs_nothing(
     )  # fmt: skip
     runner = NoSandbox()
     handler = TaskHandler(
-        GATEWAY, site, runner, GatewaySettings(state_dir=tmp_path, warm_spare=False),
+        GATEWAY, site, runner, GatewaySettings(state_dir=tmp_path, warm_spares=0),
         AuditTrail(tmp_path / "audit.log"), org=SITE_ORG, authorization=authorization,
         policies=policies, check_certificate=trust,
     )  # fmt: skip

@@ -10,7 +10,8 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from importlib.metadata import version
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -57,10 +58,31 @@ app = CustosCli(
     name="custos",
     help="Custos: compute-to-data. Run federated computations on data that never leaves its custodian.",
     no_args_is_help=True,
-    add_completion=False,
+    # `custos --install-completion` (bash, zsh, fish, PowerShell) and `--show-completion`.
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        echo(f"custos {version('custos')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print Custos's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Custos: compute-to-data. Run federated computations on data that never leaves its custodian."""
+
+
 app.add_typer(provision_app, name="provision")
 app.add_typer(orchestrator.app, name="orchestrator")
 app.add_typer(gateway.app, name="gateway")

@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -20,13 +21,15 @@ from custos.core.blobs import externalize
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
+from custos.core.operator_log import LogFormat, configure_logging
 from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
+from custos.gateway.config import load_gateway_config
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
+from custos.gateway.metrics import GatewayMetrics
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
-from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
 from custos.gateway.trust import GatewayTrust
@@ -68,8 +71,10 @@ class Agent:
         policies: PolicyKeeper,
         site_privacy: SitePrivacy | None = None,
         mask_keys: MaskKeys | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics or GatewayMetrics(name, None, settings.state_dir)
         self.site = site
         self.settings = settings
         self.trust = trust
@@ -105,10 +110,12 @@ class Agent:
         if not self.connected:
             self.client.publish(publication(self.site, self.policies))
             self.connected = True
+            self.metrics.connected(True)
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
+        self.metrics.polled()
         task = self.client.next_task(held=self._unsent)
         if task is None:
             return
@@ -122,7 +129,10 @@ class Agent:
         if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
-            pending = to_upload(task.attempt, self.handler.handle_task(task))
+            started = time.monotonic()
+            outcome = self.handler.handle_task(task)
+            self.metrics.task_done(task.kind.value, outcome.status, time.monotonic() - started)
+            pending = to_upload(task.attempt, outcome)
             self.journal.record(task.task_id, pending)
             if self.settings.test_crash_at == "after_journal":
                 os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
@@ -165,9 +175,11 @@ class Agent:
             except Exception:
                 log.exception("unexpected error in the agent loop; continuing")
                 self._sleep_backoff(should_stop, "unexpected error")
+            self.metrics.write(self.site)
 
     def _sleep_backoff(self, should_stop: StopFlag, why: str) -> None:
         self.connected = False
+        self.metrics.retried()
         delay = self._backoff * (0.5 + random.random())
         log.info("retrying in %.1f s (%s)", delay, why)
         should_stop.wait(delay)
@@ -200,8 +212,17 @@ def load_kit_authorization(kit_dir: Path) -> tuple[SiteAuthorization, str]:
     return load_site_authorization(kit_dir)
 
 
-def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
-    """`custos gateway start`: run until SIGTERM or SIGINT."""
+def run(
+    kit_dir: Path,
+    data: Path,
+    *,
+    state_dir: Path | None = None,
+    overrides: Mapping[str, object] | None = None,
+    log_level: str | None = None,
+    log_format: LogFormat = "text",
+) -> None:
+    """`custos gateway start`: run until SIGTERM or SIGINT. The site's gateway.yaml (beside `data`)
+    says how, with `overrides` from the command's flags over it."""
     from custos.gateway.site import load_site
     from custos.pki.kit import load_kit
     from custos.sandbox.bubblewrap import BubblewrapRunner
@@ -214,7 +235,10 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         stop.set()
         raise SystemExit(0)
 
+    # SIGTERM and Ctrl-C end the run the same way: the loop stops, the runtimes close, exit code 0.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    config = load_gateway_config(data.parent, overrides)
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.GATEWAY:
         raise KitError(
@@ -227,7 +251,10 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
     settings = GatewaySettings(
         state_dir=state,
-        sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE),
+        sandbox_caps=config.caps,
+        templates=config.templates,
+        warm_spares=config.warm_spares,
+        tasks_in_flight=config.tasks_in_flight,
         test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None,
     )
     identity = kit.identity
@@ -237,8 +264,12 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     site = load_site(data, policies)
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
     # Logging starts once everything loaded: a refused start prints only its one-line error.
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {identity.name} %(levelname)s %(message)s")
+    configure_logging(identity.name, level=log_level or config.log_level, log_format=log_format)
     log.info("site authorization: %s", origin)
+    log.info(
+        "configuration: %s; %d task(s) in flight, %d warm spare(s)",
+        config.origin, config.tasks_in_flight, config.warm_spares,
+    )  # fmt: skip
     log.info("sandbox caps per task: %s", settings.sandbox_caps.to_json())
     for name in site:
         signed = policies.signed(name)
@@ -260,7 +291,9 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         policies=policies,
         site_privacy=site_privacy,
         mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
+        metrics=GatewayMetrics(identity.name, config.metrics_file, state),
     )
+    agent.metrics.write(site, force=True)
     try:
         agent.run(stop)
     except KeyboardInterrupt:
@@ -268,3 +301,5 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     finally:
         agent.handler.close()
         client.close()
+        agent.metrics.connected(False)
+        agent.metrics.write(site, force=True)

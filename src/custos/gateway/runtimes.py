@@ -220,7 +220,7 @@ def _ipc_parent() -> str | None:
 
 class RuntimePool:
     """The live runtimes of a gateway, at most `max_runtimes`, closed after `idle_s` without a round,
-    plus one spare started with `spare_limits`."""
+    plus `spares` spares started with `spare_limits` (none without `spare_limits`, or with 0)."""
 
     def __init__(
         self,
@@ -230,6 +230,7 @@ class RuntimePool:
         spare_limits: SandboxLimits | None,
         idle_s: float = 60.0,
         max_runtimes: int = 4,
+        spares: int = 1,
     ) -> None:
         self._runner = runner
         self._max_result_bytes = max_result_bytes
@@ -237,24 +238,29 @@ class RuntimePool:
         self._idle_s = idle_s
         self._max = max_runtimes
         self._runtimes: dict[RuntimeKey, JobRuntime] = {}
-        self._spare: JobRuntime | None = None
+        self._spare_count = spares if spare_limits is not None else 0
+        self._spares: list[JobRuntime] = []
         self._closers: list[threading.Thread] = []
         self._refresh_spare()
+
+    @property
+    def spares(self) -> tuple[JobRuntime, ...]:
+        """The spares booted now, waiting for a job."""
+        return tuple(self._spares)
 
     def _start(self, limits: SandboxLimits, *, warm: bool = False) -> JobRuntime:
         return JobRuntime(self._runner, limits, max_result_bytes=self._max_result_bytes, warm=warm)
 
     def _refresh_spare(self) -> None:
-        """Keep a live spare that has at least half of its wall clock left."""
-        spare = self._spare
-        if spare is not None and (
-            not spare.alive or time.monotonic() - spare.started_at > spare.limits.wall_seconds / 2
-        ):
-            self._close(spare)
-            self._spare = spare = None
-        if spare is None and self._spare_limits is not None:
+        """Keep `spares` live spares, each with at least half of its wall clock left."""
+        now = time.monotonic()
+        for spare in list(self._spares):
+            if not spare.alive or now - spare.started_at > spare.limits.wall_seconds / 2:
+                self._close(spare)
+                self._spares.remove(spare)
+        while self._spare_limits is not None and len(self._spares) < self._spare_count:
             # Warm: the spare has time to spare, so it imports OpenDP too (a plain job never needs it).
-            self._spare = self._start(self._spare_limits, warm=True)
+            self._spares.append(self._start(self._spare_limits, warm=True))
 
     def get(
         self,
@@ -271,9 +277,10 @@ class RuntimePool:
         while len(self._runtimes) >= self._max:
             oldest = min(self._runtimes, key=lambda k: self._runtimes[k].last_used)
             self.discard(oldest)
-        spare = self._spare
-        if spare is not None and spare.alive and spare.limits == limits:
-            runtime, self._spare = spare, None
+        spare = next((s for s in self._spares if s.alive and s.limits == limits), None)
+        if spare is not None:
+            self._spares.remove(spare)
+            runtime = spare
         else:
             runtime = self._start(limits)
         try:
@@ -303,9 +310,9 @@ class RuntimePool:
 
     def close_all(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Close every runtime and the spare, together, waiting at most about `wait_s` in all."""
-        runtimes = [*self._runtimes.values(), *([self._spare] if self._spare else [])]
+        runtimes = [*self._runtimes.values(), *self._spares]
         self._runtimes.clear()
-        self._spare = None
+        self._spares = []
         for runtime in runtimes:
             self._close(runtime)
         deadline = time.monotonic() + wait_s

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from cryptography import x509
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 
 from custos.audit import AuditTrail
@@ -32,6 +32,8 @@ from custos.orchestrator.api.context import Services
 from custos.orchestrator.api.limits import BodyLimit, first_error
 from custos.orchestrator.api.wire_version import WireVersionCheck
 from custos.orchestrator.db import Database, migrate
+from custos.orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from custos.orchestrator.metrics import OrchestratorMetrics, RequestMetrics
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.outage import is_unavailable
 from custos.orchestrator.services.auth import AuthService
@@ -57,14 +59,15 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     db = Database(settings.database_url)
     migrate(db.engine)
     notifier = TaskNotifier()
+    metrics = OrchestratorMetrics(db, notifier)
     audit = AuditTrail(settings.audit_path, clock=clock)
     trust = Trust(root, clock)
     datasets = DatasetService(clock, trust, audit)
     blobs = BlobStore(settings.blob_root)
-    tasks = TaskService(clock, settings.lease_margin_s, audit, datasets, blobs)
+    tasks = TaskService(clock, settings.lease_margin_s, audit, datasets, blobs, metrics)
     privacy = load_site_privacy(settings.privacy_path) if settings.privacy_path else SitePrivacy()
     check_orchestrator_config(privacy)
-    jobs = JobService(datasets, clock, audit, blobs, privacy)
+    jobs = JobService(datasets, clock, audit, blobs, privacy, metrics)
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
     tasks.mirror_budget = budget.mirror
@@ -85,6 +88,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         code=CodeRequestService(datasets, jobs, trust, clock, audit),
         budget=budget,
         models=ModelService(clock, trust, audit),
+        metrics=metrics,
     )
     services.run(services.models.register_builtins)
     return services
@@ -130,6 +134,11 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics, for project admins (a kit or API token); docs/operations.md."""
+        return Response(services.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     for module in (
         routes_auth,
         routes_gateway,
@@ -145,4 +154,6 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_blob_bytes=settings.max_blob_bytes)
     # Outermost: a caller of another wire version is refused before its body is read.
     app.add_middleware(WireVersionCheck)
+    # Outermost of all: every request is counted, those refused by the checks above too.
+    app.add_middleware(RequestMetrics, metrics=services.metrics)
     return app

@@ -85,7 +85,13 @@ from custos.core.wire.releases import (
     ReleaseVote,
     ReleaseVoteCreate,
 )
-from custos.core.wire.resources import Resources
+from custos.core.wire.resources import (
+    RESOURCE_TEMPLATES,
+    TEMPLATE_NAMES,
+    Resources,
+    ResourceSizes,
+    TemplateName,
+)
 from custos.core.wire.specs import SpecCreate, SpecPublic
 from custos.core.wire.users import (
     API_TOKEN_PREFIX,
@@ -110,6 +116,8 @@ __all__ = [
     "MAX_CODE_LOG_BYTES",
     "MAX_PACKAGE_BYTES",
     "MODEL_ARCHIVE_B64_CHARS",
+    "RESOURCE_TEMPLATES",
+    "TEMPLATE_NAMES",
     "WIRE_VERSION",
     "WIRE_VERSION_HEADER",
     "Ack",
@@ -165,6 +173,7 @@ __all__ = [
     "ReleaseVoteCreate",
     "ReleasedLogCreate",
     "ReleasedLogPublic",
+    "ResourceSizes",
     "Resources",
     "SignedCodeApproval",
     "SignedPolicy",
@@ -175,6 +184,7 @@ __all__ = [
     "TaskKind",
     "TaskPublic",
     "TaskResultUpload",
+    "TemplateName",
     "TokenGrant",
     "TokenRequest",
     "UserPublic",

@@ -42,7 +42,6 @@ from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, chai
 from custos.privacy.ledger import Reservation
 from custos.privacy.plan import DpPlan
 from custos.privacy.secure_sum import MaskKeys
-from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
 Json = dict[str, Any]
@@ -88,9 +87,9 @@ class Compute:
             runner,
             max_result_bytes=settings.max_result_bytes,
             # The spare fits a job that asks for the default resources, the usual case.
-            spare_limits=SandboxLimits.from_resources(Resources(), settings.sandbox_caps)
-            if settings.warm_spare
-            else None,
+            spare_limits=settings.limits_for(Resources()),
+            spares=settings.warm_spares,
+            max_runtimes=settings.tasks_in_flight,
             idle_s=settings.runtime_idle_s,
         )
 
@@ -128,7 +127,7 @@ class Compute:
         # the ledger refuses never boots one.
         key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
-        limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
+        limits = self._settings.limits_for(task.resources)
         try:
             runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
             audit_step(self._audit, task, "dal_grant", f"{task.dataset}: {', '.join(sorted(columns))}")

@@ -67,6 +67,7 @@ class TaskHandler:
         self._audit = audit
         self._policies = policies
         self._site = site
+        self._settings = settings
         self._compute = Compute(
             gateway, runner, settings, audit,
             budget=budget or GatewayBudget(settings.state_dir / BUDGET_FILE),
@@ -87,6 +88,8 @@ class TaskHandler:
     def _handle(self, task: TaskAssignment) -> Outcome:
         try:
             dataset = get_dataset(self._site, task.dataset)
+            # The caps are a ceiling: a spec asking for more is refused, at activation (prepare).
+            self._settings.limits_for(task.resources)
             policy = self._policy_for(task)
             checked = self._check(task, dataset, policy)
             if checked.audit is not None:

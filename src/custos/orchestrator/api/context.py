@@ -13,6 +13,7 @@ from custos.audit import AuditTrail
 from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import ParticipantKind
 from custos.orchestrator.db import Database
+from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.notifier import TaskNotifier, pending_notifications
 from custos.orchestrator.services.auth import AuthService, Caller, Credential
 from custos.orchestrator.services.budget import BudgetService
@@ -50,6 +51,7 @@ class Services:
     code: CodeRequestService
     budget: BudgetService
     models: ModelService
+    metrics: OrchestratorMetrics
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
@@ -9,9 +10,10 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from custos.core.errors import PermissionDenied
-from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskResultUpload, WireModel
-from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, ServicesDep
+from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskAssignment, TaskResultUpload, WireModel
+from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, Services, ServicesDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
 
 # Waiters re-check the database this often, for work queued by another orchestrator worker.
@@ -55,16 +57,28 @@ async def next_task(
     notifier = services.notifier
     if poll is not None and not notifier.poll_arrived(name, poll):
         return PollResponse(task=None)
+    log.debug("long poll %s from %s: open (wait %g s)", poll, name, wait)
+    with services.metrics.long_poll_open():
+        task = await _wait_for_task(request, services, name, held, poll, wait)
+    log.debug("long poll %s from %s: %s", poll, name, f"task {task.task_id}" if task else "no task")
+    return PollResponse(task=task)
+
+
+async def _wait_for_task(
+    request: Request, services: Services, name: str, held: tuple[str, ...], poll: int | None, wait: float
+) -> TaskAssignment | None:
+    notifier = services.notifier
     deadline = time.monotonic() + min(wait, services.settings.long_poll_max_s)
     while True:
-        if await request.is_disconnected():
-            return PollResponse(task=None)
+        # A server shutting down hands out no more work: the poll returns, and the shutdown is prompt.
+        if notifier.stopping or await request.is_disconnected():
+            return None
         if poll is not None and not notifier.is_newest_poll(name, poll):
-            return PollResponse(task=None)
+            return None
         task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name, held))
         remaining = deadline - time.monotonic()
         if task is not None or remaining <= 0:
-            return PollResponse(task=task)
+            return task
         await notifier.wait(name, min(RECHECK_S, remaining))
 
 

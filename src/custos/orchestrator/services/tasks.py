@@ -32,6 +32,7 @@ from custos.core.wire import (
     TaskResultUpload,
     result_digest,
 )
+from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.tables import ComputeSpec, Job, Task
@@ -89,7 +90,9 @@ class TaskService:
         audit: AuditTrail,
         datasets: DatasetService,
         blobs: BlobStore,
+        metrics: OrchestratorMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._blobs = blobs
         self._clock = clock
         self._datasets = datasets
@@ -126,6 +129,10 @@ class TaskService:
                     continue  # finished meanwhile
             if not expired:
                 log.info("task %s attempt %d: %s no longer holds its lease", task.id, task.attempt, gateway)
+            if self._metrics is not None:
+                (self._metrics.lease_expiries if expired else self._metrics.lost_leases).inc()
+                if task.attempt < task.max_attempts:
+                    self._metrics.retries.inc()
             if task.attempt < task.max_attempts:
                 set_task_state(task, TaskState.PENDING, now)
                 task.attempt += 1
@@ -163,7 +170,8 @@ class TaskService:
                 .values(
                     state=TaskState.LEASED,
                     updated_at=now,
-                    lease_expires_at=now + timedelta(seconds=resources.wall_seconds + self._lease_margin_s),
+                    lease_expires_at=now
+                    + timedelta(seconds=resources.lease_wall_seconds() + self._lease_margin_s),
                 )
                 .execution_options(synchronize_session="fetch")
             )
@@ -253,6 +261,9 @@ class TaskService:
             set_task_state(task, TaskState.FAILED, now)
             task.error = upload.error or "the gateway reported a failure without a reason"
         session.flush()
+        if self._metrics is not None:
+            latency = (now - task.created_at).total_seconds()
+            self._metrics.task_latency.labels(task.kind, upload.status).observe(max(0.0, latency))
         self._audit.append(
             user=gateway,
             action=f"task_{upload.status}",

@@ -65,7 +65,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
 
 @pytest.fixture
 def handler(site: dict[str, SiteDataset], tmp_path: Path) -> Iterator[TaskHandler]:
-    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    settings = GatewaySettings(state_dir=tmp_path, warm_spares=0)
     handler = TaskHandler(
         GATEWAY,
         site,
@@ -161,7 +161,7 @@ class LevelsPolicies(PolicyKeeper):
 def test_a_dp_task_its_site_refuses_on_public_metadata_is_refused_before_any_budget_is_reserved(
     site: dict[str, SiteDataset], tmp_path: Path
 ) -> None:
-    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    settings = GatewaySettings(state_dir=tmp_path, warm_spares=0)
     handler = TaskHandler(
         GATEWAY, site, BubblewrapRunner(), settings, AuditTrail(tmp_path / "audit.log"), org=SITE_ORG,
         authorization=load_authorization(AUTHORIZATION, "authorization.yaml"),

@@ -73,7 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
 @pytest.fixture
 def handler(site: dict[str, SiteDataset], tmp_path: Path) -> Iterator[TaskHandler]:
     handler = TaskHandler(
-        GATEWAY, site, BubblewrapRunner(), GatewaySettings(state_dir=tmp_path, warm_spare=False),
+        GATEWAY, site, BubblewrapRunner(), GatewaySettings(state_dir=tmp_path, warm_spares=0),
         AuditTrail(tmp_path / "audit.log"), org=SITE_ORG,
         authorization=load_authorization(AUTHORIZATION, "authorization.yaml"),
         policies=FixedPolicies(GATEWAY, SITE_ORG, tmp_path, check_certificate=_no_certificate_expected),
