@@ -29,6 +29,7 @@ from custos.gateway.policies import PolicyKeeper
 from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
+from custos.gateway.task_watch import TaskWatch
 from custos.gateway.trust import GatewayTrust
 from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
@@ -122,7 +123,9 @@ class Agent:
         if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
-            pending = to_upload(task.attempt, self.handler.handle_task(task))
+            with TaskWatch(task, self.client.standing, self.handler.stop_job, self.settings.task_check_s):
+                outcome = self.handler.handle_task(task)
+            pending = to_upload(task.attempt, outcome)
             self.journal.record(task.task_id, pending)
             if self.settings.test_crash_at == "after_journal":
                 os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload

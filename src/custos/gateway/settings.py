@@ -19,6 +19,9 @@ class GatewaySettings:
     crl_refresh_s: float = 30.0
     # A job's sandboxed runtime is kept between rounds, and closed after this long without one.
     runtime_idle_s: float = 60.0
+    # While a task runs, the agent asks the orchestrator this often whether its job still wants it
+    # (a cancelled job's sandbox is ended at once).
+    task_check_s: float = 1.0
     # Keep one sandbox booted ahead of need, so a job's first round pays no start.
     warm_spare: bool = True
     # The most any task may ask for at this site; a spec's resources are capped by these.

@@ -204,6 +204,10 @@ class Compute:
         kind, text = str(reply.get("type", "Exception")), str(reply.get("message", ""))
         return Outcome("failed", error=redact_error(kind, text, schema_vocabulary(dataset.schema)))
 
+    def stop_job(self, job_id: str) -> int:
+        """End the sandboxes of a cancelled job now; from any thread. Returns how many were running."""
+        return self._runtimes.stop_job(job_id)
+
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""
         self._runtimes.reap()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from custos.core.errors import PermissionDenied
-from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskResultUpload, WireModel
+from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskResultUpload, TaskStanding, WireModel
 from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, ServicesDep
 
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
@@ -66,6 +66,12 @@ async def next_task(
         if task is not None or remaining <= 0:
             return PollResponse(task=task)
         await notifier.wait(name, min(RECHECK_S, remaining))
+
+
+@router.get("/tasks/{task_id}")
+def task_standing(task_id: str, caller: GatewayDep, services: ServicesDep) -> TaskStanding:
+    """Whether the gateway should go on with a task it runs; it asks while the task's sandbox works."""
+    return services.run(lambda s: services.tasks.standing(s, caller.identity.name, task_id))
 
 
 @router.post("/tasks/{task_id}/start")
