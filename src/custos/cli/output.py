@@ -24,7 +24,7 @@ from rich.text import Text
 
 from custos.core.inert import inert
 from custos.core.states import JobState, SpecState
-from custos.core.wire import JobPublic, Me, SpecPublic
+from custos.core.wire import JobPublic, JobSummary, Me, SpecPublic
 from custos.sdk.tables import add_row, shown
 
 STATE_STYLES = {
@@ -102,6 +102,25 @@ def specs_table(specs: Sequence[SpecPublic]) -> Table:
     for s in specs:
         add_row(
             table, s.id, s.name, _state(s.state), s.model, ", ".join(s.datasets), s.owner, _when(s.created_at)
+        )
+    return table
+
+
+def jobs_table(jobs: Sequence[JobSummary]) -> Table:
+    table = Table(title="jobs", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("id", "state", "model", "spec", "round", "submitter", "created", "finished"):
+        table.add_column(column)
+    for j in jobs:
+        add_row(
+            table,
+            j.id,
+            _state(j.state),
+            j.model,
+            j.spec_id,
+            str(j.round),
+            f"{j.submitter} ({j.org})",
+            _when(j.created_at),
+            _when(j.finished_at),
         )
     return table
 

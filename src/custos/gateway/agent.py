@@ -32,6 +32,7 @@ from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
+from custos.gateway.task_watch import TaskWatch
 from custos.gateway.trust import GatewayTrust
 from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
@@ -130,7 +131,8 @@ class Agent:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
             started = time.monotonic()
-            outcome = self.handler.handle_task(task)
+            with TaskWatch(task, self.client.standing, self.handler.stop_job, self.settings.task_check_s):
+                outcome = self.handler.handle_task(task)
             self.metrics.task_done(task.kind.value, outcome.status, time.monotonic() - started)
             pending = to_upload(task.attempt, outcome)
             self.journal.record(task.task_id, pending)

@@ -22,6 +22,7 @@ from custos.core.wire import (
     PollResponse,
     TaskAssignment,
     TaskResultUpload,
+    TaskStanding,
     check_wire_version,
 )
 from custos.pki.kit import Kit
@@ -59,21 +60,29 @@ class OrchestratorClient:
         """`transport` replaces the network, for tests (e.g. `httpx.MockTransport`)."""
         self._poll_wait_s = poll_wait_s
         self._poll_number = 0
-        self._http = httpx.Client(
+        self._http = self._client(kit, transport, read_s=poll_wait_s + 15.0)
+        # The task watch asks from another thread while a task runs: its own connection and sign-in
+        # (a KitAuth serves one thread).
+        self._watch_http = self._client(kit, transport, read_s=10.0)
+
+    @staticmethod
+    def _client(kit: Kit, transport: httpx.BaseTransport | None, *, read_s: float) -> httpx.Client:
+        return httpx.Client(
             base_url=kit.config.orchestrator_url,
             verify=client_ssl_context(kit),
             auth=KitAuth(kit),
-            timeout=httpx.Timeout(10.0, read=poll_wait_s + 15.0),
+            timeout=httpx.Timeout(10.0, read=read_s),
             headers={WIRE_VERSION_HEADER: str(WIRE_VERSION)},
             transport=transport,
         )
 
     def close(self) -> None:
         self._http.close()
+        self._watch_http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, http: httpx.Client | None = None, **kwargs: Any) -> Any:
         try:
-            return _check(self._http.request(method, path, **kwargs))
+            return _check((http or self._http).request(method, path, **kwargs))
         except httpx.TransportError as exc:
             raise OrchestratorUnreachable(f"orchestrator unreachable: {exc}") from exc
 
@@ -124,6 +133,12 @@ class OrchestratorClient:
             content=data,
             headers={"content-type": "application/octet-stream"},
         )
+
+    def standing(self, task_id: str) -> TaskStanding:
+        """Whether the orchestrator still wants the task's result (`stop` says why not). Safe to call
+        from the task watch's thread while the agent's thread waits on the task."""
+        data = self._call("GET", f"/api/v1/gateway/tasks/{task_id}", http=self._watch_http)
+        return TaskStanding.model_validate(data)
 
     def start(self, task: TaskAssignment) -> None:
         self._call("POST", f"/api/v1/gateway/tasks/{task.task_id}/start", json={"attempt": task.attempt})

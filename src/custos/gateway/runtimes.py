@@ -71,6 +71,7 @@ class JobRuntime:
         self._conn: socket.socket | None = None
         self._result: SandboxResult | None = None
         self._closing = False
+        self._stop = threading.Event()
         self._cleanup_lock = threading.Lock()
         self._dal: DalServer | None = None
         self._ipc_fd: int | None = None
@@ -94,6 +95,7 @@ class JobRuntime:
             output_dir=output,
             binds=[Bind(ipc, IPC_TARGET)],
             limits=limits,
+            stop=self._stop,
         )
         self._thread = threading.Thread(target=self._run, args=(runner, request), daemon=True)
         self._thread.start()
@@ -172,6 +174,11 @@ class JobRuntime:
         if reply is None:
             raise self._failure()
         return reply
+
+    def stop(self) -> None:
+        """End the sandboxed process tree now, whatever it is doing (its job was cancelled): a round
+        it is computing fails. Safe to call from any thread; `close` still cleans up."""
+        self._stop.set()
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """End the sandboxed process, stop the DAL and remove the runtime's folder. Idempotent. If the
@@ -300,6 +307,14 @@ class RuntimePool:
         runtime = self._runtimes.pop(key, None)
         if runtime is not None:
             self._close(runtime)
+
+    def stop_job(self, job_id: str) -> int:
+        """End the sandboxes of the job's runtimes now (its job was cancelled); returns how many. Safe to
+        call from another thread while a round runs: the round fails, and its task discards them."""
+        stopped = [runtime for key, runtime in list(self._runtimes.items()) if key.job_id == job_id]
+        for runtime in stopped:
+            runtime.stop()
+        return len(stopped)
 
     def reap(self) -> None:
         now = time.monotonic()

@@ -22,6 +22,9 @@ class GatewaySettings:
     crl_refresh_s: float = 30.0
     # A job's sandboxed runtime is kept between rounds, and closed after this long without one.
     runtime_idle_s: float = 60.0
+    # While a task runs, the agent asks the orchestrator this often whether its job still wants it
+    # (a cancelled job's sandbox is ended at once).
+    task_check_s: float = 1.0
     # Sandboxes kept booted ahead of need, so a job's first round pays no start (0: none).
     warm_spares: int = 1
     # Job runtimes kept live at once; the least recently used is closed to make room.

@@ -155,6 +155,8 @@ class ComputeSpec(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # The job list's order and cursor (services/job_list.py).
+    __table_args__ = (Index("ix_jobs_created_at_id", "created_at", "id"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     spec_id: Mapped[str] = mapped_column(ForeignKey("specs.id"), index=True)
     model: Mapped[str] = mapped_column(String(100))

@@ -37,7 +37,7 @@ from custos.sandbox.cgroups import RunCgroup, RunCgroups
 from custos.sandbox.interpreter import Interpreter, is_within
 from custos.sandbox.limits import LIMITS_VARIABLE, STARTED_FD_VARIABLE, SandboxExit, SandboxLimits
 from custos.sandbox.output import OutputFolder, measure
-from custos.sandbox.runner import SandboxRequest, SandboxResult
+from custos.sandbox.runner import STOPPED, SandboxRequest, SandboxResult
 from custos.sandbox.seccomp import seccomp_program
 from custos.sandbox.supervisor import Supervised, Supervisor
 from custos.sandbox.users import SandboxUsers
@@ -330,6 +330,8 @@ class BubblewrapRunner:
         limits = request.limits
 
         def check(output: int | None) -> str | None:
+            if request.stop is not None and request.stop.is_set():
+                return STOPPED
             if cgroup is not None and cgroup.memory_exhausted():
                 return limits.memory_breach()
             if cgroup is not None and cgroup.cpu_seconds() >= limits.cpu_seconds:

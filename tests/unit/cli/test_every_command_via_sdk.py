@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[Via, str]] = {
     "spec list": ("sdk", "specs"),
     "job submit": ("sdk", "submit_job"),
     "job status": ("sdk", "job"),
+    "job list": ("sdk", "jobs"),
+    "job cancel": ("sdk", "cancel_job"),
     "job result": ("sdk", "job_result"),
     "job log": ("sdk", "job_logs"),
     # A site's audit trail is a local file (the gateway's or the orchestrator's).

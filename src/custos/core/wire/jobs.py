@@ -37,7 +37,9 @@ class TaskPublic(WireModel):
     error: str | None
 
 
-class JobPublic(WireModel):
+class JobSummary(WireModel):
+    """A job as a list shows it: everything but its tasks."""
+
     id: str
     spec_id: str
     model: str
@@ -48,7 +50,18 @@ class JobPublic(WireModel):
     org: str
     created_at: datetime
     finished_at: datetime | None
+
+
+class JobPublic(JobSummary):
     tasks: list[TaskPublic]
+
+
+class JobPage(WireModel):
+    """One page of `GET /api/v1/jobs`, newest first. `next_cursor`, when set, fetches the next page
+    (pass it as `cursor`); None on the last page."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None
 
 
 class JobResult(WireModel):
@@ -88,6 +101,16 @@ class TaskAssignment(WireModel):
 
 class PollResponse(WireModel):
     task: TaskAssignment | None
+
+
+class TaskStanding(WireModel):
+    """What the orchestrator says of a task a gateway is running: `stop`, when set, is why its result
+    is no longer wanted (its job was cancelled or failed), and the gateway ends its sandbox."""
+
+    task_id: str
+    state: TaskState
+    attempt: int
+    stop: str | None
 
 
 class TaskResultUpload(WireModel):

@@ -215,6 +215,10 @@ class Compute:
         audit_step(self._audit, task, "code_failed", message)
         return Outcome("failed", error=text)
 
+    def stop_job(self, job_id: str) -> int:
+        """End the sandboxes of a cancelled job now; from any thread. Returns how many were running."""
+        return self._runtimes.stop_job(job_id)
+
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""
         self._runtimes.reap()

@@ -131,6 +131,10 @@ class TaskHandler:
                 log.info("task %s carries an older policy than the one in force; using ours", task.task_id)
         return self._policies.current(task.dataset)
 
+    def stop_job(self, job_id: str) -> int:
+        """End the sandboxes of a cancelled job now; from any thread. Returns how many were running."""
+        return self._compute.stop_job(job_id)
+
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""
         self._compute.reap()

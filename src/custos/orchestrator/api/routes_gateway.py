@@ -10,7 +10,15 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from custos.core.errors import PermissionDenied
-from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskAssignment, TaskResultUpload, WireModel
+from custos.core.wire import (
+    Ack,
+    GatewayPublish,
+    PollResponse,
+    TaskAssignment,
+    TaskResultUpload,
+    TaskStanding,
+    WireModel,
+)
 from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, Services, ServicesDep
 
 log = logging.getLogger(__name__)
@@ -80,6 +88,12 @@ async def _wait_for_task(
         if task is not None or remaining <= 0:
             return task
         await notifier.wait(name, min(RECHECK_S, remaining))
+
+
+@router.get("/tasks/{task_id}")
+def task_standing(task_id: str, caller: GatewayDep, services: ServicesDep) -> TaskStanding:
+    """Whether the gateway should go on with a task it runs; it asks while the task's sandbox works."""
+    return services.run(lambda s: services.tasks.standing(s, caller.identity.name, task_id))
 
 
 @router.post("/tasks/{task_id}/start")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from datetime import datetime
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Response
+
+from custos.core.states import JobState
 from custos.core.wire import (
     DatasetInfo,
     JobCreate,
+    JobPage,
     JobPublic,
     JobResult,
     MockTable,
@@ -15,6 +20,7 @@ from custos.core.wire import (
     SpecPublic,
 )
 from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, ServicesDep, UserDep
+from custos.orchestrator.services.job_list import DEFAULT_LIMIT, MAX_LIMIT, JobFilter, list_jobs
 
 router = APIRouter(prefix="/api/v1", tags=["research"])
 
@@ -73,6 +79,22 @@ def deactivate_spec(spec_id: str, caller: UserDep, services: ServicesDep) -> Spe
 @router.post("/jobs", status_code=201)
 def submit_job(body: JobCreate, caller: UserDep, services: ServicesDep) -> JobPublic:
     return services.run(lambda s: services.jobs.submit(s, caller.identity, body))
+
+
+@router.get("/jobs")
+def get_jobs(
+    caller: UserDep,
+    services: ServicesDep,
+    state: Annotated[list[JobState], Query(description="only jobs in one of these states")] = [],  # noqa: B006
+    spec: Annotated[str | None, Query(description="only jobs of this compute spec")] = None,
+    since: Annotated[datetime | None, Query(description="only jobs created at or after (ISO, zoned)")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=400, description="the last page's next_cursor")] = None,
+) -> JobPage:
+    """The jobs the caller may list, newest first: researchers their own, org admins their org's,
+    project admins all."""
+    where = JobFilter(states=state, spec_id=spec, since=since, limit=limit, cursor=cursor)
+    return services.run(lambda s: list_jobs(s, caller.identity, where))
 
 
 @router.get("/jobs/{job_id}")
