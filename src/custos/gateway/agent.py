@@ -23,6 +23,7 @@ from custos.core.identity import Role
 from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.handlers import Outcome, TaskHandler
+from custos.gateway.heartbeat import beating, heartbeat
 from custos.gateway.journal import Journal, Pending
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
@@ -109,7 +110,7 @@ class Agent:
             log.info("connected; published %d dataset(s)", len(self.site))
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
-        task = self.client.next_task(held=self._unsent)
+        task = self.client.next_task(held=self._unsent, heartbeat=heartbeat(len(self._unsent)))
         if task is None:
             return
         pending = self.journal.get(task.task_id, task.attempt)
@@ -122,7 +123,10 @@ class Agent:
         if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
-            pending = to_upload(task.attempt, self.handler.handle_task(task))
+            # Not polling while it works: the heartbeat goes on its own, once per poll wait.
+            pulse = heartbeat(len(self._unsent) + 1)
+            with beating(lambda: self.client.heartbeat(pulse), self.settings.poll_wait_s):
+                pending = to_upload(task.attempt, self.handler.handle_task(task))
             self.journal.record(task.task_id, pending)
             if self.settings.test_crash_at == "after_journal":
                 os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload

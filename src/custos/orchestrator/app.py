@@ -44,6 +44,7 @@ from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
 from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
+from custos.orchestrator.services.sites import SiteService
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
@@ -67,6 +68,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     jobs = JobService(datasets, clock, audit, blobs, privacy)
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
+    sites = SiteService(clock, settings.offline_after_s)
     tasks.mirror_budget = budget.mirror
     services = Services(
         settings=settings,
@@ -85,6 +87,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         code=CodeRequestService(datasets, jobs, trust, clock, audit),
         budget=budget,
         models=ModelService(clock, trust, audit),
+        sites=sites,
     )
     services.run(services.models.register_builtins)
     return services

@@ -84,11 +84,16 @@ class User(Base):
 
 
 class Gateway(Base):
+    """A site's gateway: who it is (from its certificate at sign-in) and its health, from the heartbeat
+    each poll carries (`services/sites.py`)."""
+
     __tablename__ = "gateways"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     org: Mapped[str] = mapped_column(ForeignKey("orgs.name"))
     fingerprint: Mapped[str] = mapped_column(String(64))
     last_seen: Mapped[datetime]
+    version: Mapped[str | None] = mapped_column(String(40), default=None)
+    tasks_in_flight: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Dataset(Base):

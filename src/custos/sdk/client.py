@@ -39,6 +39,7 @@ from custos.core.wire import (
     PasswordSet,
     Resources,
     SignedPolicy,
+    SitePublic,
     SpecCreate,
     SpecPublic,
 )
@@ -99,6 +100,11 @@ class Client(CodeMixin, ReleasesMixin):
 
     def datasets(self) -> list[DatasetInfo]:
         return decode_list(self._send("GET", "/datasets"), DatasetInfo)
+
+    def sites(self) -> list[SitePublic]:
+        """Every gateway: its org, the release it runs, when it was last seen, whether it is online
+        (seen within `offline_after_s`), and how many tasks it is working on."""
+        return decode_list(self._send("GET", "/sites"), SitePublic)
 
     def search_datasets(self, text: str) -> list[DatasetInfo]:
         """The datasets whose name, description, licence, owner org, column names or column notes

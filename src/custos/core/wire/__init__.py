@@ -86,6 +86,7 @@ from custos.core.wire.releases import (
     ReleaseVoteCreate,
 )
 from custos.core.wire.resources import Resources
+from custos.core.wire.sites import MAX_HELD_TASKS, Heartbeat, PollRequest, SitePublic
 from custos.core.wire.specs import SpecCreate, SpecPublic
 from custos.core.wire.users import (
     API_TOKEN_PREFIX,
@@ -108,6 +109,7 @@ __all__ = [
     "CUSTOM_MODEL",
     "MAX_CODE_CHARS",
     "MAX_CODE_LOG_BYTES",
+    "MAX_HELD_TASKS",
     "MAX_PACKAGE_BYTES",
     "MODEL_ARCHIVE_B64_CHARS",
     "WIRE_VERSION",
@@ -139,6 +141,7 @@ __all__ = [
     "FlagRule",
     "FlagValueClass",
     "GatewayPublish",
+    "Heartbeat",
     "JobCreate",
     "JobPreview",
     "JobPublic",
@@ -155,6 +158,7 @@ __all__ = [
     "PackageB64",
     "PasswordLogin",
     "PasswordSet",
+    "PollRequest",
     "PollResponse",
     "ReleaseDecision",
     "ReleaseDetail",
@@ -168,6 +172,7 @@ __all__ = [
     "Resources",
     "SignedCodeApproval",
     "SignedPolicy",
+    "SitePublic",
     "SpecCreate",
     "SpecPublic",
     "Submitter",

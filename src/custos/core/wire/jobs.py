@@ -49,6 +49,11 @@ class JobPublic(WireModel):
     created_at: datetime
     finished_at: datetime | None
     tasks: list[TaskPublic]
+    waiting: list[str] = Field(
+        default_factory=list,
+        description="while the job is open, each offline site it waits for, e.g. "
+        "'waiting for site-b, offline since 2026-12-06 10:02 UTC'",
+    )
 
 
 class JobResult(WireModel):

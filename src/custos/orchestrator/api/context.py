@@ -24,6 +24,7 @@ from custos.orchestrator.services.people import PeopleService
 from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
 from custos.orchestrator.services.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
+from custos.orchestrator.services.sites import SiteService
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
@@ -50,6 +51,7 @@ class Services:
     code: CodeRequestService
     budget: BudgetService
     models: ModelService
+    sites: SiteService
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""
