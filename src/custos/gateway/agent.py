@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from custos.audit import AuditTrail
+from custos.audit import AuditTrail, HeadReader
 from custos.core.blobs import externalize
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
-from custos.core.wire import TaskResultUpload, result_digest
+from custos.core.wire import Heartbeat, TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.handlers import Outcome, TaskHandler
-from custos.gateway.heartbeat import beating, heartbeat
+from custos.gateway.heartbeat import audit_head, beating, heartbeat
 from custos.gateway.journal import Journal, Pending
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
@@ -76,6 +76,8 @@ class Agent:
         self.trust = trust
         self.policies = policies
         audit = AuditTrail(settings.state_dir / "audit.log")
+        # Its head goes with every heartbeat and result, for the orchestrator to anchor.
+        self.trail = HeadReader(audit.path)
         self.handler = TaskHandler(
             name,
             site,
@@ -110,7 +112,7 @@ class Agent:
             log.info("connected; published %d dataset(s)", len(self.site))
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
-        task = self.client.next_task(held=self._unsent, heartbeat=heartbeat(len(self._unsent)))
+        task = self.client.next_task(held=self._unsent, heartbeat=self._heartbeat(len(self._unsent)))
         if task is None:
             return
         pending = self.journal.get(task.task_id, task.attempt)
@@ -124,14 +126,17 @@ class Agent:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
             # Not polling while it works: the heartbeat goes on its own, once per poll wait.
-            pulse = heartbeat(len(self._unsent) + 1)
-            with beating(lambda: self.client.heartbeat(pulse), self.settings.poll_wait_s):
+            busy = len(self._unsent) + 1
+            with beating(lambda: self.client.heartbeat(self._heartbeat(busy)), self.settings.poll_wait_s):
                 pending = to_upload(task.attempt, self.handler.handle_task(task))
             self.journal.record(task.task_id, pending)
             if self.settings.test_crash_at == "after_journal":
                 os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
         self._unsent[task.task_id] = pending
         self._send(task.task_id, pending)
+
+    def _heartbeat(self, tasks_in_flight: int) -> Heartbeat:
+        return heartbeat(tasks_in_flight, self.trail)
 
     def _refresh_revocations(self) -> None:
         pem = self.client.revocation_list()
@@ -145,7 +150,8 @@ class Agent:
 
     def _send(self, task_id: str, pending: Pending) -> None:
         try:
-            self.client.upload(task_id, pending.upload, pending.blobs)
+            upload = pending.upload.model_copy(update={"audit_head": audit_head(self.trail)})
+            self.client.upload(task_id, upload, pending.blobs)
         except OrchestratorUnreachable:
             raise
         except CustosError as exc:

@@ -9,16 +9,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 
+from custos.audit import HeadReader
 from custos.core.errors import CustosError
-from custos.core.wire import Heartbeat
+from custos.core.wire import AuditHead, Heartbeat
 
 log = logging.getLogger("custos.gateway")
 
 
-def heartbeat(tasks_in_flight: int) -> Heartbeat:
+def audit_head(trail: HeadReader) -> AuditHead:
+    """The head of the gateway's audit trail, for the orchestrator to anchor."""
+    head = trail.read()
+    return AuditHead(index=head.index, hash=head.hash)
+
+
+def heartbeat(tasks_in_flight: int, trail: HeadReader) -> Heartbeat:
     """`tasks_in_flight`: the tasks this gateway has taken and not yet finished reporting."""
     # The installed distribution's version (`custos.__version__` would import the SDK's layer).
-    return Heartbeat(version=version("custos"), tasks_in_flight=tasks_in_flight)
+    return Heartbeat(version=version("custos"), tasks_in_flight=tasks_in_flight, audit_head=audit_head(trail))
 
 
 @contextmanager

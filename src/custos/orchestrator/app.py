@@ -34,6 +34,7 @@ from custos.orchestrator.api.wire_version import WireVersionCheck
 from custos.orchestrator.db import Database, migrate
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.outage import is_unavailable
+from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
@@ -68,7 +69,8 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     jobs = JobService(datasets, clock, audit, blobs, privacy)
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
-    sites = SiteService(clock, settings.offline_after_s)
+    anchors = AnchorService(clock, audit)
+    sites = SiteService(clock, settings.offline_after_s, anchors)
     tasks.mirror_budget = budget.mirror
     services = Services(
         settings=settings,
@@ -88,6 +90,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         budget=budget,
         models=ModelService(clock, trust, audit),
         sites=sites,
+        anchors=anchors,
     )
     services.run(services.models.register_builtins)
     return services

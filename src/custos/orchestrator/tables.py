@@ -317,6 +317,21 @@ class ReleaseReview(Base):
     created_at: Mapped[datetime]
 
 
+# --- audit trail anchors -------------------------------------------------------------------------
+
+
+class AuditAnchor(Base):
+    """A head of an audit trail as it was seen: a gateway's (`trail` is its name), reported with its
+    results and heartbeats, or the orchestrator's own (`orchestrator`). Kept apart from the trails
+    themselves, so that cutting a trail's end is found (`services/anchors.py`)."""
+
+    __tablename__ = "audit_anchors"
+    trail: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime]
+
+
 # --- privacy budget mirror ------------------------------------------------------------------------
 
 

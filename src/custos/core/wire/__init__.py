@@ -7,6 +7,7 @@ One module per part of the API; import the names from here.
 
 from __future__ import annotations
 
+from custos.core.wire.audit import ORCHESTRATOR_TRAIL, AuditAnchorPublic, AuditHead
 from custos.core.wire.auth import (
     AUTH_DOMAIN,
     Challenge,
@@ -112,13 +113,16 @@ __all__ = [
     "MAX_HELD_TASKS",
     "MAX_PACKAGE_BYTES",
     "MODEL_ARCHIVE_B64_CHARS",
+    "ORCHESTRATOR_TRAIL",
     "WIRE_VERSION",
     "WIRE_VERSION_HEADER",
     "Ack",
     "ApiToken",
     "ApiTokenCreate",
     "ApiTokenPublic",
+    "AuditAnchorPublic",
     "AuditEventPublic",
+    "AuditHead",
     "BudgetPublic",
     "BudgetStanding",
     "Challenge",

@@ -10,6 +10,7 @@ it leaves (see `outputs`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +123,9 @@ class Compute:
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
         limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
         try:
-            runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
+            runtime = self._runtimes.get(
+                key, limits, grants, self._settings.state_dir / "access.log", self._dal_access(task)
+            )
             audit_step(self._audit, task, "dal_grant", f"{task.dataset}: {', '.join(sorted(columns))}")
             request = {
                 "model": task.model, "dataset": task.dataset, "params": task.params,
@@ -148,6 +151,14 @@ class Compute:
             check_output(result, checked.output, checked.caps)
             result = check_code_output(result, policy, dataset.source, columns, reads)
         return Outcome("done", result=result)
+
+    def _dal_access(self, task: TaskAssignment) -> Callable[[str], None]:
+        """Each DAL request of the job's runtime, as an event of the gateway's audit trail."""
+
+        def record(access: str) -> None:
+            audit_step(self._audit, task, "dal_access", access)
+
+        return record
 
     def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
         """Reserve the round's privacy cost, when the policy sets a budget; return the reservation and

@@ -14,6 +14,7 @@ from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import ParticipantKind
 from custos.orchestrator.db import Database
 from custos.orchestrator.notifier import TaskNotifier, pending_notifications
+from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService, Caller, Credential
 from custos.orchestrator.services.budget import BudgetService
 from custos.orchestrator.services.code_requests import CodeRequestService
@@ -52,6 +53,7 @@ class Services:
     budget: BudgetService
     models: ModelService
     sites: SiteService
+    anchors: AnchorService
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""

@@ -110,6 +110,8 @@ def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, servic
 
     def record(session: Session) -> Ack:
         services.sites.seen(session, name)
+        if body.audit_head is not None:
+            services.anchors.record(session, name, body.audit_head)
         return services.tasks.record_result(session, name, task_id, body)
 
     return services.run(record)

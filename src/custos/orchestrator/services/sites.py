@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from custos.core.clock import Clock
 from custos.core.states import JobState
 from custos.core.wire import DatasetInfo, Heartbeat, JobPublic, SitePublic
+from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.tasks import OPEN_STATES
 from custos.orchestrator.tables import Gateway
 
@@ -34,9 +35,10 @@ def offline_note(gateway: str, since: datetime) -> str:
 
 
 class SiteService:
-    def __init__(self, clock: Clock, offline_after_s: float) -> None:
+    def __init__(self, clock: Clock, offline_after_s: float, anchors: AnchorService) -> None:
         self._clock = clock
         self.offline_after_s = offline_after_s
+        self._anchors = anchors
 
     def seen(self, session: Session, name: str, heartbeat: Heartbeat | None = None) -> None:
         """Record that the gateway `name` (signed in, so its row exists) is alive, with what its
@@ -48,6 +50,9 @@ class SiteService:
         if heartbeat is not None:
             gateway.version = heartbeat.version
             gateway.tasks_in_flight = heartbeat.tasks_in_flight
+            if heartbeat.audit_head is not None:
+                self._anchors.record(session, name, heartbeat.audit_head)
+        self._anchors.anchor_own(session)
 
     def offline(self, session: Session) -> dict[str, datetime]:
         """Each offline gateway, and since when."""
