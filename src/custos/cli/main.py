@@ -15,7 +15,19 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from custos.cli import audit, dataset, gateway, job, orchestrator, password, policy, release, spec, token
+from custos.cli import (
+    audit,
+    dataset,
+    gateway,
+    job,
+    orchestrator,
+    password,
+    policy,
+    release,
+    site,
+    spec,
+    token,
+)
 from custos.cli.budget import app as budget_app
 from custos.cli.code import app as code_app
 from custos.cli.demo import demo_command
@@ -87,6 +99,7 @@ app.add_typer(provision_app, name="provision")
 app.add_typer(orchestrator.app, name="orchestrator")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(site.app, name="site")
 app.add_typer(policy.app, name="policy")
 app.add_typer(spec.app, name="spec")
 app.add_typer(job.app, name="job")

@@ -138,6 +138,7 @@ def job_tables(job: JobPublic) -> list[Table]:
     ]
     if job.reason:
         rows.append(("reason", job.reason))
+    rows.extend(("waiting", note) for note in job.waiting)
     tables = [key_value_table(f"job {job.id}", rows)]
     if job.tasks:
         tasks = Table(title="tasks", box=box.SIMPLE_HEAD, title_justify="left")

@@ -16,16 +16,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from custos.audit import AuditTrail
+from custos.audit import AuditTrail, HeadReader
 from custos.core.blobs import externalize
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
 from custos.core.operator_log import LogFormat, configure_logging
-from custos.core.wire import TaskResultUpload, result_digest
+from custos.core.wire import Heartbeat, TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.config import load_gateway_config
 from custos.gateway.handlers import Outcome, TaskHandler
+from custos.gateway.heartbeat import audit_head, beating, heartbeat
 from custos.gateway.journal import Journal, Pending
 from custos.gateway.metrics import GatewayMetrics
 from custos.gateway.model_cache import ModelCache
@@ -81,6 +82,8 @@ class Agent:
         self.trust = trust
         self.policies = policies
         audit = AuditTrail(settings.state_dir / "audit.log")
+        # Its head goes with every heartbeat and result, for the orchestrator to anchor.
+        self.trail = HeadReader(audit.path)
         self.handler = TaskHandler(
             name,
             site,
@@ -117,7 +120,7 @@ class Agent:
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
         self.metrics.polled()
-        task = self.client.next_task(held=self._unsent)
+        task = self.client.next_task(held=self._unsent, heartbeat=self._heartbeat(len(self._unsent)))
         if task is None:
             return
         pending = self.journal.get(task.task_id, task.attempt)
@@ -131,7 +134,12 @@ class Agent:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
             started = time.monotonic()
-            with TaskWatch(task, self.client.standing, self.handler.stop_job, self.settings.task_check_s):
+            # Not polling while it works: the heartbeat goes on its own, once per poll wait.
+            busy = len(self._unsent) + 1
+            with (
+                beating(lambda: self.client.heartbeat(self._heartbeat(busy)), self.settings.poll_wait_s),
+                TaskWatch(task, self.client.standing, self.handler.stop_job, self.settings.task_check_s),
+            ):
                 outcome = self.handler.handle_task(task)
             self.metrics.task_done(task.kind.value, outcome.status, time.monotonic() - started)
             pending = to_upload(task.attempt, outcome)
@@ -140,6 +148,9 @@ class Agent:
                 os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
         self._unsent[task.task_id] = pending
         self._send(task.task_id, pending)
+
+    def _heartbeat(self, tasks_in_flight: int) -> Heartbeat:
+        return heartbeat(tasks_in_flight, self.trail)
 
     def _refresh_revocations(self) -> None:
         pem = self.client.revocation_list()
@@ -153,7 +164,8 @@ class Agent:
 
     def _send(self, task_id: str, pending: Pending) -> None:
         try:
-            self.client.upload(task_id, pending.upload, pending.blobs)
+            upload = pending.upload.model_copy(update={"audit_head": audit_head(self.trail)})
+            self.client.upload(task_id, upload, pending.blobs)
         except OrchestratorUnreachable:
             raise
         except CustosError as exc:

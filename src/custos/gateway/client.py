@@ -18,7 +18,9 @@ from custos.core.wire import (
     WIRE_VERSION_HEADER,
     Ack,
     GatewayPublish,
+    Heartbeat,
     ModelArchive,
+    PollRequest,
     PollResponse,
     TaskAssignment,
     TaskResultUpload,
@@ -101,21 +103,28 @@ class OrchestratorClient:
         self._poll_number = max(time.time_ns(), self._poll_number + 1)
         return self._poll_number
 
-    def next_task(self, held: Collection[str] = ()) -> TaskAssignment | None:
+    def next_task(
+        self, held: Collection[str] = (), heartbeat: Heartbeat | None = None
+    ) -> TaskAssignment | None:
         """The next task, with the blobs its round input refers to fetched and checked (as bytes).
 
         `held` lists the tasks this gateway still works on: the orchestrator reclaims its other leases.
         Each poll is numbered, so that a poll this client gave up on (its connection delayed past the
-        wait) leases nothing when it reaches the orchestrator after a newer one."""
-        params: dict[str, Any] = {"wait": self._poll_wait_s, "poll": self._next_poll_number()}
-        if held:
-            params["held"] = sorted(held)
-        data = self._call("GET", "/api/v1/gateway/tasks/next", params=params)
+        wait) leases nothing when it reaches the orchestrator after a newer one. The poll carries the
+        gateway's `heartbeat`."""
+        body = PollRequest(
+            wait=self._poll_wait_s, poll=self._next_poll_number(), held=sorted(held), heartbeat=heartbeat
+        )
+        data = self._call("POST", "/api/v1/gateway/tasks/next", json=body.model_dump(mode="json"))
         task = read_poll(data)
         if task is None or not refs_in(task.round_input):
             return task
         round_input = internalize(task.round_input, lambda digest, _size: self._blob(task.task_id, digest))
         return task.model_copy(update={"round_input": round_input})
+
+    def heartbeat(self, heartbeat: Heartbeat) -> None:
+        """Say this gateway is alive while a task keeps it from polling."""
+        self._call("POST", "/api/v1/gateway/heartbeat", json=heartbeat.model_dump(mode="json"))
 
     def _blob(self, task_id: str, digest: str) -> bytes:
         try:

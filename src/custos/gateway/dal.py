@@ -4,8 +4,10 @@ One server per task, an Arrow Flight service on a unix socket whose folder is bo
 sandbox alone. It serves `do_get` with a ticket (JSON of `custos.core.dal_wire.DalTicket`) and refuses
 everything else. A ticket is served only when its token matches the task's token (compared in constant
 time), its dataset is granted, and every column it returns or filters on is granted; filters are pushed
-down into the source. Every request, served or refused, becomes an AccessRecord, kept in memory and
-appended as a JSON line to the access log when one is given.
+down into the source. Every request, served or refused, becomes an AccessRecord, kept in memory,
+appended as a JSON line to the access log when one is given, and handed to `on_access` (the gateway
+appends it to its hash-chained audit trail, whose head the orchestrator anchors: so the DAL's accesses
+cannot be cut from the record either).
 
 Every refusal is a Flight error carrying the DAL's sentence (`custos.core.dal_wire.DalRefusal`) and
 nothing else: a Python exception raised here would reach the sandboxed code with this server's
@@ -20,7 +22,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -75,6 +77,7 @@ class _Ledger:
 
     access_log: Path | None
     clock: Clock
+    on_access: Callable[[str], None] | None = None
     records: list[AccessRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,9 +93,12 @@ class _Ledger:
         )
         with self.lock:
             self.records.append(record)
+            line = json.dumps(asdict(record), sort_keys=True)
             if self.access_log is not None:
                 with self.access_log.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(asdict(record), sort_keys=True) + "\n")
+                    out.write(line + "\n")
+            if self.on_access is not None:
+                self.on_access(line)
 
 
 class _DalService(flight.FlightServerBase):  # type: ignore[misc]
@@ -232,6 +238,7 @@ class DalServer:
         *,
         access_log: Path | None = None,
         clock: Clock = utcnow,
+        on_access: Callable[[str], None] | None = None,
     ) -> DalServer:
         """Serve on `grpc+unix://<socket_path>`; returns once the socket accepts connections."""
         if not token or len(token) > MAX_TOKEN_CHARS:
@@ -249,7 +256,7 @@ class DalServer:
             raise InvalidInput(
                 f"socket_path: {socket_path.name} already exists; give each task a fresh folder"
             )
-        ledger = _Ledger(access_log, clock)
+        ledger = _Ledger(access_log, clock, on_access)
         service = _DalService(f"grpc+unix://{socket_path}", token, grants, ledger)
         server = cls(service, socket_path, ledger)
         try:

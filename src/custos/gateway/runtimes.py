@@ -28,7 +28,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,11 +100,19 @@ class JobRuntime:
         self._thread = threading.Thread(target=self._run, args=(runner, request), daemon=True)
         self._thread.start()
 
-    def assign(self, grants: Mapping[str, DatasetGrant], *, access_log: Path | None) -> None:
+    def assign(
+        self,
+        grants: Mapping[str, DatasetGrant],
+        *,
+        access_log: Path | None,
+        on_access: Callable[[str], None] | None = None,
+    ) -> None:
         """Give this runtime its one job's grant: start the DAL that serves it to this runtime's token."""
         if self._dal is not None:
             raise SandboxError("a job runtime serves one job only")
-        self._dal = DalServer.start(self._named("dal.sock"), self.token, grants, access_log=access_log)
+        self._dal = DalServer.start(
+            self._named("dal.sock"), self.token, grants, access_log=access_log, on_access=on_access
+        )
 
     def _named(self, name: str) -> Path:
         """`name` in the runtime's socket folder, by a path that names no host folder."""
@@ -275,6 +283,7 @@ class RuntimePool:
         limits: SandboxLimits,
         grants: Mapping[str, DatasetGrant],
         access_log: Path | None,
+        on_access: Callable[[str], None] | None = None,
     ) -> JobRuntime:
         """The runtime of this job, started (or taken from the spare) and given its grant if new."""
         runtime = self._runtimes.get(key)
@@ -291,7 +300,7 @@ class RuntimePool:
         else:
             runtime = self._start(limits)
         try:
-            runtime.assign(grants, access_log=access_log)
+            runtime.assign(grants, access_log=access_log, on_access=on_access)
         except BaseException:
             self._close(runtime)
             raise

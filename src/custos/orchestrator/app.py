@@ -36,6 +36,7 @@ from custos.orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from custos.orchestrator.metrics import OrchestratorMetrics, RequestMetrics
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.outage import is_unavailable
+from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
@@ -46,6 +47,7 @@ from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
 from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
+from custos.orchestrator.services.sites import SiteService
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
@@ -70,6 +72,8 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     jobs = JobService(datasets, clock, audit, blobs, privacy, metrics)
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
+    anchors = AnchorService(clock, audit)
+    sites = SiteService(clock, settings.offline_after_s, anchors)
     tasks.mirror_budget = budget.mirror
     services = Services(
         settings=settings,
@@ -89,6 +93,8 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         budget=budget,
         models=ModelService(clock, trust, audit),
         metrics=metrics,
+        sites=sites,
+        anchors=anchors,
     )
     services.run(services.models.register_builtins)
     return services

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[Via, str]] = {
     "gateway log show": ("library", "custos.gateway.code_logs:read_code_logs"),
     "gateway log release": ("sdk", "release_log"),
     "dataset list": ("sdk", "datasets"),
+    "site list": ("sdk", "sites"),
     "dataset search": ("sdk", "search_datasets"),
     "dataset show": ("sdk", "dataset"),
     "dataset mock": ("sdk", "mock"),

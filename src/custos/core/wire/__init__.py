@@ -7,6 +7,7 @@ One module per part of the API; import the names from here.
 
 from __future__ import annotations
 
+from custos.core.wire.audit import ORCHESTRATOR_TRAIL, AuditAnchorPublic, AuditHead
 from custos.core.wire.auth import (
     AUTH_DOMAIN,
     Challenge,
@@ -95,6 +96,7 @@ from custos.core.wire.resources import (
     ResourceSizes,
     TemplateName,
 )
+from custos.core.wire.sites import MAX_HELD_TASKS, Heartbeat, PollRequest, SitePublic
 from custos.core.wire.specs import SpecCreate, SpecPublic
 from custos.core.wire.users import (
     API_TOKEN_PREFIX,
@@ -117,8 +119,10 @@ __all__ = [
     "CUSTOM_MODEL",
     "MAX_CODE_CHARS",
     "MAX_CODE_LOG_BYTES",
+    "MAX_HELD_TASKS",
     "MAX_PACKAGE_BYTES",
     "MODEL_ARCHIVE_B64_CHARS",
+    "ORCHESTRATOR_TRAIL",
     "RESOURCE_TEMPLATES",
     "TEMPLATE_NAMES",
     "WIRE_VERSION",
@@ -127,7 +131,9 @@ __all__ = [
     "ApiToken",
     "ApiTokenCreate",
     "ApiTokenPublic",
+    "AuditAnchorPublic",
     "AuditEventPublic",
+    "AuditHead",
     "BudgetPublic",
     "BudgetStanding",
     "Challenge",
@@ -150,6 +156,7 @@ __all__ = [
     "FlagRule",
     "FlagValueClass",
     "GatewayPublish",
+    "Heartbeat",
     "JobCreate",
     "JobPage",
     "JobPreview",
@@ -168,6 +175,7 @@ __all__ = [
     "PackageB64",
     "PasswordLogin",
     "PasswordSet",
+    "PollRequest",
     "PollResponse",
     "ReleaseDecision",
     "ReleaseDetail",
@@ -182,6 +190,7 @@ __all__ = [
     "Resources",
     "SignedCodeApproval",
     "SignedPolicy",
+    "SitePublic",
     "SpecCreate",
     "SpecPublic",
     "Submitter",

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from custos.core.states import JobState, TaskState
+from custos.core.wire.audit import AuditHead
 from custos.core.wire.datasets import SignedPolicy
 from custos.core.wire.resources import Resources
 from custos.core.wire.version import WIRE_VERSION
@@ -54,6 +55,11 @@ class JobSummary(WireModel):
 
 class JobPublic(JobSummary):
     tasks: list[TaskPublic]
+    waiting: list[str] = Field(
+        default_factory=list,
+        description="while the job is open, each offline site it waits for, e.g. "
+        "'waiting for site-b, offline since 2026-12-06 10:02 UTC'",
+    )
 
 
 class JobPage(WireModel):
@@ -121,6 +127,9 @@ class TaskResultUpload(WireModel):
     result: dict[str, Any] | None = None
     error: str | None = Field(default=None, max_length=4000)
     digest: str
+    audit_head: AuditHead | None = Field(
+        default=None, description="the head of the gateway's audit trail as it sends the result"
+    )
 
 
 class Ack(WireModel):

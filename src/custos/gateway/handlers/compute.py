@@ -12,6 +12,7 @@ checked before it leaves (see `outputs`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +130,9 @@ class Compute:
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
         limits = self._settings.limits_for(task.resources)
         try:
-            runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
+            runtime = self._runtimes.get(
+                key, limits, grants, self._settings.state_dir / "access.log", self._dal_access(task)
+            )
             audit_step(self._audit, task, "dal_grant", f"{task.dataset}: {', '.join(sorted(columns))}")
             request = {
                 "model": task.model, "dataset": task.dataset, "params": task.params,
@@ -160,6 +163,14 @@ class Compute:
                 reply = {"type": "PolicyDenied", "message": exc.message}
                 return self._failure(task, reply, describe_output_refusal().text())
         return Outcome("done", result=result)
+
+    def _dal_access(self, task: TaskAssignment) -> Callable[[str], None]:
+        """Each DAL request of the job's runtime, as an event of the gateway's audit trail."""
+
+        def record(access: str) -> None:
+            audit_step(self._audit, task, "dal_access", access)
+
+        return record
 
     def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
         """Reserve the round's privacy cost, when the policy sets a budget; return the reservation and
