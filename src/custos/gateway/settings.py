@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from custos.gateway.crash import CrashHook
 from custos.sandbox.limits import SandboxLimits
 
 
@@ -23,6 +24,6 @@ class GatewaySettings:
     warm_spare: bool = True
     # The most any task may ask for at this site; a spec's resources are capped by these.
     sandbox_caps: SandboxLimits = field(default_factory=SandboxLimits)
-    # A test hook, never set in production: "after_journal" kills the gateway (SIGKILL) right after it
-    # journals a result it computed, before the upload. Read once at start from CUSTOS_TEST_CRASH_AT.
-    test_crash_at: str | None = None
+    # A test hook, never set in production: the step of a task at which the gateway kills (or stops)
+    # itself (see `custos.gateway.crash`). Read once at start from CUSTOS_TEST_CRASH_AT.
+    test_crash_at: CrashHook | None = None
