@@ -13,6 +13,7 @@ import random
 import signal
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -23,8 +24,10 @@ from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
 from custos.core.operator_log import LogFormat, configure_logging
 from custos.core.wire import Heartbeat, TaskResultUpload, result_digest
+from custos.gateway.budget import BUDGET_FILE, GatewayBudget
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.config import load_gateway_config
+from custos.gateway.crash import CrashPoint, crash_hook_from_env, reached
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.heartbeat import audit_head, beating, heartbeat
 from custos.gateway.journal import Journal, Pending
@@ -55,7 +58,7 @@ def to_upload(attempt: int, outcome: Outcome) -> Pending:
         error=outcome.error,
         digest=result_digest(outcome.status, result, outcome.error),
     )
-    return Pending(upload, blobs)
+    return Pending(upload, blobs, outcome.reservation)
 
 
 class Agent:
@@ -84,6 +87,7 @@ class Agent:
         audit = AuditTrail(settings.state_dir / "audit.log")
         # Its head goes with every heartbeat and result, for the orchestrator to anchor.
         self.trail = HeadReader(audit.path)
+        self.budget = GatewayBudget(settings.state_dir / BUDGET_FILE)
         self.handler = TaskHandler(
             name,
             site,
@@ -93,6 +97,7 @@ class Agent:
             org=org,
             authorization=authorization,
             policies=policies,
+            budget=self.budget,
             site_privacy=site_privacy,
             models=ModelCache(settings.state_dir, trust.check_certificate),
             archives=client,
@@ -104,6 +109,13 @@ class Agent:
         self._backoff = settings.backoff_initial_s
         # Results computed but not yet acknowledged (the orchestrator was away): sent first next tick.
         self._unsent: dict[str, Pending] = {}
+        hook = settings.test_crash_at
+        # Only a crash test's hook splits an upload's body, to end the gateway between its halves.
+        self._upload_midway = (
+            partial(hook.reached, CrashPoint.DURING_UPLOAD)
+            if hook is not None and hook.point is CrashPoint.DURING_UPLOAD
+            else None
+        )
 
     def tick(self) -> None:
         """One step: (re)connect and publish if needed, send what is owed, then wait for one task
@@ -144,8 +156,11 @@ class Agent:
             self.metrics.task_done(task.kind.value, outcome.status, time.monotonic() - started)
             pending = to_upload(task.attempt, outcome)
             self.journal.record(task.task_id, pending)
-            if self.settings.test_crash_at == "after_journal":
-                os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
+            reached(self.settings.test_crash_at, CrashPoint.AFTER_JOURNAL)
+        if pending.reservation is not None:
+            # Only now that its result is journaled; again after a crash (committing is idempotent).
+            self.budget.settle(pending.reservation)
+            reached(self.settings.test_crash_at, CrashPoint.AFTER_COMMIT)
         self._unsent[task.task_id] = pending
         self._send(task.task_id, pending)
 
@@ -165,7 +180,7 @@ class Agent:
     def _send(self, task_id: str, pending: Pending) -> None:
         try:
             upload = pending.upload.model_copy(update={"audit_head": audit_head(self.trail)})
-            self.client.upload(task_id, upload, pending.blobs)
+            self.client.upload(task_id, upload, pending.blobs, midway=self._upload_midway)
         except OrchestratorUnreachable:
             raise
         except CustosError as exc:
@@ -262,14 +277,13 @@ def run(
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
-    # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
     settings = GatewaySettings(
         state_dir=state,
         sandbox_caps=config.caps,
         templates=config.templates,
         warm_spares=config.warm_spares,
         tasks_in_flight=config.tasks_in_flight,
-        test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None,
+        test_crash_at=crash_hook_from_env(os.environ),
     )
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)

@@ -5,8 +5,9 @@ every task the orchestrator hands out must be of that version (`read_poll` refus
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import httpx
@@ -46,6 +47,16 @@ def _check(response: httpx.Response) -> Any:
             raise OrchestratorUnreachable(f"orchestrator error {response.status_code}: {detail}")
         raise ERRORS_BY_STATUS.get(response.status_code, CustosError)(str(detail))
     return response.json()
+
+
+_JSON = {"content-type": "application/json"}
+
+
+def _halves(body: bytes, midway: Callable[[], None]) -> Iterator[bytes]:
+    """`body` in two chunks, calling `midway` once the first has been sent."""
+    yield body[: len(body) // 2]
+    midway()
+    yield body[len(body) // 2 :]
 
 
 def read_poll(data: Any) -> TaskAssignment | None:
@@ -152,13 +163,24 @@ class OrchestratorClient:
     def start(self, task: TaskAssignment) -> None:
         self._call("POST", f"/api/v1/gateway/tasks/{task.task_id}/start", json={"attempt": task.attempt})
 
-    def upload(self, task_id: str, upload: TaskResultUpload, blobs: Blobs | None = None) -> Ack:
-        """The task's result; first the blobs it refers to, each sent once."""
+    def upload(
+        self,
+        task_id: str,
+        upload: TaskResultUpload,
+        blobs: Blobs | None = None,
+        *,
+        midway: Callable[[], None] | None = None,
+    ) -> Ack:
+        """The task's result; first the blobs it refers to, each sent once. `midway` (a crash test's
+        hook) is called once half of the result's body is on the wire."""
         for digest, blob in (blobs or {}).items():
             self.put_blob(task_id, digest, blob)
-        data = self._call(
-            "POST", f"/api/v1/gateway/tasks/{task_id}/result", json=upload.model_dump(mode="json")
-        )
+        path = f"/api/v1/gateway/tasks/{task_id}/result"
+        if midway is None:
+            data = self._call("POST", path, json=upload.model_dump(mode="json"))
+        else:
+            body = json.dumps(upload.model_dump(mode="json")).encode()
+            data = self._call("POST", path, content=_halves(body, midway), headers=_JSON)
         return Ack.model_validate(data)
 
     def model_archive(self, name: str, version: str) -> ModelArchive:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from custos.core.wire import Resources, ResourceSizes, TemplateName
 from custos.gateway.config import task_limits
+from custos.gateway.crash import CrashHook
 from custos.sandbox.limits import SandboxLimits
 
 
@@ -34,9 +35,9 @@ class GatewaySettings:
     # What a spec's `template` (small, medium, large) means here; a size left out is the built-in one
     # cut down to the caps.
     templates: Mapping[TemplateName, ResourceSizes] = field(default_factory=dict)
-    # A test hook, never set in production: "after_journal" kills the gateway (SIGKILL) right after it
-    # journals a result it computed, before the upload. Read once at start from CUSTOS_TEST_CRASH_AT.
-    test_crash_at: str | None = None
+    # A test hook, never set in production: the step of a task at which the gateway kills (or stops)
+    # itself (see `custos.gateway.crash`). Read once at start from CUSTOS_TEST_CRASH_AT.
+    test_crash_at: CrashHook | None = None
 
     def limits_for(self, resources: Resources) -> SandboxLimits:
         """A task's sandbox limits; raises PolicyDenied naming the cap a spec asks more than."""

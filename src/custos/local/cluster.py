@@ -279,7 +279,10 @@ class Cluster:
         self._orchestrator.start()
         self.wait_for_health()
 
-    def stop_orchestrator(self) -> None:
+    def stop_orchestrator(self, *, kill: bool = False) -> None:
+        """Stop the orchestrator: SIGTERM, or SIGKILL with `kill`, as a crash would."""
+        if kill and self._orchestrator is not None:
+            self._orchestrator.kill(self.stop_timeout)
         if self._orchestrator is not None:
             self._orchestrator.stop(self.stop_timeout)
 
@@ -309,9 +312,7 @@ class Cluster:
     def restart_orchestrator(self, *, kill: bool = False) -> None:
         """Stop the orchestrator (SIGTERM; SIGKILL with `kill`, as a crash would) and start it again on
         the same port and state."""
-        if kill and self._orchestrator is not None:
-            self._orchestrator.kill(self.stop_timeout)
-        self.stop_orchestrator()
+        self.stop_orchestrator(kill=kill)
         self.start_orchestrator()
 
     def start_gateway(self, name: str) -> None:

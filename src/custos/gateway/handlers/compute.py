@@ -3,17 +3,21 @@ data filters, the reservation of its privacy budget, the job's sandboxed runtime
 result filters, and the check of an output that is not the custodian's code.
 
 The budget is reserved before the sandbox gets a runtime and a DAL grant: a job the ledger refuses
-boots nothing. A failure's message is output: code that is not the custodian's (custom code,
-published packages) fails as its category, class and line of that code, a built-in model as its own
-Custos error or else as category and class (`custos.computations.failures`); the message and
-traceback stay at the gateway (see `code_logs`). The output of code that is not the custodian's is
-checked before it leaves (see `outputs`).
+boots nothing. The reservation is committed after the run by the agent, once it has journaled the
+outcome that names it (`Outcome.reservation`), so a crash never leaves a committed charge without
+its result; a run that raises commits it here (it stays spent either way).
+
+A failure's message is output: code that is not the custodian's (custom code, published packages)
+fails as its category, class and line of that code, a built-in model as its own Custos error or else
+as category and class (`custos.computations.failures`); the message and traceback stay at the
+gateway (see `code_logs`). The output of code that is not the custodian's is checked before it
+leaves (see `outputs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from custos.audit import AuditTrail
@@ -31,6 +35,7 @@ from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.wire import Resources, TaskAssignment
 from custos.gateway.budget import GatewayBudget
 from custos.gateway.code_logs import failed_task_log, write_code_log
+from custos.gateway.crash import CrashPoint, reached
 from custos.gateway.dal import DatasetGrant
 from custos.gateway.handlers.outputs import check_code_output
 from custos.gateway.handlers.task import CheckedTask, Outcome, audit_step
@@ -109,7 +114,6 @@ class Compute:
 
     def _compute(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
         task, model, columns = checked.run, checked.model, checked.columns
-        assert task.job_id is not None  # check_task refused otherwise
         controls = policy_privacy(policy)
         # Only this gateway's policy may ask the sandbox for a DP release, never the orchestrator.
         round_input = {k: v for k, v in task.round_input.items() if k != "dp"}
@@ -121,9 +125,35 @@ class Compute:
         round_input = chain.filter_data(round_input, context)
         context.round_input = round_input
         step = _Round(task, dataset, model, columns, controls, training, chain, context)
+        reached(self._settings.test_crash_at, CrashPoint.BEFORE_RESERVE)
         reservation, dp = self._reserve_budget(step)
+        reached(self._settings.test_crash_at, CrashPoint.AFTER_RESERVE)
         if dp is not None:
             round_input["dp"] = dp
+        # A training reservation stays open (and spent) until the job's last round.
+        last = training is None or round_input.get("phase") == "evaluate"
+        settles = reservation if reservation is not None and last else None
+        try:
+            outcome = self._run_round(step, round_input, checked, policy, reservation)
+        except BaseException:
+            if settles is not None:
+                self._budget.commit(settles)  # a run that raised has no result to keep; it stays spent
+            raise
+        reached(self._settings.test_crash_at, CrashPoint.AFTER_COMPUTE)
+        # Committed by the agent once the outcome is journaled: a crash in between keeps the result.
+        return replace(outcome, reservation=settles.id if settles is not None else None)
+
+    def _run_round(
+        self,
+        step: _Round,
+        round_input: Json,
+        checked: CheckedTask,
+        policy: AssetPolicy,
+        reservation: Reservation | None,
+    ) -> Outcome:
+        """The round in the job's sandboxed runtime, its result filtered as it may leave."""
+        task, dataset, columns = step.task, step.dataset, step.columns
+        assert task.job_id is not None  # check_task refused otherwise
         # Only now, with the budget reserved, does the sandbox get its runtime and DAL grant: a job
         # the ledger refuses never boots one.
         key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
@@ -144,10 +174,6 @@ class Compute:
         except CustosError:
             self._runtimes.discard(key)
             raise
-        finally:
-            # A training reservation stays open (and spent) until the job's last round.
-            if reservation is not None and (training is None or round_input.get("phase") == "evaluate"):
-                self._budget.commit(reservation)
         if not reply.get("ok") or not isinstance(reply.get("result"), dict):
             self._runtimes.discard(key)
             if checked.sources is not None:  # code not the custodian's

@@ -25,9 +25,13 @@ from custos.policy.signing import CertificateCheck
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a task ended. `reservation` names the privacy budget reservation that the run used and
+    that the agent commits once this outcome is journaled (never before: see `compute`)."""
+
     status: Literal["done", "failed"]
     result: dict[str, Any] | None = None
     error: str | None = None
+    reservation: str | None = None
 
 
 # The right of the site's authorization that each kind of task needs.

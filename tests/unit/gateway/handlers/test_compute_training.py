@@ -107,7 +107,9 @@ def test_a_training_job_reserves_its_projection_once_and_the_next_is_refused_bef
     assert (second.status, last.status) == ("done", "done"), (second.error, last.error)
     ledger = BudgetLedger(tmp_path / BUDGET_FILE)
     (charge,) = ledger.history(lineage)
-    assert (charge.job_id, charge.state) == (f"job_1/{DATASET}/training", "committed")
+    # Only the job's last round names the reservation, for the agent to commit once journaled.
+    assert (first.reservation, second.reservation, last.reservation) == (None, None, charge.id)
+    assert (charge.job_id, charge.state) == (f"job_1/{DATASET}/training", "reserved")
     assert charge.epsilon == pytest.approx(PROJECTED)
 
     refused = handler.handle_task(task("job_2", 1))
