@@ -126,7 +126,7 @@ def test_a_dp_task_reserves_runs_noisily_commits_and_reports_the_budget(
     assert ledger.get(charge.id).state == "committed"
     actions = [e.action for e in read_events(tmp_path / "audit.log")]
     # The budget is reserved before the sandbox gets its runtime and its DAL grant.
-    assert actions == ["task_received", "budget_reserved", "dal_grant", "task_done"]
+    assert actions == ["task_received", "budget_reserved", "dal_grant", "dal_access", "task_done"]
 
 
 def test_a_retried_task_is_not_charged_twice_and_exhaustion_gives_spent_and_cap(
