@@ -48,6 +48,7 @@ from custos.core.wire.datasets import (
     SignedPolicy,
     policy_message,
 )
+from custos.core.wire.errors import ErrorPublic
 from custos.core.wire.jobs import (
     Ack,
     JobCreate,
@@ -135,6 +136,7 @@ __all__ = [
     "DatasetCostPreview",
     "DatasetInfo",
     "DatasetPublish",
+    "ErrorPublic",
     "FlagAction",
     "FlagRule",
     "FlagValueClass",

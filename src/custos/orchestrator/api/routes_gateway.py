@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from custos.core.errors import PermissionDenied
+from custos.core.errors import Conflict, PermissionDenied
 from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskResultUpload, WireModel
-from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, ServicesDep
+from custos.orchestrator.api.context import OCTET_STREAM, RAW_BODY, BlobDigest, GatewayDep, ServicesDep
+from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
 
@@ -68,12 +69,12 @@ async def next_task(
         await notifier.wait(name, min(RECHECK_S, remaining))
 
 
-@router.post("/tasks/{task_id}/start")
+@router.post("/tasks/{task_id}/start", responses=refusals(Conflict))
 def start_task(task_id: str, body: TaskStart, caller: GatewayDep, services: ServicesDep) -> Ack:
     return services.run(lambda s: services.tasks.start(s, caller.identity.name, task_id, body.attempt))
 
 
-@router.post("/tasks/{task_id}/result")
+@router.post("/tasks/{task_id}/result", responses=refusals(Conflict))
 def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, services: ServicesDep) -> Ack:
     return services.run(lambda s: services.tasks.record_result(s, caller.identity.name, task_id, body))
 
@@ -86,7 +87,11 @@ def get_task_blob(task_id: str, digest: BlobDigest, caller: GatewayDep, services
     return Response(content=data, media_type=OCTET_STREAM)
 
 
-@router.put("/tasks/{task_id}/blobs/{digest}")
+@router.put(
+    "/tasks/{task_id}/blobs/{digest}",
+    responses=refusals(Conflict),
+    openapi_extra={"requestBody": RAW_BODY},
+)
 async def put_task_blob(
     task_id: str, digest: BlobDigest, request: Request, caller: GatewayDep, services: ServicesDep
 ) -> Ack:
