@@ -47,7 +47,7 @@ class DatasetPublish(WireModel):
 
 
 class GatewayPublish(WireModel):
-    datasets: list[DatasetPublish] = Field(max_length=1000)
+    datasets: list[DatasetPublish] = Field(max_length=1000, description="each dataset name once")
 
 
 class DatasetInfo(WireModel):
