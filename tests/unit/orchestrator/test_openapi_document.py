@@ -82,3 +82,11 @@ def test_a_row_count_past_the_database_column_is_refused_not_a_server_error(tmp_
         )
     assert r.status_code == 400, r.text
     assert r.json()["detail"].startswith("datasets.0.row_count:")
+
+
+def test_the_documented_archive_length_is_the_registry_cap() -> None:
+    """The longest archive_b64 the document allows decodes to the largest archive the registry takes."""
+    from custos.core.wire import MODEL_ARCHIVE_B64_CHARS
+    from custos.registry.archive import ArchiveLimits
+
+    assert 4 * (ArchiveLimits().max_archive_bytes // 3 + 1) == MODEL_ARCHIVE_B64_CHARS

@@ -11,7 +11,9 @@ from pydantic import Field
 from custos.core.refs import NameText, VersionText
 from custos.core.wire_base import BASE64_PATTERN, WireModel
 
-MODEL_ARCHIVE_B64_CHARS = 11_200_000  # base64 of the 8 MiB a model archive may have
+# The base64 of the 8 MiB a model archive may have (registry/archive.py), to the character, so the API's
+# description refuses exactly the lengths the registry does.
+MODEL_ARCHIVE_B64_CHARS = 4 * -(-(8 << 20) // 3)
 
 
 class ModelKind(StrEnum):
