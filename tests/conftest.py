@@ -21,7 +21,7 @@ from custos.local.process import ManagedProcess
 PG_ADMIN_URL = os.environ.get("CUSTOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 INTEGRATION = Path(__file__).parent / "integration"
 # Fixtures that start an orchestrator and gateways as processes (this file's, or a module's own).
-PROCESS_FIXTURES = {"cluster", "capped_cluster", "sdc_cluster", "counts_cluster"}
+PROCESS_FIXTURES = {"cluster", "capped_cluster", "sdc_cluster", "counts_cluster", "openapi_orchestrator"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,6 +2,7 @@
 
 CustosError
  ├── InvalidInput          400  bad field or value; names the field and what is accepted
+ │    └── ContentRefused   422  well formed, but what it carries does not verify (an archive, a digest)
  ├── AuthenticationFailed  401  no proof of identity, or the proof did not verify
  ├── PermissionDenied      403  the caller is known but not allowed
  │    └── PolicyDenied     403  an asset policy refuses the computation
@@ -9,6 +10,8 @@ CustosError
  ├── Conflict              409  the resource is not in a state that allows this
  │    └── InvalidTransition     a state machine refused a transition
  ├── PayloadTooLarge       413
+ ├── RateLimited           429  too many attempts (failed sign-ins); try again after Retry-After
+ ├── Unavailable           503  the database cannot be reached; the request may be sent again
  ├── KitError                   a startup kit is missing a file or fails verification
  └── SandboxError               a computation could not run, or its sandbox ended
       └── LimitExceeded         it broke a limit (CPU, memory, processes, output or wall clock)
@@ -32,6 +35,10 @@ class CustosError(Exception):
 
 class InvalidInput(CustosError):
     status = 400
+
+
+class ContentRefused(InvalidInput):
+    status = 422
 
 
 class AuthenticationFailed(CustosError):
@@ -60,6 +67,14 @@ class InvalidTransition(Conflict):
 
 class PayloadTooLarge(CustosError):
     status = 413
+
+
+class RateLimited(CustosError):
+    status = 429
+
+
+class Unavailable(CustosError):
+    status = 503
 
 
 class KitError(CustosError):

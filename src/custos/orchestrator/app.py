@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from custos.audit import AuditTrail
 from custos.core.clock import Clock, utcnow
-from custos.core.errors import CustosError, PermissionDenied
+from custos.core.errors import CustosError, PermissionDenied, Unavailable
 from custos.orchestrator.api import (
     routes_admin,
     routes_auth,
@@ -30,6 +30,7 @@ from custos.orchestrator.api import (
 from custos.orchestrator.api.authorize import authorize
 from custos.orchestrator.api.context import Services
 from custos.orchestrator.api.limits import BodyLimit, first_error
+from custos.orchestrator.api.responses import document_refusals
 from custos.orchestrator.api.wire_version import WireVersionCheck
 from custos.orchestrator.db import Database, migrate
 from custos.orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -132,7 +133,9 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         if is_unavailable(exc):
-            return JSONResponse({"detail": services.db.outage.unavailable(exc)}, status_code=503)
+            return JSONResponse(
+                {"detail": services.db.outage.unavailable(exc)}, status_code=Unavailable.status
+            )
         log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error: the database refused a statement"}, status_code=500)
 
@@ -157,6 +160,7 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
         routes_models,
     ):
         app.include_router(module.router)
+    document_refusals(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_blob_bytes=settings.max_blob_bytes)
     # Outermost: a caller of another wire version is refused before its body is read.
     app.add_middleware(WireVersionCheck)

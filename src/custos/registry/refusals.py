@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from custos.core.errors import InvalidInput
+from custos.core.errors import ContentRefused
 
 
 class Refusal(StrEnum):
@@ -27,7 +27,7 @@ class Refusal(StrEnum):
     MANIFEST_MISMATCH = "manifest_mismatch"
 
 
-class PackageRefused(InvalidInput):
+class PackageRefused(ContentRefused):
     """A model (or code) archive that must not be used. `reason` says which check failed; `detail`, how."""
 
     def __init__(self, reason: Refusal, message: str, *, kind: str = "model package") -> None:

@@ -163,7 +163,7 @@ def test_the_api_refuses_a_hostile_package_with_a_json_detail(cluster: Cluster) 
     kit = load_kit(cluster.kit_dir("alice"))
     with httpx.Client(base_url=cluster.url, verify=root_ssl_context(kit.root_path)) as http:
         answer = http.post("/api/v1/code", json=body, headers={"Authorization": f"Bearer {token}"})
-    assert answer.status_code == 400, answer.text
+    assert answer.status_code == 422, answer.text
     assert "code package refused (unsafe_path)" in answer.json()["detail"]
     assert "climbs out of the package" in answer.json()["detail"]
 

@@ -155,7 +155,7 @@ def test_spec_refusals_are_clear_and_write_nothing(api: TestClient, kits: dict[s
     cases = [
         (spec | {"columns": ["agee"]}, 400, "unknown column 'agee'"),
         (spec | {"datasets": ["site-z/patients"]}, 404, "unknown dataset site-z/patients"),
-        (spec | {"model": "stats@9.9.9"}, 400, "unknown model stats@9.9.9"),
+        (spec | {"model": "stats@9.9.9"}, 404, "unknown model stats@9.9.9"),
         (spec | {"model": "stats"}, 400, "name@version"),
         (spec | {"columns": ["age", "postcode"]}, 403, "does not grant column(s) postcode"),
         (spec | {"datasets": []}, 400, "datasets"),

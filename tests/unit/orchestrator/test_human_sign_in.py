@@ -231,7 +231,7 @@ def test_logout_ends_the_session_and_clears_the_cookie(orch: Orchestrator) -> No
 
 def test_logout_needs_a_session(orch: Orchestrator) -> None:
     r = orch.api.post("/api/v1/auth/logout", headers=orch.kit_headers("alice"))
-    assert r.status_code == 400
+    assert r.status_code == 403
     assert "logout ends a browser session" in r.json()["detail"]
     assert orch.api.post("/api/v1/auth/logout").status_code == 401
 

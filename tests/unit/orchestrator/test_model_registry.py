@@ -147,12 +147,12 @@ def test_tampered_uploads_are_refused_with_their_reason(
     other = upload(package, kits["bob"])
     forged = {**good, "signature": other["signature"]}
     r = api.post("/api/v1/models", json=forged, headers=alice)
-    assert r.status_code == 400 and "(bad_signature)" in r.json()["detail"]
+    assert r.status_code == 422 and "(bad_signature)" in r.json()["detail"]
     data = bytearray(base64.b64decode(str(good["archive_b64"])))
     data[len(data) // 2] ^= 0x01
     flipped = {**good, "archive_b64": base64.b64encode(bytes(data)).decode()}
     r = api.post("/api/v1/models", json=flipped, headers=alice)
-    assert r.status_code == 400 and "(digest_mismatch)" in r.json()["detail"]
+    assert r.status_code == 422 and "(digest_mismatch)" in r.json()["detail"]
     assert [e.action for e in read_events(audit_path)].count("model_refused") == 2
     names = [m["name"] for m in api.get("/api/v1/models", headers=alice).json()]
     assert "summary" not in names

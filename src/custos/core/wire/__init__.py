@@ -49,6 +49,7 @@ from custos.core.wire.datasets import (
     SignedPolicy,
     policy_message,
 )
+from custos.core.wire.errors import ErrorPublic
 from custos.core.wire.jobs import (
     Ack,
     JobCreate,
@@ -152,6 +153,7 @@ __all__ = [
     "DatasetCostPreview",
     "DatasetInfo",
     "DatasetPublish",
+    "ErrorPublic",
     "FlagAction",
     "FlagRule",
     "FlagValueClass",

@@ -9,10 +9,11 @@ import hashlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
+from custos.core.refs import DatasetRefText
 from custos.core.states import CodeRequestState
-from custos.core.wire_base import WireModel
+from custos.core.wire_base import BASE64_PATTERN, WireModel
 
 CUSTOM_MODEL = "custom@1.0.0"  # the model name and version a custom code job runs as
 MAX_CODE_CHARS = 256 * 1024
@@ -47,14 +48,39 @@ def _check_b64(value: str) -> str:
 
 PackageB64 = Annotated[
     str,
-    Field(min_length=4, max_length=4 * -(-MAX_PACKAGE_BYTES // 3), description="a code package's archive"),
+    Field(
+        min_length=4,
+        max_length=4 * -(-MAX_PACKAGE_BYTES // 3),
+        description="a code package's archive",
+        json_schema_extra={"pattern": BASE64_PATTERN},
+    ),
     AfterValidator(_check_b64),
 ]
+# `CodeSource._one_kind` as the API's description states it: a non-empty source and no package, or
+# a package and an empty (or absent) source. A source needs the function to call.
+_ONE_KIND: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["source", "function"],
+            "properties": {
+                "source": {"minLength": 1},
+                "function": {"type": "string"},
+                "package_b64": {"type": "null"},
+            },
+        },
+        {
+            "required": ["package_b64"],
+            "properties": {"source": {"maxLength": 0}, "package_b64": {"type": "string"}},
+        },
+    ]
+}
 
 
 class CodeSource(WireModel):
     """Exactly one of: a module's `source`, or a package's deterministic archive (`package_b64`, see
     `custos.computations.custom.code_package`). The digest an approval binds is that of the one given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_ONE_KIND)
 
     source: str = Field(default="", max_length=MAX_CODE_CHARS, description="the exact module source")
     package_b64: PackageB64 | None = None
@@ -89,7 +115,7 @@ class CodeRequestCreate(CodeSource):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$",
         description="the function to call; a package's comes from its manifest",
     )
-    datasets: list[str] = Field(min_length=1, max_length=50, description="gateway/dataset")
+    datasets: list[DatasetRefText] = Field(min_length=1, max_length=50)
     params: dict[str, Any] = Field(default_factory=dict)
     output: CodeOutput | None = Field(
         default=None,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import ConfigDict, Field
 
+from custos.core.refs import NameText
 from custos.core.schema import DatasetSchema
 from custos.core.wire_base import WireModel
 
@@ -34,10 +35,11 @@ def policy_message(dataset: str, issued_at: datetime, policy_yaml: str) -> bytes
 class DatasetPublish(WireModel):
     """What a gateway tells the orchestrator about one dataset. Never the file's location."""
 
-    name: str
+    name: NameText
     description: str = ""
     dataset_schema: DatasetSchema = Field(alias="schema")
-    row_count: int = Field(ge=0, description="rounded to the nearest 10")
+    # Stored in a 32-bit column (PostgreSQL's integer); a larger count would fail the database write.
+    row_count: int = Field(ge=0, le=2**31 - 1, description="rounded to the nearest 10")
     mock_arrow_b64: str = Field(description="Arrow IPC stream of the mock table, base64")
     policy: SignedPolicy | None = None
 
@@ -45,7 +47,7 @@ class DatasetPublish(WireModel):
 
 
 class GatewayPublish(WireModel):
-    datasets: list[DatasetPublish] = Field(max_length=1000)
+    datasets: list[DatasetPublish] = Field(max_length=1000, description="each dataset name once")
 
 
 class DatasetInfo(WireModel):

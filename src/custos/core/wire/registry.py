@@ -8,9 +8,12 @@ from typing import Any
 
 from pydantic import Field
 
-from custos.core.wire_base import WireModel
+from custos.core.refs import NameText, VersionText
+from custos.core.wire_base import BASE64_PATTERN, WireModel
 
-MODEL_ARCHIVE_B64_CHARS = 11_200_000  # base64 of the 8 MiB a model archive may have
+# The base64 of the 8 MiB a model archive may have (registry/archive.py), to the character, so the API's
+# description refuses exactly the lengths the registry does.
+MODEL_ARCHIVE_B64_CHARS = 4 * -(-(8 << 20) // 3)
 
 
 class ModelKind(StrEnum):
@@ -26,15 +29,17 @@ def model_message(name: str, version: str, digest: str) -> bytes:
 class ModelSignature(WireModel):
     """A publisher's signature over `model_message(name, version, digest)`, made with their kit key."""
 
-    name: str = Field(max_length=64)
-    version: str = Field(max_length=32)
+    name: NameText = Field(max_length=64)
+    version: VersionText = Field(max_length=32)
     digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the archive, hex")
     signer_certificate_pem: str = Field(max_length=16 * 1024)
     signature: str = Field(max_length=1024, description="base64 DER ECDSA-SHA256")
 
 
 class ModelPublish(ModelSignature):
-    archive_b64: str = Field(max_length=MODEL_ARCHIVE_B64_CHARS)
+    archive_b64: str = Field(
+        max_length=MODEL_ARCHIVE_B64_CHARS, json_schema_extra={"pattern": BASE64_PATTERN}
+    )
 
 
 class ModelArchive(ModelSignature):

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from custos.core.refs import DatasetRefText, ModelRefText
 from custos.core.states import SpecState
 from custos.core.wire.resources import Resources
 from custos.core.wire_base import WireModel
@@ -13,9 +14,11 @@ from custos.core.wire_base import WireModel
 
 class SpecCreate(WireModel):
     name: str = Field(min_length=1, max_length=200)
-    model: str = Field(description="name@version, e.g. stats@1.0.0")
-    datasets: list[str] = Field(min_length=1, max_length=100, description="gateway/dataset")
-    columns: list[str] = Field(min_length=1, max_length=1000)
+    model: ModelRefText
+    datasets: list[DatasetRefText] = Field(
+        min_length=1, max_length=100, description="at most one dataset of each gateway"
+    )
+    columns: list[str] = Field(min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True})
     resources: Resources = Resources()
 
 

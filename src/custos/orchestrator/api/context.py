@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from custos.audit import AuditTrail
 from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import ParticipantKind
+from custos.core.refs import NAME_PATTERN, VERSION_PATTERN
 from custos.orchestrator.db import Database
 from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.notifier import TaskNotifier, pending_notifications
@@ -130,6 +131,14 @@ GatewayDep = Annotated[Caller, Depends(get_gateway)]
 UserDep = Annotated[Caller, Depends(get_user)]
 
 
+# Names in a path, with the patterns the services check them against (custos.core.refs), so the
+# API's description states what is accepted; the service's refusal says it in words.
+NamePath = Annotated[
+    str, Path(json_schema_extra={"pattern": NAME_PATTERN}, description="lower-case letters, digits, . _ -")
+]
+VersionPath = Annotated[str, Path(json_schema_extra={"pattern": VERSION_PATTERN}, description="e.g. 1.0.0")]
 # A blob's name in a path: its SHA-256, in lower-case hex.
 BlobDigest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the blob's SHA-256 (hex)")]
 OCTET_STREAM = "application/octet-stream"
+# The OpenAPI request body of a route that reads raw bytes itself (a blob upload).
+RAW_BODY = {"required": True, "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}}}

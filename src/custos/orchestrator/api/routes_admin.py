@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from custos.core.errors import InvalidInput
+from custos.core.errors import Conflict
 from custos.core.wire import AuditAnchorPublic, AuditEventPublic, UserPublic, WireModel
 from custos.orchestrator.api.context import ServicesDep, UserDep
+from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -42,17 +43,22 @@ def audit_anchors(trail: str, caller: UserDep, services: ServicesDep) -> list[Au
     return services.run(lambda s: services.anchors.list(s, caller.identity, trail))
 
 
-class CrlBody(WireModel):
-    crl_pem: str | None = Field(max_length=4 * 1024 * 1024)
+MAX_CRL_CHARS = 4 * 1024 * 1024
+
+
+class CrlPut(WireModel):
+    crl_pem: str = Field(max_length=MAX_CRL_CHARS, description="the PEM text of the revocation list")
+
+
+class CrlPublic(WireModel):
+    crl_pem: str | None = Field(max_length=MAX_CRL_CHARS, description="none until a list is published")
     number: int | None = None
 
 
-@router.put("/crl")
-def put_crl(body: CrlBody, caller: UserDep, services: ServicesDep) -> CrlBody:
+@router.put("/crl", responses=refusals(Conflict))
+def put_crl(body: CrlPut, caller: UserDep, services: ServicesDep) -> CrlPublic:
     """Put a newer revocation list (from `custos provision revoke`) in force. Signed-in callers whose
     certificates it names are signed out."""
-    if body.crl_pem is None:
-        raise InvalidInput("crl_pem is required: the PEM text of the project's revocation list")
     pem = body.crl_pem
     crl = services.run(lambda s: services.trust.publish_crl(s, pem))
     services.audit.append(
@@ -60,11 +66,11 @@ def put_crl(body: CrlBody, caller: UserDep, services: ServicesDep) -> CrlBody:
         action="crl_published",
         message=f"revocation list {crl.number} names {len(crl.revoked)} certificate(s)",
     )
-    return CrlBody(crl_pem=crl.pem, number=crl.number)
+    return CrlPublic(crl_pem=crl.pem, number=crl.number)
 
 
 @router.get("/crl")
-def get_crl(services: ServicesDep) -> CrlBody:
+def get_crl(services: ServicesDep) -> CrlPublic:
     """The revocation list in force, for gateways (it is signed by the root CA, so it is public)."""
     pem = services.run(services.trust.crl_pem)
-    return CrlBody(crl_pem=pem, number=None)
+    return CrlPublic(crl_pem=pem, number=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from custos.core.errors import AuthenticationFailed, InvalidInput
+from custos.core.errors import AuthenticationFailed, PermissionDenied, RateLimited
 from custos.core.wire import (
     Challenge,
     ChallengeRequest,
@@ -15,6 +15,7 @@ from custos.core.wire import (
     TokenRequest,
 )
 from custos.orchestrator.api.context import CallerDep, ServicesDep, UserDep
+from custos.orchestrator.api.responses import refusals
 from custos.orchestrator.services.auth import BadSignature, Caller, Credential, account_name
 from custos.orchestrator.services.rate_limit import SignInRateLimited, client_address
 from custos.orchestrator.services.sessions import SESSION_COOKIE
@@ -43,12 +44,12 @@ def _too_many(exc: SignInRateLimited) -> HTTPException:
     )
 
 
-@router.post("/auth/challenge")
+@router.post("/auth/challenge", responses=refusals(AuthenticationFailed))
 def challenge(body: ChallengeRequest, services: ServicesDep) -> Challenge:
     return services.run(lambda s: services.auth.challenge(s, body))
 
 
-@router.post("/auth/token")
+@router.post("/auth/token", responses=refusals(AuthenticationFailed, RateLimited))
 def token(body: TokenRequest, request: Request, services: ServicesDep) -> TokenGrant:
     address = _address(request)
     try:
@@ -72,7 +73,7 @@ def token(body: TokenRequest, request: Request, services: ServicesDep) -> TokenG
     return grant
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses=refusals(AuthenticationFailed, PermissionDenied, RateLimited))
 def login(body: PasswordLogin, request: Request, response: Response, services: ServicesDep) -> Me:
     """Sign in with a password; the answer sets the session cookie."""
     who = _who(account_name(body.name))
@@ -113,7 +114,7 @@ def logout(request: Request, caller: CallerDep, services: ServicesDep) -> Respon
     """End the browser session of the cookie and clear the cookie."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if caller.credential is not Credential.SESSION or cookie is None:
-        raise InvalidInput(
+        raise PermissionDenied(
             "logout ends a browser session, and this request was not signed in by the session cookie; "
             "a kit token expires on its own, and an API token ends with `custos token revoke`"
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from custos.core.errors import Conflict, NotFound
 from custos.core.wire import BudgetPublic, JobCreate, JobPreview
 from custos.orchestrator.api.context import ServicesDep, UserDep
+from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1", tags=["budget"])
 
@@ -18,7 +20,7 @@ def list_budget(caller: UserDep, services: ServicesDep) -> list[BudgetPublic]:
     return services.run(lambda s: services.budget.list(s, caller.identity))
 
 
-@router.post("/jobs/preview")
+@router.post("/jobs/preview", responses=refusals(NotFound, Conflict))
 def preview_job(body: JobCreate, caller: UserDep, services: ServicesDep) -> JobPreview:
     """What the job would spend per dataset and what would remain; nothing runs, nothing is recorded."""
     return services.run(lambda s: services.budget.preview(s, caller.identity, body))

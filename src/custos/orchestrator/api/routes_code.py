@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from custos.core.errors import Conflict, ContentRefused, NotFound
 from custos.core.wire import (
     CodeRequestCreate,
     CodeRequestDetail,
@@ -12,11 +13,12 @@ from custos.core.wire import (
     JobPublic,
 )
 from custos.orchestrator.api.context import ServicesDep, UserDep
+from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1", tags=["code"])
 
 
-@router.post("/code")
+@router.post("/code", responses=refusals(ContentRefused, NotFound))
 def submit_code(body: CodeRequestCreate, caller: UserDep, services: ServicesDep) -> CodeRequestDetail:
     """Submit a function's exact source for review against datasets whose policies accept custom code."""
     return services.run(lambda s: services.code.submit(s, caller.identity, body))
@@ -34,7 +36,7 @@ def get_code(request_id: str, caller: UserDep, services: ServicesDep) -> CodeReq
     return services.run(lambda s: services.code.get(s, caller.identity, request_id))
 
 
-@router.post("/code/{request_id}/approve")
+@router.post("/code/{request_id}/approve", responses=refusals(Conflict))
 def approve_code(
     request_id: str, body: CodeReviewCreate, caller: UserDep, services: ServicesDep
 ) -> CodeRequestDetail:
@@ -42,7 +44,7 @@ def approve_code(
     return services.run(lambda s: services.code.review(s, caller.identity, request_id, "approve", body))
 
 
-@router.post("/code/{request_id}/deny")
+@router.post("/code/{request_id}/deny", responses=refusals(Conflict))
 def deny_code(
     request_id: str, body: CodeReviewCreate, caller: UserDep, services: ServicesDep
 ) -> CodeRequestDetail:
@@ -50,7 +52,7 @@ def deny_code(
     return services.run(lambda s: services.code.review(s, caller.identity, request_id, "deny", body))
 
 
-@router.post("/code/{request_id}/run")
+@router.post("/code/{request_id}/run", responses=refusals(Conflict))
 def run_code(request_id: str, caller: UserDep, services: ServicesDep) -> JobPublic:
     """Run approved code as a job; its outputs are held for release review."""
     return services.run(lambda s: services.code.run(s, caller.identity, request_id))

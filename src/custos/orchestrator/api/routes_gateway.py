@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from custos.core.errors import PermissionDenied
+from custos.core.errors import Conflict, PermissionDenied
 from custos.core.wire import (
     Ack,
     GatewayPublish,
@@ -22,7 +22,15 @@ from custos.core.wire import (
     TaskStanding,
     WireModel,
 )
-from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, Services, ServicesDep
+from custos.orchestrator.api.context import (
+    OCTET_STREAM,
+    RAW_BODY,
+    BlobDigest,
+    GatewayDep,
+    Services,
+    ServicesDep,
+)
+from custos.orchestrator.api.responses import refusals
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
@@ -121,12 +129,12 @@ def task_standing(task_id: str, caller: GatewayDep, services: ServicesDep) -> Ta
     return services.run(lambda s: services.tasks.standing(s, caller.identity.name, task_id))
 
 
-@router.post("/tasks/{task_id}/start")
+@router.post("/tasks/{task_id}/start", responses=refusals(Conflict))
 def start_task(task_id: str, body: TaskStart, caller: GatewayDep, services: ServicesDep) -> Ack:
     return services.run(lambda s: services.tasks.start(s, caller.identity.name, task_id, body.attempt))
 
 
-@router.post("/tasks/{task_id}/result")
+@router.post("/tasks/{task_id}/result", responses=refusals(Conflict))
 def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, services: ServicesDep) -> Ack:
     name = caller.identity.name
 
@@ -147,7 +155,11 @@ def get_task_blob(task_id: str, digest: BlobDigest, caller: GatewayDep, services
     return Response(content=data, media_type=OCTET_STREAM)
 
 
-@router.put("/tasks/{task_id}/blobs/{digest}")
+@router.put(
+    "/tasks/{task_id}/blobs/{digest}",
+    responses=refusals(Conflict),
+    openapi_extra={"requestBody": RAW_BODY},
+)
 async def put_task_blob(
     task_id: str, digest: BlobDigest, request: Request, caller: GatewayDep, services: ServicesDep
 ) -> Ack:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from custos.core.errors import Conflict
 from custos.core.states import ReleaseState
 from custos.core.wire import (
     ReleaseDecision,
@@ -15,6 +16,7 @@ from custos.core.wire import (
     ReleaseVoteCreate,
 )
 from custos.orchestrator.api.context import ServicesDep, UserDep
+from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
 
@@ -43,7 +45,7 @@ def _vote(
     return services.run(lambda s: services.releases.vote(s, caller.identity, release_id, decision, body))
 
 
-@router.post("/releases/{release_id}/approve")
+@router.post("/releases/{release_id}/approve", responses=refusals(Conflict))
 def approve_release(
     release_id: str, body: ReleaseVoteCreate, caller: UserDep, services: ServicesDep
 ) -> ReleaseDetail:
@@ -51,7 +53,7 @@ def approve_release(
     return _vote(services, caller, release_id, ReleaseDecision.APPROVE, body)
 
 
-@router.post("/releases/{release_id}/return")
+@router.post("/releases/{release_id}/return", responses=refusals(Conflict))
 def return_release(
     release_id: str, body: ReleaseVoteCreate, caller: UserDep, services: ServicesDep
 ) -> ReleaseDetail:
@@ -59,7 +61,7 @@ def return_release(
     return _vote(services, caller, release_id, ReleaseDecision.RETURN, body)
 
 
-@router.post("/releases/{release_id}/reject")
+@router.post("/releases/{release_id}/reject", responses=refusals(Conflict))
 def reject_release(
     release_id: str, body: ReleaseVoteCreate, caller: UserDep, services: ServicesDep
 ) -> ReleaseDetail:
@@ -67,7 +69,7 @@ def reject_release(
     return _vote(services, caller, release_id, ReleaseDecision.REJECT, body)
 
 
-@router.post("/jobs/{job_id}/logs", status_code=201)
+@router.post("/jobs/{job_id}/logs", status_code=201, responses=refusals(Conflict))
 def release_log(
     job_id: str, body: ReleasedLogCreate, caller: UserDep, services: ServicesDep
 ) -> ReleasedLogPublic:

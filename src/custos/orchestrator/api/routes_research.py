@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
+from custos.core.errors import Conflict, NotFound
 from custos.core.states import JobState
 from custos.core.wire import (
     DatasetInfo,
@@ -21,14 +22,26 @@ from custos.core.wire import (
     SpecCreate,
     SpecPublic,
 )
-from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, ServicesDep, UserDep
+from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, NamePath, ServicesDep, UserDep
+from custos.orchestrator.api.responses import refusals
+from custos.orchestrator.services.datasets import MAX_SEARCH_CHARS
 from custos.orchestrator.services.job_list import DEFAULT_LIMIT, MAX_LIMIT, JobFilter, list_jobs
 
 router = APIRouter(prefix="/api/v1", tags=["research"])
 
+# A search as `search_words` accepts it: at most MAX_SEARCH_CHARS, with a character that Python's
+# `str.split` does not take for a space (the pattern's \S, less the separators Python adds to it).
+SearchQuery = Annotated[
+    str | None,
+    Query(
+        description="words that must all occur",
+        json_schema_extra={"maxLength": MAX_SEARCH_CHARS, "pattern": r"[^\s\x1c-\x1f\x85]"},
+    ),
+]
+
 
 @router.get("/datasets")
-def list_datasets(_: UserDep, services: ServicesDep, q: str | None = None) -> list[DatasetInfo]:
+def list_datasets(_: UserDep, services: ServicesDep, q: SearchQuery = None) -> list[DatasetInfo]:
     """Every dataset; with `q`, only those matching every word of it, best match first. Those of an
     offline gateway say since when it is offline."""
 
@@ -47,26 +60,26 @@ def list_sites(_: UserDep, services: ServicesDep) -> list[SitePublic]:
 
 
 @router.get("/datasets/{gateway}/{name}")
-def get_dataset(gateway: str, name: str, _: UserDep, services: ServicesDep) -> DatasetInfo:
+def get_dataset(gateway: NamePath, name: NamePath, _: UserDep, services: ServicesDep) -> DatasetInfo:
     return services.run(
         lambda s: services.sites.with_health(s, [services.datasets.get(s, f"{gateway}/{name}")])[0]
     )
 
 
 @router.get("/datasets/{gateway}/{name}/mock")
-def get_mock(gateway: str, name: str, _: UserDep, services: ServicesDep) -> MockTable:
+def get_mock(gateway: NamePath, name: NamePath, _: UserDep, services: ServicesDep) -> MockTable:
     return services.run(lambda s: services.datasets.mock(s, f"{gateway}/{name}"))
 
 
 @router.put("/datasets/{gateway}/{name}/policy")
 def put_policy(
-    gateway: str, name: str, body: SignedPolicy, caller: UserDep, services: ServicesDep
+    gateway: NamePath, name: NamePath, body: SignedPolicy, caller: UserDep, services: ServicesDep
 ) -> DatasetInfo:
     """Replace the dataset's policy with a newer one that an org admin of its org signed."""
     return services.run(lambda s: services.datasets.put_policy(s, caller.identity, f"{gateway}/{name}", body))
 
 
-@router.post("/specs", status_code=201)
+@router.post("/specs", status_code=201, responses=refusals(NotFound))
 def create_spec(body: SpecCreate, caller: UserDep, services: ServicesDep) -> SpecPublic:
     return services.run(lambda s: services.specs.create(s, caller.identity, body))
 
@@ -81,17 +94,17 @@ def get_spec(spec_id: str, caller: UserDep, services: ServicesDep) -> SpecPublic
     return services.run(lambda s: services.specs.get(s, caller.identity, spec_id))
 
 
-@router.post("/specs/{spec_id}/activate")
+@router.post("/specs/{spec_id}/activate", responses=refusals(Conflict))
 def activate_spec(spec_id: str, caller: UserDep, services: ServicesDep) -> SpecPublic:
     return services.run(lambda s: services.specs.activate(s, caller.identity, spec_id))
 
 
-@router.post("/specs/{spec_id}/deactivate")
+@router.post("/specs/{spec_id}/deactivate", responses=refusals(Conflict))
 def deactivate_spec(spec_id: str, caller: UserDep, services: ServicesDep) -> SpecPublic:
     return services.run(lambda s: services.specs.deactivate(s, caller.identity, spec_id))
 
 
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", status_code=201, responses=refusals(NotFound, Conflict))
 def submit_job(body: JobCreate, caller: UserDep, services: ServicesDep) -> JobPublic:
     return services.run(
         lambda s: services.sites.job_waiting(s, services.jobs.submit(s, caller.identity, body))
@@ -121,12 +134,12 @@ def get_job(job_id: str, caller: UserDep, services: ServicesDep) -> JobPublic:
     )
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", responses=refusals(Conflict))
 def cancel_job(job_id: str, caller: UserDep, services: ServicesDep) -> JobPublic:
     return services.run(lambda s: services.jobs.cancel(s, caller.identity, job_id))
 
 
-@router.get("/jobs/{job_id}/result")
+@router.get("/jobs/{job_id}/result", responses=refusals(Conflict))
 def get_result(job_id: str, caller: UserDep, services: ServicesDep) -> JobResult:
     return services.run(lambda s: services.jobs.result(s, caller.identity, job_id))
 

@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from custos.core.errors import Conflict
 from custos.core.wire import ApiToken, ApiTokenCreate, ApiTokenPublic
 from custos.orchestrator.api.context import ServicesDep, UserDep
+from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, responses=refusals(Conflict))
 def create_token(body: ApiTokenCreate, caller: UserDep, services: ServicesDep) -> ApiToken:
     token = services.run(lambda s: services.auth.create_api_token(s, caller, body))
     services.audit.append(

@@ -29,7 +29,14 @@ from custos.computations.custom.code_check import check_package_code, check_sour
 from custos.computations.custom.code_package import verify_code_package
 from custos.computations.custom.model import CODE_KEY, CustomModel
 from custos.core.clock import Clock
-from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, PolicyDenied
+from custos.core.errors import (
+    Conflict,
+    ContentRefused,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    PolicyDenied,
+)
 from custos.core.identity import Identity
 from custos.core.ids import new_id
 from custos.core.refs import parse_dataset_ref
@@ -85,12 +92,12 @@ def _submitted(body: CodeRequestCreate) -> _Submitted:
     package = verify_code_package(archive)
     check_package_code(package)
     if body.function is not None and body.function != package.entrypoint.split(":")[1]:
-        raise InvalidInput(
+        raise ContentRefused(
             f"function is {body.function!r}, but a package runs its manifest's entrypoint "
             f"{package.entrypoint}; leave function out"
         )
     if body.output is not None and body.output != package.output:
-        raise InvalidInput(f"output is {body.output}, but the package's manifest declares {package.output}")
+        raise ContentRefused(f"output is {body.output}, but the package's manifest declares {package.output}")
     return _Submitted(package.entrypoint, package.output, package.manifest.check_params(body.params), archive)
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from custos.core.clock import Clock
-from custos.core.errors import CustosError
+from custos.core.errors import RateLimited
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.orchestrator.tables import SignInFailure
 
@@ -69,11 +69,9 @@ def client_address(host: str | None) -> str:
     return str(ip)
 
 
-class SignInRateLimited(CustosError):
+class SignInRateLimited(RateLimited):
     """Too many failed sign-ins from one address, or for one account's password (`scope`);
     `retry_at` says when the next attempt is judged. `who` is the name the attempt was for."""
-
-    status = 429
 
     def __init__(
         self, message: str, *, scope: FailureScope, who: str, retry_at: datetime, retry_after_s: int

@@ -75,7 +75,7 @@ class SpecService:
         model = parse_model_ref(body.model)
         if session.get(Model, (model.name, model.version)) is None:
             known = [f"{m.name}@{m.version}" for m in session.execute(select(Model)).scalars()]
-            raise InvalidInput(f"unknown model {model}; available: {', '.join(sorted(known))}")
+            raise NotFound(f"unknown model {model}; available: {', '.join(sorted(known))}")
         refs = [parse_dataset_ref(d) for d in body.datasets]
         gateways = [r.gateway for r in refs]
         if len(set(gateways)) != len(gateways):

@@ -1,0 +1,92 @@
+"""The OpenAPI document states every refusal with the one error body (`ErrorPublic`), derived from
+what each route is (api/responses.py); the attack on it through a real process is
+tests/security/test_a54_openapi_is_honest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from custos.orchestrator.app import create_app
+from custos.orchestrator.settings import OrchestratorSettings
+from custos.pki.certs import create_root_ca
+from custos.pki.kit import Kit
+from custos.policy.permissions import PUBLIC, permission_table
+from custos.testing.inprocess import bearer, orchestrator_in_process, provision_people
+
+ERROR = {"$ref": "#/components/schemas/ErrorPublic"}
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    state = tmp_path_factory.mktemp("openapi")
+    settings = OrchestratorSettings(
+        database_url=f"sqlite:///{state / 'o.db'}", audit_path=state / "audit.log"
+    )
+    return create_app(settings, create_root_ca("openapi-test")[0]).openapi()
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(m.upper(), p, op) for p, ops in document["paths"].items() for m, op in ops.items()]
+
+
+def _error_schema(answer: dict[str, Any]) -> Any:
+    return answer["content"]["application/json"]["schema"]
+
+
+def test_every_refusal_has_the_one_error_body(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert schemas["ErrorPublic"]["required"] == ["detail"]
+    assert "HTTPValidationError" not in schemas  # the app answers 400 with a detail, never FastAPI's 422
+    for method, path, operation in _operations(document):
+        for status, answer in operation["responses"].items():
+            if int(status) >= 400:
+                assert _error_schema(answer) == ERROR, f"{method} {path} {status}"
+
+
+def test_refusals_follow_from_what_each_route_is(document: dict[str, Any]) -> None:
+    table = permission_table()
+    for method, path, operation in _operations(document):
+        listed = set(operation["responses"])
+        assert "400" in listed, f"{method} {path}"
+        assert ("422" in listed) == (path in {"/api/v1/code", "/api/v1/models"} and method == "POST")
+        public = table.operation_for(method, path) == PUBLIC
+        assert {"401", "403"} <= listed or public, f"{method} {path}"
+        if "{" in path:
+            assert "404" in listed, f"{method} {path}"
+        if "requestBody" in operation:
+            assert "413" in listed, f"{method} {path}"
+        assert ("503" in listed) == (path != "/healthz"), f"{method} {path}"
+
+
+def test_sign_in_states_its_limit_and_the_retry_header(document: dict[str, Any]) -> None:
+    for path in ("/api/v1/auth/token", "/api/v1/auth/login"):
+        answer = document["paths"][path]["post"]["responses"]["429"]
+        assert "Retry-After" in answer["headers"]
+
+
+PEOPLE = [("site-a", "gateway", "hospital-a", None)]
+
+
+def test_a_row_count_past_the_database_column_is_refused_not_a_server_error(tmp_path: Path) -> None:
+    kits: dict[str, Kit] = provision_people(tmp_path / "kits", "openapi", PEOPLE)
+    schema = {"columns": [{"name": "age", "type": "integer", "kind": "numeric", "min": 0, "max": 9}]}
+    dataset = {"name": "patients", "schema": schema, "row_count": 2**31, "mock_arrow_b64": ""}
+    api: TestClient
+    with orchestrator_in_process(kits, tmp_path) as api:
+        r = api.post(
+            "/api/v1/gateway/publish", json={"datasets": [dataset]}, headers=bearer(api, kits["site-a"])
+        )
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"].startswith("datasets.0.row_count:")
+
+
+def test_the_documented_archive_length_is_the_registry_cap() -> None:
+    """The longest archive_b64 the document allows decodes to the largest archive the registry takes."""
+    from custos.core.wire import MODEL_ARCHIVE_B64_CHARS
+    from custos.registry.archive import ArchiveLimits
+
+    assert 4 * (ArchiveLimits().max_archive_bytes // 3 + 1) == MODEL_ARCHIVE_B64_CHARS
