@@ -39,6 +39,7 @@ from custos.core.errors import (
 from custos.core.wire import ErrorPublic
 from custos.policy.permissions import PUBLIC, permission_table
 
+# What each refusal means, for the document; a subclass before its base (`_why` takes the first match).
 _WHY: dict[type[CustosError], str] = {
     ContentRefused: "The request is as described here, but what it carries does not verify (an archive "
     "that is not a readable zip, a digest or signature that does not match); `detail` says which check.",
