@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import Role
-from custos.core.states import CodeRequestState, ReleaseState
+from custos.core.states import CodeRequestState
 from custos.orchestrator.api.context import PAGE_TAG, PageCallerDep, ServicesDep
 from custos.orchestrator.api.routes_auth import (
     client_address_of,
@@ -19,7 +19,7 @@ from custos.orchestrator.api.routes_auth import (
     set_session_cookie,
 )
 from custos.orchestrator.portal.forms import SignedInForm, read_form
-from custos.orchestrator.portal.queries import list_jobs, list_sites
+from custos.orchestrator.portal.queries import list_jobs, list_releases, list_sites
 from custos.orchestrator.portal.render import page
 from custos.orchestrator.portal.security import (
     CSRF_FIELD,
@@ -99,11 +99,9 @@ def home(request: Request, caller: PageCallerDep, services: ServicesDep) -> HTML
                 and r.author != who.name
                 and not any(v.org == who.org for v in r.reviews)
             ]
-            context["release_queue"] = [
-                r
-                for r in services.releases.list(s, who)
-                if r.state in (ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)
-            ]
+            context["release_queue"], context["release_total"] = list_releases(
+                s, who, open_only=True, limit=20
+            )
         if who.role in (Role.ORG_ADMIN, Role.PROJECT_ADMIN):
             context["sites"] = list_sites(s, who)
             context["users"] = services.people.users(s, who)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from custos.core.errors import InvalidInput
 from custos.core.inert import inert
@@ -20,11 +21,13 @@ from custos.core.states import ReleaseState
 from custos.core.wire import OutputFlag, ReleaseDecision, ReleaseDetail, ReleaseVoteCreate
 from custos.orchestrator.api.context import PAGE_TAG, PageCallerDep, ServicesDep
 from custos.orchestrator.portal.forms import SignedInForm
+from custos.orchestrator.portal.queries import list_releases
 from custos.orchestrator.portal.render import page
 from custos.orchestrator.portal.results import ResultView, result_view
 
 router = APIRouter(tags=[PAGE_TAG], include_in_schema=False)
 ROWS_PER_PAGE = 100
+LIST_PAGE = 50
 OPEN = (ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)
 
 
@@ -84,11 +87,24 @@ def _held_outputs(detail: ReleaseDetail, offset: int) -> list[HeldOutput]:
 
 
 @router.get("/releases", response_class=HTMLResponse)
-def releases(request: Request, caller: PageCallerDep, services: ServicesDep) -> HTMLResponse:
-    rows = services.run(lambda s: services.releases.list(s, caller.identity))
-    waiting = [r for r in rows if r.state in OPEN]
-    done = [r for r in reversed(rows) if r.state not in OPEN]
-    return page(request, "releases.html", caller, waiting=waiting, done=done)
+def releases(
+    request: Request,
+    caller: PageCallerDep,
+    services: ServicesDep,
+    page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    """The releases waiting for your org (oldest first, paged), and the newest decided ones."""
+    who = caller.identity
+    offset = (page_no - 1) * LIST_PAGE
+
+    def gather(s: Session) -> dict[str, Any]:
+        waiting, total = list_releases(s, who, open_only=True, offset=offset, limit=LIST_PAGE)
+        done, _ = list_releases(s, who, open_only=False, limit=20)
+        return {"waiting": waiting, "total": total, "done": done}
+
+    found = services.run(gather)
+    pages = max(1, -(-found["total"] // LIST_PAGE))
+    return page(request, "releases.html", caller, page_no=page_no, pages=pages, **found)
 
 
 @router.get("/releases/{release_id}", response_class=HTMLResponse)

@@ -1,18 +1,20 @@
-"""Read-only lists the portal's pages need and no API route serves yet: a caller's jobs, newest
-first, and the sites (gateways) a caller may see. Visibility follows the permission table
-(`job.view`: project admins all, everyone else their org's), the same rule the job routes apply."""
+"""Read-only lists the portal's pages need, one query each and paged: a caller's jobs, the releases a
+reviewer may vote on, and the sites (gateways) a caller may see. Visibility follows the permission
+table, as the services apply it: `job.view` (project admins all jobs, everyone else their org's) and
+`release.review` (an org admin, for the releases with a part of their org, never of their own job).
+The services' own lists load each row's details; these are for pages that show thousands."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from custos.core.identity import Identity, Role
-from custos.core.states import JobState
-from custos.orchestrator.tables import Gateway, Job
+from custos.core.states import JobState, ReleaseState
+from custos.orchestrator.tables import Gateway, Job, Release, ReleasePartRecord, ReleaseReview
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,61 @@ def list_sites(session: Session, caller: Identity) -> list[SiteRow]:
     if caller.role is not Role.PROJECT_ADMIN:
         query = query.where(Gateway.org == caller.org)
     return [SiteRow(g.name, g.org, g.last_seen) for g in session.execute(query).scalars()]
+
+
+OPEN_RELEASES = (ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    id: str
+    job_id: str
+    model: str
+    submitter: str
+    submitter_org: str
+    state: ReleaseState
+    required: int
+    approvals: int
+    created_at: datetime
+
+
+def list_releases(
+    session: Session, caller: Identity, *, open_only: bool, offset: int = 0, limit: int = 50
+) -> tuple[list[ReleaseRow], int]:
+    """The releases `caller` reviews a part of (oldest first when `open_only`, else newest first),
+    and how many there are in all."""
+    if caller.role is not Role.ORG_ADMIN:
+        return [], 0
+    approvals = (
+        select(ReleaseReview.release_id, func.count().label("n"))
+        .where(ReleaseReview.decision == "approve")
+        .group_by(ReleaseReview.release_id)
+        .subquery()
+    )
+    query = (
+        select(Release, Job.model, Job.submitter, Job.org, func.coalesce(approvals.c.n, 0))
+        .join(Job, Job.id == Release.job_id)
+        .join(
+            ReleasePartRecord,
+            and_(
+                ReleasePartRecord.release_id == Release.id,
+                func.lower(ReleasePartRecord.org) == caller.org.lower(),
+            ),
+        )
+        .outerjoin(approvals, approvals.c.release_id == Release.id)
+        .where(func.lower(Job.submitter) != caller.name.lower())
+    )
+    if open_only:
+        query = query.where(Release.state.in_(OPEN_RELEASES)).order_by(Release.created_at, Release.id)
+    else:
+        query = query.where(Release.state.not_in(OPEN_RELEASES)).order_by(
+            Release.updated_at.desc(), Release.id
+        )
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = [
+        ReleaseRow(
+            r.id, r.job_id, model, submitter, org, r.state, r.required, min(int(n), r.required), r.created_at
+        )
+        for r, model, submitter, org, n in session.execute(query.offset(offset).limit(limit))
+    ]
+    return rows, total
