@@ -268,7 +268,7 @@ def main(argv: list[str]) -> int:
         for n in range(CONCURRENT):
             state = work / f"state-{n}"
             state.mkdir(mode=0o700)
-            settings = GatewaySettings(state_dir=state, warm_spare=False)  # every first round starts cold
+            settings = GatewaySettings(state_dir=state, warm_spares=0)  # every first round starts cold
             audit = AuditTrail(state / "audit.log")
             authorization = default_authorization()
             policies = PolicyKeeper(GATEWAY, GATEWAY_ORG, state, trust.check_certificate)

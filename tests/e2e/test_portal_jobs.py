@@ -1,6 +1,6 @@
 """A researcher's jobs in real Chromium: the list, a finished job's tasks and its histogram drawn as
-SVG with the numbers behind it, the downloads; a job whose site is down shows its waiting task, its
-state updates by itself (htmx polling), and the cancel button cancels it."""
+SVG with the numbers behind it, the downloads; a job whose site is down shows its waiting task and,
+by itself (htmx polling), that the site went offline; the cancel button cancels it."""
 
 from __future__ import annotations
 
@@ -91,6 +91,9 @@ def test_a_waiting_job_updates_by_itself_and_the_cancel_button_cancels_it(portal
             tasks = page.locator("#progress table").first
             tasks.locator("tr", has_text="site-a").locator("text=done").wait_for(timeout=60_000)
             assert "pending" in tasks.locator("tr", has_text="site-b").inner_text()
+            # Once site-b has been unseen for a long poll and a margin, the page says so by itself.
+            waiting = page.get_by_role("status").filter(has_text="waiting for site-b, offline since")
+            waiting.wait_for(timeout=90_000)
             portal.check_accessibility(page)
             portal.screenshot(page, "job-running")
             page.get_by_role("button", name="Cancel this job").click()

@@ -1,6 +1,6 @@
-"""A custom code failure on real data, through real processes: the researcher sees only the redacted
-message until a custodian of the gateway's org releases the full log, which the gateway kept; then the
-researcher reads the full traceback."""
+"""A custom code failure on real data, through real processes: the researcher sees only its category,
+class and line of their code until a custodian of the gateway's org releases the full log, which the
+gateway kept; then the researcher reads the full traceback."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 DATASET = "site-a/patients_code"
 ADMIN_A = "admin@hospital-a"
-REDACTED = "(data values redacted; the custodian holds the full log)"
+KEPT = "(the message is in the gateway's log; a custodian may release it)"
 
 
 def fails_on_a_row(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
@@ -47,7 +47,9 @@ def test_the_full_log_of_a_failure_reaches_the_researcher_only_when_a_custodian_
         request = alice.submit(fails_on_a_row, [DATASET], output="json")
         admin.approve_code(request.id, "reads two columns")
         job_id = alice.run_code(request.id).id
-        with pytest.raises(Conflict, match=re.escape(f"ValueError: bad row '…' with bmi # {REDACTED}")):
+        line = "raise ValueError(f\"bad row {first['patient_id']!r} with bmi {first['bmi']}\")"
+        shown = f"code error: ValueError at <custom:fails_on_a_row> line 3: {line} {KEPT}"
+        with pytest.raises(Conflict, match=re.escape(shown)):
             alice.wait_job(job_id, timeout=120)
         assert alice.job_logs(job_id) == []
     alice_kit, admin_kit = str(cluster.kit_dir("alice")), str(cluster.kit_dir(ADMIN_A))
@@ -56,8 +58,8 @@ def test_the_full_log_of_a_failure_reaches_the_researcher_only_when_a_custodian_
     before = custos("job", "log", job_id, "--kit", alice_kit)
     assert before.returncode == 1 and "Traceback" not in before.stderr
     assert before.stderr.strip() == (
-        f"error: no log has been released for job {job_id}: its reason holds only the redacted message; "
-        "a custodian of the gateway's org may release the full log (`custos gateway log release`)"
+        f"error: no log has been released for job {job_id}: its reason holds only the error's class and "
+        "line; a custodian of the gateway's org may release the full log (`custos gateway log release`)"
     )
 
     shown = custos("gateway", "log", "show", "--state", state, "--job", job_id)

@@ -3,7 +3,7 @@
 database for each test, and that orchestrator's audit trail. A module may define its own instead.
 
 `capped_cluster` is a real deployment (an orchestrator and one gateway, as processes) whose site caps
-its sandboxes low in `sandbox.yaml`, so that approved custom code can break a limit quickly;
+its sandboxes low in `gateway.yaml`, so that approved custom code can break a limit quickly;
 `run_approved` submits a function as alice, approves it as the site's custodian and runs it."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from custos.local.cluster import Cluster
@@ -68,12 +67,10 @@ def capped_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "hospital-a",
         [DatasetSetup("patients_code", synthetic_patients(2_000, site=0, seed=11), policy)],
         authorization=authorization,
+        config={"sandbox": SANDBOX_CAPS},
     )
     work = tmp_path_factory.mktemp("capped")
     cluster = Cluster(work, gateways=[gateway], users=[UserSetup("alice", "university")])
-    site = cluster.site_dir(CAPPED_GATEWAY)
-    site.mkdir(parents=True)
-    (site / "sandbox.yaml").write_text(yaml.safe_dump(SANDBOX_CAPS), encoding="utf-8")
     try:
         cluster.start()
     except Exception:

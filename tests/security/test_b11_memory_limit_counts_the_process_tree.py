@@ -39,7 +39,7 @@ def children_hold_memory(dal: Any, datasets: list[str], params: dict[str, Any]) 
 def test_b11_children_together_cannot_hold_more_than_the_memory_limit(
     capped_cluster: Any, run_approved: Callable[..., str]
 ) -> None:
-    # Three children of 600 MiB each: 1.8 GiB in all, under a limit of 1.5 GiB (sandbox.yaml).
+    # Three children of 600 MiB each: 1.8 GiB in all, under a limit of 1.5 GiB (gateway.yaml).
     job_id = run_approved(children_hold_memory, params={"children": 3, "mib": 600})
 
     with capped_cluster.client("alice") as alice, pytest.raises(Conflict) as failed:

@@ -5,8 +5,8 @@
   or re-targeted code is refused even when the orchestrator hands it out (forged tasks, in process).
 - B9, B10, B17: approved code that reads files, opens sockets or prints rows is still confined by the
   sandbox: review is not isolation (real processes).
-- B15: an error on real data leaves the gateway as its type and a message with data values redacted;
-  the full log stays at the gateway.
+- B15: an error on real data leaves the gateway as its category, class and line of the submitted
+  code; the message and the full log stay at the gateway (`test_b15_failure_text_is_output.py`).
 - B14: outputs are of their declared type and within their caps; a table over its row cap, a file
   over its size cap and a file whose bytes are not of its declared type are refused.
 """
@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 
 from custos.audit import AuditTrail
 from custos.computations.custom.code_package import build_code_package
-from custos.computations.custom.disclosure import OutputCaps, check_output, redact_error
+from custos.computations.custom.disclosure import OutputCaps, check_output
 from custos.core.clock import utcnow
 from custos.core.digest import json_digest
 from custos.core.errors import Conflict, PolicyDenied
@@ -51,6 +51,7 @@ from custos.data.catalog import DatasetEntry
 from custos.data.file_source import FileSource
 from custos.data.profile import profile
 from custos.data.synthetic import REGIONS, synthetic_patients, write_dataset
+from custos.gateway.code_logs import read_code_logs
 from custos.gateway.handlers import TaskHandler, check_custom_task
 from custos.gateway.policies import PolicyKeeper
 from custos.gateway.settings import GatewaySettings
@@ -278,7 +279,7 @@ def test_b16_a_forged_task_through_the_handler_fails_and_runs_nothing(
     )  # fmt: skip
     runner = NoSandbox()
     handler = TaskHandler(
-        GATEWAY, site, runner, GatewaySettings(state_dir=tmp_path, warm_spare=False),
+        GATEWAY, site, runner, GatewaySettings(state_dir=tmp_path, warm_spares=0),
         AuditTrail(tmp_path / "audit.log"), org=SITE_ORG, authorization=authorization,
         policies=policies, check_certificate=trust,
     )  # fmt: skip
@@ -305,16 +306,6 @@ def test_b14_outputs_over_their_caps_or_of_another_type_are_refused() -> None:
         check_output({"type": "json", "value": {"rows": list(range(20))}}, "json", caps)
     with pytest.raises(PolicyDenied, match="declared a json output, not table"):
         check_output({"type": "table", "columns": [], "rows": []}, "json", caps)
-
-
-def test_b15_an_error_message_keeps_its_type_and_loses_its_data_values() -> None:
-    message = redact_error(
-        "ValueError", "bad row 'a-000017' with bmi 31.4 in region north, age=-7", vocabulary=["north"]
-    )
-    assert message.startswith("ValueError: bad row '…' with bmi # in region …, age=#")
-    assert not re.search(r"\d|a-0|north", message.split(" (data values")[0])
-    # A class name is code the author chose: it could spell a value.
-    assert redact_error("Region_north_Age_71", "x").startswith("Exception: x")
 
 
 # --- B9, B10, B14, B15, B17 through real processes -----------------------------------------------
@@ -356,6 +347,12 @@ def too_many_rows(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
     return dal.read(datasets[0], ["age"]).to_pandas().head(1500)
 
 
+def kept_log(cluster: Cluster, job_id: str) -> str:
+    """The full text of the job's failure at site-a, as the gateway keeps it for its custodian."""
+    (log,) = read_code_logs(cluster.work_dir / "state" / "site-a", job_id)
+    return log.log
+
+
 def run_approved(cluster: Cluster, fn: Any, output: str, params: dict[str, Any] | None = None) -> str:
     """Submit `fn` as alice, approve it as site-a's custodian, run it; return the job id."""
     with cluster.client("alice") as alice, cluster.client("admin@hospital-a") as admin:
@@ -388,18 +385,20 @@ def test_b9_b10_b17_approved_code_cannot_read_files_or_connect_and_its_prints_st
     assert not any(patient in seen for patient in printed)  # stdout and stderr never left the gateway
 
 
-def test_b15_an_error_on_real_data_is_redacted_and_the_full_log_stays_at_the_gateway(
+def test_b15_an_error_on_real_data_shows_its_line_and_the_full_log_stays_at_the_gateway(
     cluster: Cluster, site_tables: list[pa.Table]
 ) -> None:
     job_id = run_approved(cluster, error_with_data, "json")
     with cluster.client("alice") as alice:
-        with pytest.raises(Conflict, match="Exception: bad row '…' with bmi # in region …"):
+        with pytest.raises(
+            Conflict, match=r"code error: Exception at <custom:error_with_data> line 5: raise kind\("
+        ):
             alice.wait_job(job_id, timeout=120)
         job = alice.job(job_id)
     error = next(t.error for t in job.tasks if t.error)
     assert error is not None and job.reason is not None
-    assert not re.search(r"\d|a-0", error.split(" (data values")[0])
-    assert not any(region in error or region in job.reason for region in REGIONS)
+    assert not re.search(r"a-\d|Region_\w", error)  # a class named at run time is Exception
+    assert not any(f" {region} " in error or f" {region} " in job.reason for region in REGIONS)
     logs = cluster.work_dir / "state" / "site-a" / "code-logs"
     kept = "".join(p.read_text() for p in (logs / job_id).glob("*.json"))  # kept by job
     assert re.search(r"bad row 'a-\d+' with bmi \d", kept)  # the custodian can read what happened
@@ -409,9 +408,10 @@ def test_b14_an_output_over_its_row_cap_is_refused(cluster: Cluster) -> None:
     job_id = run_approved(cluster, too_many_rows, "table")
     with (
         cluster.client("alice") as alice,
-        pytest.raises(Conflict, match="a table of 1500 rows is over the cap of 1000 rows"),
+        pytest.raises(Conflict, match="policy refusal: PolicyDenied: the output is refused"),
     ):
         alice.wait_job(job_id, timeout=120)
+    assert "a table of 1500 rows is over the cap of 1000 rows" in kept_log(cluster, job_id)
 
 
 def oversize_png(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
@@ -429,10 +429,13 @@ def test_b14_a_file_over_its_size_cap_or_of_a_disguised_type_is_refused_at_the_g
     oversize = run_approved(cluster, oversize_png, "file:png")
     disguised = run_approved(cluster, png_as_pdf, "file:pdf")
     with cluster.client("alice") as alice:
-        with pytest.raises(Conflict, match="a file of 2097160 bytes is over the cap of 1048576 bytes"):
-            alice.wait_job(oversize, timeout=120)
-        with pytest.raises(Conflict, match="the code declared a pdf file, but it does not start with %PDF-"):
-            alice.wait_job(disguised, timeout=120)
+        for job_id in (oversize, disguised):
+            with pytest.raises(Conflict, match="policy refusal: PolicyDenied: the output is refused"):
+                alice.wait_job(job_id, timeout=120)
+        assert "a file of 2097160 bytes is over the cap of 1048576 bytes" in kept_log(cluster, oversize)
+        assert "the code declared a pdf file, but it does not start with %PDF-" in kept_log(
+            cluster, disguised
+        )
         with cluster.client("admin@hospital-a") as admin:
             held = {r.job_id for r in admin.releases()}
         for job_id in (oversize, disguised):

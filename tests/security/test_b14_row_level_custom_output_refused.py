@@ -6,6 +6,7 @@ says it is row-level. Real processes: an orchestrator and a gateway on loopback,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from custos.core.errors import Conflict
 from custos.data.synthetic import synthetic_patients
+from custos.gateway.code_logs import read_code_logs
 from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 ADMIN = "admin@hospital-a"
@@ -70,6 +72,15 @@ def run(cluster: Cluster, fn: Any, dataset: str) -> str:
         return alice.run_code(request.id).id
 
 
+REFUSED = "policy refusal: PolicyDenied: the output is refused (the message is in the gateway's log"
+
+
+def kept_reason(cluster: Cluster, job_id: str) -> str:
+    """The refusal's reason, which names what the output holds: kept in the gateway's log."""
+    (log,) = read_code_logs(cluster.work_dir / "state" / "site-a", job_id)
+    return log.log
+
+
 def held_jobs(cluster: Cluster) -> set[str]:
     with cluster.client(ADMIN) as admin:
         return {r.job_id for r in admin.releases()}
@@ -80,22 +91,22 @@ def test_b14_code_that_returns_the_rows_it_read_is_refused_at_the_gateway(cluste
     assert old >= 10  # a real cohort, not a small cell
     job_id = run(cluster, the_rows_it_read, "patients")
     with cluster.client("alice") as alice:
-        with pytest.raises(Conflict, match=rf"row-level \(it has {old} rows for a read of {old} rows"):
+        with pytest.raises(Conflict, match=re.escape(REFUSED)):
             alice.wait_job(job_id, timeout=120)
         assert alice.job(job_id).state == "failed"
     assert job_id not in held_jobs(cluster)  # nothing reached release review
+    assert f"row-level (it has {old} rows for a read of {old} rows" in kept_reason(cluster, job_id)
 
 
 def test_b14_code_that_returns_an_identifier_column_is_refused_even_renamed(cluster: Cluster) -> None:
     job_id = run(cluster, some_people, "patients")
-    with (
-        cluster.client("alice") as alice,
-        pytest.raises(
-            Conflict, match="row-level \\(column 'who' identifies rows: its values each single out"
-        ),
-    ):
+    with cluster.client("alice") as alice, pytest.raises(Conflict, match=re.escape(REFUSED)):
         alice.wait_job(job_id, timeout=120)
     assert job_id not in held_jobs(cluster)
+    # The column's name is the code's choice: it stays in the log with the rest of the reason.
+    assert "row-level (column 'who' identifies rows: its values each single out" in kept_reason(
+        cluster, job_id
+    )
 
 
 def test_b14_an_aggregate_table_passes_to_review(cluster: Cluster) -> None:

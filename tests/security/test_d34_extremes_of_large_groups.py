@@ -2,7 +2,8 @@
 quantiles at 0 and 1 are one person's exact value even in a large group. Under a policy with
 `extremes_min_count: 20`, an extreme is published only when at least 20 rows hold it (the minimum
 age, 18, which 20 rows of each site hold, but not the maximum age, 90, which 15 rows hold); the outlier
-bmi, held by one person, is never published.
+bmi, held by one person, is never published. Without `extremes_min_count`, the same holds with
+`min_count` as the threshold: an extreme follows the rule for cells.
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ def test_d34_an_extreme_one_person_holds_is_never_published(sdc_cluster: Cluster
     assert summaries[("bmi", None)]["count"] > 500  # a large group: the old rule published its max
     assert summaries[("bmi", None)]["max"] is None
     assert "max: fewer than 20 rows hold it" in summaries[("bmi", None)]["extremes_reason"]
+    quantiles = {(e["group"], e["prob"]): e for e in result["quantiles"]}
+    assert quantiles[(None, 1.0)]["suppressed"] is True and quantiles[(None, 0.5)]["value"] is not None
+
+
+def test_d34_without_extremes_min_count_an_extreme_needs_min_count_rows(sdc_cluster: Cluster) -> None:
+    result = run_job(sdc_cluster, "cohort", PARAMS)
+
+    assert OUTLIER_BMI not in published_values(result)
+    summaries = {(e["column"], e["group"]): e for e in result["summaries"]}
+    assert summaries[("bmi", None)]["max"] is None
+    assert "max: fewer than 10 rows hold it" in summaries[("bmi", None)]["extremes_reason"]
+    assert summaries[("age", None)]["min"] == 18  # held by 20 rows of each site
     quantiles = {(e["group"], e["prob"]): e for e in result["quantiles"]}
     assert quantiles[(None, 1.0)]["suppressed"] is True and quantiles[(None, 0.5)]["value"] is not None
 

@@ -7,12 +7,14 @@ are listed in `partial_lines` and do not make the trail invalid.
 
 What it cannot prove: that nothing was cut from the end, since a shorter trail is still a valid chain.
 A caller that kept an anchor (`lines` and `last_hash` of an earlier report, stored elsewhere) passes it
-as `expected_lines` / `expected_last_hash` to detect that.
+as `expected_lines` / `expected_last_hash` to detect that, or several as `anchors` (the orchestrator
+keeps them for every gateway's trail and its own: `custos audit verify --anchored NAME`).
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +90,17 @@ def _anchor_problem(
 
 
 def verify_trail(
-    path: Path, *, expected_last_hash: str | None = None, expected_lines: int | None = None
+    path: Path,
+    *,
+    expected_last_hash: str | None = None,
+    expected_lines: int | None = None,
+    anchors: Sequence[tuple[int, str]] = (),
 ) -> VerifyReport:
-    """Check the whole chain of the trail at `path` and report the first bad line, if any."""
+    """Check the whole chain of the trail at `path` and report the first bad line, if any.
+
+    `anchors` are heads kept elsewhere, (events, hash of the last): each must still be in the trail.
+    All of them are checked, not only the newest: a trail cut and then grown again past the newest
+    anchor is found by an older one."""
     lines = split_lines(read_trail_bytes(path))
     events = [_Line(n, data, digest(data)) for n, data in enumerate(lines, start=1) if not is_partial(data)]
     hashes = {event.hash: event.line_no for event in events}
@@ -105,7 +115,9 @@ def verify_trail(
         if problem is not None:
             return VerifyReport(False, len(events), line_no, problem, partial, last_hash)
         before = data
-    anchor = _anchor_problem(events, len(lines) + 1, expected_lines, expected_last_hash)
-    if anchor is not None:
-        return VerifyReport(False, len(events), anchor[0], anchor[1], partial, last_hash)
+    checks = [(expected_lines, expected_last_hash), *sorted(anchors)]
+    for index, hash_ in checks:
+        anchor = _anchor_problem(events, len(lines) + 1, index, hash_)
+        if anchor is not None:
+            return VerifyReport(False, len(events), anchor[0], anchor[1], partial, last_hash)
     return VerifyReport(True, len(events), None, None, partial, last_hash)

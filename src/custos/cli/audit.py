@@ -12,6 +12,7 @@ from rich import box
 from rich.table import Table
 
 from custos.audit import AuditEvent, read_events, select_events, verify_trail
+from custos.cli.options import open_client
 from custos.cli.output import echo, stdout
 from custos.core.errors import InvalidInput
 from custos.sdk.tables import add_row
@@ -103,13 +104,36 @@ def verify_command(
     expect_hash: Annotated[
         str | None, typer.Option("--expect-hash", help="The last hash an earlier verify printed (anchor).")
     ] = None,
+    anchored: Annotated[
+        str | None,
+        typer.Option(
+            "--anchored",
+            help="Check the trail against the heads the orchestrator anchored for this gateway "
+            "(its name) or for itself ('orchestrator'); needs --kit.",
+        ),
+    ] = None,
+    kit: Annotated[
+        Path | None,
+        typer.Option(
+            "--kit", envvar="CUSTOS_KIT", help="Your kit, to fetch the anchors.", show_default=False
+        ),
+    ] = None,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first tampered line."""
-    report = verify_trail(trail, expected_last_hash=expect_hash, expected_lines=expect_lines)
+    """Recompute the hash chain; exit 1 naming the first tampered line, or a cut end."""
+    anchors: list[tuple[int, str]] = []
+    if anchored is not None:
+        if kit is None:
+            raise InvalidInput("--anchored needs --kit: the anchors are fetched from the orchestrator")
+        with open_client(kit) as client:
+            anchors = [(a.index, a.hash) for a in client.audit_anchors(anchored)]
+    report = verify_trail(trail, expected_last_hash=expect_hash, expected_lines=expect_lines, anchors=anchors)
     if not report.ok:
         echo(f"tampered: line {report.first_bad_line}: {report.reason}")
         raise typer.Exit(1)
     echo(f"ok: {report.lines} events, chain intact")
+    if anchors:
+        index, _ = max(anchors)
+        echo(f"anchored: {len(anchors)} heads kept by the orchestrator match, the newest at event {index}")
     if report.last_hash is not None:
         echo(f"last hash: {report.last_hash}")
     if report.partial_lines:

@@ -1,5 +1,5 @@
-"""`custos job submit|status|result|log`: run a computation under an active spec, fetch its result,
-and read the custom code logs a custodian released."""
+"""`custos job submit|list|status|cancel|result|log`: run a computation under an active spec, list
+and cancel jobs, fetch a result, and read the custom code logs a custodian released."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
+from custos.cli.audit import parse_since
 from custos.cli.budget import print_preview
 from custos.cli.options import JsonOption, KitOption, open_client, read_params
-from custos.cli.output import echo, job_tables, print_json, stdout
+from custos.cli.output import echo, job_tables, jobs_table, print_json, stdout
 from custos.core.errors import NotFound
 from custos.core.states import JobState
 from custos.core.wire import CUSTOM_MODEL
@@ -85,6 +86,47 @@ def submit_job(
         _wait_and_print(client, job.id, timeout, json)
 
 
+@app.command("list")
+def list_jobs(
+    kit: KitOption,
+    state: Annotated[
+        list[JobState] | None,
+        typer.Option("--state", help="Only jobs in this state (repeat for several).", show_default=False),
+    ] = None,
+    spec: Annotated[str | None, typer.Option("--spec", help="Only jobs of this compute spec.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only jobs created at or after this ISO time (UTC if no zone)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Jobs per page.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Continue after a page: the cursor it printed.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """List your jobs, newest first (an org admin: the org's; a project admin: all)."""
+    start = parse_since(since) if since is not None else None
+    with open_client(kit) as client:
+        page = client.jobs(state=state, spec=spec, since=start, limit=limit, cursor=cursor)
+    if json:
+        print_json(page)
+        return
+    stdout().print(jobs_table(page.jobs))
+    if page.next_cursor is not None:
+        echo(f"more jobs: add --cursor {page.next_cursor}", err=True)
+
+
+@app.command("cancel")
+def cancel_job(job_id: JobIdArgument, kit: KitOption, json: JsonOption = False) -> None:
+    """Cancel a job: its gateways end its running sandboxes, and no result of it is accepted."""
+    with open_client(kit) as client:
+        job = client.cancel_job(job_id)
+    if json:
+        print_json(job)
+        return
+    echo(f"cancelled job {job.id}")
+
+
 @app.command("status")
 def job_status(job_id: JobIdArgument, kit: KitOption, json: JsonOption = False) -> None:
     """Show a job's state, round and tasks."""
@@ -148,7 +190,7 @@ def job_log(job_id: JobIdArgument, kit: KitOption, json: JsonOption = False) -> 
         return
     if not logs:
         raise NotFound(
-            f"no log has been released for job {job_id}: its reason holds only the redacted message; "
+            f"no log has been released for job {job_id}: its reason holds only the error's class and line; "
             "a custodian of the gateway's org may release the full log (`custos gateway log release`)"
         )
     for log in logs:

@@ -10,11 +10,24 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from importlib.metadata import version
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from custos.cli import audit, dataset, gateway, job, orchestrator, password, policy, release, spec, token
+from custos.cli import (
+    audit,
+    dataset,
+    gateway,
+    job,
+    orchestrator,
+    password,
+    policy,
+    release,
+    site,
+    spec,
+    token,
+)
 from custos.cli.budget import app as budget_app
 from custos.cli.code import app as code_app
 from custos.cli.demo import demo_command
@@ -57,14 +70,36 @@ app = CustosCli(
     name="custos",
     help="Custos: compute-to-data. Run federated computations on data that never leaves its custodian.",
     no_args_is_help=True,
-    add_completion=False,
+    # `custos --install-completion` (bash, zsh, fish, PowerShell) and `--show-completion`.
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        echo(f"custos {version('custos')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print Custos's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Custos: compute-to-data. Run federated computations on data that never leaves its custodian."""
+
+
 app.add_typer(provision_app, name="provision")
 app.add_typer(orchestrator.app, name="orchestrator")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(site.app, name="site")
 app.add_typer(policy.app, name="policy")
 app.add_typer(spec.app, name="spec")
 app.add_typer(job.app, name="job")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,30 @@ KitOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of tables.")]
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormatChoice(StrEnum):
+    text = "text"
+    json = "json"
+
+
+LogLevelOption = Annotated[
+    LogLevel,
+    typer.Option(
+        "--log-level", help="Least severe log records written (debug adds migrations and long polls)."
+    ),
+]
+LogFormatOption = Annotated[
+    LogFormatChoice,
+    typer.Option("--log-format", help="text lines, or one JSON object a line for log shippers."),
+]
 
 
 def split_values(values: Iterable[str]) -> list[str]:

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from custos.cli.options import LogFormatChoice, LogFormatOption, LogLevel, LogLevelOption
+
 app = typer.Typer(help="Run the orchestrator.", no_args_is_help=True)
 
 
@@ -44,6 +46,19 @@ def start_orchestrator(
             show_default=False,
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Also serve /metrics over plain HTTP on 127.0.0.1:PORT, without sign-in "
+            "(default: only on the API, to project admins).",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: LogLevelOption = LogLevel.info,
+    log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
     """Serve the orchestrator API over HTTPS with client certificates."""
     # Imported here so that `custos --help` and the researcher commands do not load the web stack.
@@ -56,4 +71,7 @@ def start_orchestrator(
         port=port,
         database_url=database_url,
         trusted_proxies=trusted_proxy or (),
+        metrics_port=metrics_port,
+        log_level=log_level.value,
+        log_format="json" if log_format is LogFormatChoice.json else "text",
     )

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from custos.core.inert import inert
 from custos.core.states import JobState, SpecState
-from custos.core.wire import JobPublic, Me, SpecPublic
+from custos.core.wire import JobPublic, JobSummary, Me, SpecPublic
 from custos.sdk.tables import add_row, shown
 
 STATE_STYLES = {
@@ -106,6 +106,25 @@ def specs_table(specs: Sequence[SpecPublic]) -> Table:
     return table
 
 
+def jobs_table(jobs: Sequence[JobSummary]) -> Table:
+    table = Table(title="jobs", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("id", "state", "model", "spec", "round", "submitter", "created", "finished"):
+        table.add_column(column)
+    for j in jobs:
+        add_row(
+            table,
+            j.id,
+            _state(j.state),
+            j.model,
+            j.spec_id,
+            str(j.round),
+            f"{j.submitter} ({j.org})",
+            _when(j.created_at),
+            _when(j.finished_at),
+        )
+    return table
+
+
 def job_tables(job: JobPublic) -> list[Table]:
     rows: list[tuple[str, str | Text]] = [
         ("id", job.id),
@@ -119,6 +138,7 @@ def job_tables(job: JobPublic) -> list[Table]:
     ]
     if job.reason:
         rows.append(("reason", job.reason))
+    rows.extend(("waiting", note) for note in job.waiting)
     tables = [key_value_table(f"job {job.id}", rows)]
     if job.tasks:
         tasks = Table(title="tasks", box=box.SIMPLE_HEAD, title_justify="left")

@@ -60,7 +60,11 @@ def create_spec(
     ],
     resources: Annotated[
         str | None,
-        typer.Option("--resources", help="Sandbox limits as JSON, e.g. '{\"memory_mb\": 2048}'."),
+        typer.Option(
+            "--resources",
+            help="Sandbox limits as JSON, e.g. '{\"memory_mb\": 2048}', "
+            'or a site size: \'{"template": "medium"}\'.',
+        ),
     ] = None,
     json: JsonOption = False,
 ) -> None:

@@ -1,19 +1,20 @@
 """The DAL client that sandboxed code reads rows with: Arrow Flight over the task's unix socket.
 
 It runs inside the sandbox, so it imports nothing beyond pyarrow and `custos.core`. The server's
-refusals come back as Custos errors carrying the server's own message.
+refusals come back as Custos errors carrying the server's own sentence (`DalRefusal`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
+from typing import assert_never
 
 import pyarrow as pa
 import pyarrow.flight as flight
 from pydantic import ValidationError
 
-from custos.core.dal_wire import DalTicket, Filter
+from custos.core.dal_wire import DalRefusal, DalTicket, Filter
 from custos.core.errors import CustosError, InvalidInput, PermissionDenied
 
 
@@ -35,12 +36,8 @@ class FlightDalReader:
             raise InvalidInput(f"DAL request {where}: {first['msg']}") from None
         try:
             return self._client.do_get(flight.Ticket(ticket.model_dump_json().encode())).read_all()
-        except (flight.FlightUnauthorizedError, flight.FlightUnauthenticatedError) as exc:
-            raise PermissionDenied(_server_message(exc)) from None
-        except pa.ArrowInvalid as exc:
-            raise InvalidInput(_server_message(exc)) from None
-        except flight.FlightError as exc:
-            raise CustosError(f"the data access layer failed: {_server_message(exc)}") from None
+        except (flight.FlightError, pa.ArrowException) as exc:
+            raise _refusal(exc) from None
 
     def close(self) -> None:
         self._client.close()
@@ -54,9 +51,23 @@ class FlightDalReader:
         self.close()
 
 
-def _server_message(exc: Exception) -> str:
-    """The server's sentence, without gRPC's transport detail and the server's traceback."""
+def _refusal(exc: Exception) -> CustosError:
+    """The DAL's refusal as a Custos error carrying the DAL's own sentence (`DalRefusal`), without
+    gRPC's transport detail."""
     extra = getattr(exc, "extra_info", None)
-    if isinstance(extra, bytes) and extra:
-        return extra.decode(errors="replace")
-    return str(exc).split(". Detail: ", 1)[0].split(". gRPC client debug context:", 1)[0]
+    try:
+        refusal = DalRefusal.model_validate_json(extra) if isinstance(extra, bytes) and extra else None
+    except ValidationError:
+        refusal = None
+    if refusal is None:
+        first = str(exc).split(". Detail: ", 1)[0].split(". gRPC client debug context:", 1)[0]
+        return CustosError(f"the data access layer failed: {first}")
+    match refusal.kind:
+        case "denied":
+            return PermissionDenied(refusal.message)
+        case "invalid":
+            return InvalidInput(refusal.message)
+        case "failed":
+            return CustosError(f"the data access layer failed: {refusal.message}")
+        case _:
+            assert_never(refusal.kind)

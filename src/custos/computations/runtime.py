@@ -120,10 +120,23 @@ def _user_traceback(exc: BaseException) -> str:
     )
 
 
+def _code_frame(exc: BaseException) -> dict[str, Any] | None:
+    """Where in submitted code (`<custom:FN>`, `<package>/PATH`) the error was raised: its deepest
+    frame there. The gateway checks the file and line against the code it holds."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if frame.filename.startswith("<") and frame.lineno is not None:
+            return {"file": frame.filename, "line": frame.lineno}
+    return None
+
+
 def _error(exc: Exception) -> dict[str, Any]:
-    # The traceback stays at the gateway (it logs it for its custodian); only type and message may leave.
+    # The traceback and message stay at the gateway (it logs them for its custodian); what leaves is
+    # the gateway's to decide (`custos.computations.failures`).
     log = _user_traceback(exc)[-MAX_LOG_CHARS:]
-    return {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS], "log": log}
+    error = {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS], "log": log}
+    where = _code_frame(exc)
+    return error if where is None else error | {"where": where}
 
 
 def answer(request: dict[str, Any], readers: dict[tuple[str, str], DalReader]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ CustosError
  │    └── InvalidTransition     a state machine refused a transition
  ├── PayloadTooLarge       413
  ├── KitError                   a startup kit is missing a file or fails verification
- └── SandboxError               a computation could not run or broke a limit (CPU, memory, processes,
-                                output or wall clock)
+ └── SandboxError               a computation could not run, or its sandbox ended
+      └── LimitExceeded         it broke a limit (CPU, memory, processes, output or wall clock)
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ class KitError(CustosError):
 
 class SandboxError(CustosError):
     status = 500
+
+
+class LimitExceeded(SandboxError):
+    """The sandbox ended a computation for breaking one of its limits; the message names the limit."""
 
 
 # The exception a client raises for an HTTP refusal; the server maps each class back to its status.

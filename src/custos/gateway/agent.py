@@ -12,23 +12,31 @@ import os
 import random
 import signal
 import time
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
-from custos.audit import AuditTrail
+from custos.audit import AuditTrail, HeadReader
 from custos.core.blobs import externalize
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
-from custos.core.wire import TaskResultUpload, result_digest
+from custos.core.operator_log import LogFormat, configure_logging
+from custos.core.wire import Heartbeat, TaskResultUpload, result_digest
+from custos.gateway.budget import BUDGET_FILE, GatewayBudget
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
+from custos.gateway.config import load_gateway_config
+from custos.gateway.crash import CrashPoint, crash_hook_from_env, reached
 from custos.gateway.handlers import Outcome, TaskHandler
+from custos.gateway.heartbeat import audit_head, beating, heartbeat
 from custos.gateway.journal import Journal, Pending
+from custos.gateway.metrics import GatewayMetrics
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
-from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
+from custos.gateway.task_watch import TaskWatch
 from custos.gateway.trust import GatewayTrust
 from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
@@ -50,7 +58,7 @@ def to_upload(attempt: int, outcome: Outcome) -> Pending:
         error=outcome.error,
         digest=result_digest(outcome.status, result, outcome.error),
     )
-    return Pending(upload, blobs)
+    return Pending(upload, blobs, outcome.reservation)
 
 
 class Agent:
@@ -68,13 +76,18 @@ class Agent:
         policies: PolicyKeeper,
         site_privacy: SitePrivacy | None = None,
         mask_keys: MaskKeys | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics or GatewayMetrics(name, None, settings.state_dir)
         self.site = site
         self.settings = settings
         self.trust = trust
         self.policies = policies
         audit = AuditTrail(settings.state_dir / "audit.log")
+        # Its head goes with every heartbeat and result, for the orchestrator to anchor.
+        self.trail = HeadReader(audit.path)
+        self.budget = GatewayBudget(settings.state_dir / BUDGET_FILE)
         self.handler = TaskHandler(
             name,
             site,
@@ -84,6 +97,7 @@ class Agent:
             org=org,
             authorization=authorization,
             policies=policies,
+            budget=self.budget,
             site_privacy=site_privacy,
             models=ModelCache(settings.state_dir, trust.check_certificate),
             archives=client,
@@ -95,6 +109,13 @@ class Agent:
         self._backoff = settings.backoff_initial_s
         # Results computed but not yet acknowledged (the orchestrator was away): sent first next tick.
         self._unsent: dict[str, Pending] = {}
+        hook = settings.test_crash_at
+        # Only a crash test's hook splits an upload's body, to end the gateway between its halves.
+        self._upload_midway = (
+            partial(hook.reached, CrashPoint.DURING_UPLOAD)
+            if hook is not None and hook.point is CrashPoint.DURING_UPLOAD
+            else None
+        )
 
     def tick(self) -> None:
         """One step: (re)connect and publish if needed, send what is owed, then wait for one task
@@ -105,11 +126,13 @@ class Agent:
         if not self.connected:
             self.client.publish(publication(self.site, self.policies))
             self.connected = True
+            self.metrics.connected(True)
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
-        task = self.client.next_task(held=self._unsent)
+        self.metrics.polled()
+        task = self.client.next_task(held=self._unsent, heartbeat=self._heartbeat(len(self._unsent)))
         if task is None:
             return
         pending = self.journal.get(task.task_id, task.attempt)
@@ -122,12 +145,27 @@ class Agent:
         if pending is None:
             log.info("task %s (%s, round %d) for %s", task.task_id, task.kind, task.round, task.dataset)
             self.client.start(task)
-            pending = to_upload(task.attempt, self.handler.handle_task(task))
+            started = time.monotonic()
+            # Not polling while it works: the heartbeat goes on its own, once per poll wait.
+            busy = len(self._unsent) + 1
+            with (
+                beating(lambda: self.client.heartbeat(self._heartbeat(busy)), self.settings.poll_wait_s),
+                TaskWatch(task, self.client.standing, self.handler.stop_job, self.settings.task_check_s),
+            ):
+                outcome = self.handler.handle_task(task)
+            self.metrics.task_done(task.kind.value, outcome.status, time.monotonic() - started)
+            pending = to_upload(task.attempt, outcome)
             self.journal.record(task.task_id, pending)
-            if self.settings.test_crash_at == "after_journal":
-                os.kill(os.getpid(), signal.SIGKILL)  # a test hook: a crash before the upload
+            reached(self.settings.test_crash_at, CrashPoint.AFTER_JOURNAL)
+        if pending.reservation is not None:
+            # Only now that its result is journaled; again after a crash (committing is idempotent).
+            self.budget.settle(pending.reservation)
+            reached(self.settings.test_crash_at, CrashPoint.AFTER_COMMIT)
         self._unsent[task.task_id] = pending
         self._send(task.task_id, pending)
+
+    def _heartbeat(self, tasks_in_flight: int) -> Heartbeat:
+        return heartbeat(tasks_in_flight, self.trail)
 
     def _refresh_revocations(self) -> None:
         pem = self.client.revocation_list()
@@ -141,7 +179,8 @@ class Agent:
 
     def _send(self, task_id: str, pending: Pending) -> None:
         try:
-            self.client.upload(task_id, pending.upload, pending.blobs)
+            upload = pending.upload.model_copy(update={"audit_head": audit_head(self.trail)})
+            self.client.upload(task_id, upload, pending.blobs, midway=self._upload_midway)
         except OrchestratorUnreachable:
             raise
         except CustosError as exc:
@@ -165,9 +204,11 @@ class Agent:
             except Exception:
                 log.exception("unexpected error in the agent loop; continuing")
                 self._sleep_backoff(should_stop, "unexpected error")
+            self.metrics.write(self.site)
 
     def _sleep_backoff(self, should_stop: StopFlag, why: str) -> None:
         self.connected = False
+        self.metrics.retried()
         delay = self._backoff * (0.5 + random.random())
         log.info("retrying in %.1f s (%s)", delay, why)
         should_stop.wait(delay)
@@ -200,8 +241,17 @@ def load_kit_authorization(kit_dir: Path) -> tuple[SiteAuthorization, str]:
     return load_site_authorization(kit_dir)
 
 
-def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
-    """`custos gateway start`: run until SIGTERM or SIGINT."""
+def run(
+    kit_dir: Path,
+    data: Path,
+    *,
+    state_dir: Path | None = None,
+    overrides: Mapping[str, object] | None = None,
+    log_level: str | None = None,
+    log_format: LogFormat = "text",
+) -> None:
+    """`custos gateway start`: run until SIGTERM or SIGINT. The site's gateway.yaml (beside `data`)
+    says how, with `overrides` from the command's flags over it."""
     from custos.gateway.site import load_site
     from custos.pki.kit import load_kit
     from custos.sandbox.bubblewrap import BubblewrapRunner
@@ -214,7 +264,10 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         stop.set()
         raise SystemExit(0)
 
+    # SIGTERM and Ctrl-C end the run the same way: the loop stops, the runtimes close, exit code 0.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    config = load_gateway_config(data.parent, overrides)
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.GATEWAY:
         raise KitError(
@@ -224,11 +277,13 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
-    # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
     settings = GatewaySettings(
         state_dir=state,
-        sandbox_caps=load_sandbox_caps(data.parent / SANDBOX_CAPS_FILE),
-        test_crash_at=os.environ.get("CUSTOS_TEST_CRASH_AT") or None,
+        sandbox_caps=config.caps,
+        templates=config.templates,
+        warm_spares=config.warm_spares,
+        tasks_in_flight=config.tasks_in_flight,
+        test_crash_at=crash_hook_from_env(os.environ),
     )
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
@@ -237,8 +292,12 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     site = load_site(data, policies)
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
     # Logging starts once everything loaded: a refused start prints only its one-line error.
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {identity.name} %(levelname)s %(message)s")
+    configure_logging(identity.name, level=log_level or config.log_level, log_format=log_format)
     log.info("site authorization: %s", origin)
+    log.info(
+        "configuration: %s; %d task(s) in flight, %d warm spare(s)",
+        config.origin, config.tasks_in_flight, config.warm_spares,
+    )  # fmt: skip
     log.info("sandbox caps per task: %s", settings.sandbox_caps.to_json())
     for name in site:
         signed = policies.signed(name)
@@ -260,7 +319,9 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         policies=policies,
         site_privacy=site_privacy,
         mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
+        metrics=GatewayMetrics(identity.name, config.metrics_file, state),
     )
+    agent.metrics.write(site, force=True)
     try:
         agent.run(stop)
     except KeyboardInterrupt:
@@ -268,3 +329,5 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
     finally:
         agent.handler.close()
         client.close()
+        agent.metrics.connected(False)
+        agent.metrics.write(site, force=True)

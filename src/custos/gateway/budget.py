@@ -5,8 +5,9 @@ a dataset's first charge or standing, the gateway links that fingerprint in the 
 the file's bytes, the key of earlier releases: what was spent under it still counts.
 
 A DP task reserves its whole cost before it runs (under the job id and round, so a retried task does
-not pay twice), commits after the run, and its result carries the submitter's standing so that the
-orchestrator can mirror it for display. The ledger file is opened on the first DP task.
+not pay twice), commits once its result is journaled (`settle`), and its result carries the
+submitter's standing so that the orchestrator can mirror it for display. The ledger file is opened
+on the first DP task.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ class GatewayBudget:
 
     def commit(self, reservation: Reservation) -> None:
         self.ledger.commit(reservation.id)
+
+    def settle(self, reservation_id: str) -> None:
+        """Commit the reservation a journaled result names (again, after a crash: harmless)."""
+        self.ledger.commit(reservation_id)
 
     def standing(self, task: TaskAssignment, dataset: SiteDataset, caps: BudgetCaps) -> dict[str, Any]:
         """The submitter's spent and cap on this dataset's content, for the result and the mirror."""

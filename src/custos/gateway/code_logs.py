@@ -1,7 +1,10 @@
-"""The full logs of failed custom code tasks, kept at the gateway for its custodian.
+"""The full logs of failed tasks, kept at the gateway for its custodian: of custom code and published
+packages (their failures, sandbox ends and refused outputs), and of a built-in model's errors that are
+not its own sentences.
 
-A failure on real data leaves the gateway only as its type and a redacted message; its full text (the
-traceback, which may quote rows) is kept here, one file per task attempt, at
+Failure text is output: a failure on real data leaves the gateway only as its category, class and
+line (`custos.computations.failures`); its full text (the message and traceback, which may quote
+rows) is kept here, one file per task attempt, at
 `STATE/code-logs/JOB/TASK-ATTEMPT.json`: readable by the gateway's user alone (0600 in a 0700
 folder), written atomically (a reader never sees half a log) and bounded to `MAX_CODE_LOG_BYTES`,
 keeping the tail, where the error is. `custos gateway log show` reads them; `custos gateway log

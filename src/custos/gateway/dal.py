@@ -4,8 +4,14 @@ One server per task, an Arrow Flight service on a unix socket whose folder is bo
 sandbox alone. It serves `do_get` with a ticket (JSON of `custos.core.dal_wire.DalTicket`) and refuses
 everything else. A ticket is served only when its token matches the task's token (compared in constant
 time), its dataset is granted, and every column it returns or filters on is granted; filters are pushed
-down into the source. Every request, served or refused, becomes an AccessRecord, kept in memory and
-appended as a JSON line to the access log when one is given.
+down into the source. Every request, served or refused, becomes an AccessRecord, kept in memory,
+appended as a JSON line to the access log when one is given, and handed to `on_access` (the gateway
+appends it to its hash-chained audit trail, whose head the orchestrator anchors: so the DAL's accesses
+cannot be cut from the record either).
+
+Every refusal is a Flight error carrying the DAL's sentence (`custos.core.dal_wire.DalRefusal`) and
+nothing else: a Python exception raised here would reach the sandboxed code with this server's
+traceback, which names the gateway's folders.
 """
 
 from __future__ import annotations
@@ -16,18 +22,18 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import pyarrow as pa
 import pyarrow.flight as flight
 from pydantic import ValidationError
 
 from custos.core.clock import Clock, utcnow
-from custos.core.dal_wire import DalTicket
+from custos.core.dal_wire import DalRefusal, DalTicket
 from custos.core.errors import InvalidInput, PermissionDenied
 from custos.data.query import check_grant
 from custos.data.source import DataSource
@@ -71,6 +77,7 @@ class _Ledger:
 
     access_log: Path | None
     clock: Clock
+    on_access: Callable[[str], None] | None = None
     records: list[AccessRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,9 +93,12 @@ class _Ledger:
         )
         with self.lock:
             self.records.append(record)
+            line = json.dumps(asdict(record), sort_keys=True)
             if self.access_log is not None:
                 with self.access_log.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(asdict(record), sort_keys=True) + "\n")
+                    out.write(line + "\n")
+            if self.on_access is not None:
+                self.on_access(line)
 
 
 class _DalService(flight.FlightServerBase):  # type: ignore[misc]
@@ -121,8 +131,7 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
         try:
             reader = grant.source.read(request.columns, request.filters)
         except InvalidInput as exc:
-            self._ledger.add(request, 0, False, exc.message)
-            raise pa.ArrowInvalid(exc.message) from None
+            self._refuse(request, flight.FlightServerError, exc.message, kind="invalid")
         except Exception as exc:
             self._failed(request, exc)
         return flight.GeneratorStream(reader.schema, self._stream(request, reader))
@@ -139,8 +148,8 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
             problem = f"reading failed ({type(exc).__name__})"
             log.exception("DAL read of dataset %s failed", request.dataset)
             # The source's own message can quote rows, including columns that were not granted.
-            raise flight.FlightServerError(
-                f"reading dataset {request.dataset} failed at the gateway"
+            raise _flight_error(
+                flight.FlightServerError, f"reading dataset {request.dataset} failed at the gateway", "failed"
             ) from None
         finally:
             reader.close()
@@ -156,22 +165,30 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "ticket"
                 message = f"the ticket is not a valid DAL ticket: {where}: {first['msg']}"
-        self._ledger.add(None, 0, False, message)
-        raise pa.ArrowInvalid(message)
+        self._refuse(None, flight.FlightServerError, message, kind="invalid")
 
-    def _refuse(self, request: DalTicket, error: type[flight.FlightError], message: str) -> NoReturn:
+    def _refuse(
+        self,
+        request: DalTicket | None,
+        error: type[flight.FlightError],
+        message: str,
+        kind: Literal["denied", "invalid"] = "denied",
+    ) -> NoReturn:
         self._ledger.add(request, 0, False, message)
-        raise error(message, message.encode())
+        raise _flight_error(error, message, kind) from None
 
     def _failed(self, request: DalTicket, exc: Exception) -> NoReturn:
         log.exception("DAL read of dataset %s failed", request.dataset)
         self._ledger.add(request, 0, True, f"reading failed ({type(exc).__name__})")
-        raise flight.FlightServerError(f"reading dataset {request.dataset} failed at the gateway") from None
+        message = f"reading dataset {request.dataset} failed at the gateway"
+        raise _flight_error(flight.FlightServerError, message, "failed") from None
 
     def _unsupported(self, what: str) -> NoReturn:
-        message = f"the data access layer serves only do_get; {what} is refused"
-        self._ledger.add(None, 0, False, message)
-        raise flight.FlightUnauthorizedError(message, message.encode())
+        self._refuse(
+            None,
+            flight.FlightUnauthorizedError,
+            f"the data access layer serves only do_get; {what} is refused",
+        )
 
     def list_flights(self, context: Any, criteria: Any) -> NoReturn:
         self._unsupported("list_flights")
@@ -195,6 +212,13 @@ class _DalService(flight.FlightServerBase):  # type: ignore[misc]
         self._unsupported("do_action")
 
 
+def _flight_error(
+    error: type[flight.FlightError], message: str, kind: Literal["denied", "invalid", "failed"]
+) -> flight.FlightError:
+    """A Flight error whose message is `message` and whose detail says what kind of refusal it is."""
+    return error(message, DalRefusal(kind=kind, message=message).model_dump_json().encode())
+
+
 class DalServer:
     """A running DAL for one task. Start with `DalServer.start(...)`; stop with `stop()` or `with`."""
 
@@ -214,6 +238,7 @@ class DalServer:
         *,
         access_log: Path | None = None,
         clock: Clock = utcnow,
+        on_access: Callable[[str], None] | None = None,
     ) -> DalServer:
         """Serve on `grpc+unix://<socket_path>`; returns once the socket accepts connections."""
         if not token or len(token) > MAX_TOKEN_CHARS:
@@ -231,7 +256,7 @@ class DalServer:
             raise InvalidInput(
                 f"socket_path: {socket_path.name} already exists; give each task a fresh folder"
             )
-        ledger = _Ledger(access_log, clock)
+        ledger = _Ledger(access_log, clock, on_access)
         service = _DalService(f"grpc+unix://{socket_path}", token, grants, ledger)
         server = cls(service, socket_path, ledger)
         try:

@@ -3,10 +3,13 @@ recomputing it (a step that spent privacy budget must never run twice). A task h
 later attempt (the gateway stopped before its result reached the orchestrator) gets the journaled
 result of its earlier attempt.
 
-A result's blobs (its weights) are kept beside the journal, one file per digest, written before the
-line that refers to them, until the orchestrator has acknowledged the result. They are not synced to
-disk: a blob lost in a power cut fails its digest check, and its task runs again — which spends budget
-twice at worst, never less than was used.
+A DP result is journaled before its budget reservation is committed, and the line names the
+reservation, so that the result of a committed charge is never lost: a gateway killed between the two
+re-sends the result and commits the reservation then (committing is idempotent).
+
+A result's blobs (its weights) are kept beside the journal, one file per digest, written and synced
+to disk before the line that refers to them, until the orchestrator has acknowledged the result: what
+the line names survives a power cut, as the line does.
 """
 
 from __future__ import annotations
@@ -22,38 +25,57 @@ from custos.core.wire import TaskResultUpload, result_digest
 
 @dataclass(frozen=True)
 class Pending:
-    """A result to send: the upload (JSON) and the blobs it refers to."""
+    """A result to send: the upload (JSON), the blobs it refers to, and the budget reservation its run
+    used, which the agent commits only after the result is journaled."""
 
     upload: TaskResultUpload
     blobs: Blobs = field(default_factory=dict)
+    reservation: str | None = None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_durable(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all, and sync it to disk."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
+    with partial.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(partial, path)
+
+
+def _sync_dir(path: Path) -> None:
+    """Sync a folder's entries (the names of files just renamed into it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Journal:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._blob_dir = path.with_name(path.stem + "-blobs")
-        self._done: dict[tuple[str, int], TaskResultUpload] = {}
+        self._done: dict[tuple[str, int], tuple[TaskResultUpload, str | None]] = {}
         if path.is_file():
             for line in path.read_text().splitlines():
                 try:
                     entry = json.loads(line)
-                    self._done[(entry["task_id"], entry["upload"]["attempt"])] = (
-                        TaskResultUpload.model_validate(entry["upload"])
+                    upload = TaskResultUpload.model_validate(entry["upload"])
+                    reservation = entry.get("reservation")
+                    self._done[(entry["task_id"], upload.attempt)] = (
+                        upload,
+                        reservation if isinstance(reservation, str) else None,
                     )
-                except (ValueError, KeyError):
+                except (ValueError, KeyError, AttributeError):
                     continue  # a line cut short by a crash; the task is simply run again
 
     def get(self, task_id: str, attempt: int) -> Pending | None:
         """The recorded result of this attempt, or None (also when its blobs are gone: it runs again)."""
-        upload = self._done.get((task_id, attempt))
-        if upload is None:
+        done = self._done.get((task_id, attempt))
+        if done is None:
             return None
+        upload, reservation = done
         blobs: Blobs = {}
         for digest in refs_in(upload.result):
             path = self._blob_dir / digest
@@ -63,7 +85,7 @@ class Journal:
             if blob_digest(data) != digest:
                 return None
             blobs[digest] = data
-        return Pending(upload, blobs)
+        return Pending(upload, blobs, reservation)
 
     def earlier(self, task_id: str, attempt: int) -> Pending | None:
         """A result journaled for an earlier attempt of the task, as the result of `attempt`: the same
@@ -77,7 +99,7 @@ class Journal:
             upload = pending.upload
             if upload.digest != result_digest(upload.status, upload.result, upload.error):
                 continue
-            return Pending(upload.model_copy(update={"attempt": attempt}), pending.blobs)
+            return Pending(upload.model_copy(update={"attempt": attempt}), pending.blobs, pending.reservation)
         return None
 
     def record(self, task_id: str, pending: Pending) -> None:
@@ -85,8 +107,12 @@ class Journal:
         if pending.blobs:
             self._blob_dir.mkdir(mode=0o700, exist_ok=True)
             for digest, data in pending.blobs.items():
-                _write_atomic(self._blob_dir / digest, data)
-        line = json.dumps({"task_id": task_id, "upload": upload.model_dump(mode="json")})
+                _write_durable(self._blob_dir / digest, data)
+            _sync_dir(self._blob_dir)
+        entry = {"task_id": task_id, "upload": upload.model_dump(mode="json")}
+        if pending.reservation is not None:
+            entry["reservation"] = pending.reservation
+        line = json.dumps(entry)
         with self._path.open("a+b") as f:
             f.seek(0, os.SEEK_END)
             if f.tell():
@@ -96,7 +122,7 @@ class Journal:
             f.write(line.encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
-        self._done[(task_id, upload.attempt)] = upload
+        self._done[(task_id, upload.attempt)] = (upload, pending.reservation)
 
     def acknowledged(self, pending: Pending) -> None:
         """The orchestrator has the result (or refused it for good): its blobs need not be kept."""

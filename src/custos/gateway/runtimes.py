@@ -28,12 +28,12 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from custos.core.errors import SandboxError
+from custos.core.errors import LimitExceeded, SandboxError
 from custos.core.frames import recv_frame, send_frame
 from custos.gateway.dal import DalServer, DatasetGrant
 from custos.sandbox.limits import SandboxLimits
@@ -71,6 +71,7 @@ class JobRuntime:
         self._conn: socket.socket | None = None
         self._result: SandboxResult | None = None
         self._closing = False
+        self._stop = threading.Event()
         self._cleanup_lock = threading.Lock()
         self._dal: DalServer | None = None
         self._ipc_fd: int | None = None
@@ -94,15 +95,24 @@ class JobRuntime:
             output_dir=output,
             binds=[Bind(ipc, IPC_TARGET)],
             limits=limits,
+            stop=self._stop,
         )
         self._thread = threading.Thread(target=self._run, args=(runner, request), daemon=True)
         self._thread.start()
 
-    def assign(self, grants: Mapping[str, DatasetGrant], *, access_log: Path | None) -> None:
+    def assign(
+        self,
+        grants: Mapping[str, DatasetGrant],
+        *,
+        access_log: Path | None,
+        on_access: Callable[[str], None] | None = None,
+    ) -> None:
         """Give this runtime its one job's grant: start the DAL that serves it to this runtime's token."""
         if self._dal is not None:
             raise SandboxError("a job runtime serves one job only")
-        self._dal = DalServer.start(self._named("dal.sock"), self.token, grants, access_log=access_log)
+        self._dal = DalServer.start(
+            self._named("dal.sock"), self.token, grants, access_log=access_log, on_access=on_access
+        )
 
     def _named(self, name: str) -> Path:
         """`name` in the runtime's socket folder, by a path that names no host folder."""
@@ -129,21 +139,24 @@ class JobRuntime:
     def dal_socket(self) -> str:
         return f"{IPC_TARGET}/dal.sock"
 
-    def _failure(self) -> str:
+    def _failure(self) -> SandboxError:
+        """Why the sandbox ended: LimitExceeded naming the limit, or SandboxError with what it said."""
         self._thread.join(timeout=10)
         result = self._result
         if result is None:
-            return "the sandboxed runtime stopped answering"
+            return SandboxError("the sandboxed runtime stopped answering")
+        if result.limit and result.failure:
+            return LimitExceeded(result.failure)
         reason = result.failure or "the sandboxed runtime ended"
         tail = result.stderr.strip().splitlines()[-1:] if result.stderr else []
-        return f"{reason}: {tail[0]}" if tail and not result.failure else reason
+        return SandboxError(f"{reason}: {tail[0]}" if tail and not result.failure else reason)
 
     def _connect(self) -> socket.socket:
         self._listener.settimeout(0.1)
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while time.monotonic() < deadline:
             if not self._thread.is_alive():
-                raise SandboxError(self._failure())
+                raise self._failure()
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
@@ -163,12 +176,17 @@ class JobRuntime:
             send_frame(self._conn, request)
             reply = recv_frame(self._conn, max_bytes=self._max_result_bytes)
         except (OSError, TimeoutError) as exc:
-            raise SandboxError(self._failure() if not self._thread.is_alive() else str(exc)) from exc
+            raise (self._failure() if not self._thread.is_alive() else SandboxError(str(exc))) from exc
         finally:
             self.last_used = time.monotonic()
         if reply is None:
-            raise SandboxError(self._failure())
+            raise self._failure()
         return reply
+
+    def stop(self) -> None:
+        """End the sandboxed process tree now, whatever it is doing (its job was cancelled): a round
+        it is computing fails. Safe to call from any thread; `close` still cleans up."""
+        self._stop.set()
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """End the sandboxed process, stop the DAL and remove the runtime's folder. Idempotent. If the
@@ -217,7 +235,7 @@ def _ipc_parent() -> str | None:
 
 class RuntimePool:
     """The live runtimes of a gateway, at most `max_runtimes`, closed after `idle_s` without a round,
-    plus one spare started with `spare_limits`."""
+    plus `spares` spares started with `spare_limits` (none without `spare_limits`, or with 0)."""
 
     def __init__(
         self,
@@ -227,6 +245,7 @@ class RuntimePool:
         spare_limits: SandboxLimits | None,
         idle_s: float = 60.0,
         max_runtimes: int = 4,
+        spares: int = 1,
     ) -> None:
         self._runner = runner
         self._max_result_bytes = max_result_bytes
@@ -234,24 +253,29 @@ class RuntimePool:
         self._idle_s = idle_s
         self._max = max_runtimes
         self._runtimes: dict[RuntimeKey, JobRuntime] = {}
-        self._spare: JobRuntime | None = None
+        self._spare_count = spares if spare_limits is not None else 0
+        self._spares: list[JobRuntime] = []
         self._closers: list[threading.Thread] = []
         self._refresh_spare()
+
+    @property
+    def spares(self) -> tuple[JobRuntime, ...]:
+        """The spares booted now, waiting for a job."""
+        return tuple(self._spares)
 
     def _start(self, limits: SandboxLimits, *, warm: bool = False) -> JobRuntime:
         return JobRuntime(self._runner, limits, max_result_bytes=self._max_result_bytes, warm=warm)
 
     def _refresh_spare(self) -> None:
-        """Keep a live spare that has at least half of its wall clock left."""
-        spare = self._spare
-        if spare is not None and (
-            not spare.alive or time.monotonic() - spare.started_at > spare.limits.wall_seconds / 2
-        ):
-            self._close(spare)
-            self._spare = spare = None
-        if spare is None and self._spare_limits is not None:
+        """Keep `spares` live spares, each with at least half of its wall clock left."""
+        now = time.monotonic()
+        for spare in list(self._spares):
+            if not spare.alive or now - spare.started_at > spare.limits.wall_seconds / 2:
+                self._close(spare)
+                self._spares.remove(spare)
+        while self._spare_limits is not None and len(self._spares) < self._spare_count:
             # Warm: the spare has time to spare, so it imports OpenDP too (a plain job never needs it).
-            self._spare = self._start(self._spare_limits, warm=True)
+            self._spares.append(self._start(self._spare_limits, warm=True))
 
     def get(
         self,
@@ -259,6 +283,7 @@ class RuntimePool:
         limits: SandboxLimits,
         grants: Mapping[str, DatasetGrant],
         access_log: Path | None,
+        on_access: Callable[[str], None] | None = None,
     ) -> JobRuntime:
         """The runtime of this job, started (or taken from the spare) and given its grant if new."""
         runtime = self._runtimes.get(key)
@@ -268,13 +293,14 @@ class RuntimePool:
         while len(self._runtimes) >= self._max:
             oldest = min(self._runtimes, key=lambda k: self._runtimes[k].last_used)
             self.discard(oldest)
-        spare = self._spare
-        if spare is not None and spare.alive and spare.limits == limits:
-            runtime, self._spare = spare, None
+        spare = next((s for s in self._spares if s.alive and s.limits == limits), None)
+        if spare is not None:
+            self._spares.remove(spare)
+            runtime = spare
         else:
             runtime = self._start(limits)
         try:
-            runtime.assign(grants, access_log=access_log)
+            runtime.assign(grants, access_log=access_log, on_access=on_access)
         except BaseException:
             self._close(runtime)
             raise
@@ -291,6 +317,14 @@ class RuntimePool:
         if runtime is not None:
             self._close(runtime)
 
+    def stop_job(self, job_id: str) -> int:
+        """End the sandboxes of the job's runtimes now (its job was cancelled); returns how many. Safe to
+        call from another thread while a round runs: the round fails, and its task discards them."""
+        stopped = [runtime for key, runtime in list(self._runtimes.items()) if key.job_id == job_id]
+        for runtime in stopped:
+            runtime.stop()
+        return len(stopped)
+
     def reap(self) -> None:
         now = time.monotonic()
         for key in [k for k, r in self._runtimes.items() if now - r.last_used > self._idle_s]:
@@ -300,9 +334,9 @@ class RuntimePool:
 
     def close_all(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Close every runtime and the spare, together, waiting at most about `wait_s` in all."""
-        runtimes = [*self._runtimes.values(), *([self._spare] if self._spare else [])]
+        runtimes = [*self._runtimes.values(), *self._spares]
         self._runtimes.clear()
-        self._spare = None
+        self._spares = []
         for runtime in runtimes:
             self._close(runtime)
         deadline = time.monotonic() + wait_s

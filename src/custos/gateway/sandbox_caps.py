@@ -1,17 +1,14 @@
-"""The site's `sandbox.yaml`: the most any task may use at this gateway (docs/sandbox.md, "Limits").
+"""The sandbox caps of a site: the most any task may use at this gateway (docs/sandbox.md, "Limits").
 
-A compute spec asks for resources; the gateway gives each task the smaller of what was asked and these
-caps. The file sits next to `DATASETS.yaml`; without it, the caps are `SandboxLimits()`'s defaults.
+They are gateway.yaml's `sandbox:` (`custos.gateway.config`), or, at an older site, the whole of its
+`sandbox.yaml`. A spec that asks for more is refused; one that asks for less gets what it asked for.
+Without them, the caps are `SandboxLimits()`'s defaults.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import BaseModel, ConfigDict, Field
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from custos.core.errors import InvalidInput
 from custos.sandbox.limits import MIB, SandboxLimits
 
 SANDBOX_CAPS_FILE = "sandbox.yaml"
@@ -41,19 +38,3 @@ class SandboxCaps(BaseModel):
             wall_seconds=float(self.wall_seconds),
             tmp_bytes=self.tmp_mb * MIB,
         )
-
-
-def load_sandbox_caps(path: Path) -> SandboxLimits:
-    """Read a site's sandbox.yaml (no file: the defaults). Raises InvalidInput naming the field."""
-    if not path.is_file():
-        return _DEFAULTS
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return SandboxCaps.model_validate(data).limits()
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path.name}: not valid YAML ({exc})") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        accepted = ", ".join(SandboxCaps.model_fields)
-        raise InvalidInput(f"{path.name}: {where}: {first['msg']} (fields: {accepted})") from None

@@ -1,10 +1,14 @@
-"""Gateway settings, passed in at start."""
+"""Gateway settings, passed in at start (from gateway.yaml and the flags of `custos gateway start`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from custos.core.wire import Resources, ResourceSizes, TemplateName
+from custos.gateway.config import task_limits
+from custos.gateway.crash import CrashHook
 from custos.sandbox.limits import SandboxLimits
 
 
@@ -19,10 +23,22 @@ class GatewaySettings:
     crl_refresh_s: float = 30.0
     # A job's sandboxed runtime is kept between rounds, and closed after this long without one.
     runtime_idle_s: float = 60.0
-    # Keep one sandbox booted ahead of need, so a job's first round pays no start.
-    warm_spare: bool = True
-    # The most any task may ask for at this site; a spec's resources are capped by these.
+    # While a task runs, the agent asks the orchestrator this often whether its job still wants it
+    # (a cancelled job's sandbox is ended at once).
+    task_check_s: float = 1.0
+    # Sandboxes kept booted ahead of need, so a job's first round pays no start (0: none).
+    warm_spares: int = 1
+    # Job runtimes kept live at once; the least recently used is closed to make room.
+    tasks_in_flight: int = 4
+    # The most any task may ask for at this site: a spec asking for more is refused.
     sandbox_caps: SandboxLimits = field(default_factory=SandboxLimits)
-    # A test hook, never set in production: "after_journal" kills the gateway (SIGKILL) right after it
-    # journals a result it computed, before the upload. Read once at start from CUSTOS_TEST_CRASH_AT.
-    test_crash_at: str | None = None
+    # What a spec's `template` (small, medium, large) means here; a size left out is the built-in one
+    # cut down to the caps.
+    templates: Mapping[TemplateName, ResourceSizes] = field(default_factory=dict)
+    # A test hook, never set in production: the step of a task at which the gateway kills (or stops)
+    # itself (see `custos.gateway.crash`). Read once at start from CUSTOS_TEST_CRASH_AT.
+    test_crash_at: CrashHook | None = None
+
+    def limits_for(self, resources: Resources) -> SandboxLimits:
+        """A task's sandbox limits; raises PolicyDenied naming the cap a spec asks more than."""
+        return task_limits(resources, self.sandbox_caps, self.templates)

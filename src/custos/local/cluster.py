@@ -55,12 +55,14 @@ class DatasetSetup:
 
 @dataclass(frozen=True)
 class GatewaySetup:
-    """One site. `authorization` goes into the gateway's kit as its authorization.yaml."""
+    """One site. `authorization` goes into the gateway's kit as its authorization.yaml; `config`, when
+    given, is written as the site's gateway.yaml (caps, sizes, spares)."""
 
     name: str
     org: str
     datasets: Sequence[DatasetSetup] = ()
     authorization: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Cluster:
         project: str = "custos-test",
         startup_timeout: float = 60,
         stop_timeout: float = 10,
+        log_format: str = "text",
+        metrics: bool = False,
     ) -> None:
         if not users:
             raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
@@ -93,6 +97,12 @@ class Cluster:
         self.project = project
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
+        # The processes' --log-format: "text", or "json" (one object a line).
+        self.log_format = log_format
+        # With metrics: the orchestrator serves /metrics on a loopback port of its own too
+        # (`metrics_port`), and each gateway writes its metrics file (`metrics_path`).
+        self.metrics = metrics
+        self.metrics_port: int | None = None
         self.host = "127.0.0.1"
         self.port = 0
         self.kits_dir = self.work_dir / "kits"
@@ -113,6 +123,9 @@ class Cluster:
 
     def site_dir(self, gateway: str) -> Path:
         return self.work_dir / "sites" / gateway
+
+    def metrics_path(self, gateway: str) -> Path:
+        return self.work_dir / "metrics" / f"{gateway}.prom"
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
@@ -222,6 +235,8 @@ class Cluster:
                 (site / f"{dataset.name}.policy.json").write_text(signed.model_dump_json(), encoding="utf-8")
                 entry["policy"] = f"{dataset.name}.policy.json"
             entries.append(entry)
+        if gateway.config is not None:
+            (site / "gateway.yaml").write_text(yaml.safe_dump(dict(gateway.config)), encoding="utf-8")
         catalog = site / "DATASETS.yaml"
         catalog.write_text(yaml.safe_dump({"datasets": entries}, sort_keys=False), encoding="utf-8")
         return catalog
@@ -239,6 +254,10 @@ class Cluster:
         """Start the orchestrator (again, after stop_orchestrator) on the cluster's port; wait for health."""
         if self._orchestrator is None:
             extra = {"CUSTOS_DATABASE_URL": self.database_url} if self.database_url else {}
+            metrics: dict[str, object] = {}
+            if self.metrics:
+                self.metrics_port = free_port(self.host)
+                metrics["metrics_port"] = self.metrics_port
             self._orchestrator = ManagedProcess(
                 name="orchestrator",
                 argv=self._cli(
@@ -249,6 +268,8 @@ class Cluster:
                         state=self.work_dir / "state" / "orchestrator",
                         host=self.host,
                         port=self.port,
+                        log_format=self.log_format,
+                        **metrics,
                     ),
                 ),
                 env=self._child_env(extra),
@@ -258,7 +279,10 @@ class Cluster:
         self._orchestrator.start()
         self.wait_for_health()
 
-    def stop_orchestrator(self) -> None:
+    def stop_orchestrator(self, *, kill: bool = False) -> None:
+        """Stop the orchestrator: SIGTERM, or SIGKILL with `kill`, as a crash would."""
+        if kill and self._orchestrator is not None:
+            self._orchestrator.kill(self.stop_timeout)
         if self._orchestrator is not None:
             self._orchestrator.stop(self.stop_timeout)
 
@@ -288,14 +312,16 @@ class Cluster:
     def restart_orchestrator(self, *, kill: bool = False) -> None:
         """Stop the orchestrator (SIGTERM; SIGKILL with `kill`, as a crash would) and start it again on
         the same port and state."""
-        if kill and self._orchestrator is not None:
-            self._orchestrator.kill(self.stop_timeout)
-        self.stop_orchestrator()
+        self.stop_orchestrator(kill=kill)
         self.start_orchestrator()
 
     def start_gateway(self, name: str) -> None:
         process = self._gateway_processes.get(name)
         if process is None:
+            metrics: dict[str, object] = {}
+            if self.metrics:
+                self.metrics_path(name).parent.mkdir(parents=True, exist_ok=True)
+                metrics["metrics_file"] = self.metrics_path(name)
             process = ManagedProcess(
                 name=name,
                 argv=self._cli(
@@ -305,6 +331,8 @@ class Cluster:
                         kit=self.kit_dir(name),
                         data=self.site_dir(name) / "DATASETS.yaml",
                         state=self.work_dir / "state" / name,
+                        log_format=self.log_format,
+                        **metrics,
                     ),
                 ),
                 env=self._child_env({}),
@@ -318,6 +346,13 @@ class Cluster:
         process = self._gateway_processes.get(name)
         if process is not None:
             process.stop(self.stop_timeout)
+
+    def process(self, name: str) -> ManagedProcess:
+        """The process `name` ("orchestrator" or a gateway) this cluster started."""
+        found = self._orchestrator if name == "orchestrator" else self._gateway_processes.get(name)
+        if found is None:
+            raise InvalidInput(f"this cluster started no process named {name!r}")
+        return found
 
     def pids(self) -> dict[str, int]:
         """The PID of every process of the cluster that is running."""
@@ -373,8 +408,8 @@ class Cluster:
 
 
 def _flags(**values: object) -> list[str]:
-    """`_flags(kit=path, port=1)` -> ["--kit", "path", "--port", "1"]."""
-    return [part for name, value in values.items() for part in (f"--{name}", str(value))]
+    """`_flags(kit=path, log_format="json")` -> ["--kit", "path", "--log-format", "json"]."""
+    return [part for name, value in values.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def policy_yaml(policy: AssetPolicy | Mapping[str, Any] | str) -> str:

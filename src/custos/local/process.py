@@ -82,6 +82,21 @@ class ManagedProcess:
             self._terminated = True
             self.popen.send_signal(signal.SIGTERM)
 
+    def send(self, signum: int) -> None:
+        """Send `signum` to this process (by its PID), as an operator's `kill -SIG PID` would."""
+        if self.popen is not None and self.popen.poll() is None:
+            self._terminated = signum == signal.SIGTERM
+            self.popen.send_signal(signum)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to `timeout` seconds for the process to end; its exit code, or None if it still runs."""
+        if self.popen is None:
+            return None
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def kill(self, timeout: float) -> None:
         """SIGKILL at once, as a crash or a power cut would end it; wait for it to be gone."""
         popen = self.popen

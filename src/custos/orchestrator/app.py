@@ -32,9 +32,12 @@ from custos.orchestrator.api.context import Services, is_page
 from custos.orchestrator.api.limits import BodyLimit, first_error
 from custos.orchestrator.api.wire_version import WireVersionCheck
 from custos.orchestrator.db import Database, migrate
+from custos.orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from custos.orchestrator.metrics import OrchestratorMetrics, RequestMetrics
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.outage import is_unavailable
 from custos.orchestrator.portal import ROUTERS, SecurityHeaders, page_error
+from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
@@ -45,6 +48,7 @@ from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
 from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
+from custos.orchestrator.services.sites import SiteService
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
@@ -58,16 +62,19 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     db = Database(settings.database_url)
     migrate(db.engine)
     notifier = TaskNotifier()
+    metrics = OrchestratorMetrics(db, notifier)
     audit = AuditTrail(settings.audit_path, clock=clock)
     trust = Trust(root, clock)
     datasets = DatasetService(clock, trust, audit)
     blobs = BlobStore(settings.blob_root)
-    tasks = TaskService(clock, settings.lease_margin_s, audit, datasets, blobs)
+    tasks = TaskService(clock, settings.lease_margin_s, audit, datasets, blobs, metrics)
     privacy = load_site_privacy(settings.privacy_path) if settings.privacy_path else SitePrivacy()
     check_orchestrator_config(privacy)
-    jobs = JobService(datasets, clock, audit, blobs, privacy)
+    jobs = JobService(datasets, clock, audit, blobs, privacy, metrics)
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
+    anchors = AnchorService(clock, audit)
+    sites = SiteService(clock, settings.offline_after_s, anchors)
     tasks.mirror_budget = budget.mirror
     services = Services(
         settings=settings,
@@ -86,6 +93,9 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         code=CodeRequestService(datasets, jobs, trust, clock, audit),
         budget=budget,
         models=ModelService(clock, trust, audit),
+        metrics=metrics,
+        sites=sites,
+        anchors=anchors,
     )
     services.run(services.models.register_builtins)
     return services
@@ -133,6 +143,11 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics, for project admins (a kit or API token); docs/operations.md."""
+        return Response(services.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     for module in (
         routes_auth,
         routes_gateway,
@@ -151,4 +166,6 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     # Outermost: a caller of another wire version is refused before its body is read.
     app.add_middleware(WireVersionCheck)
     app.add_middleware(SecurityHeaders)
+    # Outermost of all: every request is counted, those refused by the checks above too.
+    app.add_middleware(RequestMetrics, metrics=services.metrics)
     return app

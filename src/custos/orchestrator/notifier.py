@@ -37,6 +37,17 @@ class TaskNotifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[str, asyncio.Event] = {}
         self._newest_poll: dict[str, tuple[int, float]] = {}  # number, when it arrived (monotonic)
+        self.stopping = False
+
+    def stop(self) -> None:
+        """The server is shutting down: wake every waiting poll, which then returns without a task, so
+        that open long polls end at once instead of holding the shutdown for its grace period. Safe to
+        call from a signal handler or another thread."""
+        self.stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            for event in list(self._events.values()):
+                loop.call_soon_threadsafe(event.set)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -54,6 +65,11 @@ class TaskNotifier:
             return False
         self._newest_poll[gateway] = (poll, now)
         return True
+
+    def recent_gateways(self, within_s: float) -> list[str]:
+        """The gateways whose newest poll arrived in the last `within_s` seconds."""
+        now = time.monotonic()
+        return sorted(g for g, (_, seen) in list(self._newest_poll.items()) if now - seen <= within_s)
 
     def is_newest_poll(self, gateway: str, poll: int) -> bool:
         """Whether `poll` is still the gateway's newest poll: no later one has arrived meanwhile."""

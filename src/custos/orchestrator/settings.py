@@ -22,6 +22,14 @@ class OrchestratorSettings:
     # Where blobs are kept; by default the folder `blobs` beside the audit trail (the state folder).
     blob_dir: Path | None = None
 
+    # A gateway is offline once it has not been seen for a whole long poll and this margin more
+    # (`offline_after_s`): a polling gateway is seen at each poll, a busy one by its own heartbeat.
+    site_offline_margin_s: float = 10.0
+
+    @property
+    def offline_after_s(self) -> float:
+        return self.long_poll_max_s + self.site_offline_margin_s
+
     @property
     def blob_root(self) -> Path:
         return self.blob_dir if self.blob_dir is not None else self.audit_path.parent / "blobs"

@@ -84,11 +84,16 @@ class User(Base):
 
 
 class Gateway(Base):
+    """A site's gateway: who it is (from its certificate at sign-in) and its health, from the heartbeat
+    each poll carries (`services/sites.py`)."""
+
     __tablename__ = "gateways"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     org: Mapped[str] = mapped_column(ForeignKey("orgs.name"))
     fingerprint: Mapped[str] = mapped_column(String(64))
     last_seen: Mapped[datetime]
+    version: Mapped[str | None] = mapped_column(String(40), default=None)
+    tasks_in_flight: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Dataset(Base):
@@ -155,6 +160,8 @@ class ComputeSpec(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # The job list's order and cursor (services/job_list.py).
+    __table_args__ = (Index("ix_jobs_created_at_id", "created_at", "id"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     spec_id: Mapped[str] = mapped_column(ForeignKey("specs.id"), index=True)
     model: Mapped[str] = mapped_column(String(100))
@@ -310,6 +317,21 @@ class ReleaseReview(Base):
     decision: Mapped[str] = mapped_column(String(16))  # approve | return | reject
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+
+
+# --- audit trail anchors -------------------------------------------------------------------------
+
+
+class AuditAnchor(Base):
+    """A head of an audit trail as it was seen: a gateway's (`trail` is its name), reported with its
+    results and heartbeats, or the orchestrator's own (`orchestrator`). Kept apart from the trails
+    themselves, so that cutting a trail's end is found (`services/anchors.py`)."""
+
+    __tablename__ = "audit_anchors"
+    trail: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime]
 
 
 # --- privacy budget mirror ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from custos.core.errors import PolicyDenied
-from custos.policy.asset import AssetPolicy
+from custos.policy.asset import AssetPolicy, split_model_pattern
 
 
 def granted_columns(policy: AssetPolicy | None, name: str, org: str, model: str, version: str) -> set[str]:
@@ -61,3 +61,29 @@ def can_access(
     except PolicyDenied:
         return False
     return True
+
+
+def policy_problems(
+    policy: AssetPolicy, dataset: str, columns: Iterable[str], models: Iterable[str]
+) -> list[str]:
+    """What the policy's grants name that does not exist: a column `dataset` does not have, or a model
+    name the registry does not hold (`custom` is reviewed custom code). Each problem is one sentence;
+    none is an empty list. Such a grant would give nothing, or give a column or model that appears
+    later without the custodian having thought about it."""
+    have, known = set(columns), set(models)
+    problems = []
+    for number, grant in enumerate(policy.grants, start=1):
+        unknown_columns = [c for c in grant.columns if c not in have]
+        if unknown_columns:
+            problems.append(
+                f"grant {number} names column(s) {', '.join(unknown_columns)}, which {dataset} does not "
+                f"have (it has: {', '.join(sorted(have)) or 'no column'})"
+            )
+        names = [split_model_pattern(p)[0] for p in grant.models]
+        unknown_models = [n for n in dict.fromkeys(names) if n not in known]
+        if unknown_models:
+            problems.append(
+                f"grant {number} names model(s) {', '.join(unknown_models)}, which the registry does not "
+                f"hold (it holds: {', '.join(sorted(known))})"
+            )
+    return problems

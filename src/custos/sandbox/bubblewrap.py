@@ -37,7 +37,7 @@ from custos.sandbox.cgroups import RunCgroup, RunCgroups
 from custos.sandbox.interpreter import Interpreter, is_within
 from custos.sandbox.limits import LIMITS_VARIABLE, STARTED_FD_VARIABLE, SandboxExit, SandboxLimits
 from custos.sandbox.output import OutputFolder, measure
-from custos.sandbox.runner import SandboxRequest, SandboxResult
+from custos.sandbox.runner import STOPPED, SandboxRequest, SandboxResult
 from custos.sandbox.seccomp import seccomp_program
 from custos.sandbox.supervisor import Supervised, Supervisor
 from custos.sandbox.users import SandboxUsers
@@ -164,12 +164,14 @@ class BubblewrapRunner:
                 f"the sandbox could not start (exit code {supervised.exit_code}): "
                 f"{supervised.stderr.strip()[-2000:] or 'no message'}"
             )
+        failure, limit = _failure(supervised, request.limits, output_breach, memory_breach, cpu_s)
         return SandboxResult(
             exit_code=supervised.exit_code,
             stdout=supervised.stdout,
             stderr=supervised.stderr,
             duration_s=supervised.duration_s,
-            failure=_failure(supervised, request.limits, output_breach, memory_breach, cpu_s),
+            failure=failure,
+            limit=limit,
         )
 
     def _make_cgroup(self, limits: SandboxLimits) -> RunCgroup | None:
@@ -328,6 +330,8 @@ class BubblewrapRunner:
         limits = request.limits
 
         def check(output: int | None) -> str | None:
+            if request.stop is not None and request.stop.is_set():
+                return STOPPED
             if cgroup is not None and cgroup.memory_exhausted():
                 return limits.memory_breach()
             if cgroup is not None and cgroup.cpu_seconds() >= limits.cpu_seconds:
@@ -357,26 +361,27 @@ def _failure(
     output_breach: str | None,
     memory_breach: bool,
     cpu_s: float,
-) -> str | None:
-    """The one sentence that says why a run failed, most specific first. `cpu_s` is the CPU time the
-    run used: all of its processes' (cgroup), or the most its main process was seen to use."""
+) -> tuple[str | None, bool]:
+    """The one sentence that says why a run failed, most specific first, and whether it names a
+    broken limit. `cpu_s` is the CPU time the run used: all of its processes' (cgroup), or the most
+    its main process was seen to use."""
     if supervised.stopped_for is not None:
-        return supervised.stopped_for
+        return supervised.stopped_for, True
     if memory_breach:
-        return limits.memory_breach()
+        return limits.memory_breach(), True
     code = supervised.exit_code
     if code in {member.value for member in SandboxExit}:
-        return limits.describe_breach(SandboxExit(code))
+        return limits.describe_breach(SandboxExit(code)), True
     signal_number = code - 128 if 128 < code < 128 + signal.NSIG else -code if code < 0 else 0
     if signal_number == signal.SIGXCPU or (signal_number == signal.SIGKILL and cpu_s >= limits.cpu_seconds):
-        return limits.cpu_breach()
+        return limits.cpu_breach(), True
     if output_breach is not None:
-        return output_breach
+        return output_breach, True
     if signal_number:
-        return f"killed by signal {_signal_name(signal_number)}"
+        return f"killed by signal {_signal_name(signal_number)}", False
     if code != 0:
-        return f"exited with code {code}"
-    return None
+        return f"exited with code {code}", False
+    return None, False
 
 
 def _signal_name(number: int) -> str:

@@ -88,14 +88,21 @@ class SandboxLimits:
 
     @classmethod
     def from_resources(cls, resources: Resources, caps: SandboxLimits) -> SandboxLimits:
-        """What a compute spec asked for, never more than the gateway's `caps`."""
+        """What a compute spec asked for, never more than the gateway's `caps`; a field it left out
+        gets the cap. (The gateway refuses a spec that asks for more before it gets here.)"""
+
+        def asked(value: int | None, unit: int, cap: int) -> int:
+            return cap if value is None else min(value * unit, cap)
+
         return cls(
-            cpu_seconds=min(resources.cpu_seconds, caps.cpu_seconds),
-            memory_bytes=min(resources.memory_mb * MIB, caps.memory_bytes),
-            max_processes=min(resources.max_processes, caps.max_processes),
-            output_bytes=min(resources.output_mb * MIB, caps.output_bytes),
+            cpu_seconds=asked(resources.cpu_seconds, 1, caps.cpu_seconds),
+            memory_bytes=asked(resources.memory_mb, MIB, caps.memory_bytes),
+            max_processes=asked(resources.max_processes, 1, caps.max_processes),
+            output_bytes=asked(resources.output_mb, MIB, caps.output_bytes),
             output_files=caps.output_files,
-            wall_seconds=min(float(resources.wall_seconds), caps.wall_seconds),
+            wall_seconds=caps.wall_seconds
+            if resources.wall_seconds is None
+            else min(float(resources.wall_seconds), caps.wall_seconds),
             tmp_bytes=caps.tmp_bytes,
         )
 

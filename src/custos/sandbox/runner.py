@@ -3,6 +3,7 @@ and the `Runner` protocol every sandbox implementation meets."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,8 @@ class SandboxRequest:
     `["-m", "custos.computations.runtime", "/task/input.json", "/output"]` (`-m module`, `-c code` or
     a script path). `output_dir` is the host folder that receives what the computation left in
     `/output` (a filesystem of the output limit's size inside the sandbox) once the run is over, unless
-    it broke an output limit; it should start empty. `env` is added to a cleaned environment.
+    it broke an output limit; it should start empty. `env` is added to a cleaned environment. Setting
+    `stop` ends the run (every process of it) as a broken limit would, with the failure STOPPED.
     """
 
     argv: Sequence[str]
@@ -40,18 +42,25 @@ class SandboxRequest:
     binds: Sequence[Bind] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     limits: SandboxLimits = field(default_factory=SandboxLimits)
+    stop: threading.Event | None = None
+
+
+# The failure of a run that its `stop` event ended (the gateway's job was cancelled).
+STOPPED = "the run was stopped by the gateway"
 
 
 @dataclass(frozen=True)
 class SandboxResult:
     """How a run ended. `failure` is None on success, otherwise one sentence naming what went wrong
-    (a limit that was broken, or the exit code). `stdout` and `stderr` hold the last 64 KiB of each."""
+    (a limit that was broken, or the exit code). `stdout` and `stderr` hold the last 64 KiB of each.
+    `limit` says whether `failure` names a broken limit (the sandbox's words, not the code's)."""
 
     exit_code: int
     stdout: str
     stderr: str
     duration_s: float
     failure: str | None
+    limit: bool = False
 
     @property
     def ok(self) -> bool:
@@ -71,6 +80,7 @@ class Runner(Protocol):
     - has no privileges: no capabilities, no_new_privs set, no setuid, mount, ptrace or new namespaces;
     - is held to every limit in `request.limits` (memory, processes and CPU time for the whole run
       where the host allows it), and a breach ends the run with a `failure` naming it;
+    - is ended, with every process of it, within a second of `request.stop` being set (failure STOPPED);
     - leaves no process behind: every process the run started is gone when `run` returns.
 
     `run` raises SandboxError only when the sandbox itself cannot be set up; everything the

@@ -31,6 +31,7 @@ from custos.core.wire import (
     ApiToken,
     ApiTokenCreate,
     ApiTokenPublic,
+    AuditAnchorPublic,
     DatasetInfo,
     MockTable,
     ModelDetail,
@@ -39,6 +40,7 @@ from custos.core.wire import (
     PasswordSet,
     Resources,
     SignedPolicy,
+    SitePublic,
     SpecCreate,
     SpecPublic,
 )
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
 
 PASSWORD_CHARS = (12, 1024)
 _TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TRAIL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Client(CodeMixin, ReleasesMixin):
@@ -100,6 +103,11 @@ class Client(CodeMixin, ReleasesMixin):
     def datasets(self) -> list[DatasetInfo]:
         return decode_list(self._send("GET", "/datasets"), DatasetInfo)
 
+    def sites(self) -> list[SitePublic]:
+        """Every gateway: its org, the release it runs, when it was last seen, whether it is online
+        (seen within `offline_after_s`), and how many tasks it is working on."""
+        return decode_list(self._send("GET", "/sites"), SitePublic)
+
     def search_datasets(self, text: str) -> list[DatasetInfo]:
         """The datasets whose name, description, licence, owner org, column names or column notes
         contain every word of `text` (case-insensitive), best match first."""
@@ -133,6 +141,16 @@ class Client(CodeMixin, ReleasesMixin):
         response = self._send("PUT", "/crl", body={"crl_pem": crl_pem})
         number = check_response(response).json().get("number")
         return int(number)
+
+    # --- audit anchors --------------------------------------------------------------------------
+
+    def audit_anchors(self, trail: str) -> list[AuditAnchorPublic]:
+        """The heads the orchestrator keeps of an audit trail, oldest first: a gateway's (its name;
+        for its org's admins) or its own (`orchestrator`; project admins). Pass them to
+        `custos.audit.verify_trail(path, anchors=[(a.index, a.hash) for a in ...])` to find a cut end."""
+        if not _TRAIL.fullmatch(trail):
+            raise InvalidInput(f"{trail!r} is not a trail name: give a gateway's name, or 'orchestrator'")
+        return decode_list(self._send("GET", f"/audit/anchors/{trail}"), AuditAnchorPublic)
 
     # --- compute specs ----------------------------------------------------------------------------
 

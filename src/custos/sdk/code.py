@@ -28,6 +28,7 @@ from custos.core.wire import (
     MockTable,
 )
 from custos.data.ipc import table_from_ipc_b64
+from custos.sdk.job import Job
 from custos.sdk.jobs import JobsMixin
 from custos.sdk.responses import decode, decode_list
 
@@ -147,9 +148,9 @@ class CodeMixin(JobsMixin):
         body = CodeReviewCreate(reason=reason).model_dump(mode="json")
         return decode(self._send("POST", f"/code/{_code_id(request_id)}/deny", body=body), CodeRequestDetail)
 
-    def run_code(self, request_id: str) -> JobPublic:
-        """Run approved code as a job; wait with `wait_job`. Its result is held for release review."""
-        return decode(self._send("POST", f"/code/{_code_id(request_id)}/run"), JobPublic)
+    def run_code(self, request_id: str) -> Job:
+        """Run approved code as a job; `job.wait()` for it. Its result is held for release review."""
+        return Job.bound(decode(self._send("POST", f"/code/{_code_id(request_id)}/run"), JobPublic), self)
 
     def code_result(self, job_id: str) -> dict[str, Any]:
         """A released custom code job's outputs: {gateway/dataset: DataFrame, dict or a file's bytes}."""

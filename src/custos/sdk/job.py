@@ -3,6 +3,7 @@
     job = client.submit_job(spec.id, {"columns": ["bmi"], "statistics": ["mean"]})
     job.wait()                  # blocks, with a progress bar; Conflict if it failed
     job.result().tables()
+    job.cancel()                # its gateways end its sandboxes; no result of it is accepted
 
 `Job` is a JobPublic (same fields, same JSON), so code written against JobPublic keeps working.
 """
@@ -31,6 +32,8 @@ class JobSource(Protocol):
     def wait_job(self, job_id: str, *, timeout: float = ..., progress: bool = ...) -> Job: ...
 
     def job_result(self, job_id: str) -> Result: ...
+
+    def cancel_job(self, job_id: str) -> Job: ...
 
 
 class Job(JobPublic):
@@ -62,6 +65,10 @@ class Job(JobPublic):
     def result(self) -> Result:
         """The result of the succeeded job (Conflict while it is not available)."""
         return self._bound_client().job_result(self.id)
+
+    def cancel(self) -> Job:
+        """Cancel the job (see `Client.cancel_job`) and return it as it now is."""
+        return self._bound_client().cancel_job(self.id)
 
     def tasks_done(self) -> tuple[int, int]:
         """(done, all) compute tasks of the current round, as the progress bar counts them."""

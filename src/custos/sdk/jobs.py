@@ -3,8 +3,10 @@ result with its downloads, read the privacy budget spent, and the released logs 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from custos.core.blobs import check_blob, refs_in
 from custos.core.errors import Conflict
@@ -13,6 +15,7 @@ from custos.core.states import JobState
 from custos.core.wire import (
     BudgetPublic,
     JobCreate,
+    JobPage,
     JobPreview,
     JobPublic,
     JobResult,
@@ -54,6 +57,34 @@ class JobsMixin(Session):
     def job(self, job_id: str) -> Job:
         return Job.bound(decode(self._send("GET", f"/jobs/{job_id}"), JobPublic), self)
 
+    def jobs(
+        self,
+        *,
+        state: JobState | str | Iterable[JobState | str] | None = None,
+        spec: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of the jobs you may list, newest first: your own (an org admin's: the org's; a
+        project admin's: all). Narrow by `state` (one or several), `spec` and `since` (a zoned time).
+        `page.next_cursor`, when set, is the `cursor` of the next page."""
+        states = [state] if isinstance(state, str) else list(state or ())
+        query: list[tuple[str, str]] = [("state", JobState(s).value) for s in states]
+        if spec is not None:
+            query.append(("spec", spec))
+        if since is not None:
+            query.append(("since", since.isoformat()))
+        query.append(("limit", str(limit)))
+        if cursor is not None:
+            query.append(("cursor", cursor))
+        return decode(self._send("GET", f"/jobs?{urlencode(query)}"), JobPage)
+
+    def cancel_job(self, job_id: str) -> Job:
+        """Cancel a queued, running or held job: its gateways end its sandboxes, and no result of it
+        is accepted any more. Conflict if it has already ended."""
+        return Job.bound(decode(self._send("POST", f"/jobs/{job_id}/cancel"), JobPublic), self)
+
     def wait_job(self, job_id: str, *, timeout: float = 300, progress: bool = False) -> Job:
         """Poll until the job has succeeded or is held for release review, and return it.
 
@@ -85,7 +116,8 @@ class JobsMixin(Session):
 
     def job_logs(self, job_id: str) -> list[ReleasedLogPublic]:
         """The full logs of the job's failed custom code tasks that a custodian has released, oldest
-        first; empty until one is (until then the job's reason holds only a redacted message)."""
+        first; empty until one is (until then the job's reason holds only the error's category, class
+        and line)."""
         return decode_list(self._send("GET", f"/jobs/{job_id}/logs"), ReleasedLogPublic)
 
     def release_log(

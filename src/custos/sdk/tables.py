@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from custos.core.inert import inert
-from custos.core.wire import DatasetInfo
+from custos.core.wire import DatasetInfo, SitePublic
 from custos.sdk.dataset import Dataset
 from custos.sdk.result import Section, format_cell
 
@@ -45,11 +45,30 @@ def add_row(table: Table, *cells: str | Text, style: str | None = None) -> None:
 
 def datasets_table(datasets: Sequence[DatasetInfo]) -> Table:
     table = Table(title="datasets", box=box.SIMPLE_HEAD, title_justify="left")
-    for column in ("dataset", "rows (≈)", "columns", "description"):
+    for column in ("dataset", "rows (≈)", "columns", "description", "site"):
         table.add_column(column, justify="right" if column.startswith("rows") else "left")
     for info in datasets:
         names = ", ".join(info.dataset_schema.names)
-        add_row(table, f"{info.gateway}/{info.name}", f"{info.row_count:,}", names, info.description)
+        since = info.site_offline_since
+        site = "online" if since is None else f"offline since {since:%Y-%m-%d %H:%M} UTC"
+        add_row(table, f"{info.gateway}/{info.name}", f"{info.row_count:,}", names, info.description, site)
+    return table
+
+
+def sites_table(sites: Sequence[SitePublic]) -> Table:
+    table = Table(title="sites", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("site", "org", "version", "last seen (UTC)", "status", "tasks in flight"):
+        table.add_column(column, justify="right" if column == "tasks in flight" else "left", no_wrap=True)
+    for site in sites:
+        add_row(
+            table,
+            site.name,
+            site.org,
+            site.version or "-",
+            f"{site.last_seen:%Y-%m-%d %H:%M:%S}",
+            "online" if site.online else "offline",
+            str(site.tasks_in_flight),
+        )
     return table
 
 

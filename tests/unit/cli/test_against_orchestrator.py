@@ -93,8 +93,16 @@ PACKAGE_MANIFEST += "max_bytes = 100\n"
             {"custos-model.toml": PACKAGE_MANIFEST, "p/main.py": "", "p/blob.bin": "x"},
             "a code package may have 1048576",
         ),
+        (
+            {"custos-model.toml": PACKAGE_MANIFEST, "p/main.py": "def go(dal, datasets, params): ..."},
+            "p/main.py (the entrypoint's module p.main) defines no function named run at its top level",
+        ),
+        (
+            {"custos-model.toml": PACKAGE_MANIFEST, "p/main.py": "def run(dal, datasets, params)\n"},
+            "p/main.py does not parse: expected ':' (line 1",
+        ),
     ],
-    ids=["no manifest", "no entry module", "bad entrypoint", "too big"],
+    ids=["no manifest", "no entry module", "bad entrypoint", "too big", "no entry function", "no parse"],
 )
 def test_a_bad_package_is_refused_in_one_line_and_nothing_is_submitted(
     custos: CliRunner, cluster: Cluster, tmp_path: Path, files: dict[str, str], expected: str
@@ -110,6 +118,37 @@ def test_a_bad_package_is_refused_in_one_line_and_nothing_is_submitted(
         "code", "submit", str(folder), "--dataset", "site-a/patients", "--kit", kit
     ).assert_one_line_error()
     assert expected in line
+    assert json.loads(custos("code", "list", "--kit", kit, "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            "def count(dal, datasets, params):\n    return {'n': 1\n",
+            "the code does not parse: '{' was never closed (line 2, column 12)",
+        ),
+        ("def total(dal, datasets, params):\n    return {}\n", "no function named count at its top level"),
+    ],
+    ids=["no parse", "no function"],
+)
+def test_code_that_could_not_run_is_refused_at_submit_in_one_line_and_a_json_detail(
+    custos: CliRunner, cluster: Cluster, tmp_path: Path, source: str, expected: str
+) -> None:
+    (tmp_path / "count.py").write_text(source, encoding="utf-8")
+    kit = str(cluster.kit_dir("alice"))
+    line = custos(
+        "code", "submit", "count.py", "--function", "count", "--dataset", "site-a/patients",
+        "--output", "json", "--kit", kit,
+    ).assert_one_line_error()  # fmt: skip
+    assert expected in line
+    body = {"source": source, "function": "count", "datasets": ["site-a/patients"], "output": "json"}
+    with cluster.client("alice") as alice:
+        token = alice.create_token("code-check").token
+    with httpx.Client(base_url=cluster.url, verify=root_ssl_context(load_kit(Path(kit)).root_path)) as http:
+        answer = http.post("/api/v1/code", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400, answer.text
+    assert expected in answer.json()["detail"]
     assert json.loads(custos("code", "list", "--kit", kit, "--json").stdout) == []
 
 

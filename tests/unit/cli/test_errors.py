@@ -199,3 +199,48 @@ def test_a_bad_file_output_is_refused_before_anything_is_read(
         "--kit", str(tmp_path / "no-kit"), *options,
     ).assert_one_line_error()  # fmt: skip
     assert expected in line
+
+
+def test_version_is_printed(custos: CliRunner) -> None:
+    done = custos("--version")
+    assert done.code == 0, done.stderr
+    assert done.stdout.strip().startswith("custos ")
+    assert done.stdout.strip().split()[1][0].isdigit()
+
+
+def test_shell_completion_completes_command_groups(custos: CliRunner) -> None:
+    done = custos(
+        env={"_CUSTOS_COMPLETE": "complete_bash", "COMP_WORDS": "custos orch", "COMP_CWORD": "1"},
+        script=True,
+    )
+    assert done.code == 0, done.stderr
+    assert done.stdout.split() == ["orchestrator"]
+
+
+def test_an_unknown_log_format_is_one_line(custos: CliRunner, tmp_path: Path) -> None:
+    line = custos(
+        "orchestrator", "start", "--kit", str(tmp_path), "--log-format", "xml"
+    ).assert_one_line_error(code=2)
+    assert "xml" in line
+
+
+@pytest.mark.parametrize(
+    ("config", "flags", "expected"),
+    [
+        ("warm_spares: -1\n", [], "gateway.yaml: warm_spares: Input should be greater than or equal to 0"),
+        ("", ["--cap", "memory_mb"], "--cap memory_mb: write NAME=VALUE"),
+        ("", ["--cap", "memory_gb=4"], "gateway.yaml (or its flag): sandbox.memory_gb: Extra inputs"),
+    ],
+)
+def test_a_bad_gateway_configuration_is_one_line(
+    custos: CliRunner, tmp_path: Path, config: str, flags: list[str], expected: str
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "DATASETS.yaml").write_text("datasets: []\n", encoding="utf-8")
+    if config:
+        (site / "gateway.yaml").write_text(config, encoding="utf-8")
+    line = custos(
+        "gateway", "start", "--kit", str(tmp_path / "kit"), "--data", str(site / "DATASETS.yaml"), *flags
+    ).assert_one_line_error()
+    assert expected in line

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[Via, str]] = {
     "gateway log show": ("library", "custos.gateway.code_logs:read_code_logs"),
     "gateway log release": ("sdk", "release_log"),
     "dataset list": ("sdk", "datasets"),
+    "site list": ("sdk", "sites"),
     "dataset search": ("sdk", "search_datasets"),
     "dataset show": ("sdk", "dataset"),
     "dataset mock": ("sdk", "mock"),
@@ -56,6 +57,8 @@ COMMANDS: dict[str, tuple[Via, str]] = {
     "spec list": ("sdk", "specs"),
     "job submit": ("sdk", "submit_job"),
     "job status": ("sdk", "job"),
+    "job list": ("sdk", "jobs"),
+    "job cancel": ("sdk", "cancel_job"),
     "job result": ("sdk", "job_result"),
     "job log": ("sdk", "job_logs"),
     # A site's audit trail is a local file (the gateway's or the orchestrator's).

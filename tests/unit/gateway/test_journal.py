@@ -62,6 +62,23 @@ def test_a_later_attempt_gets_the_result_journaled_at_an_earlier_one(tmp_path: P
     assert again.earlier("task_2", 2) is None
 
 
+def test_the_budget_reservation_a_result_names_survives_a_restart_and_a_later_attempt(
+    tmp_path: Path,
+) -> None:
+    """The agent commits a DP result's reservation only after the journal line: after a crash in
+    between, the line still names the reservation to commit."""
+    path = tmp_path / "journal.jsonl"
+    pending = Pending(upload(1, 7).upload, reservation="rsv_1")
+    Journal(path).record("task_1", pending)
+    Journal(path).record("task_2", upload(1, 8))
+    again = Journal(path)
+    assert again.get("task_1", 1) == pending
+    resent = again.earlier("task_1", 2)
+    assert resent is not None and resent.reservation == "rsv_1"
+    got = again.get("task_2", 1)
+    assert got is not None and got.reservation is None
+
+
 def test_a_failure_or_a_result_that_fails_its_digest_is_not_re_sent(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     journal = Journal(path)

@@ -149,13 +149,13 @@ def test_pool_hands_the_spare_to_a_job_reuses_by_key_and_closes_idle_runtimes(
     limits = SandboxLimits(wall_seconds=60)
     pool = RuntimePool(runner, max_result_bytes=1 << 20, spare_limits=limits, idle_s=3600, max_runtimes=1)
     try:
-        spare = pool._spare
+        (spare,) = pool.spares
         key = RuntimeKey("job_1", "patients", "digest", frozenset({"bmi"}))
         first = pool.get(key, limits, grants(patients[1]), None)
         assert first is spare, "the job takes the booted spare"
-        assert pool._spare is None, "the next spare waits until the gateway is between tasks"
+        assert pool.spares == (), "the next spare waits until the gateway is between tasks"
         pool.reap()
-        assert pool._spare is not None and pool._spare is not first
+        assert len(pool.spares) == 1 and pool.spares[0] is not first
         assert pool.get(key, limits, grants(patients[1]), None) is first
         reply = first.compute(request(first, get_model("stats", "1.0.0").start(PARAMS).round_input))
         assert reply["ok"], reply

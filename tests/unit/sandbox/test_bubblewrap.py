@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from custos.core.errors import InvalidInput, SandboxError
-from custos.sandbox import Bind, BubblewrapRunner, Runner, SandboxLimits, SandboxRequest
+from custos.sandbox import Bind, BubblewrapRunner, Runner, SandboxLimits, SandboxRequest, SandboxResult
 
 FAST = SandboxLimits(cpu_seconds=10, wall_seconds=30, max_processes=64, output_bytes=1 << 20, output_files=20)
 ROOT = os.geteuid() == 0
@@ -329,3 +329,37 @@ def test_a_missing_bubblewrap_is_named() -> None:
 def test_an_interpreter_that_cannot_start_is_named(runner: BubblewrapRunner, tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="could not be started"):
         BubblewrapRunner(python=tmp_path / "no-python")
+
+
+def test_a_stop_event_ends_the_run_and_every_process_of_it(runner: BubblewrapRunner, tmp_path: Path) -> None:
+    stop = threading.Event()
+    marker = tmp_path / "pids"
+    marker.mkdir()
+    marker.chmod(0o777)
+    request = SandboxRequest(
+        argv=code("""
+            import os, subprocess, time
+            child = subprocess.Popen(["sleep", "600"])
+            with open("/marker/pids", "w") as f:
+                f.write(f"{child.pid}")
+            time.sleep(600)
+        """),
+        output_dir=output_dir(tmp_path),
+        binds=[Bind(marker, "/marker", writable=True)],
+        limits=FAST,
+        stop=stop,
+    )
+    ended: list[SandboxResult] = []
+    thread = threading.Thread(target=lambda: ended.append(runner.run(request)))
+    thread.start()
+    for _ in range(200):
+        if (marker / "pids").exists():
+            break
+        threading.Event().wait(0.05)
+    stop.set()
+    thread.join(timeout=10)
+
+    assert not thread.is_alive()
+    [result] = ended
+    assert result.failure == "the run was stopped by the gateway"
+    assert result.duration_s < FAST.wall_seconds

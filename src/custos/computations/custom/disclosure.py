@@ -1,24 +1,19 @@
-"""What the gateway checks of custom code before its output leaves: the output caps, the check of an
-encoded output against its declared type and caps (`check_output`), and the redaction of data values
-from a failure's message (`redact_error`). The sandboxed code decides none of this.
+"""What the gateway checks of custom code before its output leaves: the output caps and the check of an
+encoded output against its declared type and caps (`check_output`). The sandboxed code decides none
+of this. What a failure tells the researcher is `custos.computations.failures`'s.
 
 A file output must be of its declared type, recognised from its bytes (`custos.computations.custom.files`).
 """
 
 from __future__ import annotations
 
-import builtins
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from custos.computations.custom.files import FILE_KIND, check_file, file_type_of
 from custos.core.errors import PolicyDenied
-from custos.core.schema import DatasetSchema
-
-MAX_REDACTED_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -66,32 +61,3 @@ def check_output(encoded: Mapping[str, Any], declared: str, caps: OutputCaps = D
             raise PolicyDenied(
                 f"the output is refused: {size} bytes of JSON are over the cap of {caps.json_bytes} bytes"
             )
-
-
-_SAFE_TYPES = frozenset(
-    name
-    for name, value in vars(builtins).items()
-    if isinstance(value, type) and issubclass(value, BaseException)
-) | {"CustosError", "InvalidInput", "PermissionDenied", "PolicyDenied", "SandboxError", "LimitExceeded"}
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_NUMBER = re.compile(r"[-+]?\.?\d[\w.,:+-]*")
-
-
-def schema_vocabulary(schema: DatasetSchema) -> list[str]:
-    """Words that are data values of a dataset (its categories), to redact from messages."""
-    return sorted({c for column in schema.columns for c in column.categories or []})
-
-
-def redact_error(kind: str, message: str, vocabulary: Iterable[str] = ()) -> str:
-    """`Type: message` with data values taken out: quoted strings, numbers and `vocabulary`'s words.
-    A type that is not a built-in or Custos exception could spell data, so it becomes Exception."""
-    kind = kind if kind in _SAFE_TYPES else "Exception"
-    text = _QUOTED.sub("'…'", message)
-    text = _NUMBER.sub("#", text)
-    for word in sorted(set(vocabulary), key=len, reverse=True):
-        if word:
-            text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", "…", text, flags=re.IGNORECASE)
-    text = " ".join(text.split())
-    if len(text) > MAX_REDACTED_CHARS:
-        text = text[:MAX_REDACTED_CHARS] + "…"
-    return f"{kind}: {text} (data values redacted; the custodian holds the full log)"

@@ -17,9 +17,9 @@ The policy's other rules (`custos.privacy.controls.DisclosureRules`) apply here 
 (or mean) the (n, k) dominance rule flags is suppressed like a small one; with filters, a cell that
 the filters leave fewer than min_count of its rows out of is suppressed (the rows left out are a cell
 of the unfiltered table, which another job may publish); min and max of a group below
-`extremes_threshold` are withheld, and with `extremes_min_count` set, a min or max that fewer rows
-than that hold is withheld too; a frequency table or grouping over more than `max_levels` levels, and
-filters leaving fewer than `min_subset` rows, refuse the whole result (without saying the count).
+`extremes_threshold` are withheld, and so is a min or max that fewer rows than that hold; a
+frequency table or grouping over more than `max_levels` levels, and filters leaving fewer than
+`min_subset` rows, refuse the whole result (without saying the count).
 Rounding applies to the pooled, published figures only (`stats.rounding`).
 
 Quantile rounds: the site sends its round-0 answer again, so the gateway refuses searches on the
@@ -166,7 +166,7 @@ _SITE_ONLY = {"suppressed", "largest", "abs_sum", "removed", "min_ties", "max_ti
 
 
 def _extremes(entry: Json, cell: SummaryCell, rules: DisclosureRules) -> None:
-    """Withhold min and max of a small group; with `extremes_min_count`, each one fewer rows hold."""
+    """Withhold min and max of a small group, and each one that fewer rows than the threshold hold."""
     if not {"min", "max"} & set(entry):
         return
     threshold = rules.extremes_threshold
@@ -174,8 +174,6 @@ def _extremes(entry: Json, cell: SummaryCell, rules: DisclosureRules) -> None:
         entry.pop("min", None)
         entry.pop("max", None)
         entry["extremes_reason"] = extremes_reason(threshold)
-        return
-    if rules.extremes_min_count is None:
         return
     reasons = []
     for name, ties in (("min", cell.min_ties), ("max", cell.max_ties)):

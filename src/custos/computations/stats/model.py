@@ -241,16 +241,17 @@ class StatsModel:
 
 
 def tail_reason(min_rows: int) -> str:
-    return f"quantiles among the {min_rows - 1} smallest or largest values are withheld (extremes_min_count)"
+    return (
+        f"quantiles among the {min_rows - 1} smallest or largest values are withheld: "
+        "each is one person's value"
+    )
 
 
 def withhold_tail_quantiles(
     params: StatsParams, entries: list[Json], cells: Sequence[QuantileCell], rules: DisclosureRules
 ) -> tuple[list[Json], list[str]]:
-    """With `extremes_min_count` set, a quantile read from one of a cell's k - 1 smallest or largest
+    """A quantile read from one of a cell's k - 1 smallest or largest
     values (k the extremes threshold) is withheld, as min and max are: at p = 0 or 1 it is one."""
-    if rules.extremes_min_count is None:
-        return entries, []
     k = rules.extremes_threshold
     counts = {(c.column, c.group): c.count for c in cells if not c.suppressed}
     kept: list[Json] = []

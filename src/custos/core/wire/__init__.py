@@ -7,6 +7,7 @@ One module per part of the API; import the names from here.
 
 from __future__ import annotations
 
+from custos.core.wire.audit import ORCHESTRATOR_TRAIL, AuditAnchorPublic, AuditHead
 from custos.core.wire.auth import (
     AUTH_DOMAIN,
     Challenge,
@@ -51,14 +52,17 @@ from custos.core.wire.datasets import (
 from custos.core.wire.jobs import (
     Ack,
     JobCreate,
+    JobPage,
     JobPublic,
     JobResult,
+    JobSummary,
     PollResponse,
     Submitter,
     TaskAssignment,
     TaskKind,
     TaskPublic,
     TaskResultUpload,
+    TaskStanding,
     result_digest,
 )
 from custos.core.wire.logs import MAX_CODE_LOG_BYTES, ReleasedLogCreate, ReleasedLogPublic
@@ -85,7 +89,14 @@ from custos.core.wire.releases import (
     ReleaseVote,
     ReleaseVoteCreate,
 )
-from custos.core.wire.resources import Resources
+from custos.core.wire.resources import (
+    RESOURCE_TEMPLATES,
+    TEMPLATE_NAMES,
+    Resources,
+    ResourceSizes,
+    TemplateName,
+)
+from custos.core.wire.sites import MAX_HELD_TASKS, Heartbeat, PollRequest, SitePublic
 from custos.core.wire.specs import SpecCreate, SpecPublic
 from custos.core.wire.users import (
     API_TOKEN_PREFIX,
@@ -108,15 +119,21 @@ __all__ = [
     "CUSTOM_MODEL",
     "MAX_CODE_CHARS",
     "MAX_CODE_LOG_BYTES",
+    "MAX_HELD_TASKS",
     "MAX_PACKAGE_BYTES",
     "MODEL_ARCHIVE_B64_CHARS",
+    "ORCHESTRATOR_TRAIL",
+    "RESOURCE_TEMPLATES",
+    "TEMPLATE_NAMES",
     "WIRE_VERSION",
     "WIRE_VERSION_HEADER",
     "Ack",
     "ApiToken",
     "ApiTokenCreate",
     "ApiTokenPublic",
+    "AuditAnchorPublic",
     "AuditEventPublic",
+    "AuditHead",
     "BudgetPublic",
     "BudgetStanding",
     "Challenge",
@@ -139,10 +156,13 @@ __all__ = [
     "FlagRule",
     "FlagValueClass",
     "GatewayPublish",
+    "Heartbeat",
     "JobCreate",
+    "JobPage",
     "JobPreview",
     "JobPublic",
     "JobResult",
+    "JobSummary",
     "Me",
     "MockTable",
     "ModelArchive",
@@ -155,6 +175,7 @@ __all__ = [
     "PackageB64",
     "PasswordLogin",
     "PasswordSet",
+    "PollRequest",
     "PollResponse",
     "ReleaseDecision",
     "ReleaseDetail",
@@ -165,9 +186,11 @@ __all__ = [
     "ReleaseVoteCreate",
     "ReleasedLogCreate",
     "ReleasedLogPublic",
+    "ResourceSizes",
     "Resources",
     "SignedCodeApproval",
     "SignedPolicy",
+    "SitePublic",
     "SpecCreate",
     "SpecPublic",
     "Submitter",
@@ -175,6 +198,8 @@ __all__ = [
     "TaskKind",
     "TaskPublic",
     "TaskResultUpload",
+    "TaskStanding",
+    "TemplateName",
     "TokenGrant",
     "TokenRequest",
     "UserPublic",

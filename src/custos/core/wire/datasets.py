@@ -59,6 +59,9 @@ class DatasetInfo(WireModel):
     policy_signer: str | None = None
     policy_issued_at: datetime | None = None
     owner_org: str = Field(default="", description="the publishing gateway's org, from its certificate")
+    site_offline_since: datetime | None = Field(
+        default=None, description="set while the dataset's gateway is offline: when it was last seen"
+    )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

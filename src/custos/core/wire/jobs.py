@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from custos.core.states import JobState, TaskState
+from custos.core.wire.audit import AuditHead
 from custos.core.wire.datasets import SignedPolicy
 from custos.core.wire.resources import Resources
 from custos.core.wire.version import WIRE_VERSION
@@ -37,7 +38,9 @@ class TaskPublic(WireModel):
     error: str | None
 
 
-class JobPublic(WireModel):
+class JobSummary(WireModel):
+    """A job as a list shows it: everything but its tasks."""
+
     id: str
     spec_id: str
     model: str
@@ -48,7 +51,23 @@ class JobPublic(WireModel):
     org: str
     created_at: datetime
     finished_at: datetime | None
+
+
+class JobPublic(JobSummary):
     tasks: list[TaskPublic]
+    waiting: list[str] = Field(
+        default_factory=list,
+        description="while the job is open, each offline site it waits for, e.g. "
+        "'waiting for site-b, offline since 2026-12-06 10:02 UTC'",
+    )
+
+
+class JobPage(WireModel):
+    """One page of `GET /api/v1/jobs`, newest first. `next_cursor`, when set, fetches the next page
+    (pass it as `cursor`); None on the last page."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None
 
 
 class JobResult(WireModel):
@@ -90,6 +109,16 @@ class PollResponse(WireModel):
     task: TaskAssignment | None
 
 
+class TaskStanding(WireModel):
+    """What the orchestrator says of a task a gateway is running: `stop`, when set, is why its result
+    is no longer wanted (its job was cancelled or failed), and the gateway ends its sandbox."""
+
+    task_id: str
+    state: TaskState
+    attempt: int
+    stop: str | None
+
+
 class TaskResultUpload(WireModel):
     """Idempotent on (task id, attempt, digest): a repeat is acknowledged, a different digest refused."""
 
@@ -98,6 +127,9 @@ class TaskResultUpload(WireModel):
     result: dict[str, Any] | None = None
     error: str | None = Field(default=None, max_length=4000)
     digest: str
+    audit_head: AuditHead | None = Field(
+        default=None, description="the head of the gateway's audit trail as it sends the result"
+    )
 
 
 class Ack(WireModel):

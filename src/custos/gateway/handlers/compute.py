@@ -3,27 +3,39 @@ data filters, the reservation of its privacy budget, the job's sandboxed runtime
 result filters, and the check of an output that is not the custodian's code.
 
 The budget is reserved before the sandbox gets a runtime and a DAL grant: a job the ledger refuses
-boots nothing. Code that is not the custodian's (custom code, published packages) fails with data
-values redacted; its full log stays at the gateway (see `code_logs`); its output is checked before
-it leaves (see `outputs`).
+boots nothing. The reservation is committed after the run by the agent, once it has journaled the
+outcome that names it (`Outcome.reservation`), so a crash never leaves a committed charge without
+its result; a run that raises commits it here (it stays spent either way).
+
+A failure's message is output: code that is not the custodian's (custom code, published packages)
+fails as its category, class and line of that code, a built-in model as its own Custos error or else
+as category and class (`custos.computations.failures`); the message and traceback stay at the
+gateway (see `code_logs`). The output of code that is not the custodian's is checked before it
+leaves (see `outputs`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from custos.audit import AuditTrail
 from custos.computations.base import FederatedModel, JobDataset, MaskedSums, check_job, policy_privacy
-from custos.computations.custom.disclosure import check_output, redact_error, schema_vocabulary
-from custos.computations.custom.model import CustomModel
+from custos.computations.custom.disclosure import check_output
+from custos.computations.failures import (
+    describe_builtin_failure,
+    describe_code_failure,
+    describe_output_refusal,
+    describe_sandbox_failure,
+)
 from custos.computations.fedavg.dp import DpTrainingModel
-from custos.computations.package.model import PackageRunner
 from custos.core.digest import json_digest
-from custos.core.errors import CustosError, SandboxError
+from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.wire import Resources, TaskAssignment
 from custos.gateway.budget import GatewayBudget
 from custos.gateway.code_logs import failed_task_log, write_code_log
+from custos.gateway.crash import CrashPoint, reached
 from custos.gateway.dal import DatasetGrant
 from custos.gateway.handlers.outputs import check_code_output
 from custos.gateway.handlers.task import CheckedTask, Outcome, audit_step
@@ -36,7 +48,6 @@ from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, chai
 from custos.privacy.ledger import Reservation
 from custos.privacy.plan import DpPlan
 from custos.privacy.secure_sum import MaskKeys
-from custos.sandbox.limits import SandboxLimits
 from custos.sandbox.runner import Runner
 
 Json = dict[str, Any]
@@ -82,9 +93,9 @@ class Compute:
             runner,
             max_result_bytes=settings.max_result_bytes,
             # The spare fits a job that asks for the default resources, the usual case.
-            spare_limits=SandboxLimits.from_resources(Resources(), settings.sandbox_caps)
-            if settings.warm_spare
-            else None,
+            spare_limits=settings.limits_for(Resources()),
+            spares=settings.warm_spares,
+            max_runtimes=settings.tasks_in_flight,
             idle_s=settings.runtime_idle_s,
         )
 
@@ -95,13 +106,14 @@ class Compute:
         try:
             return self._compute(checked, dataset, policy)
         except SandboxError as exc:
-            if not checked.redact_sandbox_errors:
+            if checked.sources is None:
                 raise
-            return self._code_failure(checked.run, dataset, {"type": "SandboxError", "message": str(exc)})
+            # What the sandbox said last may quote rows; a broken limit is the gateway's sentence.
+            reply = {"type": type(exc).__name__, "message": exc.message}
+            return self._failure(checked.run, reply, describe_sandbox_failure(exc).text())
 
     def _compute(self, checked: CheckedTask, dataset: SiteDataset, policy: AssetPolicy) -> Outcome:
         task, model, columns = checked.run, checked.model, checked.columns
-        assert task.job_id is not None  # check_task refused otherwise
         controls = policy_privacy(policy)
         # Only this gateway's policy may ask the sandbox for a DP release, never the orchestrator.
         round_input = {k: v for k, v in task.round_input.items() if k != "dp"}
@@ -113,16 +125,44 @@ class Compute:
         round_input = chain.filter_data(round_input, context)
         context.round_input = round_input
         step = _Round(task, dataset, model, columns, controls, training, chain, context)
+        reached(self._settings.test_crash_at, CrashPoint.BEFORE_RESERVE)
         reservation, dp = self._reserve_budget(step)
+        reached(self._settings.test_crash_at, CrashPoint.AFTER_RESERVE)
         if dp is not None:
             round_input["dp"] = dp
+        # A training reservation stays open (and spent) until the job's last round.
+        last = training is None or round_input.get("phase") == "evaluate"
+        settles = reservation if reservation is not None and last else None
+        try:
+            outcome = self._run_round(step, round_input, checked, policy, reservation)
+        except BaseException:
+            if settles is not None:
+                self._budget.commit(settles)  # a run that raised has no result to keep; it stays spent
+            raise
+        reached(self._settings.test_crash_at, CrashPoint.AFTER_COMPUTE)
+        # Committed by the agent once the outcome is journaled: a crash in between keeps the result.
+        return replace(outcome, reservation=settles.id if settles is not None else None)
+
+    def _run_round(
+        self,
+        step: _Round,
+        round_input: Json,
+        checked: CheckedTask,
+        policy: AssetPolicy,
+        reservation: Reservation | None,
+    ) -> Outcome:
+        """The round in the job's sandboxed runtime, its result filtered as it may leave."""
+        task, dataset, columns = step.task, step.dataset, step.columns
+        assert task.job_id is not None  # check_task refused otherwise
         # Only now, with the budget reserved, does the sandbox get its runtime and DAL grant: a job
         # the ledger refuses never boots one.
         key = RuntimeKey(task.job_id, task.dataset, json_digest(task.params), frozenset(columns))
         grants = {task.dataset: DatasetGrant(source=dataset.source, columns=frozenset(columns))}
-        limits = SandboxLimits.from_resources(task.resources, self._settings.sandbox_caps)
+        limits = self._settings.limits_for(task.resources)
         try:
-            runtime = self._runtimes.get(key, limits, grants, self._settings.state_dir / "access.log")
+            runtime = self._runtimes.get(
+                key, limits, grants, self._settings.state_dir / "access.log", self._dal_access(task)
+            )
             audit_step(self._audit, task, "dal_grant", f"{task.dataset}: {', '.join(sorted(columns))}")
             request = {
                 "model": task.model, "dataset": task.dataset, "params": task.params,
@@ -134,20 +174,29 @@ class Compute:
         except CustosError:
             self._runtimes.discard(key)
             raise
-        finally:
-            # A training reservation stays open (and spent) until the job's last round.
-            if reservation is not None and (training is None or round_input.get("phase") == "evaluate"):
-                self._budget.commit(reservation)
         if not reply.get("ok") or not isinstance(reply.get("result"), dict):
             self._runtimes.discard(key)
-            if isinstance(model, CustomModel | PackageRunner):  # code not the custodian's: redacted
-                return self._code_failure(task, dataset, reply)
-            return Outcome("failed", error=f"{reply.get('type', 'Error')}: {reply.get('message', '')}"[:2000])
+            if checked.sources is not None:  # code not the custodian's
+                return self._failure(task, reply, describe_code_failure(reply, checked.sources).text())
+            text, kept = describe_builtin_failure(reply)
+            return self._failure(task, reply, text) if kept else Outcome("failed", error=text)
         result = self._filter_result(step, reply["result"], reservation)
         if checked.output is not None:
-            check_output(result, checked.output, checked.caps)
-            result = check_code_output(result, policy, dataset.source, columns, reads)
+            try:
+                check_output(result, checked.output, checked.caps)
+                result = check_code_output(result, policy, dataset.source, columns, reads)
+            except PolicyDenied as exc:  # its reason can quote the output: the code's choice
+                reply = {"type": "PolicyDenied", "message": exc.message}
+                return self._failure(task, reply, describe_output_refusal().text())
         return Outcome("done", result=result)
+
+    def _dal_access(self, task: TaskAssignment) -> Callable[[str], None]:
+        """Each DAL request of the job's runtime, as an event of the gateway's audit trail."""
+
+        def record(access: str) -> None:
+            audit_step(self._audit, task, "dal_access", access)
+
+        return record
 
     def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
         """Reserve the round's privacy cost, when the policy sets a budget; return the reservation and
@@ -195,14 +244,17 @@ class Compute:
             filtered["budget"] = self._budget.standing(task, step.dataset, controls.budget)
         return filtered
 
-    def _code_failure(self, task: TaskAssignment, dataset: SiteDataset, reply: Json) -> Outcome:
+    def _failure(self, task: TaskAssignment, reply: Json, text: str) -> Outcome:
         """Keep the full error at the gateway (bounded, owner-only, by job; see `code_logs`); send only
-        its type and a redacted message. A custodian may release the full log later."""
+        `text`, the report of it that may leave. A custodian may release the full log later."""
         path = write_code_log(self._settings.state_dir, failed_task_log(task, self._gateway, reply))
         message = f"{task.task_id}: full log kept in {path.relative_to(self._settings.state_dir)}"
         audit_step(self._audit, task, "code_failed", message)
-        kind, text = str(reply.get("type", "Exception")), str(reply.get("message", ""))
-        return Outcome("failed", error=redact_error(kind, text, schema_vocabulary(dataset.schema)))
+        return Outcome("failed", error=text)
+
+    def stop_job(self, job_id: str) -> int:
+        """End the sandboxes of a cancelled job now; from any thread. Returns how many were running."""
+        return self._runtimes.stop_job(job_id)
 
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""

@@ -5,8 +5,8 @@ The site must give the submitter the `custom_code` right, the dataset's policy m
 of exactly the code it carries (the gateway computes the digest itself). A package's archive is then
 checked in memory, as the registry checks a model's, and is never unpacked: the sandbox imports it
 from memory. The code's output must be of its declared type and within its caps (a table is then
-checked under the disclosure rules: see `outputs`), and its failures leave with data values
-redacted; the full log stays in `code-logs/`.
+checked under the disclosure rules: see `outputs`), and a failure leaves as its category, class and
+line of the submitted code (`custos.computations.failures`); its message stays in `code-logs/`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from custos.computations.custom.code_package import CodePackage, verify_code_package
 from custos.computations.custom.disclosure import DEFAULT_CAPS
 from custos.computations.custom.model import CODE_KEY, CustomModel
+from custos.computations.failures import submitted_sources
 from custos.core.errors import PolicyDenied
 from custos.core.wire import CustomCodeTask, TaskAssignment, TaskKind
 from custos.gateway.handlers.task import TASK_RIGHTS, CheckedTask, SiteRules
@@ -41,7 +42,7 @@ def check_custom(
     checked = f"{task.dataset}: code request {code.request_id}, digest {code.digest}"
     return CheckedTask(
         task, CustomModel(), columns, audit=("code_approved_checked", checked), output=code.output,
-        caps=caps, redact_sandbox_errors=True,  # the sandbox's own last words may quote rows
+        caps=caps, sources=submitted_sources(code, code.function),
     )  # fmt: skip
 
 

@@ -67,6 +67,7 @@ class TaskHandler:
         self._audit = audit
         self._policies = policies
         self._site = site
+        self._settings = settings
         self._compute = Compute(
             gateway, runner, settings, audit,
             budget=budget or GatewayBudget(settings.state_dir / BUDGET_FILE),
@@ -87,6 +88,8 @@ class TaskHandler:
     def _handle(self, task: TaskAssignment) -> Outcome:
         try:
             dataset = get_dataset(self._site, task.dataset)
+            # The caps are a ceiling: a spec asking for more is refused, at activation (prepare).
+            self._settings.limits_for(task.resources)
             policy = self._policy_for(task)
             checked = self._check(task, dataset, policy)
             if checked.audit is not None:
@@ -127,6 +130,10 @@ class TaskHandler:
                     raise
                 log.info("task %s carries an older policy than the one in force; using ours", task.task_id)
         return self._policies.current(task.dataset)
+
+    def stop_job(self, job_id: str) -> int:
+        """End the sandboxes of a cancelled job now; from any thread. Returns how many were running."""
+        return self._compute.stop_job(job_id)
 
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""

@@ -1,12 +1,14 @@
 """Tasks that run a package published in the orchestrator's registry. The gateway fetches it from the
 orchestrator, verifies its digest, signature and structure and caches it by digest (at the spec's
 prepare task, and again before every run), then runs it in the sandbox through `package@1.0.0`; its
-output is checked against the manifest's."""
+output is checked against the manifest's, and its failures leave as custom code's do (its category,
+class and line of the package; `custos.computations.failures`)."""
 
 from __future__ import annotations
 
 from custos.computations.custom.code_package import manifest_caps
 from custos.computations.custom.disclosure import DEFAULT_CAPS
+from custos.computations.failures import package_sources
 from custos.computations.package.model import PACKAGE_KEY, PackageModel, PackageRunner
 from custos.core.errors import PolicyDenied
 from custos.core.wire import TaskAssignment, TaskKind
@@ -43,7 +45,8 @@ def check_package(
     verified = ("package_verified", f"{task.model} sha256:{cached.digest}, signed by {cached.signer.name}")
     if task.kind is TaskKind.PREPARE:
         return CheckedTask(task, model, columns, audit=verified)
-    package = {"archive": models.archive(cached.digest), "entrypoint": model.manifest.entrypoint}
+    archive = models.archive(cached.digest)
+    package = {"archive": archive, "entrypoint": model.manifest.entrypoint}
     run = task.model_copy(
         update={
             "model": f"{PackageRunner.name}@{PackageRunner.version}",
@@ -53,5 +56,5 @@ def check_package(
     )
     return CheckedTask(
         run, model, columns, audit=verified, output=model.output,
-        caps=manifest_caps(model.manifest, DEFAULT_CAPS),
+        caps=manifest_caps(model.manifest, DEFAULT_CAPS), sources=package_sources(archive),
     )  # fmt: skip

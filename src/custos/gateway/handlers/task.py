@@ -5,6 +5,7 @@ packages, and the one function through which the handlers write to the audit tra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -24,9 +25,13 @@ from custos.policy.signing import CertificateCheck
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a task ended. `reservation` names the privacy budget reservation that the run used and
+    that the agent commits once this outcome is journaled (never before: see `compute`)."""
+
     status: Literal["done", "failed"]
     result: dict[str, Any] | None = None
     error: str | None = None
+    reservation: str | None = None
 
 
 # The right of the site's authorization that each kind of task needs.
@@ -70,7 +75,8 @@ class CheckedTask:
     """A task that passed the checks of its kind. `run` is the task as the sandbox runs it (a
     package's is rewritten for its runner), with `model` reading `columns`. `audit` is the event
     (action, message) that records the kind's own checks. Code that is not the custodian's names the
-    `output` it must return, within `caps`; custom code's sandbox errors leave redacted."""
+    `output` it must return, within `caps`, and its `sources` by the names its tracebacks give them:
+    its failures leave as `custos.computations.failures` reports them."""
 
     run: TaskAssignment
     model: FederatedModel
@@ -78,7 +84,7 @@ class CheckedTask:
     audit: tuple[str, str] | None = None
     output: str | None = None
     caps: OutputCaps = DEFAULT_CAPS
-    redact_sandbox_errors: bool = False
+    sources: Mapping[str, str] | None = None
 
 
 def check_task(

@@ -13,7 +13,9 @@ from custos.audit import AuditTrail
 from custos.core.errors import AuthenticationFailed, PermissionDenied
 from custos.core.identity import ParticipantKind
 from custos.orchestrator.db import Database
+from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.notifier import TaskNotifier, pending_notifications
+from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService, Caller, Credential
 from custos.orchestrator.services.budget import BudgetService
 from custos.orchestrator.services.code_requests import CodeRequestService
@@ -24,6 +26,7 @@ from custos.orchestrator.services.people import PeopleService
 from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
 from custos.orchestrator.services.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
+from custos.orchestrator.services.sites import SiteService
 from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
@@ -50,6 +53,9 @@ class Services:
     code: CodeRequestService
     budget: BudgetService
     models: ModelService
+    metrics: OrchestratorMetrics
+    sites: SiteService
+    anchors: AnchorService
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""

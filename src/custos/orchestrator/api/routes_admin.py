@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from custos.core.errors import InvalidInput
-from custos.core.wire import AuditEventPublic, UserPublic, WireModel
+from custos.core.wire import AuditAnchorPublic, AuditEventPublic, UserPublic, WireModel
 from custos.orchestrator.api.context import ServicesDep, UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -33,6 +33,13 @@ def audit_events(
     return services.run(
         lambda s: services.people.audit(s, caller.identity, job=job, user=user, since=since, limit=limit)
     )
+
+
+@router.get("/audit/anchors/{trail}")
+def audit_anchors(trail: str, caller: UserDep, services: ServicesDep) -> list[AuditAnchorPublic]:
+    """Every head kept of a trail, oldest first: a gateway's (its name), or the orchestrator's own
+    (`orchestrator`, anchored now first). `custos audit verify --anchored` checks a file against them."""
+    return services.run(lambda s: services.anchors.list(s, caller.identity, trail))
 
 
 class CrlBody(WireModel):

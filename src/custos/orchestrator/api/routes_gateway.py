@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from custos.core.errors import PermissionDenied
-from custos.core.wire import Ack, GatewayPublish, PollResponse, TaskResultUpload, WireModel
-from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, ServicesDep
+from custos.core.wire import (
+    Ack,
+    GatewayPublish,
+    Heartbeat,
+    PollRequest,
+    PollResponse,
+    TaskAssignment,
+    TaskResultUpload,
+    TaskStanding,
+    WireModel,
+)
+from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, GatewayDep, Services, ServicesDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
 
 # Waiters re-check the database this often, for work queued by another orchestrator worker.
@@ -42,30 +55,70 @@ async def next_task(
     held: HeldTasks = (),
     poll: int | None = Query(default=None, ge=0, description="the poll's number; each gateway's increase"),
 ) -> PollResponse:
-    """The gateway's next task, waiting up to `wait` seconds for one.
+    """The gateway's next task, waiting up to `wait` seconds for one: the poll of a gateway that sends
+    no heartbeat (`POST` is the same poll with one)."""
+    if gateway is not None and gateway != caller.identity.name:
+        raise PermissionDenied(f"gateway {caller.identity.name} may not poll for tasks of {gateway}")
+    return await _poll(
+        request, caller.identity.name, services, PollRequest(wait=wait, held=list(held), poll=poll)
+    )
 
-    A poll the gateway has given up on leases nothing: one numbered before a poll of the gateway that
+
+@router.post("/tasks/next")
+async def next_task_with_heartbeat(
+    request: Request, body: PollRequest, caller: GatewayDep, services: ServicesDep
+) -> PollResponse:
+    """The gateway's next task, as `GET`, with its heartbeat (version, tasks in flight) recorded first."""
+    return await _poll(request, caller.identity.name, services, body)
+
+
+@router.post("/heartbeat")
+def heartbeat(body: Heartbeat, caller: GatewayDep, services: ServicesDep) -> Ack:
+    """A gateway busy with a task, and so not polling, says it is alive."""
+    services.run(lambda s: services.sites.seen(s, caller.identity.name, body))
+    return Ack()
+
+
+async def _poll(request: Request, name: str, services: Services, body: PollRequest) -> PollResponse:
+    """A poll the gateway has given up on leases nothing: one numbered before a poll of the gateway that
     already arrived (its connection was delayed past the gateway's wait), one overtaken by a newer poll
     while it waits, and one whose client has disconnected. So only the gateway's live poll leases, and
     its `held` list, the tasks the gateway still works on, is the only one that reclaims leases.
     """
-    name = caller.identity.name
-    if gateway is not None and gateway != name:
-        raise PermissionDenied(f"gateway {name} may not poll for tasks of {gateway}")
     notifier = services.notifier
+    poll, held = body.poll, tuple(body.held)
     if poll is not None and not notifier.poll_arrived(name, poll):
         return PollResponse(task=None)
+    await run_in_threadpool(services.run, lambda s: services.sites.seen(s, name, body.heartbeat))
+    log.debug("long poll %s from %s: open (wait %g s)", poll, name, body.wait)
+    with services.metrics.long_poll_open():
+        task = await _wait_for_task(request, services, name, held, poll, body.wait)
+    log.debug("long poll %s from %s: %s", poll, name, f"task {task.task_id}" if task else "no task")
+    return PollResponse(task=task)
+
+
+async def _wait_for_task(
+    request: Request, services: Services, name: str, held: tuple[str, ...], poll: int | None, wait: float
+) -> TaskAssignment | None:
+    notifier = services.notifier
     deadline = time.monotonic() + min(wait, services.settings.long_poll_max_s)
     while True:
-        if await request.is_disconnected():
-            return PollResponse(task=None)
+        # A server shutting down hands out no more work: the poll returns, and the shutdown is prompt.
+        if notifier.stopping or await request.is_disconnected():
+            return None
         if poll is not None and not notifier.is_newest_poll(name, poll):
-            return PollResponse(task=None)
+            return None
         task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name, held))
         remaining = deadline - time.monotonic()
         if task is not None or remaining <= 0:
-            return PollResponse(task=task)
+            return task
         await notifier.wait(name, min(RECHECK_S, remaining))
+
+
+@router.get("/tasks/{task_id}")
+def task_standing(task_id: str, caller: GatewayDep, services: ServicesDep) -> TaskStanding:
+    """Whether the gateway should go on with a task it runs; it asks while the task's sandbox works."""
+    return services.run(lambda s: services.tasks.standing(s, caller.identity.name, task_id))
 
 
 @router.post("/tasks/{task_id}/start")
@@ -75,7 +128,15 @@ def start_task(task_id: str, body: TaskStart, caller: GatewayDep, services: Serv
 
 @router.post("/tasks/{task_id}/result")
 def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, services: ServicesDep) -> Ack:
-    return services.run(lambda s: services.tasks.record_result(s, caller.identity.name, task_id, body))
+    name = caller.identity.name
+
+    def record(session: Session) -> Ack:
+        services.sites.seen(session, name)
+        if body.audit_head is not None:
+            services.anchors.record(session, name, body.audit_head)
+        return services.tasks.record_result(session, name, task_id, body)
+
+    return services.run(record)
 
 
 @router.get("/tasks/{task_id}/blobs/{digest}", response_class=Response)

@@ -49,7 +49,7 @@ def dataset_page(
     who = caller.identity
 
     def gather(s: Session) -> dict[str, Any]:
-        info = services.datasets.get(s, ref)
+        (info,) = services.sites.with_health(s, [services.datasets.get(s, ref)])
         signed = services.datasets.signed_policy(s, info.id)
         status: SignatureStatus | None = None
         if signed is not None:

@@ -19,7 +19,7 @@ from custos.orchestrator.api.routes_auth import (
     set_session_cookie,
 )
 from custos.orchestrator.portal.forms import SignedInForm, read_form
-from custos.orchestrator.portal.queries import list_jobs, list_releases, list_sites
+from custos.orchestrator.portal.queries import list_jobs, list_releases
 from custos.orchestrator.portal.render import page
 from custos.orchestrator.portal.security import (
     CSRF_FIELD,
@@ -103,7 +103,11 @@ def home(request: Request, caller: PageCallerDep, services: ServicesDep) -> HTML
                 s, who, open_only=True, limit=20
             )
         if who.role in (Role.ORG_ADMIN, Role.PROJECT_ADMIN):
-            context["sites"] = list_sites(s, who)
+            context["sites"] = [
+                site
+                for site in services.sites.list(s)
+                if who.role is Role.PROJECT_ADMIN or site.org == who.org
+            ]
             context["users"] = services.people.users(s, who)
         if who.role is Role.PROJECT_ADMIN:
             context["jobs"], context["jobs_total"] = list_jobs(s, who, limit=20)

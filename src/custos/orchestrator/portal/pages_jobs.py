@@ -65,7 +65,7 @@ def _rounds(job: JobPublic) -> list[tuple[int, list[Any]]]:
 def job_progress(job_id: str, request: Request, caller: PageCallerDep, services: ServicesDep) -> HTMLResponse:
     """The job's state and tasks, polled by its page while it runs; once it has ended, the page
     reloads (HX-Refresh) to show the result."""
-    job = services.run(lambda s: services.jobs.get(s, caller.identity, job_id))
+    job = services.run(lambda s: services.sites.job_waiting(s, services.jobs.get(s, caller.identity, job_id)))
     response = page(
         request, "job_progress.html", caller, job=job, rounds=_rounds(job), live=job.state in LIVE
     )
@@ -79,7 +79,7 @@ def job_page(job_id: str, request: Request, caller: PageCallerDep, services: Ser
     who = caller.identity
 
     def gather(s: Session) -> dict[str, Any]:
-        job = services.jobs.get(s, who, job_id)
+        job = services.sites.job_waiting(s, services.jobs.get(s, who, job_id))
         table = permission_table()
         resource = Resource(job.submitter, job.org)
         context: dict[str, Any] = {

@@ -1,5 +1,5 @@
 """Read-only lists the portal's pages need, one query each and paged: a caller's jobs, the releases a
-reviewer may vote on, and the sites (gateways) a caller may see. Visibility follows the permission
+reviewer may vote on. Visibility follows the permission
 table, as the services apply it: `job.view` (project admins all jobs, everyone else their org's) and
 `release.review` (an org admin, for the releases with a part of their org, never of their own job).
 The services' own lists load each row's details; these are for pages that show thousands."""
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from custos.core.identity import Identity, Role
 from custos.core.states import JobState, ReleaseState
-from custos.orchestrator.tables import Gateway, Job, Release, ReleasePartRecord, ReleaseReview
+from custos.orchestrator.tables import Job, Release, ReleasePartRecord, ReleaseReview
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,6 @@ class JobRow:
     @property
     def live(self) -> bool:
         return self.state in (JobState.QUEUED, JobState.RUNNING)
-
-
-@dataclass(frozen=True)
-class SiteRow:
-    name: str
-    org: str
-    last_seen: datetime
 
 
 def list_jobs(
@@ -59,14 +52,6 @@ def list_jobs(
         JobRow(j.id, j.model, j.state, j.round, j.submitter, j.org, j.created_at, j.finished_at, j.reason)
         for j in rows
     ], total
-
-
-def list_sites(session: Session, caller: Identity) -> list[SiteRow]:
-    """Every site for a project admin; the sites of the caller's org for anyone else."""
-    query = select(Gateway).order_by(Gateway.name)
-    if caller.role is not Role.PROJECT_ADMIN:
-        query = query.where(Gateway.org == caller.org)
-    return [SiteRow(g.name, g.org, g.last_seen) for g in session.execute(query).scalars()]
 
 
 OPEN_RELEASES = (ReleaseState.HELD, ReleaseState.PARTIALLY_REVIEWED)

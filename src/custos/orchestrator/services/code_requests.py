@@ -8,6 +8,8 @@ A custodian approves by sending an approval signed with their kit's key (`custos
 that binds the digest, function, parameters, output type, datasets and author; the orchestrator checks
 it here, and every gateway checks it again before it runs the code. One denial denies the request.
 The author never reviews their own request. A job of approved code is held for release review.
+Code that could not run (it does not parse, lacks its function, or a package's entrypoint) is refused
+at submit (`custos.computations.custom.code_check`), before a custodian is asked to read it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from custos.audit import AuditTrail
 from custos.computations.base import NextRound
+from custos.computations.custom.code_check import check_package_code, check_source
 from custos.computations.custom.code_package import verify_code_package
 from custos.computations.custom.model import CODE_KEY, CustomModel
 from custos.core.clock import Clock
@@ -76,9 +79,11 @@ def _submitted(body: CodeRequestCreate) -> _Submitted:
     if body.package_b64 is None:
         if body.function is None:
             raise InvalidInput("function is required with source: the name of the function to call")
+        check_source(body.source, body.function)
         return _Submitted(body.function, body.output or "table", dict(body.params), None)
     archive = body.archive()
     package = verify_code_package(archive)
+    check_package_code(package)
     if body.function is not None and body.function != package.entrypoint.split(":")[1]:
         raise InvalidInput(
             f"function is {body.function!r}, but a package runs its manifest's entrypoint "

@@ -14,13 +14,16 @@ from custos.core.errors import InvalidInput, NotFound
 from custos.core.identity import Identity
 from custos.core.refs import check_name, parse_dataset_ref
 from custos.core.schema import DatasetSchema
-from custos.core.wire import DatasetInfo, GatewayPublish, MockTable, SignedPolicy
+from custos.core.wire import CUSTOM_MODEL, DatasetInfo, GatewayPublish, MockTable, SignedPolicy
 from custos.orchestrator.services.trust import Trust
-from custos.orchestrator.tables import Dataset, Gateway, Policy
+from custos.orchestrator.tables import Dataset, Gateway, Model, Policy
 from custos.pki.certs import identity_of, load_certificate_pem
 from custos.policy import AssetPolicy, load_policy
+from custos.policy.checks import policy_problems
 from custos.policy.permissions import Resource, check_perform, permission_table
 from custos.policy.signing import check_newer, verify_policy
+
+CUSTOM_MODEL_NAME = CUSTOM_MODEL.partition("@")[0]
 
 
 def dataset_info(row: Dataset, policy: Policy | None, owner_org: str = "") -> DatasetInfo:
@@ -74,7 +77,7 @@ class DatasetService:
         """An org admin's signed policy for `ref`, verified, and newer than the one held."""
         row = self.get_row(session, ref)
         check_perform(permission_table(), "policy.write", caller, Resource(None, self._org_of(session, row)))
-        policy = self._store(session, row.id, signed, require_newer=True)
+        policy = self._store(session, row.id, signed, pushed=True)
         self._audit.append(
             user=caller.name,
             action="policy_changed",
@@ -82,14 +85,27 @@ class DatasetService:
         )
         return dataset_info(row, policy, self._org_of(session, row))
 
+    @staticmethod
+    def _check_grants(session: Session, row: Dataset, signed: SignedPolicy) -> None:
+        """Refuse a pushed policy whose grants name a column the dataset lacks or a model the registry
+        does not hold (`custos policy sign` warns of the same)."""
+        policy = load_policy(signed.policy_yaml, f"the policy for {row.id}")
+        columns = [c.name for c in DatasetSchema.model_validate(row.schema_json).columns]
+        models = {*session.execute(select(Model.name)).scalars(), CUSTOM_MODEL_NAME}
+        problems = policy_problems(policy, row.id, columns, models)
+        if problems:
+            raise InvalidInput(f"the policy for {row.id} is refused: {'; '.join(problems)}")
+
     def _org_of(self, session: Session, row: Dataset) -> str:
         gateway = session.get(Gateway, row.gateway)
         assert gateway is not None  # a dataset is published by a signed-in gateway
         return gateway.org
 
     def _store(
-        self, session: Session, dataset_id: str, signed: SignedPolicy, *, require_newer: bool = False
+        self, session: Session, dataset_id: str, signed: SignedPolicy, *, pushed: bool = False
     ) -> Policy:
+        """Store a verified policy. One `pushed` by an org admin must also be newer than the one held
+        and grant only columns and models that exist."""
         row = session.get(Dataset, dataset_id)
         assert row is not None
         verify_policy(
@@ -98,8 +114,9 @@ class DatasetService:
             dataset_org=self._org_of(session, row),
             check_certificate=lambda cert: self._trust.verify(session, cert),
         )
-        if require_newer:
+        if pushed:
             check_newer(signed, self.signed_policy(session, dataset_id))
+            self._check_grants(session, row, signed)
         policy = session.get(Policy, dataset_id)
         if policy is None:
             policy = Policy(dataset_id=dataset_id)

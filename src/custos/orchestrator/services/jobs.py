@@ -30,6 +30,7 @@ from custos.core.refs import parse_dataset_ref, parse_model_ref
 from custos.core.schema import DatasetSchema
 from custos.core.states import JOB_MACHINE, JobState, SpecState, TaskState
 from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPublic
+from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.notifier import notify_after_commit
 from custos.orchestrator.services.access import check_resource
 from custos.orchestrator.services.blobs import BlobStore
@@ -91,7 +92,9 @@ class JobService:
         audit: AuditTrail,
         blobs: BlobStore,
         privacy: SitePrivacy | None = None,
+        metrics: OrchestratorMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         # The orchestrator's own privacy.yaml: its task filters per scope (custos.privacy.filters).
         self._privacy = privacy or SitePrivacy()
         self._blobs = blobs
@@ -246,6 +249,9 @@ class JobService:
             stored = state.pop(DISCLOSURE_KEY, None)
             rules = DisclosureRules.model_validate(stored) if stored is not None else job.min_count
             step = model.aggregate(job.params, state, site_results, rules)
+            if self._metrics is not None:
+                queued = min(t.created_at for t in tasks)
+                self._metrics.round_latency.labels(ref.name).observe(max(0.0, (now - queued).total_seconds()))
         except CustosError as exc:
             finish_job(job, JobState.FAILED, now, f"aggregation failed: {exc}")
             self._blobs.collect_garbage(session, job)

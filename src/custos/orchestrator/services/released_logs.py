@@ -1,10 +1,10 @@
-"""Released custom code logs: a failed task's full log, which its gateway kept, released by a custodian
-to the job's researcher.
+"""Released custom code logs: a failed task's full log, which its gateway kept, released by a custodian to
+the job's researcher.
 
-Until a log is released the researcher has only the redacted message. Who may release is who may
-review results for the gateway's org (`release.review`), never the job's author; a refusal names no
-job (403 before the job is looked up), so ids cannot be probed. Who may read a released log is who
-may download the job's result (`result.download`); a job of another org is missing (404).
+Until a log is released the researcher has only the error's category, class and line. Who may release
+is who may review results for the gateway's org (`release.review`), never the job's author; a refusal
+names no job (403 before the job is looked up), so ids cannot be probed. Who may read a released log is
+who may download the job's result (`result.download`); a job of another org is missing (404).
 """
 
 from __future__ import annotations

@@ -30,8 +30,10 @@ from custos.core.wire import (
     TaskAssignment,
     TaskKind,
     TaskResultUpload,
+    TaskStanding,
     result_digest,
 )
+from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.tables import ComputeSpec, Job, Task
@@ -89,7 +91,9 @@ class TaskService:
         audit: AuditTrail,
         datasets: DatasetService,
         blobs: BlobStore,
+        metrics: OrchestratorMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._blobs = blobs
         self._clock = clock
         self._datasets = datasets
@@ -126,6 +130,10 @@ class TaskService:
                     continue  # finished meanwhile
             if not expired:
                 log.info("task %s attempt %d: %s no longer holds its lease", task.id, task.attempt, gateway)
+            if self._metrics is not None:
+                (self._metrics.lease_expiries if expired else self._metrics.lost_leases).inc()
+                if task.attempt < task.max_attempts:
+                    self._metrics.retries.inc()
             if task.attempt < task.max_attempts:
                 set_task_state(task, TaskState.PENDING, now)
                 task.attempt += 1
@@ -163,7 +171,8 @@ class TaskService:
                 .values(
                     state=TaskState.LEASED,
                     updated_at=now,
-                    lease_expires_at=now + timedelta(seconds=resources.wall_seconds + self._lease_margin_s),
+                    lease_expires_at=now
+                    + timedelta(seconds=resources.lease_wall_seconds() + self._lease_margin_s),
                 )
                 .execution_options(synchronize_session="fetch")
             )
@@ -216,15 +225,25 @@ class TaskService:
             set_task_state(task, TaskState.RUNNING, self._clock())
         return Ack()
 
+    def standing(self, session: Session, gateway: str, task_id: str) -> TaskStanding:
+        """Whether the gateway should go on with the task: `stop` says why not (the task was failed
+        here because its job was cancelled or failed at another site)."""
+        task = self._owned(session, gateway, task_id, lock=False)
+        stop = (task.error or "the task failed") if task.state == TaskState.FAILED else None
+        return TaskStanding(task_id=task.id, state=task.state, attempt=task.attempt, stop=stop)
+
     def record_result(self, session: Session, gateway: str, task_id: str, upload: TaskResultUpload) -> Ack:
         task = self._owned(session, gateway, task_id, lock=False)
+        job = None
         if task.job_id is not None:
             # Locks in one order everywhere, the job's row before its tasks': a job's uploads and
             # advances go one at a time, and never deadlock with a reclaim.
-            session.get(Job, task.job_id, with_for_update=True)
+            job = session.get(Job, task.job_id, with_for_update=True)
         session.refresh(task, with_for_update=True)
         if upload.digest != result_digest(upload.status, upload.result, upload.error):
             raise InvalidInput("digest does not match the uploaded result")
+        if job is not None and job.state == JobState.CANCELLED and task.result_digest != upload.digest:
+            raise Conflict(f"job {job.id} was cancelled; no result of it is accepted")
         if task.state in (TaskState.DONE, TaskState.FAILED):
             # The same result again, for this attempt or re-sent from the gateway's journal for a later
             # one: acknowledged. A different one is refused: one result per round of one site.
@@ -253,6 +272,9 @@ class TaskService:
             set_task_state(task, TaskState.FAILED, now)
             task.error = upload.error or "the gateway reported a failure without a reason"
         session.flush()
+        if self._metrics is not None:
+            latency = (now - task.created_at).total_seconds()
+            self._metrics.task_latency.labels(task.kind, upload.status).observe(max(0.0, latency))
         self._audit.append(
             user=gateway,
             action=f"task_{upload.status}",
@@ -268,7 +290,9 @@ class TaskService:
         if task.job_id is None:
             raise InvalidInput(f"task {task_id} is not a job's task and takes no blobs")
         if task.state not in (TaskState.LEASED, TaskState.RUNNING):
-            raise Conflict(f"task {task_id} is {task.state}; it takes no more blobs")
+            raise Conflict(
+                f"task {task_id} is {task.state}; it takes no more blobs: {task.error or 'finished'}"
+            )
         check_blob(digest, len(data), data)
         self._blobs.store(session, task.job_id, {digest: data}, self._clock())
         return Ack()

@@ -1,6 +1,7 @@
 """The gateway's privacy budget, through the task handler and a real sandbox: a DP task reserves its
-cost before it runs and commits it after, a task retried under the same job round is not charged
-twice, and exhaustion refuses with what was spent and the cap."""
+cost before it runs and names the reservation in its outcome, for the agent to commit once it has
+journaled the outcome; a task retried under the same job round is not charged twice, and exhaustion
+refuses with what was spent and the cap."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
 
 @pytest.fixture
 def handler(site: dict[str, SiteDataset], tmp_path: Path) -> Iterator[TaskHandler]:
-    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    settings = GatewaySettings(state_dir=tmp_path, warm_spares=0)
     handler = TaskHandler(
         GATEWAY,
         site,
@@ -118,7 +119,11 @@ def test_a_dp_task_reserves_runs_noisily_commits_and_reports_the_budget(
     assert "rows" not in outcome.result
     ledger = BudgetLedger(tmp_path / BUDGET_FILE)
     (charge,) = ledger.history(site[DATASET].lineage or "")
-    assert (charge.job_id, charge.state, charge.epsilon) == (f"job_1/{DATASET}/round-0", "committed", 1.0)
+    # Spent, and left for the agent to commit once it has journaled the outcome.
+    assert outcome.reservation == charge.id
+    assert (charge.job_id, charge.state, charge.epsilon) == (f"job_1/{DATASET}/round-0", "reserved", 1.0)
+    GatewayBudget(tmp_path / BUDGET_FILE).settle(charge.id)
+    assert ledger.get(charge.id).state == "committed"
     actions = [e.action for e in read_events(tmp_path / "audit.log")]
     # The budget is reserved before the sandbox gets its runtime and its DAL grant.
     assert actions == ["task_received", "budget_reserved", "dal_grant", "task_done"]
@@ -127,12 +132,14 @@ def test_a_dp_task_reserves_runs_noisily_commits_and_reports_the_budget(
 def test_a_retried_task_is_not_charged_twice_and_exhaustion_gives_spent_and_cap(
     handler: TaskHandler, site: dict[str, SiteDataset], tmp_path: Path
 ) -> None:
-    assert handler.handle_task(task("job_1")).status == "done"
+    budget = GatewayBudget(tmp_path / BUDGET_FILE)
+    first = handler.handle_task(task("job_1"))
+    assert first.status == "done" and first.reservation is not None
+    budget.settle(first.reservation)  # as the agent does once the outcome is journaled
     retried = handler.handle_task(task("job_1", attempt=2))
     assert retried.status == "failed"
     assert retried.error is not None and "already ran and spent its budget" in retried.error
     assert handler.handle_task(task("job_2")).status == "done"
-    budget = GatewayBudget(tmp_path / BUDGET_FILE)
     assert budget.ledger.spent(budget.lineage(site[DATASET]), researcher="alice").epsilon == 2.0
     refused = handler.handle_task(task("job_3"))
     assert refused.status == "failed"
@@ -161,7 +168,7 @@ class LevelsPolicies(PolicyKeeper):
 def test_a_dp_task_its_site_refuses_on_public_metadata_is_refused_before_any_budget_is_reserved(
     site: dict[str, SiteDataset], tmp_path: Path
 ) -> None:
-    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    settings = GatewaySettings(state_dir=tmp_path, warm_spares=0)
     handler = TaskHandler(
         GATEWAY, site, BubblewrapRunner(), settings, AuditTrail(tmp_path / "audit.log"), org=SITE_ORG,
         authorization=load_authorization(AUTHORIZATION, "authorization.yaml"),

@@ -73,7 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteDataset]:
 @pytest.fixture
 def handler(site: dict[str, SiteDataset], tmp_path: Path) -> Iterator[TaskHandler]:
     handler = TaskHandler(
-        GATEWAY, site, BubblewrapRunner(), GatewaySettings(state_dir=tmp_path, warm_spare=False),
+        GATEWAY, site, BubblewrapRunner(), GatewaySettings(state_dir=tmp_path, warm_spares=0),
         AuditTrail(tmp_path / "audit.log"), org=SITE_ORG,
         authorization=load_authorization(AUTHORIZATION, "authorization.yaml"),
         policies=FixedPolicies(GATEWAY, SITE_ORG, tmp_path, check_certificate=_no_certificate_expected),
@@ -107,7 +107,9 @@ def test_a_training_job_reserves_its_projection_once_and_the_next_is_refused_bef
     assert (second.status, last.status) == ("done", "done"), (second.error, last.error)
     ledger = BudgetLedger(tmp_path / BUDGET_FILE)
     (charge,) = ledger.history(lineage)
-    assert (charge.job_id, charge.state) == (f"job_1/{DATASET}/training", "committed")
+    # Only the job's last round names the reservation, for the agent to commit once journaled.
+    assert (first.reservation, second.reservation, last.reservation) == (None, None, charge.id)
+    assert (charge.job_id, charge.state) == (f"job_1/{DATASET}/training", "reserved")
     assert charge.epsilon == pytest.approx(PROJECTED)
 
     refused = handler.handle_task(task("job_2", 1))

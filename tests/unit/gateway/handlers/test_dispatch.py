@@ -118,7 +118,7 @@ def handler_with(
         GATEWAY,
         site,
         runner,
-        GatewaySettings(state_dir=tmp_path, warm_spare=False),
+        GatewaySettings(state_dir=tmp_path, warm_spares=0),
         AuditTrail(tmp_path / "audit.log"),
         org=SITE_ORG,
         authorization=authorization,
@@ -154,7 +154,7 @@ def test_a_refused_task_fails_with_the_reason_audited_and_runs_nothing(
     site: dict[str, SiteDataset], authorization: SiteAuthorization, tmp_path: Path
 ) -> None:
     runner = NoSandbox()
-    settings = GatewaySettings(state_dir=tmp_path, warm_spare=False)
+    settings = GatewaySettings(state_dir=tmp_path, warm_spares=0)
     handler = TaskHandler(
         GATEWAY,
         site,
