@@ -20,6 +20,10 @@ system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q bubblewrap; \
 	  else echo "bubblewrap is missing: install the Debian package 'bubblewrap' (sudo apt-get install bubblewrap)" >&2; exit 1; fi; }
+	@# The browser tests (tests/e2e/) drive Debian's Chromium; without it they skip, saying so.
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then { apt-get update -q && apt-get install -y -q chromium; } || echo "chromium could not be installed: the browser tests will skip" >&2; \
+	  else echo "chromium is missing (sudo apt-get install chromium): the browser tests will skip" >&2; fi; }
 
 demo: $(VENV)/.installed system-deps
 	$(VENV)/bin/custos demo

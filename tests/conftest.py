@@ -20,15 +20,26 @@ from custos.local.process import ManagedProcess
 
 PG_ADMIN_URL = os.environ.get("CUSTOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 INTEGRATION = Path(__file__).parent / "integration"
+# Browser tests: each module starts a deployment of its own (tests/e2e/harness.py).
+E2E = Path(__file__).parent / "e2e"
 # Fixtures that start an orchestrator and gateways as processes (this file's, or a module's own).
-PROCESS_FIXTURES = {"cluster", "capped_cluster", "sdc_cluster", "counts_cluster", "openapi_orchestrator"}
+PROCESS_FIXTURES = {
+    "cluster",
+    "capped_cluster",
+    "sdc_cluster",
+    "counts_cluster",
+    "openapi_orchestrator",
+    "portal_cluster",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `integration` every test under tests/integration/ and every test that uses a process
     fixture, so that `-m "not integration"` (make test-fast) starts no orchestrator and no gateway."""
     for item in items:
-        if INTEGRATION in item.path.parents or set(getattr(item, "fixturenames", ())) & PROCESS_FIXTURES:
+        if {INTEGRATION, E2E} & set(item.path.parents) or set(
+            getattr(item, "fixturenames", ())
+        ) & PROCESS_FIXTURES:
             item.add_marker(pytest.mark.integration)
 
 

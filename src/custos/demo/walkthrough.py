@@ -10,6 +10,7 @@ then asks for postcodes and is refused by the policy.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import time
@@ -152,12 +153,28 @@ def sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_demo(workdir: Path, *, rows: int = 100_000, console: Console | None = None) -> DemoReport:
+def run_demo(
+    workdir: Path, *, rows: int = 100_000, console: Console | None = None, keep_running: bool = False
+) -> DemoReport:
+    """Run the study; with `keep_running`, give every demo user a password and leave the deployment
+    up, its portal open, until Ctrl-C (or SIGTERM)."""
     with sigterm_as_exit():
-        return _run(workdir, rows, console)
+        return _run(workdir, rows, console, keep_running)
 
 
-def _run(workdir: Path, rows: int, console: Console | None) -> DemoReport:
+def open_portal(cluster: Cluster, console: Console) -> dict[str, str]:
+    """A fresh password for every demo user (12+ characters, as the portal requires); printed."""
+    passwords = {user.name: secrets.token_urlsafe(12) for user in cluster.users}
+    for name, password in passwords.items():
+        with cluster.client(name) as client:
+            client.set_password(password)
+    for name, password in passwords.items():
+        user = next(u for u in cluster.users if u.name == name)
+        console.print(f"  {name:<10} {password}   ({user.role} of {user.org})", markup=False)
+    return passwords
+
+
+def _run(workdir: Path, rows: int, console: Console | None, keep_running: bool) -> DemoReport:
     started = time.monotonic()
     out = console or Console(highlight=False)
 
@@ -216,11 +233,30 @@ def _run(workdir: Path, rows: int, console: Console | None) -> DemoReport:
         step("asking for a column the policies do not grant")
         refusal = request_denied_spec(alice, out)
         out.print(f"  [red]✗[/red] {refusal}", highlight=False)
+        root_ca = cluster.kit_dir(RESEARCHER) / "rootCA.pem"
+        if keep_running:
+            step("the portal: sign in as any of these users (Ctrl-C stops the deployment)")
+            open_portal(cluster, out)
+            out.print(f"\n  portal at {cluster.url}/", markup=False)
+            out.print(
+                f"  (the browser warns: the orchestrator's certificate is signed by the project's own root "
+                f"CA, {root_ca})",
+                markup=False,
+            )
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                out.print("")
         step("stopping the gateways and the orchestrator")
     elapsed = time.monotonic() - started
     out.print(
         f"\n[bold green]demo finished in {elapsed:.1f} s[/bold green]; kits, data and logs are in {workdir}"
     )
+    if not keep_running:
+        out.print(
+            f"the portal was at {cluster.url}/ ; `custos demo --keep-running` leaves it up, with passwords",
+            markup=False,
+        )
     return DemoReport(
         workdir=workdir,
         datasets=[f"{d.gateway}/{d.name}" for d in datasets],

@@ -28,7 +28,7 @@ from custos.orchestrator.api import (
     routes_tokens,
 )
 from custos.orchestrator.api.authorize import authorize
-from custos.orchestrator.api.context import Services
+from custos.orchestrator.api.context import Services, is_page
 from custos.orchestrator.api.limits import BodyLimit, first_error
 from custos.orchestrator.api.responses import document_refusals
 from custos.orchestrator.api.wire_version import WireVersionCheck
@@ -37,6 +37,7 @@ from custos.orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from custos.orchestrator.metrics import OrchestratorMetrics, RequestMetrics
 from custos.orchestrator.notifier import TaskNotifier
 from custos.orchestrator.outage import is_unavailable
+from custos.orchestrator.portal import ROUTERS, SecurityHeaders, page_error
 from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService
 from custos.orchestrator.services.blobs import BlobStore
@@ -117,13 +118,15 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     app.state.services = services
 
     @app.exception_handler(CustosError)
-    async def _custos_error(request: Request, exc: CustosError) -> JSONResponse:
+    async def _custos_error(request: Request, exc: CustosError) -> Response:
         if isinstance(exc, PermissionDenied):
             caller = getattr(request.state, "caller", None)
             who = caller.identity.name if caller is not None else "-"
             services.audit.append(
                 user=who, action="denied", message=f"{request.method} {request.url.path}: {exc}"
             )
+        if is_page(request):
+            return page_error(request, exc)
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -160,10 +163,13 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
         routes_models,
     ):
         app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     document_refusals(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_blob_bytes=settings.max_blob_bytes)
     # Outermost: a caller of another wire version is refused before its body is read.
     app.add_middleware(WireVersionCheck)
+    app.add_middleware(SecurityHeaders)
     # Outermost of all: every request is counted, those refused by the checks above too.
     app.add_middleware(RequestMetrics, metrics=services.metrics)
     return app

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from custos.core.errors import InvalidInput, PermissionDenied
 from custos.core.identity import Identity, Role
 from custos.orchestrator.app import create_app
+from custos.orchestrator.portal import ROUTERS
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki.certs import create_root_ca
 from custos.policy.permissions import (
@@ -41,7 +42,24 @@ def _routes(tmp_path: Path) -> set[str]:
         for method in route.methods or ()
         if method != "HEAD"
     }
-    return api | plain
+    return api | plain | _pages()
+
+
+def _pages() -> set[str]:
+    """The portal's pages: routes too, left out of the OpenAPI schema (the app includes these routers)."""
+    return {
+        f"{method} {route.path}"
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+
+
+def test_every_page_of_the_portal_is_in_the_table() -> None:
+    pages = _pages()
+    assert {"GET /", "GET /datasets", "GET /signin", "POST /signout"} <= pages
+    assert pages - set(permission_table().routes) == set(), "pages without a permission rule"
 
 
 def test_every_route_is_in_the_table_and_every_table_route_exists(tmp_path: Path) -> None:
@@ -77,6 +95,9 @@ def test_public_routes_are_only_health_sign_in_and_the_crl() -> None:
         "GET /docs/oauth2-redirect",
         "GET /redoc",
         "GET /healthz",
+        "GET /static/{name}",
+        "GET /signin",
+        "POST /signin",
         "POST /api/v1/auth/challenge",
         "POST /api/v1/auth/token",
         "POST /api/v1/auth/login",

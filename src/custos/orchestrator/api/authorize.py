@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 
 from custos.core.errors import PermissionDenied
-from custos.orchestrator.api.context import ServicesDep, get_caller
+from custos.orchestrator.api.context import ServicesDep, get_caller, get_page_caller, is_page
 from custos.policy.permissions import PUBLIC, check_role, permission_table
 
 
@@ -20,5 +20,5 @@ def authorize(request: Request, services: ServicesDep) -> None:
     operation = table.operation_for(request.method, route.path)
     if operation == PUBLIC:
         return
-    caller = get_caller(request, services)
+    caller = get_page_caller(request, services) if is_page(request) else get_caller(request, services)
     check_role(table, operation, caller.identity)

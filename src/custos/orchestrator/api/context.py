@@ -114,6 +114,39 @@ def get_caller(request: Request, services: ServicesDep) -> Caller:
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
+# The tag of the portal's pages: routes a browser navigates to, signed in by the session cookie only.
+PAGE_TAG = "portal"
+
+
+class SignInRequired(AuthenticationFailed):
+    """A page was asked for without a live session: the portal answers with its sign-in page."""
+
+
+def is_page(request: Request) -> bool:
+    route = request.scope.get("route")
+    return PAGE_TAG in (getattr(route, "tags", None) or ())
+
+
+def get_page_caller(request: Request, services: ServicesDep) -> Caller:
+    """The caller of a page: the user of the session cookie, never a bearer token (pages are for
+    browsers). A page's forms carry a CSRF token instead of the API's header; the form's route
+    checks it (`custos.orchestrator.portal.forms`)."""
+    known = getattr(request.state, "caller", None)
+    if isinstance(known, Caller):
+        return known
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise SignInRequired("sign in to see this page")
+    try:
+        caller = services.run(lambda s: services.auth.session_caller(s, cookie))
+    except AuthenticationFailed as exc:
+        raise SignInRequired(exc.message) from exc
+    request.state.caller = caller
+    return caller
+
+
+PageCallerDep = Annotated[Caller, Depends(get_page_caller)]
+
 
 def get_gateway(caller: CallerDep) -> Caller:
     if caller.identity.kind is not ParticipantKind.GATEWAY:

@@ -14,11 +14,11 @@ from custos.core.wire import (
     TokenGrant,
     TokenRequest,
 )
-from custos.orchestrator.api.context import CallerDep, ServicesDep, UserDep
+from custos.orchestrator.api.context import CallerDep, Services, ServicesDep, UserDep
 from custos.orchestrator.api.responses import refusals
 from custos.orchestrator.services.auth import BadSignature, Caller, Credential, account_name
 from custos.orchestrator.services.rate_limit import SignInRateLimited, client_address
-from custos.orchestrator.services.sessions import SESSION_COOKIE
+from custos.orchestrator.services.sessions import SESSION_COOKIE, OpenedSession
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -33,7 +33,7 @@ def _who(name: str) -> str:
     return name if name and name != "-" and name.isprintable() and "]" not in name else "-"
 
 
-def _address(request: Request) -> str:
+def client_address_of(request: Request) -> str:
     """The client address sign-in failures are counted against: the TCP peer, as uvicorn saw it."""
     return client_address(request.client.host if request.client else None)
 
@@ -51,7 +51,7 @@ def challenge(body: ChallengeRequest, services: ServicesDep) -> Challenge:
 
 @router.post("/auth/token", responses=refusals(AuthenticationFailed, RateLimited))
 def token(body: TokenRequest, request: Request, services: ServicesDep) -> TokenGrant:
-    address = _address(request)
+    address = client_address_of(request)
     try:
         grant = services.auth.sign_in_with_kit(services, body, address)
     except SignInRateLimited as exc:
@@ -73,20 +73,21 @@ def token(body: TokenRequest, request: Request, services: ServicesDep) -> TokenG
     return grant
 
 
-@router.post("/auth/login", responses=refusals(AuthenticationFailed, PermissionDenied, RateLimited))
-def login(body: PasswordLogin, request: Request, response: Response, services: ServicesDep) -> Me:
-    """Sign in with a password; the answer sets the session cookie."""
-    who = _who(account_name(body.name))
-    address = _address(request)
+def password_sign_in(
+    services: Services, name: str, password: str, address: str
+) -> tuple[Caller, OpenedSession]:
+    """Sign in with a password from `address` and audit the outcome; the API's login and the
+    portal's sign-in form both come here. Raises SignInRateLimited or AuthenticationFailed."""
+    who = _who(account_name(name))
     try:
-        caller, opened = services.auth.login(services, body.name, body.password, address)
+        caller, opened = services.auth.login(services, name, password, address)
     except SignInRateLimited as exc:
         services.audit.append(
             user=who,
             action="sign_in_rate_limited",
             message=f"method=password from {address}: limit of the {exc.scope}",
         )
-        raise _too_many(exc) from exc
+        raise
     except AuthenticationFailed:
         services.audit.append(
             user=who,
@@ -94,6 +95,12 @@ def login(body: PasswordLogin, request: Request, response: Response, services: S
             message=f"method=password from {address}: wrong name or password",
         )
         raise
+    i = caller.identity
+    services.audit.append(user=i.name, action="sign_in", message=f"method=password: {i.role} of {i.org}")
+    return caller, opened
+
+
+def set_session_cookie(response: Response, services: Services, opened: OpenedSession) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         opened.token,
@@ -104,8 +111,23 @@ def login(body: PasswordLogin, request: Request, response: Response, services: S
         httponly=True,
         samesite="strict",
     )
-    i = caller.identity
-    services.audit.append(user=i.name, action="sign_in", message=f"method=password: {i.role} of {i.org}")
+
+
+def end_browser_session(services: Services, caller: Caller, cookie: str, response: Response) -> None:
+    """End the session of `cookie` in the database, audit it, and clear the cookie on `response`."""
+    services.run(lambda s: services.auth.end_session(s, cookie))
+    services.audit.append(user=caller.identity.name, action="session_ended", message="logout")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+
+
+@router.post("/auth/login", responses=refusals(AuthenticationFailed, PermissionDenied, RateLimited))
+def login(body: PasswordLogin, request: Request, response: Response, services: ServicesDep) -> Me:
+    """Sign in with a password; the answer sets the session cookie."""
+    try:
+        caller, opened = password_sign_in(services, body.name, body.password, client_address_of(request))
+    except SignInRateLimited as exc:
+        raise _too_many(exc) from exc
+    set_session_cookie(response, services, opened)
     return _me(caller)
 
 
@@ -118,10 +140,8 @@ def logout(request: Request, caller: CallerDep, services: ServicesDep) -> Respon
             "logout ends a browser session, and this request was not signed in by the session cookie; "
             "a kit token expires on its own, and an API token ends with `custos token revoke`"
         )
-    services.run(lambda s: services.auth.end_session(s, cookie))
-    services.audit.append(user=caller.identity.name, action="session_ended", message="logout")
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    end_browser_session(services, caller, cookie, response)
     return response
 
 

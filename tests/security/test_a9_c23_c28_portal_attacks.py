@@ -1,0 +1,176 @@
+"""Attacks on the portal through a real deployment and real Chromium.
+
+A9: stored cross-site scripting. Text someone else wrote reaches a reviewer's or researcher's browser:
+a dataset's description and its category names (schema, mock rows), the code under review and its
+parameter names, a held output's cells, review reasons. Each carries markup that would open a dialog
+or add an element if it were interpreted; the attack wins if a dialog opens or the element exists.
+
+C23: another org's job, code request or release by id, page or download: not found, nothing done.
+
+C28: cross-site request forgery. A page on another origin posts the cancel form to the portal in the
+signed-in researcher's browser; the attack wins if the job is cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pytest
+from tests.conftest import SITE_AUTHORIZATION
+from tests.e2e.harness import Portal, running_portal
+
+from custos.data.synthetic import synthetic_patients
+from custos.local.cluster import DatasetSetup, GatewaySetup, UserSetup
+
+pytestmark = pytest.mark.integration
+
+XSS = "<img src=x id=pwned onerror=\"alert('xss')\"><script>alert('xss')</script>"
+STATS_POLICY = {
+    "dataset": "patients",
+    "grants": [{"orgs": ["university"], "models": ["stats@>=1.0,<2"], "columns": ["age", "region"]}],
+    "min_count": 10,
+}
+CODE_POLICY = {
+    "dataset": "patients_code",
+    "grants": [{"orgs": ["university"], "models": ["custom"], "columns": ["age", "region"]}],
+    "custom_code": "review",
+    "custom_outputs": "allow_row_level",
+    "release": "one",
+    "min_count": 10,
+}
+HOSTILE_CODE = f'''def labelled(dal, datasets, params):
+    """</pre></div>{XSS}"""
+    frame = dal.read(datasets[0], ["region"]).to_pandas()
+    table = frame.groupby("region", as_index=False).size()
+    table["note"] = {XSS!r}
+    return table
+'''
+
+
+@dataclass
+class Hostile:
+    portal: Portal
+    code_id: str
+    denied_id: str
+    job_id: str
+    release_id: str
+    stuck_job_id: str
+
+
+@pytest.fixture(scope="module")
+def portal_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+    table = synthetic_patients(200, site=0, seed=13)
+    # A category whose name is markup: shown in the schema and the mock rows.
+    regions = [XSS if i % 3 == 0 else r for i, r in enumerate(table.column("region").to_pylist())]
+    table = table.set_column(table.schema.get_field_index("region"), "region", pa.array(regions))
+    gateways = [
+        GatewaySetup(
+            "site-a",
+            "hospital-a",
+            [
+                DatasetSetup("patients", table, STATS_POLICY, description=f"Patients {XSS}"),
+                DatasetSetup("patients_code", table, CODE_POLICY),
+            ],
+            authorization=SITE_AUTHORIZATION,
+        ),
+        GatewaySetup("site-b", "hospital-b", [DatasetSetup("patients", table, STATS_POLICY)]),
+    ]
+    users = [
+        UserSetup("alice", "university"),
+        UserSetup("mallory", "elsewhere"),
+        UserSetup("carol", "hospital-a", "org_admin"),
+    ]
+    with running_portal(tmp_path_factory.mktemp("portal-attacks"), gateways=gateways, users=users) as portal:
+        cluster = portal.cluster
+        with cluster.client("alice") as alice, cluster.client("carol") as carol:
+            request = alice.submit(HOSTILE_CODE, ["site-a/patients_code"], {XSS: XSS}, function="labelled")
+            denied = alice.submit(HOSTILE_CODE + "\n# again\n", ["site-a/patients_code"], function="labelled")
+            carol.deny_code(denied.id, f"no: {XSS}")
+            carol.approve_code(request.id, f"ok {XSS}")
+            job = alice.run_code(request.id)
+            alice.wait_job(job.id, timeout=120)
+            (release,) = [r for r in carol.releases() if r.job_id == job.id]
+            spec = alice.create_spec("stuck", "stats@1.0.0", ["site-a/patients", "site-b/patients"], ["age"])
+            alice.activate_spec(spec.id)
+            cluster.stop_gateway("site-b")  # its task waits: the job stays running
+            stuck = alice.submit_job(spec.id, {"columns": ["age"], "statistics": ["count"]})
+        yield Hostile(portal, request.id, denied.id, job.id, release.id, stuck.id)
+
+
+def _no_injected_markup(page: object) -> None:
+    assert page.locator("#pwned").count() == 0  # type: ignore[attr-defined]
+    assert page.locator("main script").count() == 0  # type: ignore[attr-defined]
+
+
+def test_a9_hostile_text_stays_text_on_every_page(portal_cluster: Hostile) -> None:
+    h = portal_cluster
+    shows_it = {
+        "alice": ["/datasets", "/datasets/site-a/patients", f"/code/{h.code_id}", f"/code/{h.denied_id}"],
+        "carol": [f"/code/{h.code_id}", f"/code/{h.denied_id}", f"/releases/{h.release_id}"],
+    }
+    for user, paths in shows_it.items():
+        with h.portal.session(user) as (page, watch):
+            for path in [*paths, "/", "/code", "/jobs"]:
+                response = page.goto(h.portal.url(path))
+                assert response is not None and response.status == 200, path
+                page.wait_for_timeout(200)  # time for an onerror handler to fire, if one were there
+                _no_injected_markup(page)
+                if path in paths:
+                    assert "alert('xss')" in page.locator("main").inner_text(), f"{path} does not show it"
+            watch.check()
+            assert watch.dialogs == []
+
+
+def test_a9_a_held_output_cell_with_markup_is_shown_as_text(portal_cluster: Hostile) -> None:
+    h = portal_cluster
+    with h.portal.session("carol") as (page, watch):
+        page.goto(h.portal.url(f"/releases/{h.release_id}"))
+        cells = page.locator("table.data td", has_text="<img src=x")
+        assert cells.count() >= 1
+        _no_injected_markup(page)
+        watch.check()
+
+
+def test_c23_another_orgs_job_code_and_release_are_not_found(portal_cluster: Hostile) -> None:
+    h = portal_cluster
+    with h.portal.session("mallory") as (page, watch):
+        for path in (f"/jobs/{h.job_id}", f"/jobs/{h.job_id}/result.json", f"/code/{h.code_id}"):
+            response = page.goto(h.portal.url(path))
+            assert response is not None and response.status == 404, path
+        response = page.goto(h.portal.url(f"/releases/{h.release_id}"))
+        assert response is not None and response.status == 403  # a researcher reviews no release
+        # A cancel posted with mallory's own, valid form token: still not found, and nothing done.
+        page.goto(h.portal.url("/"))
+        token = page.locator("input[name=csrf]").first.get_attribute("value")
+        answer = page.request.post(
+            h.portal.url(f"/jobs/{h.stuck_job_id}/cancel"), form={"csrf": token or ""}, max_redirects=0
+        )
+        assert answer.status == 404
+        watch.check()
+    with h.portal.cluster.client("alice") as alice:
+        assert alice.job(h.stuck_job_id).state in ("queued", "running")
+
+
+def test_c28_a_form_on_another_site_cannot_cancel_a_job(portal_cluster: Hostile) -> None:
+    h = portal_cluster
+    with h.portal.session("alice") as (page, watch):
+        attacker = page.context.new_page()
+        attacker.set_content(
+            f'<form method="post" action="{h.portal.url(f"/jobs/{h.stuck_job_id}/cancel")}">'
+            '<input name="csrf" value="guessed"></form>'
+        )
+        with attacker.expect_navigation():
+            attacker.evaluate("document.forms[0].submit()")
+        # SameSite=Strict: the cookie was not sent, so the portal asked the attacker's page to sign in.
+        assert attacker.url == h.portal.url("/signin")
+        # The same form sent from the portal's own origin (cookie attached) still lacks the token.
+        page.goto(h.portal.url("/"))
+        refused = page.request.post(
+            h.portal.url(f"/jobs/{h.stuck_job_id}/cancel"), form={"csrf": "0" * 64}, max_redirects=0
+        )
+        assert refused.status == 403
+        watch.check()
+    with h.portal.cluster.client("alice") as alice:
+        assert alice.job(h.stuck_job_id).state in ("queued", "running")
