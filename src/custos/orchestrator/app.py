@@ -39,6 +39,7 @@ from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
 from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.held_outputs import HeldOutputService
 from custos.orchestrator.services.jobs import JobService
 from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
@@ -68,6 +69,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     tasks.advance_job = jobs.advance
     budget = BudgetService(datasets, clock)
     tasks.mirror_budget = budget.mirror
+    releases = ReleaseService(clock, audit)
     services = Services(
         settings=settings,
         db=db,
@@ -80,7 +82,8 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         tasks=tasks,
         people=PeopleService(settings.audit_path),
         trust=trust,
-        releases=ReleaseService(clock, audit),
+        releases=releases,
+        held_outputs=HeldOutputService(releases, blobs, audit),
         logs=ReleasedLogService(clock, audit),
         code=CodeRequestService(datasets, jobs, trust, clock, audit),
         budget=budget,
