@@ -102,7 +102,12 @@ class OrchestratorClient:
         return self._poll_number
 
     def next_task(self, held: Collection[str] = ()) -> TaskAssignment | None:
-        """The next task, with the blobs its round input refers to fetched and checked (as bytes).
+        """The next task (see `poll`)."""
+        return self.poll(held).task
+
+    def poll(self, held: Collection[str] = (), running: Collection[str] = ()) -> PollResponse:
+        """The next task, with the blobs its round input refers to fetched and checked (as bytes), and
+        which of the `running` jobs (those this gateway keeps a runtime for) have ended.
 
         `held` lists the tasks this gateway still works on: the orchestrator reclaims its other leases.
         Each poll is numbered, so that a poll this client gave up on (its connection delayed past the
@@ -110,12 +115,15 @@ class OrchestratorClient:
         params: dict[str, Any] = {"wait": self._poll_wait_s, "poll": self._next_poll_number()}
         if held:
             params["held"] = sorted(held)
+        if running:
+            params["running"] = sorted(running)
         data = self._call("GET", "/api/v1/gateway/tasks/next", params=params)
         task = read_poll(data)
+        ended = data.get("ended_jobs", []) if isinstance(data, dict) else []
         if task is None or not refs_in(task.round_input):
-            return task
+            return PollResponse(task=task, ended_jobs=ended)
         round_input = internalize(task.round_input, lambda digest, _size: self._blob(task.task_id, digest))
-        return task.model_copy(update={"round_input": round_input})
+        return PollResponse(task=task.model_copy(update={"round_input": round_input}), ended_jobs=ended)
 
     def _blob(self, task_id: str, digest: str) -> bytes:
         try:

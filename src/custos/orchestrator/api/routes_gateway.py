@@ -30,6 +30,10 @@ def publish(body: GatewayPublish, caller: GatewayDep, services: ServicesDep) -> 
 
 # The tasks a polling gateway still works on; its other open leases were lost and are reclaimed.
 HeldTasks = Annotated[tuple[str, ...], Query(description="tasks the gateway still works on")]
+# The jobs the polling gateway keeps a sandboxed runtime for; the answer says which have ended.
+RunningJobs = Annotated[
+    tuple[str, ...], Query(max_length=64, description="jobs with a runtime at the gateway")
+]
 
 
 @router.get("/tasks/next")
@@ -41,6 +45,7 @@ async def next_task(
     gateway: str | None = Query(default=None, description="if given, must be the caller's own name"),
     held: HeldTasks = (),
     poll: int | None = Query(default=None, ge=0, description="the poll's number; each gateway's increase"),
+    running: RunningJobs = (),
 ) -> PollResponse:
     """The gateway's next task, waiting up to `wait` seconds for one.
 
@@ -48,6 +53,7 @@ async def next_task(
     already arrived (its connection was delayed past the gateway's wait), one overtaken by a newer poll
     while it waits, and one whose client has disconnected. So only the gateway's live poll leases, and
     its `held` list, the tasks the gateway still works on, is the only one that reclaims leases.
+    The answer names which of the `running` jobs (those the gateway keeps a runtime for) have ended.
     """
     name = caller.identity.name
     if gateway is not None and gateway != name:
@@ -64,7 +70,10 @@ async def next_task(
         task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name, held))
         remaining = deadline - time.monotonic()
         if task is not None or remaining <= 0:
-            return PollResponse(task=task)
+            ended = await run_in_threadpool(
+                services.run, lambda s: services.tasks.ended_jobs(s, name, running)
+            )
+            return PollResponse(task=task, ended_jobs=ended)
         await notifier.wait(name, min(RECHECK_S, remaining))
 
 
