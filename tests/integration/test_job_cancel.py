@@ -22,12 +22,20 @@ pytestmark = pytest.mark.integration
 DATASET = "site-a/patients_code"
 ADMIN_A = "admin@hospital-a"
 MARKER = "4321"  # how long the job's sleep asks for: it names the sandbox's process on this host
+IDLE_MARKER = "4322"  # the same, for a sleep left behind in the runtime of a job that finished its round
 
 
 def sleep_long(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
     import subprocess
 
     subprocess.run(["sleep", params["seconds"]], check=False)
+    return {"rows": dal.read(datasets[0], ["age"]).num_rows}
+
+
+def leave_a_sleep(dal: Any, datasets: list[str], params: dict[str, Any]) -> Any:
+    import subprocess
+
+    subprocess.Popen(["sleep", params["seconds"]])  # lives as long as the job's runtime
     return {"rows": dal.read(datasets[0], ["age"]).num_rows}
 
 
@@ -42,21 +50,21 @@ def _parents() -> dict[int, int]:
     return parents
 
 
-def _sleepers() -> list[int]:
+def _sleepers(marker: str = MARKER) -> list[int]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if cmdline.read_bytes() == f"sleep\0{MARKER}\0".encode():
+            if cmdline.read_bytes() == f"sleep\0{marker}\0".encode():
                 found.append(int(cmdline.parent.name))
         except OSError:
             continue
     return found
 
 
-def _sandbox_tree(gateway_pid: int) -> list[int]:
+def _sandbox_tree(gateway_pid: int, marker: str = MARKER) -> list[int]:
     """The processes from the gateway's child down to the job's `sleep`: the job's sandbox."""
     parents = _parents()
-    for sleeper in _sleepers():
+    for sleeper in _sleepers(marker):
         chain, pid = [], sleeper
         while pid in parents and pid not in (0, 1, gateway_pid):
             chain.append(pid)
@@ -114,3 +122,27 @@ def test_a_cancelled_job_s_sandbox_is_ended_and_its_result_never_accepted(cluste
     log = cluster.log_path("site-a").read_text()
     assert f"the job was cancelled; ended 1 sandbox(es) of job {job.id}" in log
     assert f"job {job.id} was cancelled; no result of it is accepted" in log
+
+
+def test_the_idle_runtime_of_a_job_cancelled_between_rounds_is_ended_at_the_next_poll(
+    cluster: Cluster,
+) -> None:
+    gateway_pid = cluster.pids()["site-a"]
+    with cluster.client("alice") as alice, cluster.client(ADMIN_A) as admin:
+        request = alice.submit(leave_a_sleep, [DATASET], {"seconds": IDLE_MARKER}, output="json")
+        admin.approve_code(request.id, "counts, and leaves a sleep behind")
+        job = alice.run_code(request.id)
+        assert alice.wait_job(job.id, timeout=120).state is JobState.AWAITING_RELEASE
+        tree = _sandbox_tree(gateway_pid, IDLE_MARKER)
+        assert tree, "the job's runtime is kept after its round, with the sleep it left"
+
+        alice.cancel_job(job.id)
+
+        # The gateway's next poll (within its 20 s wait) names the job as ended; the runtime's idle
+        # limit (60 s) is not what ends it.
+        for _ in range(350):
+            if not _alive(tree):
+                break
+            time.sleep(0.1)
+        assert _alive(tree) == [], "the cancelled job's idle runtime is still running"
+    assert f"job {job.id} has ended; closing its runtimes" in cluster.log_path("site-a").read_text()

@@ -80,7 +80,7 @@ def test_a_late_poll_leases_nothing_and_the_task_runs_once(one_site: Cluster) ->
     late.join(timeout=60)
     assert not late.is_alive()
 
-    assert answer == {"status": 200, "body": {"task": None}}
+    assert answer == {"status": 200, "body": {"task": None, "ended_jobs": []}}
     engine = create_engine(f"sqlite:///{one_site.work_dir / 'state' / 'orchestrator' / 'orchestrator.db'}")
     try:
         with Session(engine) as session:

@@ -242,6 +242,43 @@ def test_a_reviewer_sees_the_result_and_what_made_it(api: TestClient, kits: dict
     assert r.status_code == 400 and "state" in r.json()["detail"]
 
 
+def test_a_reviewer_views_a_pooled_held_result_as_one_output_and_every_view_is_audited(
+    api: TestClient, kits: dict[str, Kit], audit_path: Path
+) -> None:
+    job_id = finished_job(api, kits, "alice", "one")
+    release_id = release_of(api, kits, job_id)
+    reviewer = auth(api, kits, "admin-a")
+    base = f"/api/v1/releases/{release_id}"
+
+    listed = api.get(f"{base}/outputs", headers=reviewer).json()
+    assert listed == [
+        {
+            "name": "result",
+            "dataset": None,
+            "org": None,
+            "kind": "result",
+            "file_type": None,
+            "blobs": [],
+            "flags": 0,
+        }
+    ]
+    view = api.get(f"{base}/outputs/result", headers=reviewer).json()
+    assert view["release_id"] == release_id and view["kind"] == "result"
+    assert view["output"]["summaries"][0]["count"] == 40
+    assert api.get(f"{base}/outputs/site-a/patients", headers=reviewer).status_code == 404
+    assert api.get(f"{base}/blobs/{'0' * 64}", headers=reviewer).status_code == 404
+    for outsider, status in (("alice", 403), ("admin-b", 404)):
+        assert api.get(f"{base}/outputs/result", headers=auth(api, kits, outsider)).status_code == status
+    api.get(base, headers=reviewer)
+
+    trail = actions(audit_path, job_id)
+    assert ("admin-a", "release_output_viewed") in trail and trail[-1] == ("admin-a", "release_viewed")
+    assert ("alice", "release_output_viewed") not in trail and (
+        "admin-b",
+        "release_output_viewed",
+    ) not in trail
+
+
 @pytest.mark.parametrize(("decision", "past"), [("return", "returned"), ("reject", "rejected")])
 def test_returned_or_rejected_ends_the_job_failed_with_the_reason(
     api: TestClient, kits: dict[str, Kit], audit_path: Path, decision: str, past: str

@@ -109,7 +109,7 @@ def specs_table(specs: Sequence[SpecPublic]) -> Table:
 def jobs_table(jobs: Sequence[JobSummary]) -> Table:
     table = Table(title="jobs", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("id", "state", "model", "spec", "round", "submitter", "created", "finished"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("id", "spec", "created", "finished"))  # copied whole
     for j in jobs:
         add_row(
             table,

@@ -1,11 +1,16 @@
-"""`custos release list|show|approve|return|reject`: review held results before researchers see them."""
+"""`custos release list|show|fetch|approve|return|reject`: review held results before researchers see
+them; view one held output, or save it (a file's bytes) to a file."""
 
 from __future__ import annotations
 
+import hashlib
 import json as jsonlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
@@ -13,9 +18,12 @@ from rich.text import Text
 
 from custos.cli.options import JsonOption, KitOption, open_client
 from custos.cli.output import echo, key_value_table, print_json, stdout
+from custos.core.errors import InvalidInput
 from custos.core.states import ReleaseState
 from custos.core.wire import (
+    HELD_RESULT,
     FlagAction,
+    HeldOutputView,
     JobResult,
     OutputFlag,
     ReleaseDetail,
@@ -23,8 +31,8 @@ from custos.core.wire import (
     ReleasePartState,
     ReleasePublic,
 )
-from custos.sdk import Result
-from custos.sdk.tables import add_row, section_table, shown
+from custos.sdk import Client, Result
+from custos.sdk.tables import add_row, frame_table, section_table, shown
 
 app = typer.Typer(
     help="Review results that a dataset's policy holds: approve, return or reject them.",
@@ -33,6 +41,12 @@ app = typer.Typer(
 
 ReleaseIdArgument = Annotated[
     str, typer.Argument(help="The release's id, as `release list` printed it.", show_default=False)
+]
+OutputOption = Annotated[
+    str,
+    typer.Option(
+        "--output", help="The held output: gateway/dataset of a site's, or `result`.", show_default=False
+    ),
 ]
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why, in a sentence the researcher will read.", show_default=False)
@@ -198,6 +212,52 @@ def _show(release: ReleaseDetail, json: bool, *, with_result: bool = True) -> No
             console.print(section_table(section))
         if release.withheld:
             console.print(shown(f"not shown, other orgs' parts: {', '.join(release.withheld)}"))
+        sites = release.result.get("sites")
+        names = sorted(sites) if isinstance(sites, dict) else [HELD_RESULT]
+        if names:
+            echo(
+                f"outputs: {', '.join(names)} (one: `custos release show {release.id} --output NAME`; "
+                f"to a file: `custos release fetch {release.id} --output NAME --out FILE`)"
+            )
+
+
+def _flags_of(view: HeldOutputView) -> list[OutputFlag]:
+    raw = view.output.get("flags")
+    flags = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            flags.append(OutputFlag.model_validate({**item, "dataset": view.name}))
+        except (ValueError, TypeError):
+            continue  # the release's own view (`release show`) marks an unreadable flag
+    return flags
+
+
+def _show_output(client: Client, view: HeldOutputView) -> None:
+    """One held output on screen, inert: a table or JSON as text, a file as its type, size and digest."""
+    console = stdout()
+    where = f"held output {view.name} of release {view.release_id}"
+    if view.kind == "file":
+        blob = view.blobs[0] if view.blobs else None
+        rows: list[tuple[str, str | Text]] = [("type", view.file_type or "file")]
+        if blob is not None:
+            rows += [("bytes", str(blob.size)), ("sha256", blob.sha256)]
+        console.print(key_value_table(where, rows))
+        echo(f"save it with `custos release fetch {view.release_id} --output {view.name} --out FILE`")
+        return
+    for table in flags_tables(_flags_of(view)):
+        console.print(table)
+    if view.kind == "table":
+        value = client.fetch_release_output(view.release_id, view.name)
+        assert isinstance(value, pd.DataFrame)
+        console.print(frame_table(where, value))
+    elif view.kind == "json":
+        console.print(shown(where, style="bold"))
+        echo(jsonlib.dumps(view.output.get("value"), indent=2, sort_keys=True))
+    else:
+        console.print(shown(where, style="bold"))
+        held = Result(JobResult(job_id=view.release_id, model="held", result=view.output))
+        for section in held.sections():
+            console.print(section_table(section))
 
 
 @app.command("list")
@@ -220,11 +280,61 @@ def list_releases(
 
 
 @app.command("show")
-def show_release(release_id: ReleaseIdArgument, kit: KitOption, json: JsonOption = False) -> None:
-    """Show a held result with the model, parameters and columns that made it, and the votes so far."""
+def show_release(
+    release_id: ReleaseIdArgument,
+    kit: KitOption,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", help="Show only this held output (gateway/dataset, or `result`)."),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a held result with the model, parameters and columns that made it, and the votes so far;
+    with --output, one held output. Each view is recorded in the audit trail."""
     with open_client(kit) as client:
-        release = client.release(release_id)
-    _show(release, json)
+        if output is None:
+            _show(client.release(release_id), json)
+            return
+        view = client.release_output(release_id, output)
+        if json:
+            print_json(view)
+            return
+        _show_output(client, view)
+
+
+def _output_bytes(value: pd.DataFrame | dict[str, Any] | bytes) -> bytes:
+    """A file's bytes as they are; a table as CSV; JSON as JSON text."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, pd.DataFrame):
+        return value.to_csv(index=False).encode("utf-8")
+    return (jsonlib.dumps(value, indent=2, sort_keys=True, default=_no_bytes) + "\n").encode("utf-8")
+
+
+def _no_bytes(value: object) -> object:
+    if isinstance(value, bytes):
+        return {"bytes": len(value), "sha256": hashlib.sha256(value).hexdigest()}
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+@app.command("fetch")
+def fetch_output(
+    release_id: ReleaseIdArgument,
+    kit: KitOption,
+    output: OutputOption,
+    out: Annotated[Path, typer.Option("--out", help="The file to write; it must not exist yet.")],
+) -> None:
+    """Save one held output to a file: a file's exact bytes, a table as CSV, JSON as JSON. The bytes
+    are checked against their digest first; the download is recorded in the audit trail."""
+    if out.exists():
+        raise InvalidInput(f"{out} exists; choose a new file to write")
+    with open_client(kit) as client:
+        data = _output_bytes(client.fetch_release_output(release_id, output))
+    partial = out.with_name(out.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, out)
+    digest = hashlib.sha256(data).hexdigest()
+    echo(f"wrote {output} of release {release_id} to {out} ({len(data)} bytes, sha256 {digest})")
 
 
 @app.command("approve")

@@ -132,7 +132,15 @@ class Agent:
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
         self.metrics.polled()
-        task = self.client.next_task(held=self._unsent, heartbeat=self._heartbeat(len(self._unsent)))
+        polled = self.client.poll(
+            held=self._unsent,
+            running=self.handler.live_jobs(),
+            heartbeat=self._heartbeat(len(self._unsent)),
+        )
+        for job_id in polled.ended_jobs:
+            log.info("job %s has ended; closing its runtimes", job_id)
+            self.handler.end_job(job_id)
+        task = polled.task
         if task is None:
             return
         pending = self.journal.get(task.task_id, task.attempt)

@@ -117,21 +117,36 @@ class OrchestratorClient:
     def next_task(
         self, held: Collection[str] = (), heartbeat: Heartbeat | None = None
     ) -> TaskAssignment | None:
-        """The next task, with the blobs its round input refers to fetched and checked (as bytes).
+        """The next task (see `poll`)."""
+        return self.poll(held, heartbeat=heartbeat).task
+
+    def poll(
+        self,
+        held: Collection[str] = (),
+        running: Collection[str] = (),
+        heartbeat: Heartbeat | None = None,
+    ) -> PollResponse:
+        """The next task, with the blobs its round input refers to fetched and checked (as bytes), and
+        which of the `running` jobs (those this gateway keeps a runtime for) have ended.
 
         `held` lists the tasks this gateway still works on: the orchestrator reclaims its other leases.
         Each poll is numbered, so that a poll this client gave up on (its connection delayed past the
         wait) leases nothing when it reaches the orchestrator after a newer one. The poll carries the
         gateway's `heartbeat`."""
         body = PollRequest(
-            wait=self._poll_wait_s, poll=self._next_poll_number(), held=sorted(held), heartbeat=heartbeat
+            wait=self._poll_wait_s,
+            poll=self._next_poll_number(),
+            held=sorted(held),
+            running=sorted(running),
+            heartbeat=heartbeat,
         )
         data = self._call("POST", "/api/v1/gateway/tasks/next", json=body.model_dump(mode="json"))
         task = read_poll(data)
+        ended = data.get("ended_jobs", []) if isinstance(data, dict) else []
         if task is None or not refs_in(task.round_input):
-            return task
+            return PollResponse(task=task, ended_jobs=ended)
         round_input = internalize(task.round_input, lambda digest, _size: self._blob(task.task_id, digest))
-        return task.model_copy(update={"round_input": round_input})
+        return PollResponse(task=task.model_copy(update={"round_input": round_input}), ended_jobs=ended)
 
     def heartbeat(self, heartbeat: Heartbeat) -> None:
         """Say this gateway is alive while a task keeps it from polling."""

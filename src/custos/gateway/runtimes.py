@@ -325,6 +325,16 @@ class RuntimePool:
             runtime.stop()
         return len(stopped)
 
+    def job_ids(self) -> set[str]:
+        """The jobs this pool keeps a runtime for."""
+        return {key.job_id for key in self._runtimes}
+
+    def end_job(self, job_id: str) -> None:
+        """End the job's runtimes and forget them (its job has ended)."""
+        for key in [k for k in self._runtimes if k.job_id == job_id]:
+            self._runtimes[key].stop()
+            self.discard(key)
+
     def reap(self) -> None:
         now = time.monotonic()
         for key in [k for k, r in self._runtimes.items() if now - r.last_used > self._idle_s]:

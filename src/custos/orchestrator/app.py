@@ -44,6 +44,7 @@ from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
 from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.held_outputs import HeldOutputService
 from custos.orchestrator.services.jobs import JobService
 from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
@@ -77,6 +78,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     anchors = AnchorService(clock, audit)
     sites = SiteService(clock, settings.offline_after_s, anchors)
     tasks.mirror_budget = budget.mirror
+    releases = ReleaseService(clock, audit)
     services = Services(
         settings=settings,
         db=db,
@@ -89,7 +91,8 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         tasks=tasks,
         people=PeopleService(settings.audit_path),
         trust=trust,
-        releases=ReleaseService(clock, audit),
+        releases=releases,
+        held_outputs=HeldOutputService(releases, blobs, audit),
         logs=ReleasedLogService(clock, audit),
         code=CodeRequestService(datasets, jobs, trust, clock, audit),
         budget=budget,

@@ -70,6 +70,7 @@ COMMANDS: dict[str, tuple[Via, str]] = {
     "token revoke": ("sdk", "revoke_token"),
     "release list": ("sdk", "releases"),
     "release show": ("sdk", "release"),
+    "release fetch": ("sdk", "fetch_release_output"),
     "release approve": ("sdk", "approve_release"),
     "release return": ("sdk", "return_release"),
     "release reject": ("sdk", "reject_release"),

@@ -273,7 +273,10 @@ def test_a_poll_numbered_before_the_gateway_s_newest_leases_nothing(
         api.get("/api/v1/gateway/tasks/next?wait=0&poll=20&held=none", headers=gw).json()["task"] is not None
     )
     # The late poll 10 (holding nothing) neither takes back the task leased to poll 20 nor leases it.
-    assert api.get("/api/v1/gateway/tasks/next?wait=0&poll=10", headers=gw).json() == {"task": None}
+    assert api.get("/api/v1/gateway/tasks/next?wait=0&poll=10", headers=gw).json() == {
+        "task": None,
+        "ended_jobs": [],
+    }
 
 
 def test_c23_other_org_cannot_read_a_spec_by_id(api: TestClient, kits: dict[str, Kit]) -> None:

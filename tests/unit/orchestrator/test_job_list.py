@@ -188,3 +188,18 @@ def test_a_cancelled_job_s_running_task_is_told_to_stop_and_its_result_refused(
     assert late.json()["detail"] == f"job {job_id} was cancelled; no result of it is accepted"
     again = api.post(f"/api/v1/jobs/{job_id}/cancel", headers=heads["alice"])
     assert again.status_code == 409 and "cancelled" in again.json()["detail"]
+
+
+def test_a_poll_tells_the_gateway_which_of_its_runtimes_jobs_have_ended(
+    api: TestClient, kits: dict[str, Kit], heads: dict[str, dict[str, str]]
+) -> None:
+    spec_id = active_spec(api, kits, heads)
+    job_id = submit(api, heads, "alice", spec_id)
+    poll = {"wait": 0, "running": [job_id, "job_0000000000000000"]}
+    first = api.get("/api/v1/gateway/tasks/next", params=poll, headers=heads["site-a"]).json()
+    assert first["task"]["job_id"] == job_id and first["ended_jobs"] == []
+
+    api.post(f"/api/v1/jobs/{job_id}/cancel", headers=heads["alice"])
+
+    after = api.get("/api/v1/gateway/tasks/next", params=poll, headers=heads["site-a"]).json()
+    assert after == {"task": None, "ended_jobs": [job_id]}

@@ -56,7 +56,7 @@ def test_the_version_is_checked_before_authentication(api: TestClient, kits: dic
         params={"wait": 0},
         headers={**headers, WIRE_VERSION_HEADER: str(WIRE_VERSION)},
     )
-    assert (served.status_code, served.json()) == (200, {"task": None})
+    assert (served.status_code, served.json()) == (200, {"task": None, "ended_jobs": []})
 
 
 def test_a_caller_that_names_no_version_is_served(api: TestClient) -> None:

@@ -107,6 +107,9 @@ class TaskAssignment(WireModel):
 
 class PollResponse(WireModel):
     task: TaskAssignment | None
+    # Of the jobs the poll said this gateway keeps a runtime for (`running=`), those that have ended
+    # (cancelled, failed or finished): the gateway ends their runtimes now.
+    ended_jobs: list[str] = Field(default_factory=list)
 
 
 class TaskStanding(WireModel):

@@ -105,3 +105,34 @@ class ReleaseDetail(ReleasePublic):
         default_factory=list,
         description="what the gateways' automatic checks found in the site outputs shown",
     )
+
+
+HELD_RESULT = "result"  # the name of a pooled result's one output (a model's aggregates)
+HeldOutputKind = Literal["table", "json", "file", "result"]
+
+
+class BlobPublic(WireModel):
+    """Bytes an output refers to (a file's, a model's weights): `GET .../blobs/{sha256}` returns them."""
+
+    sha256: str
+    size: int
+
+
+class HeldOutput(WireModel):
+    """One output of a held result, as a reviewer's list shows it (no content)."""
+
+    name: str = Field(description="gateway/dataset of a site's output; `result` for a pooled result")
+    dataset: str | None = Field(description="the dataset a site's output came from; None when pooled")
+    org: str | None = Field(description="the org whose reviewers see this site's output; None when pooled")
+    kind: HeldOutputKind
+    file_type: str | None = Field(default=None, description="a file output's type, e.g. png")
+    blobs: list[BlobPublic] = Field(default_factory=list)
+    flags: int = Field(default=0, description="how many flags the gateway's automatic check raised")
+
+
+class HeldOutputView(HeldOutput):
+    """One held output with its content, as held: bytes appear as blob references (`{"$blob": sha256,
+    "size": n}`), each fetched from `GET /api/v1/releases/{id}/blobs/{sha256}`."""
+
+    release_id: str
+    output: dict[str, Any]

@@ -27,6 +27,9 @@ class PollRequest(WireModel):
     wait: float = Field(default=20.0, ge=0, le=60)
     poll: int | None = Field(default=None, ge=0, description="the poll's number; each gateway's increase")
     held: list[str] = Field(default_factory=list, max_length=MAX_HELD_TASKS)
+    running: list[str] = Field(
+        default_factory=list, max_length=64, description="jobs with a runtime at the gateway"
+    )
     heartbeat: Heartbeat | None = None
 
 

@@ -256,6 +256,14 @@ class Compute:
         """End the sandboxes of a cancelled job now; from any thread. Returns how many were running."""
         return self._runtimes.stop_job(job_id)
 
+    def live_jobs(self) -> set[str]:
+        """The jobs with a runtime kept here."""
+        return self._runtimes.job_ids()
+
+    def end_job(self, job_id: str) -> None:
+        """Close the runtimes of a job that has ended (told by the orchestrator's poll)."""
+        self._runtimes.end_job(job_id)
+
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""
         self._runtimes.reap()

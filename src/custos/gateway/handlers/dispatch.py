@@ -135,6 +135,14 @@ class TaskHandler:
         """End the sandboxes of a cancelled job now; from any thread. Returns how many were running."""
         return self._compute.stop_job(job_id)
 
+    def live_jobs(self) -> set[str]:
+        """The jobs with a runtime kept here."""
+        return self._compute.live_jobs()
+
+    def end_job(self, job_id: str) -> None:
+        """Close the runtimes of a job that has ended (told by the orchestrator's poll)."""
+        self._compute.end_job(job_id)
+
     def reap(self) -> None:
         """Close job runtimes that have been idle too long."""
         self._compute.reap()

@@ -21,6 +21,7 @@ from custos.orchestrator.services.auth import AuthService, Caller, Credential
 from custos.orchestrator.services.budget import BudgetService
 from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
+from custos.orchestrator.services.held_outputs import HeldOutputService
 from custos.orchestrator.services.jobs import JobService
 from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
@@ -50,6 +51,7 @@ class Services:
     people: PeopleService
     trust: Trust
     releases: ReleaseService
+    held_outputs: HeldOutputService
     logs: ReleasedLogService
     code: CodeRequestService
     budget: BudgetService

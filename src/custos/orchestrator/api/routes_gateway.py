@@ -51,6 +51,10 @@ def publish(body: GatewayPublish, caller: GatewayDep, services: ServicesDep) -> 
 
 # The tasks a polling gateway still works on; its other open leases were lost and are reclaimed.
 HeldTasks = Annotated[tuple[str, ...], Query(description="tasks the gateway still works on")]
+# The jobs the polling gateway keeps a sandboxed runtime for; the answer says which have ended.
+RunningJobs = Annotated[
+    tuple[str, ...], Query(max_length=64, description="jobs with a runtime at the gateway")
+]
 
 
 @router.get("/tasks/next")
@@ -62,13 +66,17 @@ async def next_task(
     gateway: str | None = Query(default=None, description="if given, must be the caller's own name"),
     held: HeldTasks = (),
     poll: int | None = Query(default=None, ge=0, description="the poll's number; each gateway's increase"),
+    running: RunningJobs = (),
 ) -> PollResponse:
     """The gateway's next task, waiting up to `wait` seconds for one: the poll of a gateway that sends
     no heartbeat (`POST` is the same poll with one)."""
     if gateway is not None and gateway != caller.identity.name:
         raise PermissionDenied(f"gateway {caller.identity.name} may not poll for tasks of {gateway}")
     return await _poll(
-        request, caller.identity.name, services, PollRequest(wait=wait, held=list(held), poll=poll)
+        request,
+        caller.identity.name,
+        services,
+        PollRequest(wait=wait, held=list(held), poll=poll, running=list(running)),
     )
 
 
@@ -92,6 +100,7 @@ async def _poll(request: Request, name: str, services: Services, body: PollReque
     already arrived (its connection was delayed past the gateway's wait), one overtaken by a newer poll
     while it waits, and one whose client has disconnected. So only the gateway's live poll leases, and
     its `held` list, the tasks the gateway still works on, is the only one that reclaims leases.
+    The answer names which of the `running` jobs (those the gateway keeps a runtime for) have ended.
     """
     notifier = services.notifier
     poll, held = body.poll, tuple(body.held)
@@ -102,7 +111,9 @@ async def _poll(request: Request, name: str, services: Services, body: PollReque
     with services.metrics.long_poll_open():
         task = await _wait_for_task(request, services, name, held, poll, body.wait)
     log.debug("long poll %s from %s: %s", poll, name, f"task {task.task_id}" if task else "no task")
-    return PollResponse(task=task)
+    running = tuple(body.running)
+    ended = await run_in_threadpool(services.run, lambda s: services.tasks.ended_jobs(s, name, running))
+    return PollResponse(task=task, ended_jobs=ended)
 
 
 async def _wait_for_task(

@@ -3,11 +3,14 @@ and the custom code logs a custodian releases to the job's researcher."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from custos.core.errors import Conflict
 from custos.core.states import ReleaseState
 from custos.core.wire import (
+    HELD_RESULT,
+    HeldOutput,
+    HeldOutputView,
     ReleaseDecision,
     ReleaseDetail,
     ReleasedLogCreate,
@@ -15,7 +18,7 @@ from custos.core.wire import (
     ReleasePublic,
     ReleaseVoteCreate,
 )
-from custos.orchestrator.api.context import ServicesDep, UserDep
+from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, ServicesDep, UserDep
 from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
@@ -33,6 +36,35 @@ def list_releases(
 def get_release(release_id: str, caller: UserDep, services: ServicesDep) -> ReleaseDetail:
     """A release with its held result, the job's model, parameters and columns, and the votes so far."""
     return services.run(lambda s: services.releases.get(s, caller.identity, release_id))
+
+
+@router.get("/releases/{release_id}/outputs")
+def list_held_outputs(release_id: str, caller: UserDep, services: ServicesDep) -> list[HeldOutput]:
+    """The release's outputs you review, without content: each site's output of your org (custom
+    code's, a package's), or the one pooled `result` (a model's)."""
+    return services.run(lambda s: services.held_outputs.list(s, caller.identity, release_id))
+
+
+@router.get("/releases/{release_id}/outputs/result")
+def get_held_result(release_id: str, caller: UserDep, services: ServicesDep) -> HeldOutputView:
+    """A pooled held result with its content (audited)."""
+    return services.run(lambda s: services.held_outputs.get(s, caller.identity, release_id, HELD_RESULT))
+
+
+@router.get("/releases/{release_id}/outputs/{gateway}/{dataset}")
+def get_held_output(
+    release_id: str, gateway: str, dataset: str, caller: UserDep, services: ServicesDep
+) -> HeldOutputView:
+    """One site's held output with its content (audited); only a reviewer of that site's org sees it."""
+    name = f"{gateway}/{dataset}"
+    return services.run(lambda s: services.held_outputs.get(s, caller.identity, release_id, name))
+
+
+@router.get("/releases/{release_id}/blobs/{digest}", response_class=Response)
+def get_held_blob(release_id: str, digest: BlobDigest, caller: UserDep, services: ServicesDep) -> Response:
+    """The bytes a held output you review refers to (a file, a model's weights), raw (audited)."""
+    data = services.run(lambda s: services.held_outputs.blob(s, caller.identity, release_id, digest))
+    return Response(content=data, media_type=OCTET_STREAM)
 
 
 def _vote(

@@ -16,14 +16,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, false, func, literal, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from custos.core.errors import InvalidInput
 from custos.core.identity import Identity
 from custos.core.states import JobState
 from custos.core.wire import JobPage, JobSummary
-from custos.orchestrator.tables import Job
+from custos.orchestrator.tables import Job, UtcDateTime
 from custos.policy.permissions import can_perform, permission_table
 
 DEFAULT_LIMIT = 50
@@ -68,7 +68,8 @@ def _after(cursor: str) -> ColumnElement[bool]:
             raise ValueError("no zone")
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(f"cursor {cursor[:60]!r} is not one a job list returned") from None
-    return or_(Job.created_at < at, and_(Job.created_at == at, Job.id < job_id))
+    # A row-value comparison: SQLite and PostgreSQL both walk the (created_at, id) index from it.
+    return tuple_(Job.created_at, Job.id) < tuple_(literal(at, UtcDateTime()), literal(job_id))
 
 
 def summary(job: Job) -> JobSummary:

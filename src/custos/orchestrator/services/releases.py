@@ -76,7 +76,7 @@ def hold_result(
         needed = REVIEWERS_NEEDED[policy.release] if policy is not None else REVIEWERS_NEEDED["two"]
         needed = max(needed, minimum)
         if needed:
-            org = _org_of(session, ref)
+            org = org_of(session, ref)
             needed_by_org[org] = max(needed_by_org.get(org, 0), needed)
     if not needed_by_org:
         return None
@@ -110,7 +110,7 @@ def held_message(session: Session, job_id: str) -> str:
     )
 
 
-def _org_of(session: Session, ref: str) -> str:
+def org_of(session: Session, ref: str) -> str:
     gateway = session.get(Gateway, parse_dataset_ref(ref).gateway)
     assert gateway is not None  # it signed in to run the job's tasks
     return gateway.org
@@ -133,7 +133,7 @@ def _parts(session: Session, release: Release, job: Job) -> list[ReleasePart]:
     assert spec is not None
     datasets: dict[str, list[str]] = {}
     for ref in spec.datasets:
-        datasets.setdefault(_org_of(session, ref).casefold(), []).append(ref)
+        datasets.setdefault(org_of(session, ref).casefold(), []).append(ref)
     needed = {
         r.org: r.required
         for r in session.execute(
@@ -193,7 +193,7 @@ def _part_of(caller: Identity, release: Release, job: Job) -> str:
     return org
 
 
-def _own_parts(
+def own_parts(
     session: Session, caller: Identity, release: Release, job: Job, result: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """The held result as `caller` reviews it: a result of one output per site (custom code's, a
@@ -203,7 +203,7 @@ def _own_parts(
     if not isinstance(sites, dict):
         return result, []
     mine = {o.casefold() for o in release.orgs if can_see(OPERATION, caller, Resource(job.submitter, o))}
-    withheld = sorted(ref for ref in sites if _org_of(session, ref).casefold() not in mine)
+    withheld = sorted(ref for ref in sites if org_of(session, ref).casefold() not in mine)
     shown = {ref: output for ref, output in sites.items() if ref not in withheld}
     return result | {"sites": shown}, withheld
 
@@ -261,8 +261,18 @@ class ReleaseService:
         ]
 
     def get(self, session: Session, caller: Identity, release_id: str) -> ReleaseDetail:
-        release, job = self._reviewable(session, caller, release_id)
-        return self._detail(session, caller, release, job)
+        """The release as `caller` reviews it, held result included: the view is audited."""
+        release, job = self.reviewable(session, caller, release_id)
+        detail = self._detail(session, caller, release, job)
+        sites = detail.result.get("sites")
+        shown = ", ".join(sorted(sites)) if isinstance(sites, dict) else "the pooled result"
+        self._audit.append(
+            user=caller.name,
+            action="release_viewed",
+            job=job.id,
+            message=f"{release.id}: {shown or 'nothing'}",
+        )
+        return detail
 
     def vote(
         self,
@@ -272,7 +282,7 @@ class ReleaseService:
         decision: ReleaseDecision,
         body: ReleaseVoteCreate,
     ) -> ReleaseDetail:
-        release, job = self._reviewable(session, caller, release_id, lock=True)
+        release, job = self.reviewable(session, caller, release_id, lock=True)
         reason = body.reason.strip()
         if decision is not ReleaseDecision.APPROVE and not reason:
             raise InvalidInput(f"reason is required to {decision.value} a release: tell the researcher why")
@@ -366,7 +376,7 @@ class ReleaseService:
             RELEASE_MACHINE.move(release, target)
         release.updated_at = now
 
-    def _reviewable(
+    def reviewable(
         self, session: Session, caller: Identity, release_id: str, *, lock: bool = False
     ) -> tuple[Release, Job]:
         """The release and its job, if `caller` may review it: another org's is missing (404), and the
@@ -412,7 +422,7 @@ class ReleaseService:
         spec = session.get(ComputeSpec, job.spec_id)
         row = session.get(Result, job.id)
         assert spec is not None and row is not None
-        result, withheld = _own_parts(session, caller, release, job, dict(row.result))
+        result, withheld = own_parts(session, caller, release, job, dict(row.result))
         votes = _votes(session, release.id)
         return ReleaseDetail(
             **self._public(session, release, job).model_dump(),

@@ -225,6 +225,18 @@ class TaskService:
             set_task_state(task, TaskState.RUNNING, self._clock())
         return Ack()
 
+    def ended_jobs(self, session: Session, gateway: str, job_ids: Collection[str]) -> list[str]:
+        """Of `job_ids`, the jobs with a task at `gateway` that have ended: the gateway closes their
+        runtimes. Another gateway's jobs are not told about."""
+        if not job_ids:
+            return []
+        ended = select(Job.id).where(
+            Job.id.in_(list(job_ids)),
+            Job.state.in_([JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED]),
+            select(Task.id).where(Task.job_id == Job.id, Task.gateway == gateway).exists(),
+        )
+        return sorted(session.execute(ended).scalars())
+
     def standing(self, session: Session, gateway: str, task_id: str) -> TaskStanding:
         """Whether the gateway should go on with the task: `stop` says why not (the task was failed
         here because its job was cancelled or failed at another site)."""
