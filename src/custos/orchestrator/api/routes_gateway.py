@@ -23,6 +23,7 @@ from custos.core.wire import (
     WireModel,
 )
 from custos.orchestrator.api.context import (
+    BLOB_ANSWER,
     OCTET_STREAM,
     RAW_BODY,
     BlobDigest,
@@ -158,7 +159,7 @@ def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, servic
     return services.run(record)
 
 
-@router.get("/tasks/{task_id}/blobs/{digest}", response_class=Response)
+@router.get("/tasks/{task_id}/blobs/{digest}", response_class=Response, responses=BLOB_ANSWER)
 def get_task_blob(task_id: str, digest: BlobDigest, caller: GatewayDep, services: ServicesDep) -> Response:
     """A blob the task's round input refers to, as raw bytes."""
     name = caller.identity.name
