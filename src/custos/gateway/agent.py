@@ -21,6 +21,7 @@ from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
 from custos.core.identity import Role
 from custos.core.wire import Heartbeat, TaskResultUpload, result_digest
+from custos.gateway.budget import BUDGET_FILE, GatewayBudget
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.heartbeat import audit_head, beating, heartbeat
@@ -78,6 +79,8 @@ class Agent:
         audit = AuditTrail(settings.state_dir / "audit.log")
         # Its head goes with every heartbeat and result, for the orchestrator to anchor.
         self.trail = HeadReader(audit.path)
+        # Its totals go with every heartbeat and result, for the orchestrator to reconcile its mirror.
+        self.budget = GatewayBudget(settings.state_dir / BUDGET_FILE)
         self.handler = TaskHandler(
             name,
             site,
@@ -91,6 +94,7 @@ class Agent:
             models=ModelCache(settings.state_dir, trust.check_certificate),
             archives=client,
             mask_keys=mask_keys,
+            budget=self.budget,
         )
         self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")
@@ -136,7 +140,7 @@ class Agent:
         self._send(task.task_id, pending)
 
     def _heartbeat(self, tasks_in_flight: int) -> Heartbeat:
-        return heartbeat(tasks_in_flight, self.trail)
+        return heartbeat(tasks_in_flight, self.trail, self.budget.report(self.site))
 
     def _refresh_revocations(self) -> None:
         pem = self.client.revocation_list()
@@ -150,7 +154,9 @@ class Agent:
 
     def _send(self, task_id: str, pending: Pending) -> None:
         try:
-            upload = pending.upload.model_copy(update={"audit_head": audit_head(self.trail)})
+            upload = pending.upload.model_copy(
+                update={"audit_head": audit_head(self.trail), "ledger": self.budget.report(self.site)}
+            )
             self.client.upload(task_id, upload, pending.blobs)
         except OrchestratorUnreachable:
             raise

@@ -54,6 +54,11 @@ class JobsMixin(Session):
     def job(self, job_id: str) -> Job:
         return Job.bound(decode(self._send("GET", f"/jobs/{job_id}"), JobPublic), self)
 
+    def cancel_job(self, job_id: str) -> Job:
+        """Cancel a job that has not finished; its open tasks fail, and a result sent for them later
+        is refused. What a gateway already spent of a privacy budget stays spent."""
+        return Job.bound(decode(self._send("POST", f"/jobs/{job_id}/cancel"), JobPublic), self)
+
     def wait_job(self, job_id: str, *, timeout: float = 300, progress: bool = False) -> Job:
         """Poll until the job has succeeded or is held for release review, and return it.
 
