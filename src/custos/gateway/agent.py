@@ -88,6 +88,7 @@ class Agent:
         audit = AuditTrail(settings.state_dir / "audit.log")
         # Its head goes with every heartbeat and result, for the orchestrator to anchor.
         self.trail = HeadReader(audit.path)
+        # Its totals go with every heartbeat and result, for the orchestrator to reconcile its mirror.
         self.budget = GatewayBudget(settings.state_dir / BUDGET_FILE)
         self.handler = TaskHandler(
             name,
@@ -175,7 +176,7 @@ class Agent:
         self._send(task.task_id, pending)
 
     def _heartbeat(self, tasks_in_flight: int) -> Heartbeat:
-        return heartbeat(tasks_in_flight, self.trail)
+        return heartbeat(tasks_in_flight, self.trail, self.budget.report(self.site))
 
     def _refresh_revocations(self) -> None:
         pem = self.client.revocation_list()
@@ -189,7 +190,9 @@ class Agent:
 
     def _send(self, task_id: str, pending: Pending) -> None:
         try:
-            upload = pending.upload.model_copy(update={"audit_head": audit_head(self.trail)})
+            upload = pending.upload.model_copy(
+                update={"audit_head": audit_head(self.trail), "ledger": self.budget.report(self.site)}
+            )
             self.client.upload(task_id, upload, pending.blobs, midway=self._upload_midway)
         except OrchestratorUnreachable:
             raise
