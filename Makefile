@@ -1,6 +1,7 @@
 # Custos: `make check` is the gate before every commit, and what CI runs: ruff format --check, ruff check,
 # lint-imports (the import contracts in pyproject.toml), mypy --strict, and every test. `make test-fast`
-# runs the tests that start no orchestrator or gateway process; `make demo` runs the demo.
+# runs the tests that start no orchestrator or gateway process; `make demo` runs the demo, on a minimal
+# install: Custos alone, without the dev tools and without PyTorch (the demo's models need neither).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -16,6 +17,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,torch]"
 	touch $@
 
+# The demo's own stamp: `pip install -e .` only. `make test` (and the other targets) add the dev and
+# torch extras to the same venv through $(VENV)/.installed.
+$(VENV)/.demo-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
 system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q bubblewrap; \
@@ -25,7 +34,7 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then { apt-get update -q && apt-get install -y -q chromium; } || echo "chromium could not be installed: the browser tests will skip" >&2; \
 	  else echo "chromium is missing (sudo apt-get install chromium): the browser tests will skip" >&2; fi; }
 
-demo: $(VENV)/.installed system-deps
+demo: $(VENV)/.demo-installed system-deps
 	$(VENV)/bin/custos demo
 
 test: $(VENV)/.installed system-deps

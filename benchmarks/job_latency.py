@@ -102,7 +102,12 @@ def main(argv: list[str]) -> int:
     with work_folder("custos-bench-latency-", keep=args.keep) as work:
         print(f"starting an orchestrator and {len(SITES)} gateways ({args.rows:,} rows each) ...", flush=True)
         with Cluster(
-            work, gateways=gateways, users=[UserSetup(*RESEARCHER)], project="custos-bench"
+            # debug: the gateways log each request, which the per-phase times are read from (timeline).
+            work,
+            gateways=gateways,
+            users=[UserSetup(*RESEARCHER)],
+            project="custos-bench",
+            log_level="debug",
         ) as cluster:
             client = cluster.client(RESEARCHER[0])
             spec = client.create_spec("latency", "stats@1.0.0", DATASET_REFS, ["age"])

@@ -98,7 +98,10 @@ def main(argv: list[str]) -> int:
         )
     with work_folder("custos-bench-privacy-", keep=args.keep) as work:
         print(f"starting 3 sites x {args.rows_per_site:,} rows (x2 datasets) ...")
-        cluster = Cluster(work, gateways=gateways, users=[UserSetup(*RESEARCHER)], project="custos-bench")
+        # debug: the gateways log each request, which the per-phase times are read from (timeline).
+        cluster = Cluster(
+            work, gateways=gateways, users=[UserSetup(*RESEARCHER)], project="custos-bench", log_level="debug"
+        )
         with cluster:
             client = cluster.client(RESEARCHER[0])
             job_params = params(client)

@@ -225,6 +225,7 @@ def main(argv: list[str]) -> int:
             users=[UserSetup(*RESEARCHER)],
             project="custos-bench",
             startup_timeout=STARTUP_TIMEOUT_S,
+            log_level="debug",  # the gateways log each request, which timeline reads the phases from
         )
         with cluster:
             print(f"deployment up after {time.perf_counter() - setup_start:.1f} s (not timed)")

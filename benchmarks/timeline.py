@@ -31,7 +31,8 @@ from custos.core.wire import JobPublic, TaskKind
 _LOG_TIME = r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 _TAKEN = re.compile(_LOG_TIME + r" \S+ INFO task (?P<task>\S+) \((?P<kind>\w+), round (?P<round>\d+)\)")
 _POSTED = re.compile(
-    _LOG_TIME + r" \S+ INFO HTTP Request: POST \S+/gateway/tasks/(?P<task>[^/\s]+)/(?P<what>\w+) "
+    # httpx's request lines are DEBUG records: the benchmarks start their gateways with --log-level debug.
+    _LOG_TIME + r" \S+ (?:INFO|DEBUG) HTTP Request: POST \S+/gateway/tasks/(?P<task>[^/\s]+)/(?P<what>\w+) "
 )
 PHASES = ("dispatch", "to_read", "after_read")
 

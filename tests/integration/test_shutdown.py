@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from custos.gateway.runtimes import CLOSE_WAIT_S
 from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 from custos.orchestrator.server import SHUTDOWN_GRACE_S
 
@@ -73,6 +74,7 @@ def test_the_orchestrator_stops_cleanly_with_a_gateway_connected(
 def test_a_gateway_stops_cleanly_during_its_long_poll(tmp_path: Path, signum: int) -> None:
     with _cluster(tmp_path) as cluster:
         time.sleep(0.5)
-        code, _, log = _stop(cluster, "site-a", signum, SHUTDOWN_GRACE_S)
+        # A gateway's grace: its sandboxes (the spare may be booting) get CLOSE_WAIT_S to close.
+        code, _, log = _stop(cluster, "site-a", signum, CLOSE_WAIT_S)
         assert code == 0, f"exit code {code}:\n{log}"
         assert "Traceback" not in log, log

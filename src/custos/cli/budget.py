@@ -57,7 +57,18 @@ def print_preview(preview: JobPreview, json: bool) -> None:
 
 def budget_table(rows: Sequence[BudgetPublic]) -> Table:
     table = Table(title="privacy budget", box=box.SIMPLE_HEAD, title_justify="left")
-    for column in ("dataset", "spent by", "spent ε", "cap ε", "remaining ε", "spent δ", "cap δ", "updated"):
+    columns = (
+        "dataset",
+        "spent by",
+        "spent ε",
+        "cap ε",
+        "remaining ε",
+        "spent δ",
+        "cap δ",
+        "updated",
+        "reconciled",
+    )
+    for column in columns:
         table.add_column(column, justify="right" if "ε" in column or "δ" in column else "left")
     for r in rows:
         add_row(
@@ -70,6 +81,7 @@ def budget_table(rows: Sequence[BudgetPublic]) -> Table:
             f"{r.spent_delta:g}",
             f"{r.cap_delta:g}",
             r.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.reconciled_at.strftime("%Y-%m-%d %H:%M:%S") if r.reconciled_at else "-",
         )
     return table
 
@@ -85,3 +97,26 @@ def show_budget(kit: KitOption, json: JsonOption = False) -> None:
         echo("no privacy budget has been spent on the datasets you can see")
     else:
         stdout().print(budget_table(rows))
+        for line in lag_lines(rows):
+            echo(line)
+
+
+def lag_lines(rows: Sequence[BudgetPublic]) -> list[str]:
+    """One line per dataset whose mirror may be behind its gateway's ledger, e.g. `site-a/patients:
+    the mirror may be behind site-a's ledger by up to ε=1.00 (1 task leased since its last report at
+    10:02; site-a offline since 10:02)`."""
+    lines, seen = [], set()
+    for r in rows:
+        if r.dataset in seen or (r.behind_tasks == 0 and r.site_offline_since is None):
+            continue
+        seen.add(r.dataset)
+        gateway = r.dataset.partition("/")[0]
+        reported = f"{r.reconciled_at:%Y-%m-%d %H:%M} UTC" if r.reconciled_at else "never"
+        why = []
+        if r.behind_tasks:
+            why.append(f"{r.behind_tasks} DP task(s) leased since its last report ({reported})")
+        if r.site_offline_since is not None:
+            why.append(f"{gateway} offline since {r.site_offline_since:%Y-%m-%d %H:%M} UTC")
+        amount = f" by up to ε={r.behind_epsilon:.2f}" if r.behind_tasks else ""
+        lines.append(f"{r.dataset}: the mirror may be behind {gateway}'s ledger{amount}: {'; '.join(why)}")
+    return lines

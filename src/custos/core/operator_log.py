@@ -18,7 +18,7 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Loggers of libraries whose INFO records are routine for an operator: shown at DEBUG.
-DEMOTED_LOGGERS = ("alembic", "httpx", "httpcore")
+DEMOTED_LOGGERS = ("alembic", "httpx")
 
 
 class DemoteRoutine(logging.Filter):
@@ -79,5 +79,6 @@ def configure_logging(
     root.addHandler(handler)
     # Routine INFO records pass the root's level, then the handler's filter demotes and drops them.
     root.setLevel(threshold)
-    for noisy in ("asyncio", "multipart", "urllib3", "filelock"):
+    # Libraries whose DEBUG records trace every byte (httpcore) or every event loop step.
+    for noisy in ("asyncio", "multipart", "urllib3", "filelock", "httpcore"):
         logging.getLogger(noisy).setLevel(max(threshold, logging.INFO))

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from custos.audit import AuditTrail, HeadReader
+from custos.computations.base import policy_privacy
 from custos.core.blobs import externalize
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, KitError
@@ -87,6 +88,7 @@ class Agent:
         audit = AuditTrail(settings.state_dir / "audit.log")
         # Its head goes with every heartbeat and result, for the orchestrator to anchor.
         self.trail = HeadReader(audit.path)
+        # Its totals go with every heartbeat and result, for the orchestrator to reconcile its mirror.
         self.budget = GatewayBudget(settings.state_dir / BUDGET_FILE)
         self.handler = TaskHandler(
             name,
@@ -120,15 +122,16 @@ class Agent:
     def tick(self) -> None:
         """One step: (re)connect and publish if needed, send what is owed, then wait for one task
         and finish it."""
-        self.handler.reap()
-        if time.monotonic() - self._crl_checked > self.settings.crl_refresh_s:
-            self._refresh_revocations()
         if not self.connected:
             self.client.publish(publication(self.site, self.policies))
             self.connected = True
             self.metrics.connected(True)
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
+        # After connecting: the spare's boot never delays the gateway's start.
+        self.handler.reap()
+        if time.monotonic() - self._crl_checked > self.settings.crl_refresh_s:
+            self._refresh_revocations()
         for task_id, unsent in list(self._unsent.items()):
             self._send(task_id, unsent)
         self.metrics.polled()
@@ -173,7 +176,7 @@ class Agent:
         self._send(task.task_id, pending)
 
     def _heartbeat(self, tasks_in_flight: int) -> Heartbeat:
-        return heartbeat(tasks_in_flight, self.trail)
+        return heartbeat(tasks_in_flight, self.trail, self.budget.report(self.site))
 
     def _refresh_revocations(self) -> None:
         pem = self.client.revocation_list()
@@ -187,7 +190,9 @@ class Agent:
 
     def _send(self, task_id: str, pending: Pending) -> None:
         try:
-            upload = pending.upload.model_copy(update={"audit_head": audit_head(self.trail)})
+            upload = pending.upload.model_copy(
+                update={"audit_head": audit_head(self.trail), "ledger": self.budget.report(self.site)}
+            )
             self.client.upload(task_id, upload, pending.blobs, midway=self._upload_midway)
         except OrchestratorUnreachable:
             raise
@@ -234,6 +239,18 @@ class StopFlag:
         end = time.monotonic() + seconds
         while not self.stopped and time.monotonic() < end:
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+
+def uses_dp(policies: PolicyKeeper, site: Mapping[str, SiteDataset]) -> bool:
+    """Whether a policy in force here releases anything with differential privacy (its spares then
+    import OpenDP ahead of need)."""
+    for name in site:
+        policy = policies.current(name)
+        if policy is not None:
+            controls = policy_privacy(policy)
+            if controls.dp is not None or controls.training is not None:
+                return True
+    return False
 
 
 def load_kit_authorization(kit_dir: Path) -> tuple[SiteAuthorization, str]:
@@ -285,20 +302,22 @@ def run(
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = BubblewrapRunner()
-    settings = GatewaySettings(
-        state_dir=state,
-        sandbox_caps=config.caps,
-        templates=config.templates,
-        warm_spares=config.warm_spares,
-        tasks_in_flight=config.tasks_in_flight,
-        test_crash_at=crash_hook_from_env(os.environ),
-    )
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
     policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
     # The policies in force are loaded first: each one's minimum cell count sets what is published.
     site = load_site(data, policies)
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
+    # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
+    settings = GatewaySettings(
+        state_dir=state,
+        sandbox_caps=config.caps,
+        templates=config.templates,
+        warm_spares=config.warm_spares,
+        warm_dp=uses_dp(policies, site),
+        tasks_in_flight=config.tasks_in_flight,
+        test_crash_at=crash_hook_from_env(os.environ),
+    )
     # Logging starts once everything loaded: a refused start prints only its one-line error.
     configure_logging(identity.name, level=log_level or config.log_level, log_format=log_format)
     log.info("site authorization: %s", origin)

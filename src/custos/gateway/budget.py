@@ -13,10 +13,11 @@ on the first DP task.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from custos.core.wire import TaskAssignment
+from custos.core.wire import LedgerDataset, LedgerReport, LedgerSpent, TaskAssignment
 from custos.data.file_source import open_source
 from custos.data.fingerprint import row_lineage
 from custos.gateway.site import SiteDataset
@@ -90,6 +91,26 @@ class GatewayBudget:
     def settle(self, reservation_id: str) -> None:
         """Commit the reservation a journaled result names (again, after a crash: harmless)."""
         self.ledger.commit(reservation_id)
+
+    def report(self, site: Mapping[str, SiteDataset]) -> LedgerReport | None:
+        """The ledger's head and, per dataset, what each researcher has spent: sent with heartbeats and
+        results so that the orchestrator's mirror is reconciled to the ledger, even after a crash
+        between a commit and the result's upload. None while the gateway has no ledger file."""
+        if self._ledger is None and not self._path.exists():
+            return None
+        ledger = self.ledger
+        datasets = []
+        for name, dataset in sorted(site.items()):
+            lineage = dataset.lineage
+            if lineage is None:
+                continue
+            spent = [
+                LedgerSpent(researcher=who, org=org, epsilon=eps, delta=dlt)
+                for who, org, eps, dlt in ledger.totals(lineage)
+            ]
+            if spent:
+                datasets.append(LedgerDataset(dataset=name, spent=spent))
+        return LedgerReport(head=ledger.head(), datasets=datasets)
 
     def standing(self, task: TaskAssignment, dataset: SiteDataset, caps: BudgetCaps) -> dict[str, Any]:
         """The submitter's spent and cap on this dataset's content, for the result and the mirror."""

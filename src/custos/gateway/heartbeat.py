@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 from custos.audit import HeadReader
 from custos.core.errors import CustosError
-from custos.core.wire import AuditHead, Heartbeat
+from custos.core.wire import AuditHead, Heartbeat, LedgerReport
 
 log = logging.getLogger("custos.gateway")
 
@@ -22,10 +22,15 @@ def audit_head(trail: HeadReader) -> AuditHead:
     return AuditHead(index=head.index, hash=head.hash)
 
 
-def heartbeat(tasks_in_flight: int, trail: HeadReader) -> Heartbeat:
+def heartbeat(tasks_in_flight: int, trail: HeadReader, ledger: LedgerReport | None) -> Heartbeat:
     """`tasks_in_flight`: the tasks this gateway has taken and not yet finished reporting."""
     # The installed distribution's version (`custos.__version__` would import the SDK's layer).
-    return Heartbeat(version=version("custos"), tasks_in_flight=tasks_in_flight, audit_head=audit_head(trail))
+    return Heartbeat(
+        version=version("custos"),
+        tasks_in_flight=tasks_in_flight,
+        audit_head=audit_head(trail),
+        ledger=ledger,
+    )
 
 
 @contextmanager

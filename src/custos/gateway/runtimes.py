@@ -11,10 +11,12 @@ Nothing the sandbox can read names a host folder: the folder is made in /dev/shm
 name), and the sockets are bound under /proc/self/fd/N, the gateway's descriptor of that folder (the
 name a socket was bound to shows in /proc/net/unix of whoever connects to it).
 
-The pool keeps one spare runtime started ahead of need: booted and imported (OpenDP too: `warm`),
-holding no grant and no data. The next job takes it (and only that job ever uses it), so a job's
-first round pays no start either. Runtimes are closed in the background, never on a job's critical
-path.
+The pool keeps spare runtimes started ahead of need (gateway.yaml's `warm_spares`, 0 for none):
+booted and imported (OpenDP too, `warm`, when the site's policies use differential privacy), holding
+no grant and no data. The first spare boots at the first `reap`, which the agent calls once it is
+connected, so that it never slows the gateway's start. The next job takes a spare (and only that job
+ever uses it), so a job's first round pays no start either. Runtimes are closed in the background,
+never on a job's critical path.
 """
 
 from __future__ import annotations
@@ -246,6 +248,7 @@ class RuntimePool:
         idle_s: float = 60.0,
         max_runtimes: int = 4,
         spares: int = 1,
+        warm_spares: bool = True,
     ) -> None:
         self._runner = runner
         self._max_result_bytes = max_result_bytes
@@ -255,8 +258,8 @@ class RuntimePool:
         self._runtimes: dict[RuntimeKey, JobRuntime] = {}
         self._spare_count = spares if spare_limits is not None else 0
         self._spares: list[JobRuntime] = []
+        self._warm_spares = warm_spares
         self._closers: list[threading.Thread] = []
-        self._refresh_spare()
 
     @property
     def spares(self) -> tuple[JobRuntime, ...]:
@@ -275,7 +278,7 @@ class RuntimePool:
                 self._spares.remove(spare)
         while self._spare_limits is not None and len(self._spares) < self._spare_count:
             # Warm: the spare has time to spare, so it imports OpenDP too (a plain job never needs it).
-            self._spares.append(self._start(self._spare_limits, warm=True))
+            self._spares.append(self._start(self._spare_limits, warm=self._warm_spares))
 
     def get(
         self,

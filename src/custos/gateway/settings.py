@@ -28,6 +28,9 @@ class GatewaySettings:
     task_check_s: float = 1.0
     # Sandboxes kept booted ahead of need, so a job's first round pays no start (0: none).
     warm_spares: int = 1
+    # Whether the spares import OpenDP ahead of need: only where a policy uses differential privacy
+    # (it is most of a spare's memory); a DP job on a cold spare pays the import in its first round.
+    warm_dp: bool = True
     # Job runtimes kept live at once; the least recently used is closed to make room.
     tasks_in_flight: int = 4
     # The most any task may ask for at this site: a spec asking for more is refused.

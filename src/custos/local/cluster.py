@@ -86,6 +86,7 @@ class Cluster:
         startup_timeout: float = 60,
         stop_timeout: float = 10,
         log_format: str = "text",
+        log_level: str | None = None,
         metrics: bool = False,
     ) -> None:
         if not users:
@@ -99,6 +100,8 @@ class Cluster:
         self.stop_timeout = stop_timeout
         # The processes' --log-format: "text", or "json" (one object a line).
         self.log_format = log_format
+        # The processes' --log-level (their default, info, when None). "debug" logs every request.
+        self.log_level = log_level
         # With metrics: the orchestrator serves /metrics on a loopback port of its own too
         # (`metrics_port`), and each gateway writes its metrics file (`metrics_path`).
         self.metrics = metrics
@@ -247,6 +250,11 @@ class Cluster:
         env.update(extra)
         return env
 
+    def _log_flags(self) -> dict[str, str]:
+        """Only what differs from the processes' defaults (so an older `custos` also takes them)."""
+        flags = {"log_format": self.log_format} if self.log_format != "text" else {}
+        return flags | ({"log_level": self.log_level} if self.log_level else {})
+
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "custos.cli", *args]
 
@@ -268,7 +276,7 @@ class Cluster:
                         state=self.work_dir / "state" / "orchestrator",
                         host=self.host,
                         port=self.port,
-                        log_format=self.log_format,
+                        **self._log_flags(),
                         **metrics,
                     ),
                 ),
@@ -331,7 +339,7 @@ class Cluster:
                         kit=self.kit_dir(name),
                         data=self.site_dir(name) / "DATASETS.yaml",
                         state=self.work_dir / "state" / name,
-                        log_format=self.log_format,
+                        **self._log_flags(),
                         **metrics,
                     ),
                 ),

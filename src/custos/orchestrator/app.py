@@ -42,6 +42,7 @@ from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService
 from custos.orchestrator.services.blobs import BlobStore
 from custos.orchestrator.services.budget import BudgetService
+from custos.orchestrator.services.budget_reconciliation import BudgetReconciler
 from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.held_outputs import HeldOutputService
@@ -77,6 +78,8 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     budget = BudgetService(datasets, clock)
     anchors = AnchorService(clock, audit)
     sites = SiteService(clock, settings.offline_after_s, anchors)
+    reconciler = BudgetReconciler(budget, datasets, clock, settings.offline_after_s)
+    sites.reconcile_budget = reconciler.reconcile
     tasks.mirror_budget = budget.mirror
     releases = ReleaseService(clock, audit)
     services = Services(
@@ -100,6 +103,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         metrics=metrics,
         sites=sites,
         anchors=anchors,
+        reconciler=reconciler,
     )
     services.run(services.models.register_builtins)
     return services

@@ -94,6 +94,9 @@ class Gateway(Base):
     last_seen: Mapped[datetime]
     version: Mapped[str | None] = mapped_column(String(40), default=None)
     tasks_in_flight: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The head of its privacy budget ledger, and when the mirror was last reconciled to it.
+    ledger_head: Mapped[int | None] = mapped_column(Integer, default=None)
+    ledger_reported_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Dataset(Base):

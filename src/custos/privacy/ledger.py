@@ -301,6 +301,29 @@ class BudgetLedger:
             same = _same_data(db, lineage)
             return [_reservation(row) for row in db.execute(_with_lineages(_SELECT_BY_LINEAGE, same), same)]
 
+    def head(self) -> int:
+        """The ledger's head: the sequence number of its newest reservation, 0 when it has none. It
+        only grows (reservations are never removed), so a report of it orders reports of the ledger."""
+        with self._connect() as db:
+            row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM reservations").fetchone()
+        return int(row[0])
+
+    def totals(self, lineage: str) -> list[tuple[str, str, float, float]]:
+        """What each researcher has spent (reserved or committed) on `lineage` and the lineages linked
+        to it: (researcher, org, ε, δ), summed exactly, by researcher name."""
+        with self._connect() as db:
+            same = _same_data(db, lineage)
+            sql = _with_lineages(
+                "SELECT researcher_key, researcher, org, epsilon, delta FROM reservations"
+                " WHERE lineage IN ({lineages}) ORDER BY seq",
+                same,
+            )
+            sums: dict[str, tuple[str, str, Decimal, Decimal]] = {}
+            for key, researcher, org, eps, dlt in db.execute(sql, same):
+                name, org_name, e, d = sums.get(key, (researcher, org, Decimal(0), Decimal(0)))
+                sums[key] = (name, org_name, e + Decimal(eps), d + Decimal(dlt))
+        return [(name, org, float(e), float(d)) for name, org, e, d in sums.values()]
+
     def link(self, lineage: str, *aliases: str) -> None:
         """Record that each of `aliases` holds the same data as `lineage`: from now on what was spent
         under any lineage of the linked group counts for all of them. Linking again is harmless, and

@@ -149,6 +149,8 @@ def test_pool_hands_the_spare_to_a_job_reuses_by_key_and_closes_idle_runtimes(
     limits = SandboxLimits(wall_seconds=60)
     pool = RuntimePool(runner, max_result_bytes=1 << 20, spare_limits=limits, idle_s=3600, max_runtimes=1)
     try:
+        assert pool.spares == (), "the first spare boots at the first reap, once the gateway is connected"
+        pool.reap()
         (spare,) = pool.spares
         key = RuntimeKey("job_1", "patients", "digest", frozenset({"bmi"}))
         first = pool.get(key, limits, grants(patients[1]), None)
@@ -169,3 +171,20 @@ def test_pool_hands_the_spare_to_a_job_reuses_by_key_and_closes_idle_runtimes(
         pool.close_all()
     assert not second._folder.exists()
     assert runner.started == 2
+
+
+@pytest.mark.parametrize("spares", [0, 2])
+def test_the_pool_keeps_as_many_spares_as_the_site_says_booted_only_once_reaped(
+    runner: CountingRunner, spares: int
+) -> None:
+    pool = RuntimePool(
+        runner, max_result_bytes=1 << 20, spare_limits=SandboxLimits(wall_seconds=60), spares=spares
+    )
+    try:
+        assert runner.started == 0, "no spare boots before the gateway is connected"
+        pool.reap()
+        assert len(pool.spares) == spares
+        pool.reap()
+        assert runner.started == spares, "live spares are kept, not booted again"
+    finally:
+        pool.close_all()

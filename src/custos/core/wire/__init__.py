@@ -17,7 +17,15 @@ from custos.core.wire.auth import (
     TokenRequest,
     auth_message,
 )
-from custos.core.wire.budget import BudgetPublic, BudgetStanding, DatasetCostPreview, JobPreview
+from custos.core.wire.budget import (
+    BudgetPublic,
+    BudgetStanding,
+    DatasetCostPreview,
+    JobPreview,
+    LedgerDataset,
+    LedgerReport,
+    LedgerSpent,
+)
 from custos.core.wire.code import (
     CODE_APPROVAL_DOMAIN,
     CODE_FUNCTION,
@@ -175,6 +183,9 @@ __all__ = [
     "JobPublic",
     "JobResult",
     "JobSummary",
+    "LedgerDataset",
+    "LedgerReport",
+    "LedgerSpent",
     "Me",
     "MockTable",
     "ModelArchive",

@@ -40,6 +40,16 @@ class BudgetPublic(WireModel):
     cap_delta: float
     remaining_delta: float
     updated_at: datetime
+    reconciled_at: datetime | None = Field(
+        default=None, description="when the mirror was last reconciled to the gateway's ledger"
+    )
+    behind_tasks: int = Field(
+        default=0,
+        description="DP tasks leased at the dataset's gateway since its ledger was last reported: "
+        "what they spent may not be mirrored yet",
+    )
+    behind_epsilon: float = Field(default=0.0, description="the most those tasks can have spent")
+    site_offline_since: datetime | None = None
 
 
 class DatasetCostPreview(WireModel):
@@ -67,3 +77,27 @@ class JobPreview(WireModel):
     spec_id: str
     model: str
     datasets: list[DatasetCostPreview]
+
+
+class LedgerSpent(WireModel):
+    """What one researcher (of `org`) has spent on a dataset's data, reserved or committed."""
+
+    researcher: str = Field(max_length=128)
+    org: str = Field(max_length=64)
+    epsilon: float = Field(ge=0, allow_inf_nan=False)
+    delta: float = Field(ge=0, allow_inf_nan=False)
+
+
+class LedgerDataset(WireModel):
+    """The ledger's totals for one of the gateway's datasets (over its lineage and those linked)."""
+
+    dataset: str = Field(max_length=64, description="the dataset's name at the gateway")
+    spent: list[LedgerSpent] = Field(max_length=10_000)
+
+
+class LedgerReport(WireModel):
+    """The gateway's privacy budget ledger as it stands: its head (the newest reservation's sequence
+    number) and its totals per dataset. The orchestrator reconciles its mirror from it."""
+
+    head: int = Field(ge=0)
+    datasets: list[LedgerDataset] = Field(max_length=1000)

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from custos.core.states import JobState, TaskState
 from custos.core.wire.audit import AuditHead
+from custos.core.wire.budget import LedgerReport
 from custos.core.wire.datasets import SignedPolicy
 from custos.core.wire.resources import Resources
 from custos.core.wire.version import WIRE_VERSION
@@ -133,6 +134,7 @@ class TaskResultUpload(WireModel):
     audit_head: AuditHead | None = Field(
         default=None, description="the head of the gateway's audit trail as it sends the result"
     )
+    ledger: LedgerReport | None = Field(default=None, description="its privacy budget ledger, if it has one")
 
 
 class Ack(WireModel):

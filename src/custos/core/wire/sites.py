@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from custos.core.wire.audit import AuditHead
+from custos.core.wire.budget import LedgerReport
 from custos.core.wire_base import WireModel
 
 # Every size is bounded: task ids a gateway lists as held, and the text of its version.
@@ -19,6 +20,7 @@ class Heartbeat(WireModel):
     version: str = Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z.+_-]+$")
     tasks_in_flight: int = Field(ge=0, le=MAX_HELD_TASKS)
     audit_head: AuditHead | None = Field(default=None, description="the head of the gateway's audit trail")
+    ledger: LedgerReport | None = Field(default=None, description="its privacy budget ledger, if it has one")
 
 
 class PollRequest(WireModel):

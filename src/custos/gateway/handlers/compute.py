@@ -95,6 +95,7 @@ class Compute:
             # The spare fits a job that asks for the default resources, the usual case.
             spare_limits=settings.limits_for(Resources()),
             spares=settings.warm_spares,
+            warm_spares=settings.warm_dp,
             max_runtimes=settings.tasks_in_flight,
             idle_s=settings.runtime_idle_s,
         )

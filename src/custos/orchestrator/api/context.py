@@ -19,6 +19,7 @@ from custos.orchestrator.notifier import TaskNotifier, pending_notifications
 from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService, Caller, Credential
 from custos.orchestrator.services.budget import BudgetService
+from custos.orchestrator.services.budget_reconciliation import BudgetReconciler
 from custos.orchestrator.services.code_requests import CodeRequestService
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.held_outputs import HeldOutputService
@@ -59,6 +60,7 @@ class Services:
     metrics: OrchestratorMetrics
     sites: SiteService
     anchors: AnchorService
+    reconciler: BudgetReconciler
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""

@@ -16,8 +16,9 @@ router = APIRouter(prefix="/api/v1", tags=["budget"])
 @router.get("/budget")
 def list_budget(caller: UserDep, services: ServicesDep) -> list[BudgetPublic]:
     """What you and your org have spent per dataset (org admins: on their org's datasets; project
-    admins: all), as the gateways last reported it."""
-    return services.run(lambda s: services.budget.list(s, caller.identity))
+    admins: all), as the gateways last reported it; each row says when it was last reconciled to its
+    gateway's ledger and what may not be mirrored yet."""
+    return services.run(lambda s: services.reconciler.with_lag(s, services.budget.list(s, caller.identity)))
 
 
 @router.post("/jobs/preview", responses=refusals(NotFound, Conflict))

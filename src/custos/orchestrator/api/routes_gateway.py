@@ -154,7 +154,10 @@ def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, servic
         services.sites.seen(session, name)
         if body.audit_head is not None:
             services.anchors.record(session, name, body.audit_head)
-        return services.tasks.record_result(session, name, task_id, body)
+        ack = services.tasks.record_result(session, name, task_id, body)
+        if body.ledger is not None:
+            services.reconciler.reconcile(session, name, body.ledger)
+        return ack
 
     return services.run(record)
 

@@ -6,6 +6,7 @@ the submitter's standing on its dataset after the task. `mirror` copies it into 
 row per (dataset, researcher), and one per (dataset, org) whose spent is the sum of that org's
 researcher rows. The mirror is for display and for the preview only: nothing here allows or refuses
 a job, and a figure can only grow (results may arrive out of order; a ledger never refunds).
+The gateways' ledger reports bring it up to date when a result is lost (`budget_reconciliation.py`).
 """
 
 from __future__ import annotations
@@ -92,13 +93,13 @@ class BudgetService:
         assert job is not None and gateway is not None
         dataset = f"{task.gateway}/{task.dataset}"
         common = {"dataset": dataset, "org": job.org, "dataset_org": gateway.org}
-        self._upsert(
+        self.upsert(
             session,
             {**common, "kind": RESEARCHER, "subject": job.submitter},
             (standing.spent_epsilon, standing.spent_delta),
             (standing.cap_epsilon, standing.cap_delta),
         )
-        caps = self._caps(session, dataset)
+        caps = self.caps(session, dataset)
         if caps is None:
             return
         spent = session.execute(
@@ -108,18 +109,18 @@ class BudgetService:
                 BudgetMirror.org == job.org,
             )
         ).one()
-        self._upsert(
+        self.upsert(
             session,
             {**common, "kind": ORG, "subject": job.org},
             (float(spent[0] or 0.0), float(spent[1] or 0.0)),
             (caps.epsilon_per_org, caps.delta_per_org),
         )
 
-    def _caps(self, session: Session, dataset: str) -> BudgetCaps | None:
+    def caps(self, session: Session, dataset: str) -> BudgetCaps | None:
         policy = self._datasets.policy(session, dataset)
         return policy_privacy(policy).budget if policy is not None else None
 
-    def _upsert(
+    def upsert(
         self, session: Session, key: dict[str, str], spent: tuple[float, float], cap: tuple[float, float]
     ) -> None:
         now = self._clock()

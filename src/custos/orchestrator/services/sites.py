@@ -9,6 +9,7 @@ longer than one long poll; one not seen for `offline_after_s` (the longest poll 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from custos.core.clock import Clock
 from custos.core.states import JobState
-from custos.core.wire import DatasetInfo, Heartbeat, JobPublic, SitePublic
+from custos.core.wire import DatasetInfo, Heartbeat, JobPublic, LedgerReport, SitePublic
 from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.tasks import OPEN_STATES
 from custos.orchestrator.tables import Gateway
@@ -39,6 +40,8 @@ class SiteService:
         self._clock = clock
         self.offline_after_s = offline_after_s
         self._anchors = anchors
+        # Reconciles the budget mirror to a ledger report (`budget_reconciliation.py`). Set by the app.
+        self.reconcile_budget: Callable[[Session, str, LedgerReport], None] | None = None
 
     def seen(self, session: Session, name: str, heartbeat: Heartbeat | None = None) -> None:
         """Record that the gateway `name` (signed in, so its row exists) is alive, with what its
@@ -52,6 +55,8 @@ class SiteService:
             gateway.tasks_in_flight = heartbeat.tasks_in_flight
             if heartbeat.audit_head is not None:
                 self._anchors.record(session, name, heartbeat.audit_head)
+            if heartbeat.ledger is not None and self.reconcile_budget is not None:
+                self.reconcile_budget(session, name, heartbeat.ledger)
         self._anchors.anchor_own(session)
 
     def offline(self, session: Session) -> dict[str, datetime]:
