@@ -4,6 +4,7 @@ Each page is a route in the permission table like every API route; pages are sig
 cookie only, and their forms carry a CSRF token (`security`)."""
 
 from custos.orchestrator.portal.errors import page_error
+from custos.orchestrator.portal.pages_audit import router as audit_router
 from custos.orchestrator.portal.pages_code import router as code_router
 from custos.orchestrator.portal.pages_datasets import router as datasets_router
 from custos.orchestrator.portal.pages_held_files import router as held_files_router
@@ -21,6 +22,7 @@ ROUTERS = (
     code_router,
     releases_router,
     held_files_router,
+    audit_router,
 )
 
 __all__ = ["ROUTERS", "SecurityHeaders", "page_error"]

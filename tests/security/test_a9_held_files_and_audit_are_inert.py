@@ -6,7 +6,8 @@ the portal in real Chromium, through a real deployment (gateway, sandbox, releas
 - a CSV whose header and cells are markup: a paged table of text;
 - a PDF whose OpenAction is JavaScript that opens a dialog: its pages are PNG images PDFium drew, the
   file itself only a download;
-- JSON holding markup: text.
+- JSON holding markup: text;
+- and a custodian's reason of markup for denying code, read back from the audit trail's page.
 
 The attack wins if a dialog opens, an element the file describes appears, a file answers as a
 document the browser would render, or another org's reviewer reaches the file (C23).
@@ -78,6 +79,10 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Held]:
                 request = alice.submit(code, [DATASET], function="write", output=f"file:{file_type}")
                 carol.approve_code(request.id, "a file")
                 jobs[file_type] = alice.run_code(request.id).id
+            denied = alice.submit(
+                "def noop(dal, datasets, params):\n    return {}\n", [DATASET], function="noop"
+            )
+            carol.deny_code(denied.id, f"no: {XSS}")
             for job_id in jobs.values():
                 assert alice.wait_job(job_id, timeout=180).state == "awaiting_release"
             by_job = {r.job_id: r.id for r in carol.releases()}
@@ -160,3 +165,16 @@ def test_c23_another_orgs_reviewer_cannot_fetch_a_held_file(held: Held) -> None:
         watch.check()
     with portal.session("alice") as (page, _):  # the author reviews nothing of their own
         assert page.request.get(portal.url(f"/releases/{held.releases['png']}/files/{DATASET}")).status == 403
+
+
+def test_a9_an_audit_message_with_markup_is_text(held: Held) -> None:
+    portal = held.portal
+    with portal.session("carol") as (page, watch):
+        portal.visit(page, "/audit?user=carol&action=code_denied")
+        messages = page.locator("#events td:last-child").all_inner_texts()
+        assert any(XSS in m for m in messages), messages
+        _nothing_ran(page)
+        portal.visit(page, "/audit?action=release_blob_fetched")
+        assert page.locator("#events tbody tr").count() >= 4  # every file the reviewer opened
+        portal.screenshot(page, "audit")
+        watch.check()
