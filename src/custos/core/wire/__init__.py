@@ -64,12 +64,14 @@ from custos.core.wire.jobs import (
 from custos.core.wire.logs import MAX_CODE_LOG_BYTES, ReleasedLogCreate, ReleasedLogPublic
 from custos.core.wire.registry import (
     MODEL_ARCHIVE_B64_CHARS,
+    ConfidentialTerms,
     ModelArchive,
     ModelDetail,
     ModelKind,
     ModelPublic,
     ModelPublish,
     ModelSignature,
+    confidential_message,
     model_message,
 )
 from custos.core.wire.releases import (
@@ -131,6 +133,7 @@ __all__ = [
     "CodeReview",
     "CodeReviewCreate",
     "CodeSource",
+    "ConfidentialTerms",
     "CustomCodeTask",
     "DatasetCostPreview",
     "DatasetInfo",
@@ -183,6 +186,7 @@ __all__ = [
     "check_wire_version",
     "code_approval_message",
     "code_digest",
+    "confidential_message",
     "model_message",
     "package_digest",
     "policy_message",

@@ -45,6 +45,8 @@ def check_package(
     verified = ("package_verified", f"{task.model} sha256:{cached.digest}, signed by {cached.signer.name}")
     if task.kind is TaskKind.PREPARE:
         return CheckedTask(task, model, columns, audit=verified)
+    if cached.terms is not None:
+        raise PolicyDenied(f"{task.model} is confidential; this site cannot yet attest its runtime")
     archive = models.archive(cached.digest)
     package = {"archive": archive, "entrypoint": model.manifest.entrypoint}
     run = task.model_copy(
