@@ -14,7 +14,19 @@ from typing import Any, NoReturn
 
 import typer
 
-from custos.cli import audit, dataset, gateway, job, orchestrator, password, policy, release, spec, token
+from custos.cli import (
+    audit,
+    dataset,
+    gateway,
+    job,
+    keybroker,
+    orchestrator,
+    password,
+    policy,
+    release,
+    spec,
+    token,
+)
 from custos.cli.budget import app as budget_app
 from custos.cli.code import app as code_app
 from custos.cli.demo import demo_command
@@ -73,6 +85,7 @@ app.add_typer(password.app, name="password")
 app.add_typer(token.app, name="token")
 app.add_typer(release.app, name="release")
 app.add_typer(model_app, name="model")
+app.add_typer(keybroker.app, name="keybroker")
 app.add_typer(budget_app, name="budget")
 app.add_typer(code_app, name="code")
 app.command("whoami")(whoami_command)
