@@ -24,12 +24,14 @@ from custos.core.wire import TaskResultUpload, result_digest
 from custos.gateway.client import OrchestratorClient, OrchestratorUnreachable
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.journal import Journal, Pending
+from custos.gateway.key_release import KeyRequester
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
 from custos.gateway.sandbox_caps import SANDBOX_CAPS_FILE, load_sandbox_caps
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
 from custos.gateway.trust import GatewayTrust
+from custos.pki.kit import Kit
 from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
 from custos.policy.authorization import AUTHORIZATION_FILE
@@ -68,6 +70,7 @@ class Agent:
         policies: PolicyKeeper,
         site_privacy: SitePrivacy | None = None,
         mask_keys: MaskKeys | None = None,
+        kit: Kit | None = None,
     ) -> None:
         self.client = client
         self.site = site
@@ -88,6 +91,7 @@ class Agent:
             models=ModelCache(settings.state_dir, trust.check_certificate),
             archives=client,
             mask_keys=mask_keys,
+            keys=None if kit is None else KeyRequester(kit, trust, policies, audit),
         )
         self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")
@@ -260,6 +264,7 @@ def run(kit_dir: Path, data: Path, *, state_dir: Path | None = None) -> None:
         policies=policies,
         site_privacy=site_privacy,
         mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
+        kit=kit,
     )
     try:
         agent.run(stop)

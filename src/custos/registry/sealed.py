@@ -126,6 +126,20 @@ def verify_sealed(
     return VerifiedSealed(actual, manifest, signer, terms)
 
 
+def decrypt_sealed(
+    data: bytes,
+    data_key: bytes,
+    *,
+    name: str,
+    version: str,
+    terms: ConfidentialTerms,
+    limits: ArchiveLimits = LIMITS,
+) -> bytes:
+    """The plaintext archive, decrypted in memory, once `open_sealed`'s checks pass."""
+    plain, _ = _decrypt(data, data_key, name, version, terms, limits)
+    return plain
+
+
 def open_sealed(
     data: bytes,
     data_key: bytes,
@@ -138,6 +152,13 @@ def open_sealed(
     """Decrypt `data` in memory and check the plaintext as `verify_package` checks an archive:
     the AES-GCM tag (which covers name, version, key id and plaintext digest), the plaintext digest,
     the archive's structure, and that its manifest is the one in the signed terms."""
+    _, files = _decrypt(data, data_key, name, version, terms, limits)
+    return files
+
+
+def _decrypt(
+    data: bytes, data_key: bytes, name: str, version: str, terms: ConfidentialTerms, limits: ArchiveLimits
+) -> tuple[bytes, tuple[PackageFile, ...]]:
     what = f"{name}@{version}"
     head = len(MAGIC) + NONCE_BYTES
     if not data.startswith(MAGIC) or len(data) < head + TAG_BYTES:
@@ -161,4 +182,4 @@ def open_sealed(
         raise PackageRefused(
             Refusal.MANIFEST_MISMATCH, f"{what}: the manifest inside is not the one its owner published"
         )
-    return files
+    return plain, files

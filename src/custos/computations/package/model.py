@@ -60,6 +60,10 @@ class PackageRunner:
         from custos.computations.custom.importer import package_function
 
         package = round_input.get(PACKAGE_KEY)
+        if isinstance(package, dict) and "sealed" in package:
+            from custos.computations.package.confidential import open_package
+
+            package = package | {"archive": open_package(package)}  # in this process's memory only
         if not isinstance(package, dict) or not isinstance(package.get("archive"), bytes):
             raise InvalidInput("the round input carries no package archive")
         with package_function(package["archive"], str(package["entrypoint"])) as fn:
