@@ -7,8 +7,11 @@ import logging
 from pathlib import Path
 
 import uvicorn
+from cryptography import x509
 
+from custos.attestation.nitro import NitroVerifier
 from custos.attestation.software import SoftwareVerifier
+from custos.attestation.verifier import AttestationVerifier
 from custos.audit import AuditTrail
 from custos.core.clock import utcnow
 from custos.core.errors import KitError
@@ -22,7 +25,10 @@ from custos.pki.tls import server_ssl_options
 from custos.pki.trust import RevocationTrust
 
 
-def open_broker(kit_dir: Path, state: Path, vault_key: bytes) -> KeyBroker:
+def open_broker(kit_dir: Path, state: Path, vault_key: bytes, *, nitro_root: Path | None = None) -> KeyBroker:
+    """The broker of the kit at `kit_dir`. With `nitro_root` (the AWS Nitro Enclaves root certificate,
+    PEM, downloaded from AWS and checked against its published fingerprint) it accepts Nitro
+    attestation documents chained to that root too."""
     kit = load_kit(kit_dir)
     if kit.identity.role is not Role.KEY_BROKER:
         raise KitError(
@@ -30,11 +36,16 @@ def open_broker(kit_dir: Path, state: Path, vault_key: bytes) -> KeyBroker:
         )
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     trust = RevocationTrust(kit.root_certificate, state, utcnow)
+    software = SoftwareVerifier(trust.check_certificate)
+    verifiers: dict[EvidenceKind, AttestationVerifier] = {EvidenceKind.SOFTWARE: software}
+    if nitro_root is not None:
+        root = x509.load_pem_x509_certificate(nitro_root.read_bytes())
+        verifiers[EvidenceKind.NITRO] = NitroVerifier(software, root)
     return KeyBroker(
         org=kit.identity.org,
         vault=KeyVault(state, vault_key),
         trust=trust,
-        verifiers={EvidenceKind.SOFTWARE: SoftwareVerifier(trust.check_certificate)},
+        verifiers=verifiers,
         audit=AuditTrail(state / "audit.log"),
         clock=utcnow,
     )
