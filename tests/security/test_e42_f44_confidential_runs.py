@@ -49,7 +49,7 @@ def run(dal, datasets, params):
 TABLE = synthetic_patients(600, site=0, seed=5)
 POLICY = {
     "dataset": "patients",
-    "grants": [{"orgs": ["university"], "models": ["secret-sauce@>=1.0,<3"], "columns": ["region"]}],
+    "grants": [{"orgs": ["university"], "models": ["secret-sauce@>=1.0,<4"], "columns": ["region"]}],
     "min_count": 10,
 }
 
@@ -161,3 +161,22 @@ def test_e42_a_revoked_key_fails_later_runs_with_the_reason(cluster: Cluster) ->
             alice.wait_job(job.id, timeout=180)
     assert any(a == "key_refused" and "(revoked)" in m for a, m in broker_events(cluster))
     assert any(a == "key_refused" and "(revoked)" in m for a, m in gateway_events(cluster))
+
+
+def test_f44_a_failing_confidential_package_leaves_no_code_in_the_gateways_logs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    folder = package(tmp_path / "v3", "3.0.0")
+    (folder / "sauce.py").write_text(
+        f"def run(dal, datasets, params):\n    raise ValueError('no luck')  # {SECRET}\n", encoding="utf-8"
+    )
+    publish(cluster, folder, [measure_runtime()])
+    with cluster.client("alice") as alice:
+        spec = alice.create_spec("run v3", "secret-sauce@3.0.0", ["site-a/patients"], ["region"])
+        spec_id = alice.activate_spec(spec.id, timeout=60).id
+        job = alice.submit_job(spec_id, {})
+        with pytest.raises(Conflict, match="ValueError"):
+            alice.wait_job(job.id, timeout=180)
+    assert any(a == "code_failed" for a, _ in gateway_events(cluster))  # its log is held at the gateway
+    assert scan(cluster.work_dir / "state" / "site-a", SECRET.encode()) == []
+    assert scan(cluster.logs_dir, SECRET.encode()) == []
