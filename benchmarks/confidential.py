@@ -117,7 +117,7 @@ def main() -> int:
                     t0 = time.perf_counter()
                     runtime = X25519PrivateKey.generate()
                     wrapped = keys.obtain(
-                        sealed.terms, sealed.digest, "patients", public_key_b64(runtime), "bench"
+                        sealed.terms, sealed.digest, "patients", public_key_b64(runtime), "bench", "modelco"
                     )
                     data_key = unwrap_key(wrapped, runtime)
                     decrypt_sealed(sealed.data, data_key, name=built.manifest.name, version="1.0.0",

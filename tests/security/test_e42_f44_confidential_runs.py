@@ -49,7 +49,7 @@ def run(dal, datasets, params):
 TABLE = synthetic_patients(600, site=0, seed=5)
 POLICY = {
     "dataset": "patients",
-    "grants": [{"orgs": ["university"], "models": ["secret-sauce@>=1.0,<4"], "columns": ["region"]}],
+    "grants": [{"orgs": ["university"], "models": ["secret-sauce@>=1.0,<5"], "columns": ["region"]}],
     "min_count": 10,
 }
 
@@ -71,12 +71,14 @@ def package(folder: Path, version: str) -> Path:
     return folder
 
 
-def publish(cluster: Cluster, folder: Path, measurements: list[str]) -> SealedArchive:
+def publish(
+    cluster: Cluster, folder: Path, measurements: list[str], broker_url: str | None = None
+) -> SealedArchive:
     """What `custos model publish --confidential` does, keeping the key so the test can look for it."""
     built = build_archive(folder)
     key_id = f"sauce-{built.manifest.version.replace('.', '-')}-key"
     sealed = seal_archive(
-        built, key_id=key_id, broker_url=cluster.broker_url("broker"), measurements=measurements
+        built, key_id=key_id, broker_url=broker_url or cluster.broker_url("broker"), measurements=measurements
     )
     policy = KeyPolicy(package=built.manifest.ref, ciphertext_digest=sealed.digest,
                        plaintext_digest=built.digest, measurements=measurements)  # fmt: skip
@@ -180,3 +182,17 @@ def test_f44_a_failing_confidential_package_leaves_no_code_in_the_gateways_logs(
     assert any(a == "code_failed" for a, _ in gateway_events(cluster))  # its log is held at the gateway
     assert scan(cluster.work_dir / "state" / "site-a", SECRET.encode()) == []
     assert scan(cluster.logs_dir, SECRET.encode()) == []
+
+
+def test_e42_the_gateway_shows_its_evidence_to_the_owners_key_broker_only(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Terms that name another server of the project (here the orchestrator) get no evidence and no grant."""
+    publish(cluster, package(tmp_path / "v4", "4.0.0"), [measure_runtime()], broker_url=cluster.url)
+    with cluster.client("alice") as alice:
+        spec = alice.create_spec("run v4", "secret-sauce@4.0.0", ["site-a/patients"], ["region"])
+        spec_id = alice.activate_spec(spec.id, timeout=60).id
+        job = alice.submit_job(spec_id, {})
+        with pytest.raises(Conflict, match="not a key broker of modelco"):
+            alice.wait_job(job.id, timeout=180)
+    assert any(a == "key_refused" and "not a key broker" in m for a, m in gateway_events(cluster))

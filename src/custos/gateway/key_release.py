@@ -11,11 +11,13 @@ import functools
 import logging
 
 import httpx
+from cryptography import x509
 
 from custos.attestation.software import measure_runtime, sign_evidence
 from custos.audit import AuditTrail
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, PolicyDenied
+from custos.core.identity import Role
 from custos.core.wire import ConfidentialTerms
 from custos.core.wire.keybroker import KeyReleaseRequest, NonceIssued, SoftwareEvidence, WrappedKey
 from custos.gateway.policies import PolicyKeeper
@@ -39,9 +41,11 @@ class KeyRequester:
         return measure_runtime()
 
     def obtain(
-        self, terms: ConfidentialTerms, digest: str, dataset: str, public_key: str, job: str
+        self, terms: ConfidentialTerms, digest: str, dataset: str, public_key: str, job: str, owner_org: str
     ) -> WrappedKey:
-        """The data key of `terms`, wrapped for `public_key`, or PolicyDenied naming the broker's reason."""
+        """The data key of `terms`, wrapped for `public_key`, or PolicyDenied naming the broker's reason.
+        The server must be a key broker of `owner_org` (the package's signer's org), not revoked: this
+        gateway shows its evidence and the custodian's grant to no one else."""
         signed = self._policies.signed(dataset)
         if signed is None:
             raise PolicyDenied(f"no signed policy for {dataset} to show the key broker")
@@ -50,7 +54,9 @@ class KeyRequester:
         try:
             with httpx.Client(base_url=terms.broker_url.rstrip("/"), verify=client_ssl_context(self._kit),
                               timeout=TIMEOUT_S) as http:  # fmt: skip
-                nonce = NonceIssued.model_validate_json(_ok(http.post("/api/v1/nonces")).content)
+                answer = http.post("/api/v1/nonces")
+                self._check_broker(answer, owner_org)  # before anything it says is read
+                nonce = NonceIssued.model_validate_json(_ok(answer).content)
                 evidence = SoftwareEvidence(
                     measurement=self.measurement, package_digest=digest, key_id=terms.key_id,
                     dataset=site_dataset, nonce=nonce.nonce, public_key=public_key, issued_at=utcnow(),
@@ -71,6 +77,19 @@ class KeyRequester:
             user=user, action="key_received", job=job, message=f"{what}, runtime {self.measurement[:16]}"
         )
         return wrapped
+
+    def _check_broker(self, response: httpx.Response, owner_org: str) -> None:
+        stream = response.extensions.get("network_stream")
+        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        der = ssl_object.getpeercert(True) if ssl_object is not None else None
+        if not der:
+            raise PolicyDenied("the key broker's certificate could not be read")
+        broker = self._trust.check_certificate(x509.load_der_x509_certificate(der))
+        if broker.role is not Role.KEY_BROKER or broker.org != owner_org:
+            raise PolicyDenied(
+                f"the server is {broker.name} ({broker.role.value} of {broker.org}), "
+                f"not a key broker of {owner_org}, the package's owner"
+            )
 
 
 def _ok(response: httpx.Response) -> httpx.Response:

@@ -177,7 +177,12 @@ class Compute:
         if self._keys is None:
             raise PolicyDenied(f"site {self._gateway} cannot request keys for confidential packages")
         wrapped = self._keys.obtain(
-            confidential.terms, confidential.digest, task.dataset, public_key, task.job_id
+            confidential.terms,
+            confidential.digest,
+            task.dataset,
+            public_key,
+            task.job_id,
+            confidential.owner_org,
         )
         package = dict(task.round_input[PACKAGE_KEY]) | {"wrapped_key": wrapped.model_dump(mode="json")}
         return {**task.round_input, PACKAGE_KEY: package}

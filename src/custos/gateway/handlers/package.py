@@ -65,7 +65,7 @@ def check_package(
         return CheckedTask(
             run, model, columns, audit=verified, output=model.output,
             caps=manifest_caps(model.manifest, DEFAULT_CAPS), sources={},
-            confidential=ConfidentialRun(cached.terms, cached.digest),
+            confidential=ConfidentialRun(cached.terms, cached.digest, cached.signer.org),
         )  # fmt: skip
     archive = models.archive(cached.digest)
     package = {"archive": archive, "entrypoint": model.manifest.entrypoint}

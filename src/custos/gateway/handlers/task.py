@@ -89,6 +89,7 @@ class CheckedTask:
 class ConfidentialRun:
     terms: ConfidentialTerms
     digest: str
+    owner_org: str  # the signer's: only a key broker of this org is sent evidence
 
 
 def check_task(
