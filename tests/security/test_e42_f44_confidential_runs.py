@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 from custos.attestation.software import measure_runtime
 from custos.audit import read_events
 from custos.cli.main import app as cli
-from custos.core.errors import Conflict
+from custos.core.errors import Conflict, NotFound
 from custos.core.wire import ModelKind
 from custos.core.wire.keybroker import KeyPolicy
 from custos.data.synthetic import synthetic_patients
+from custos.gateway.code_logs import read_code_logs
 from custos.keybroker.vault import KeyVault, load_key_file
 from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, KeyBrokerSetup, UserSetup
 from custos.pki.kit import load_kit
@@ -182,6 +183,15 @@ def test_f44_a_failing_confidential_package_leaves_no_code_in_the_gateways_logs(
     assert any(a == "code_failed" for a, _ in gateway_events(cluster))  # its log is held at the gateway
     assert scan(cluster.work_dir / "state" / "site-a", SECRET.encode()) == []
     assert scan(cluster.logs_dir, SECRET.encode()) == []
+    # the custodian may release the held log; it then goes to the package's owner, not the researcher
+    (kept,) = read_code_logs(cluster.work_dir / "state" / "site-a", job.id)
+    assert "no luck" in kept.log and 'File "<package>/sauce.py", line 2' in kept.log
+    with cluster.client(cluster.admin_of("hospital-a")) as admin:
+        admin.release_log(job.id, gateway="site-a", task_id=kept.task_id, attempt=kept.attempt, log=kept.log)
+    with cluster.client("olga") as olga:
+        assert [entry.log for entry in olga.job_logs(job.id)] == [kept.log]
+    with cluster.client("alice") as alice, pytest.raises(NotFound):
+        alice.job_logs(job.id)
 
 
 def test_e42_the_gateway_shows_its_evidence_to_the_owners_key_broker_only(
