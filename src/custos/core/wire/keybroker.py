@@ -4,10 +4,10 @@ runtime's ephemeral public key."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from custos.core.digest import canonical_json
 from custos.core.wire.datasets import SignedPolicy
@@ -30,6 +30,12 @@ class KeyPolicy(WireModel):
     gateways: list[str] = Field(default_factory=list, max_length=256)
     orgs: list[str] = Field(default_factory=list, max_length=256)
     expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is UTC, so that it compares with the broker's clock."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class OwnerRequest(WireModel):
