@@ -91,14 +91,20 @@ def select_events(
     job: str | None = None,
     user: str | None = None,
     since: datetime | None = None,
+    action: str | None = None,
+    until: datetime | None = None,
 ) -> list[AuditEvent]:
-    """The events that match every filter given; `since` is inclusive and must carry a time zone."""
-    if since is not None and since.tzinfo is None:
-        raise InvalidInput(f"since {since.isoformat()} has no time zone: give one, e.g. +00:00 or Z")
+    """The events that match every filter given; `since` is inclusive, `until` exclusive, and both
+    must carry a time zone."""
+    for name, bound in (("since", since), ("until", until)):
+        if bound is not None and bound.tzinfo is None:
+            raise InvalidInput(f"{name} {bound.isoformat()} has no time zone: give one, e.g. +00:00 or Z")
     return [
         event
         for event in events
         if (job is None or event.job == job)
         and (user is None or event.user == user)
+        and (action is None or event.action == action)
         and (since is None or event.time >= since)
+        and (until is None or event.time < until)
     ]

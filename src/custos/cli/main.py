@@ -20,6 +20,7 @@ from custos.cli import (
     dataset,
     gateway,
     job,
+    keybroker,
     orchestrator,
     password,
     policy,
@@ -108,6 +109,7 @@ app.add_typer(password.app, name="password")
 app.add_typer(token.app, name="token")
 app.add_typer(release.app, name="release")
 app.add_typer(model_app, name="model")
+app.add_typer(keybroker.app, name="keybroker")
 app.add_typer(budget_app, name="budget")
 app.add_typer(code_app, name="code")
 app.command("whoami")(whoami_command)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json as jsonlib
+import re
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -11,9 +13,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from custos.cli.options import JsonOption, KitOption, open_client
+from custos.cli.options import JsonOption, KitOption, open_client, split_values
 from custos.cli.output import key_value_table, print_json, stdout
+from custos.core.errors import InvalidInput
 from custos.core.wire import ModelDetail, ModelKind, ModelPublic
+from custos.core.wire.keybroker import KeyPolicy
+from custos.pki.kit import load_kit
+from custos.registry import build_archive, seal_archive
+from custos.sdk import Client
 from custos.sdk.tables import add_row
 
 app = typer.Typer(help="Publish model packages and look up the registry.", no_args_is_help=True)
@@ -44,7 +51,7 @@ def model_table(model: ModelDetail) -> Table:
         ("kind", model.kind),
         ("description", model.description),
     ]
-    if model.kind is ModelKind.PACKAGE and model.manifest is not None:
+    if model.kind in (ModelKind.PACKAGE, ModelKind.CONFIDENTIAL) and model.manifest is not None:
         manifest = model.manifest
         rows += [
             ("digest", f"sha256:{model.digest}"),
@@ -55,6 +62,15 @@ def model_table(model: ModelDetail) -> Table:
             ("parameters", _parameters(manifest.get("parameters") or {})),
             ("columns", ", ".join(f"{k} ({v})" for k, v in (manifest.get("columns") or {}).items())),
             ("outputs", _outputs(manifest.get("outputs") or {})),
+        ]
+    if model.confidential is not None:
+        terms = model.confidential
+        rows += [
+            ("code", "encrypted: only an attested runtime gets its key"),
+            ("plaintext", f"sha256:{terms.plaintext_digest}"),
+            ("key", terms.key_id),
+            ("broker", terms.broker_url),
+            ("measurements", ", ".join(terms.measurements)),
         ]
     return key_value_table(f"model {model.name}@{model.version}", rows)
 
@@ -84,14 +100,62 @@ def _outputs(outputs: dict[str, dict[str, object]]) -> str:
 
 
 @app.command("publish")
-def publish_model(folder: FolderArgument, kit: KitOption, json: JsonOption = False) -> None:
-    """Build the package's deterministic archive, sign it with your kit's key and publish it."""
+def publish_model(
+    folder: FolderArgument,
+    kit: KitOption,
+    confidential: Annotated[
+        bool, typer.Option("--confidential", help="Encrypt the package; its key goes to --broker only.")
+    ] = False,
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="Your key broker's URL, e.g. https://127.0.0.1:9443.")
+    ] = None,
+    measurement: Annotated[
+        list[str] | None,
+        typer.Option("--measurement", help="An allowed runtime (default: this installation's); repeatable."),
+    ] = None,
+    gateway: Annotated[
+        list[str] | None, typer.Option("--gateway", help="Release the key to this gateway only; repeatable.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Build the package's deterministic archive, sign it with your kit's key and publish it. With
+    --confidential, encrypt it under a fresh data key, deposit the key at your broker, then publish the
+    ciphertext and its signed terms."""
+    if confidential != (broker is not None):
+        raise InvalidInput("--confidential and --broker URL go together: the data key goes to your broker")
     with open_client(kit) as client:
-        model = client.publish_model(folder)
+        if broker is None:
+            model = client.publish_model(folder)
+        else:
+            model = _publish_confidential(client, folder, kit, broker, measurement or [], gateway or [])
     if json:
         print_json(model)
     else:
         stdout().print(model_table(model))
+
+
+def _publish_confidential(
+    client: Client, folder: Path, kit: Path, broker: str, measurements: list[str], gateways: list[str]
+) -> ModelDetail:
+    from custos.attestation.software import measure_runtime
+    from custos.sdk.keybroker import OwnerBrokerClient
+
+    built = build_archive(folder)
+    key_id = f"{re.sub(r'[^A-Za-z0-9_-]', '-', built.manifest.ref)}-{secrets.token_hex(4)}"[-64:]
+    sealed = seal_archive(
+        built,
+        key_id=key_id,
+        broker_url=broker,
+        measurements=split_values(measurements) or [measure_runtime()],
+    )
+    policy = KeyPolicy(
+        package=built.manifest.ref, ciphertext_digest=sealed.digest, plaintext_digest=built.digest,
+        measurements=sealed.terms.measurements, gateways=split_values(gateways),
+    )  # fmt: skip
+    owner = load_kit(kit)
+    with OwnerBrokerClient(broker, owner) as keys:
+        keys.deposit(key_id, sealed.data_key, policy)  # first: a published package always has its key
+    return client.publish_confidential(sealed, kit=kit)
 
 
 @app.command("list")

@@ -204,7 +204,9 @@ def add_command(
     """Issue one new kit from the project's CA in OUT. No other kit changes."""
     data: dict[str, Any] = {"name": name, "type": kind, "org": org}
     if kind == "user" and role is None:
-        accepted = ", ".join(r.value for r in Role if r not in {Role.ORCHESTRATOR, Role.GATEWAY})
+        accepted = ", ".join(
+            r.value for r in Role if r not in {Role.ORCHESTRATOR, Role.GATEWAY, Role.KEY_BROKER}
+        )
         raise InvalidInput(f"a user needs --role; accepted roles are {accepted}")
     if role is not None:
         data["role"] = role

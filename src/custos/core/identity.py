@@ -13,12 +13,14 @@ class Role(StrEnum):
     ORG_ADMIN = "org_admin"
     LEAD_RESEARCHER = "lead_researcher"
     MEMBER_RESEARCHER = "member_researcher"
+    KEY_BROKER = "key_broker"  # a model owner's key broker (custos keybroker start)
 
 
 class ParticipantKind(StrEnum):
     ORCHESTRATOR = "orchestrator"
     GATEWAY = "gateway"
     USER = "user"
+    KEYBROKER = "keybroker"
 
 
 USER_ROLES = frozenset({Role.PROJECT_ADMIN, Role.ORG_ADMIN, Role.LEAD_RESEARCHER, Role.MEMBER_RESEARCHER})
@@ -29,6 +31,8 @@ def kind_of(role: Role) -> ParticipantKind:
         return ParticipantKind.ORCHESTRATOR
     if role is Role.GATEWAY:
         return ParticipantKind.GATEWAY
+    if role is Role.KEY_BROKER:
+        return ParticipantKind.KEYBROKER
     return ParticipantKind.USER
 
 

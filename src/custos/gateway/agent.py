@@ -32,6 +32,7 @@ from custos.gateway.crash import CrashPoint, crash_hook_from_env, reached
 from custos.gateway.handlers import Outcome, TaskHandler
 from custos.gateway.heartbeat import audit_head, beating, heartbeat
 from custos.gateway.journal import Journal, Pending
+from custos.gateway.key_release import KeyRequester
 from custos.gateway.metrics import GatewayMetrics
 from custos.gateway.model_cache import ModelCache
 from custos.gateway.policies import PolicyKeeper
@@ -39,6 +40,7 @@ from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset, publication
 from custos.gateway.task_watch import TaskWatch
 from custos.gateway.trust import GatewayTrust
+from custos.pki.kit import Kit
 from custos.pki.manifest import MANIFEST_FILE, read_kit_file
 from custos.policy import SiteAuthorization, load_site_authorization
 from custos.policy.authorization import AUTHORIZATION_FILE
@@ -78,6 +80,7 @@ class Agent:
         site_privacy: SitePrivacy | None = None,
         mask_keys: MaskKeys | None = None,
         metrics: GatewayMetrics | None = None,
+        kit: Kit | None = None,
     ) -> None:
         self.client = client
         self.metrics = metrics or GatewayMetrics(name, None, settings.state_dir)
@@ -104,6 +107,7 @@ class Agent:
             models=ModelCache(settings.state_dir, trust.check_certificate),
             archives=client,
             mask_keys=mask_keys,
+            keys=None if kit is None else KeyRequester(kit, trust, policies, audit),
         )
         self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")
@@ -347,6 +351,7 @@ def run(
         site_privacy=site_privacy,
         mask_keys=MaskKeys(kit.certificate, kit.private_key, trust.check_certificate),
         metrics=GatewayMetrics(identity.name, config.metrics_file, state),
+        kit=kit,
     )
     agent.metrics.write(site, force=True)
     try:

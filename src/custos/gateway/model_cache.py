@@ -5,6 +5,9 @@
     state_dir/models/<digest>/        the unpacked package
     state_dir/models/pins.json        name@version -> digest, the first archive accepted for each
 
+A confidential package (custos.registry.sealed) is kept as ciphertext only, never unpacked: its
+`<digest>.json` holds the owner's signed terms too, and it is verified the same way without a key.
+
 `fetch` verifies digest, signature and chain (with this gateway's root CA and revocation list) and
 the archive's structure before anything is unpacked (custos.registry.verify). `path` verifies the
 stored archive again, with the revocation list in force now, and restores the unpacked folder from it
@@ -30,14 +33,16 @@ from pydantic import ValidationError
 from custos.core.errors import NotFound
 from custos.core.identity import Identity
 from custos.core.refs import parse_model_ref
-from custos.core.wire import ModelArchive, ModelSignature
+from custos.core.wire import ConfidentialTerms, ModelArchive, ModelSignature
 from custos.registry import (
     ModelManifest,
     PackageRefused,
     Refusal,
     VerifiedPackage,
+    VerifiedSealed,
     unpack_package,
     verify_package,
+    verify_sealed,
 )
 from custos.registry.signature import CertificateCheck
 
@@ -54,10 +59,20 @@ class ArchiveSource(Protocol):
 
 @dataclass(frozen=True)
 class CachedModel:
+    """A verified package. A confidential one is never unpacked: `path` is None and `terms` says
+    which key and which runtime measurements it needs."""
+
     digest: str
     manifest: ModelManifest
     signer: Identity
-    path: Path
+    path: Path | None
+    terms: ConfidentialTerms | None = None
+
+
+class StoredSignature(ModelSignature):
+    """The signature (and a confidential package's terms) kept beside a cached archive."""
+
+    confidential: ConfidentialTerms | None = None
 
 
 class ModelCache:
@@ -72,7 +87,8 @@ class ModelCache:
         if pinned is not None and self._folder.joinpath(f"{pinned}.zip").is_file():
             return self.model(pinned)
         archive = source.model_archive(parsed.name, parsed.version)
-        signed = ModelSignature.model_validate(archive.model_dump(include=set(ModelSignature.model_fields)))
+        stored = StoredSignature.model_validate(archive.model_dump(include=set(StoredSignature.model_fields)))
+        signed = ModelSignature.model_validate(stored.model_dump(include=set(ModelSignature.model_fields)))
         if (signed.name, signed.version) != (parsed.name, parsed.version):
             raise PackageRefused(
                 Refusal.MANIFEST_MISMATCH,
@@ -88,14 +104,23 @@ class ModelCache:
             data = base64.b64decode(archive.archive_b64, validate=True)
         except (ValueError, binascii.Error) as exc:
             raise PackageRefused(Refusal.NOT_A_ZIP, f"{parsed}: the archive is not base64") from exc
+        if stored.confidential is not None:
+            sealed = verify_sealed(data, signed, stored.confidential, self._check)
+            self._store(sealed.digest, data, stored)
+            self._pin(str(parsed), sealed.digest)
+            log.info("confidential model %s cached as sha256:%s (ciphertext)", parsed, sealed.digest)
+            return CachedModel(sealed.digest, sealed.manifest, sealed.signer, None, sealed.terms)
         package = verify_package(data, signed, self._check)
-        self._folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self._folder / f"{package.digest}.zip", data)
-        _write_atomic(self._folder / f"{package.digest}.json", signed.model_dump_json().encode())
+        self._store(package.digest, data, stored)
         path = unpack_package(package, self._folder)
         self._pin(str(parsed), package.digest)
         log.info("model %s cached as sha256:%s, signed by %s", parsed, package.digest, package.signer.name)
         return CachedModel(package.digest, package.manifest, package.signer, path)
+
+    def _store(self, digest: str, data: bytes, stored: StoredSignature) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self._folder / f"{digest}.zip", data)
+        _write_atomic(self._folder / f"{digest}.json", stored.model_dump_json().encode())
 
     def archive(self, digest: str) -> bytes:
         """The archive of a cached package, its digest, signature and structure verified again now."""
@@ -104,10 +129,15 @@ class ModelCache:
 
     def path(self, digest: str) -> Path:
         """The unpacked folder of a cached package, verified again first (see the module docstring)."""
-        return self.model(digest).path
+        path = self.model(digest).path
+        if path is None:
+            raise NotFound(f"sha256:{digest} is a confidential package: it is never unpacked here")
+        return path
 
     def model(self, digest: str) -> CachedModel:
         package = self._verify_stored(digest)
+        if isinstance(package, VerifiedSealed):
+            return CachedModel(digest, package.manifest, package.signer, None, package.terms)
         target = self._folder / digest
         if target.exists() and not _matches(target, package):
             log.warning(
@@ -117,22 +147,25 @@ class ModelCache:
         path = unpack_package(package, self._folder)
         return CachedModel(digest, package.manifest, package.signer, path)
 
-    def _verify_stored(self, digest: str) -> VerifiedPackage:
+    def _verify_stored(self, digest: str) -> VerifiedPackage | VerifiedSealed:
         if not _DIGEST.match(digest):
             raise NotFound(f"{digest!r} is not a SHA-256 digest")
         archive, signature = self._folder / f"{digest}.zip", self._folder / f"{digest}.json"
         if not archive.is_file() or not signature.is_file():
             raise NotFound(f"no model with digest sha256:{digest} is cached at this gateway")
         try:
-            signed = ModelSignature.model_validate_json(signature.read_bytes())
+            stored = StoredSignature.model_validate_json(signature.read_bytes())
         except ValidationError as exc:
             raise PackageRefused(
                 Refusal.BAD_SIGNATURE, f"the stored signature of sha256:{digest} is unreadable"
             ) from exc
-        if signed.digest != digest:
+        if stored.digest != digest:
             raise PackageRefused(
-                Refusal.DIGEST_MISMATCH, f"the stored signature names sha256:{signed.digest}"
+                Refusal.DIGEST_MISMATCH, f"the stored signature names sha256:{stored.digest}"
             )
+        signed = ModelSignature.model_validate(stored.model_dump(include=set(ModelSignature.model_fields)))
+        if stored.confidential is not None:
+            return verify_sealed(archive.read_bytes(), signed, stored.confidential, self._check)
         return verify_package(archive.read_bytes(), signed, self._check)
 
     def _pins(self) -> dict[str, str]:

@@ -190,6 +190,15 @@ class JobRuntime:
         it is computing fails. Safe to call from any thread; `close` still cleans up."""
         self._stop.set()
 
+    def attest(self) -> str:
+        """Have the runtime make its ephemeral key pair; returns the public key (base64 X25519). The
+        private key stays in the sandboxed process (custos.computations.package.confidential)."""
+        reply = self.compute({"attest": True})
+        key = reply.get("public_key")
+        if not reply.get("ok") or not isinstance(key, str):
+            raise SandboxError("the sandboxed runtime did not make an attestation key")
+        return key
+
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """End the sandboxed process, stop the DAL and remove the runtime's folder. Idempotent. If the
         sandbox is still busy after `wait_s`, it is left to its wall-clock limit and cleans up when it

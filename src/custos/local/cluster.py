@@ -16,6 +16,7 @@ for /healthz, starts each `custos gateway start`, and waits until every dataset 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ import yaml
 from custos.core.clock import utcnow
 from custos.core.errors import CustosError, InvalidInput
 from custos.core.wire import SignedPolicy
+from custos.keybroker.vault import create_key_file
 from custos.local.process import ManagedProcess, free_port, log_tail
 from custos.pki.enrolment import add_participant
 from custos.pki.kit import load_kit
@@ -66,6 +68,14 @@ class GatewaySetup:
 
 
 @dataclass(frozen=True)
+class KeyBrokerSetup:
+    """A model owner's key broker, served on a free loopback port (docs/confidential.md)."""
+
+    name: str
+    org: str
+
+
+@dataclass(frozen=True)
 class UserSetup:
     name: str
     org: str
@@ -81,6 +91,7 @@ class Cluster:
         *,
         gateways: Sequence[GatewaySetup],
         users: Sequence[UserSetup],
+        keybrokers: Sequence[KeyBrokerSetup] = (),
         database_url: str | None = None,
         project: str = "custos-test",
         startup_timeout: float = 60,
@@ -94,6 +105,8 @@ class Cluster:
         self.work_dir = Path(work_dir).resolve()
         self.gateways = list(gateways)
         self.users = list(users)
+        self.keybrokers = list(keybrokers)
+        self.broker_ports: dict[str, int] = {}
         self.database_url = database_url
         self.project = project
         self.startup_timeout = startup_timeout
@@ -112,6 +125,7 @@ class Cluster:
         self.logs_dir = self.work_dir / "logs"
         self._orchestrator: ManagedProcess | None = None
         self._gateway_processes: dict[str, ManagedProcess] = {}
+        self._broker_processes: dict[str, ManagedProcess] = {}
         self._clients: list[Client] = []
 
     @property
@@ -133,9 +147,12 @@ class Cluster:
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
+    def broker_url(self, name: str) -> str:
+        return f"https://{self.host}:{self.broker_ports[name]}"
+
     def logs(self) -> str:
         """The tail of every process's log, for a failing test to print."""
-        names = ["orchestrator", *(g.name for g in self.gateways)]
+        names = ["orchestrator", *(g.name for g in self.gateways), *(b.name for b in self.keybrokers)]
         return "\n".join(f"===== {n} =====\n{log_tail(self.log_path(n))}" for n in names)
 
     def __enter__(self) -> Cluster:
@@ -151,6 +168,8 @@ class Cluster:
             for gateway in self.gateways:
                 self.write_site(gateway)
             self.start_orchestrator()
+            for broker in self.keybrokers:
+                self.start_keybroker(broker.name)
             for gateway in self.gateways:
                 self.start_gateway(gateway.name)
             self.wait_for_datasets()
@@ -168,6 +187,8 @@ class Cluster:
             process.terminate()
         for process in self._gateway_processes.values():
             process.stop(self.stop_timeout)
+        for process in self._broker_processes.values():
+            process.stop(self.stop_timeout)
         if self._orchestrator is not None:
             self._orchestrator.stop(self.stop_timeout)
 
@@ -180,6 +201,10 @@ class Cluster:
             if g.authorization is not None:
                 participants[-1]["authorization"] = dict(g.authorization)
         participants += [{"name": u.name, "type": "user", "org": u.org, "role": u.role} for u in self.users]
+        for b in self.keybrokers:
+            self.broker_ports[b.name] = free_port(self.host)
+            participants.append({"name": b.name, "type": "keybroker", "org": b.org, "host": self.host,
+                                 "port": self.broker_ports[b.name]})  # fmt: skip
         # Every site's org gets an org admin, to sign the site's policies.
         participants += [
             {"name": self.admin_of(org), "type": "user", "org": org, "role": "org_admin"}
@@ -350,6 +375,35 @@ class Cluster:
             self._gateway_processes[name] = process
         process.start()
 
+    def start_keybroker(self, name: str) -> None:
+        """Start a key broker with a fresh vault key file in its state folder; wait until it listens."""
+        state = self.work_dir / "state" / name
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key_file = state / "vault.key"
+        if not key_file.exists():
+            create_key_file(key_file)
+        process = ManagedProcess(
+            name=name,
+            argv=self._cli(
+                "keybroker",
+                "start",
+                *_flags(kit=self.kit_dir(name), state=state),
+                "--key-file",
+                str(key_file),
+            ),
+            env=self._child_env({}),
+            cwd=self.work_dir,
+            log_path=self.log_path(name),
+        )
+        self._broker_processes[name] = process
+        process.start()
+        deadline = time.monotonic() + self.startup_timeout
+        while not _listening(self.host, self.broker_ports[name]):
+            process.check_running()
+            if time.monotonic() > deadline:
+                raise CustosError(f"key broker {name} did not listen within {self.startup_timeout:g} s")
+            time.sleep(0.1)
+
     def stop_gateway(self, name: str) -> None:
         process = self._gateway_processes.get(name)
         if process is not None:
@@ -413,6 +467,12 @@ class Cluster:
                         f"within {self.startup_timeout:g} s (logs: {self.logs_dir})"
                     )
                 time.sleep(0.1)
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
 
 
 def _flags(**values: object) -> list[str]:

@@ -377,6 +377,9 @@ class ModelPackage(Base):
     signer_certificate_pem: Mapped[str] = mapped_column(Text)
     signature: Mapped[str] = mapped_column(String(1024))
     published_at: Mapped[datetime]
+    # A confidential package's signed terms (custos.core.wire.ConfidentialTerms); `archive` is then
+    # ciphertext and `digest` its SHA-256.
+    confidential_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
 
 
 # --- custom code requests -------------------------------------------------------------------------

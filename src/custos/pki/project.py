@@ -99,17 +99,22 @@ class ParticipantSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    type: Literal["gateway", "user"]
+    type: Literal["gateway", "user", "keybroker"]
     org: str
     role: Role
     certificate_days: int | None = Field(default=None, ge=1, le=MAX_CERTIFICATE_DAYS)
     authorization: dict[str, Any] | None = None
+    # A key broker serves HTTPS: the address its certificate names and it listens on.
+    host: str | None = Field(default=None, min_length=1, max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535)
 
     @model_validator(mode="before")
     @classmethod
     def _gateway_role(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("type") == "gateway" and "role" not in data:
-            return {**data, "role": Role.GATEWAY.value}
+        if isinstance(data, dict) and "role" not in data:
+            role = {"gateway": Role.GATEWAY, "keybroker": Role.KEY_BROKER}.get(str(data.get("type")))
+            if role is not None:
+                return {**data, "role": role.value}
         return data
 
     @field_validator("name")
@@ -158,7 +163,14 @@ class ParticipantSpec(BaseModel):
             raise ValueError(
                 f"user {self.name!r} has an authorization; only a gateway carries a site authorization file"
             )
-        if self.type == "gateway":
+        if (self.host is not None or self.port is not None) and self.type != "keybroker":
+            raise ValueError(f"{self.type} {self.name!r} has a host or port; only a keybroker serves")
+        if self.type == "keybroker":
+            if self.role is not Role.KEY_BROKER or self.host is None:
+                raise ValueError(
+                    f"keybroker {self.name!r} needs role key_broker (the default) and a host to serve on"
+                )
+        elif self.type == "gateway":
             _gateway_name(self.name, "gateway name")
             if self.role is not Role.GATEWAY:
                 raise ValueError(

@@ -124,6 +124,7 @@ class KitBuilder:
             )
         )
         for participant in spec.participants:
+            served = [participant.host, "localhost", "127.0.0.1"] if participant.host else []
             ctx.issued.append(
                 write_participant_kit(
                     ctx.workspace,
@@ -134,6 +135,10 @@ class KitBuilder:
                     valid_days=spec.certificate_days_of(participant),
                     now=ctx.now,
                     authorization=participant.authorization,
+                    dns_names=sorted({h for h in served if not is_ip_address(h)}),
+                    ip_addresses=sorted({h for h in served if is_ip_address(h)}),
+                    listen_host=participant.host,
+                    listen_port=participant.port,
                 )
             )
 

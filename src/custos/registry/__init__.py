@@ -12,7 +12,8 @@ from custos.registry.manifest import (
     parse_manifest,
 )
 from custos.registry.refusals import PackageRefused, Refusal
-from custos.registry.signature import PUBLISHER_ROLES, check_signature, sign_archive
+from custos.registry.sealed import SealedArchive, VerifiedSealed, open_sealed, seal_archive, verify_sealed
+from custos.registry.signature import PUBLISHER_ROLES, check_signature, sign_archive, sign_message
 from custos.registry.unpack import unpack_package
 from custos.registry.verify import PackageFile, VerifiedPackage, verify_package
 
@@ -29,13 +30,19 @@ __all__ = [
     "PackageRefused",
     "Parameter",
     "Refusal",
+    "SealedArchive",
     "TableOutput",
     "VerifiedPackage",
+    "VerifiedSealed",
     "build_archive",
     "check_signature",
     "load_manifest",
+    "open_sealed",
     "parse_manifest",
+    "seal_archive",
     "sign_archive",
+    "sign_message",
     "unpack_package",
     "verify_package",
+    "verify_sealed",
 ]

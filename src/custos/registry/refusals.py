@@ -25,6 +25,11 @@ class Refusal(StrEnum):
     MANIFEST_MISSING = "manifest_missing"
     MANIFEST_INVALID = "manifest_invalid"
     MANIFEST_MISMATCH = "manifest_mismatch"
+    # confidential packages (custos.registry.sealed)
+    TERMS_MISSING = "terms_missing"  # a sealed archive without its terms, or terms on a plain one
+    TERMS_INVALID = "terms_invalid"  # terms whose manifest does not validate or names another model
+    DECRYPT_FAILED = "decrypt_failed"  # the AES-GCM tag does not verify: wrong key, changed bytes
+    PLAINTEXT_MISMATCH = "plaintext_mismatch"  # decrypted, but not the archive the owner signed
 
 
 class PackageRefused(ContentRefused):

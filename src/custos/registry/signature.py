@@ -40,18 +40,35 @@ def sign_archive(
             f"{signer.name} is a {signer.role.value}; only {_roles()} may publish models",
         )
     name, version = built.manifest.name, built.manifest.version
-    signature = sign(key, model_message(name, version, built.digest))
+    return sign_message(
+        name, version, built.digest, model_message(name, version, built.digest), key, certificate
+    )
+
+
+def sign_message(
+    name: str,
+    version: str,
+    digest: str,
+    message: bytes,
+    key: ec.EllipticCurvePrivateKey,
+    certificate: x509.Certificate,
+) -> ModelSignature:
+    """A ModelSignature of `digest` as name@version whose signature covers `message`."""
+    signature = sign(key, message)
     return ModelSignature(
         name=name,
         version=version,
-        digest=built.digest,
+        digest=digest,
         signer_certificate_pem=certificate_pem(certificate),
         signature=base64.b64encode(signature).decode("ascii"),
     )
 
 
-def check_signature(signed: ModelSignature, check_certificate: CertificateCheck) -> Identity:
-    """The signer of `signed`, once the checks in the module docstring pass; else PackageRefused."""
+def check_signature(
+    signed: ModelSignature, check_certificate: CertificateCheck, message: bytes | None = None
+) -> Identity:
+    """The signer of `signed`, once the checks in the module docstring pass; else PackageRefused.
+    `message` is what the signature must cover, by default `model_message(name, version, digest)`."""
     what = f"{signed.name}@{signed.version}"
     try:
         cert = load_certificate_pem(signed.signer_certificate_pem)
@@ -68,7 +85,8 @@ def check_signature(signed: ModelSignature, check_certificate: CertificateCheck)
     except (ValueError, binascii.Error) as exc:
         raise PackageRefused(Refusal.BAD_SIGNATURE, f"{what}: the signature is not base64") from exc
     try:
-        verify_signature(cert, model_message(signed.name, signed.version, signed.digest), raw)
+        covered = message or model_message(signed.name, signed.version, signed.digest)
+        verify_signature(cert, covered, raw)
     except AuthenticationFailed as exc:
         raise PackageRefused(
             Refusal.BAD_SIGNATURE,

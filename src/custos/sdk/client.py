@@ -43,10 +43,11 @@ from custos.core.wire import (
     SitePublic,
     SpecCreate,
     SpecPublic,
+    confidential_message,
 )
 from custos.data.ipc import table_from_ipc_b64
 from custos.pki.kit import load_kit
-from custos.registry import build_archive, sign_archive
+from custos.registry import SealedArchive, build_archive, sign_archive, sign_message
 from custos.sdk.code import CodeMixin
 from custos.sdk.dataset import Dataset
 from custos.sdk.releases import ReleasesMixin
@@ -233,4 +234,23 @@ class Client(CodeMixin, ReleasesMixin):
         built = build_archive(Path(path))
         signed = sign_archive(built, key=signer.private_key, certificate=signer.certificate)
         body = ModelPublish(**signed.model_dump(), archive_b64=base64.b64encode(built.data).decode("ascii"))
+        return decode(self._send("POST", "/models", body=body.model_dump(mode="json")), ModelDetail)
+
+    def publish_confidential(self, sealed: SealedArchive, *, kit: Path | None = None) -> ModelDetail:
+        """Publish `sealed` (from `seal_archive` of a package folder's archive) signed with your kit:
+        the orchestrator stores only its ciphertext and signed terms. Deposit its data key at your key
+        broker first (`custos keybroker` does both: docs/confidential.md)."""
+        signer = load_kit(Path(kit)) if kit is not None else self._kit
+        if signer is None:
+            raise InvalidInput(
+                "publishing a model signs it with a kit's key: connect with Client.from_kit or pass kit="
+            )
+        name, version = sealed.manifest.name, sealed.manifest.version
+        message = confidential_message(name, version, sealed.digest, sealed.terms)
+        signed = sign_message(name, version, sealed.digest, message, signer.private_key, signer.certificate)
+        body = ModelPublish(
+            **signed.model_dump(),
+            archive_b64=base64.b64encode(sealed.data).decode("ascii"),
+            confidential=sealed.terms,
+        )
         return decode(self._send("POST", "/models", body=body.model_dump(mode="json")), ModelDetail)

@@ -24,7 +24,7 @@ from custos.pki.project import ProjectSpec
 from custos.pki.provision import provision
 from custos.pki.signin import KitAuth, sign_in
 from custos.policy.permissions import permission_table
-from custos.registry import PUBLISHER_ROLES, build_archive, sign_archive, verify_package
+from custos.registry import PUBLISHER_ROLES, build_archive, seal_archive, sign_archive, verify_package
 from custos.sdk import Client
 
 MANIFEST = """\
@@ -197,3 +197,35 @@ def test_the_sdk_lists_shows_and_publishes(
 def test_publisher_roles_match_the_permission_table() -> None:
     table = permission_table()
     assert set(table.operations["model.publish"]) == PUBLISHER_ROLES
+
+
+def test_a_confidential_package_is_stored_and_served_as_ciphertext(
+    api: TestClient, kits: dict[str, Kit], kit_dirs: dict[str, Path], package: Path, audit_path: Path
+) -> None:
+    (package / "summary.py").write_text("# OWNER-ONLY\ndef run(dal, params):\n    return {}\n")
+    sealed = seal_archive(
+        build_archive(package), key_id="key-summary-1", broker_url="https://127.0.0.1:9443",
+        measurements=["ab" * 32],
+    )  # fmt: skip
+    http = TestClient(api.app, base_url="http://testserver/api/v1")
+    http.auth = KitAuth(kits["alice"])
+    client = Client(http, url="http://testserver")
+    published = client.publish_confidential(sealed, kit=kit_dirs["alice"])
+    assert published.kind is ModelKind.CONFIDENTIAL and published.digest == sealed.digest
+    assert published.confidential == sealed.terms
+    served = ModelArchive.model_validate(
+        api.get("/api/v1/models/summary/1.0.0/archive", headers=auth(api, kits, "site-a")).json()
+    )
+    assert base64.b64decode(served.archive_b64) == sealed.data and served.confidential == sealed.terms
+    assert b"OWNER-ONLY" not in base64.b64decode(served.archive_b64)
+    # the terms are signed: a looser list of measurements under the same signature is refused
+    looser = served.model_copy(
+        update={
+            "confidential": sealed.terms.model_copy(update={"measurements": ["cd" * 32]}),
+            "version": "1.0.1",
+        }
+    )
+    body = looser.model_dump(mode="json", exclude={"signer", "published_at"})
+    r = api.post("/api/v1/models", json=body, headers=auth(api, kits, "alice"))
+    assert r.status_code == 400 and "bad_signature" in r.json()["detail"]
+    assert any(e.action == "model_refused" for e in read_events(audit_path))

@@ -193,7 +193,10 @@ def test_gateway_name_follows_the_stricter_name_rule(tmp_path: Path) -> None:
     [
         ("{name: -alice, type: user, org: u, role: member_researcher}", "name '-alice' is not accepted"),
         ("{name: alice, type: user, org: 'u n', role: member_researcher}", "org 'u n' is not accepted"),
-        ("{name: alice, type: robot, org: u}", "participants.0.type: Input should be 'gateway' or 'user'"),
+        (
+            "{name: alice, type: robot, org: u}",
+            "participants.0.type: Input should be 'gateway', 'user' or 'keybroker'",
+        ),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, entry: str, expected: str) -> None:

@@ -16,6 +16,7 @@ SDK_SUBMODULES = {
     "display",
     "job",
     "jobs",
+    "keybroker",
     "progress",
     "responses",
     "releases",

@@ -30,8 +30,9 @@ class PackageImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds and loads the modules of a package's `.py` files, from memory. A folder without an
     `__init__.py` is a namespace package, as it would be on disk."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], *, keep_source: bool = True) -> None:
         self._files = files
+        self.keep_source = keep_source
         self.modules: dict[str, str | None] = {}  # module name -> its file (None: a bare folder)
         self._packages: set[str] = set()
         for path in sorted(files):
@@ -70,20 +71,24 @@ class PackageImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return
         source = self._files[file].decode("utf-8")
         filename = f"{ORIGIN}/{file}"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        if self.keep_source:  # tracebacks then quote the code; a confidential package's never do
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         module.__file__ = filename
         exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - reviewed code, in the sandbox
 
 
 @contextmanager
-def package_function(archive: bytes, entrypoint: str) -> Iterator[Callable[..., Any]]:
-    """The function the package's `entrypoint` (module:function) names, importable while in use."""
+def package_function(
+    archive: bytes, entrypoint: str, *, keep_source: bool = True
+) -> Iterator[Callable[..., Any]]:
+    """The function the package's `entrypoint` (module:function) names, importable while in use.
+    Without `keep_source`, a traceback names files and lines of the package but quotes no code."""
     from custos.computations.custom.code_package import verify_code_package
 
     package = verify_code_package(archive)
     if package.entrypoint != entrypoint:
         raise InvalidInput(f"the package's entrypoint is {package.entrypoint}, not {entrypoint}")
-    importer = PackageImporter({f.path: f.data for f in package.files})
+    importer = PackageImporter({f.path: f.data for f in package.files}, keep_source=keep_source)
     sys.meta_path.insert(0, importer)
     try:
         module_name, function = entrypoint.split(":")

@@ -60,10 +60,23 @@ class PackageRunner:
         from custos.computations.custom.importer import package_function
 
         package = round_input.get(PACKAGE_KEY)
+        confidential = isinstance(package, dict) and "sealed" in package
+        if isinstance(package, dict) and confidential:
+            from custos.computations.package.confidential import open_package
+
+            package = package | {"archive": open_package(package)}  # in this process's memory only
         if not isinstance(package, dict) or not isinstance(package.get("archive"), bytes):
             raise InvalidInput("the round input carries no package archive")
-        with package_function(package["archive"], str(package["entrypoint"])) as fn:
-            return encode_output(fn(dal, [dataset], dict(params)), str(package["output"]))
+        try:
+            with package_function(
+                package["archive"], str(package["entrypoint"]), keep_source=not confidential
+            ) as fn:
+                return encode_output(fn(dal, [dataset], dict(params)), str(package["output"]))
+        except SyntaxError as exc:
+            if not confidential:
+                raise
+            # A SyntaxError carries the offending line's text; a confidential package's stays unread.
+            raise InvalidInput(f"the package does not compile: {exc.msg} (line {exc.lineno})") from None
 
     def filter_site_result(self, params: Mapping[str, Any], result: Json, privacy: Disclosure) -> Json:
         """Unchanged: the gateway checks the output against the manifest's type and cap instead."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from custos.core.digest import json_digest
 from custos.core.refs import NameText, VersionText
 from custos.core.wire_base import BASE64_PATTERN, WireModel
 
@@ -19,11 +20,37 @@ MODEL_ARCHIVE_B64_CHARS = 4 * -(-(8 << 20) // 3)
 class ModelKind(StrEnum):
     BUILTIN = "builtin"  # shipped with Custos (custos.computations)
     PACKAGE = "package"  # a signed archive a publisher uploaded (`custos model publish`)
+    CONFIDENTIAL = "confidential"  # an encrypted archive (`custos model publish --confidential`)
 
 
 def model_message(name: str, version: str, digest: str) -> bytes:
     """The bytes a model package signature covers: the archive's SHA-256 bound to name and version."""
     return f"custos-model-v1\n{name}\n{version}\n{digest}".encode()
+
+
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class ConfidentialTerms(WireModel):
+    """What the owner of a confidential package signs besides its ciphertext: the digest of the
+    plaintext archive, the id of the data key at the owner's key broker, the broker's URL, the runtime
+    measurements it may run under, and the package's manifest (which the custodian's policy checks).
+    None of it is secret: the code is in the ciphertext only."""
+
+    plaintext_digest: str = Field(pattern=_HEX64, description="SHA-256 of the plaintext archive, hex")
+    key_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    broker_url: str = Field(pattern=r"^https://[^\s/]+(:[0-9]+)?/?$", max_length=256)
+    measurements: list[str] = Field(min_length=1, max_length=16)
+    manifest: dict[str, Any]
+
+    def digest(self) -> str:
+        return json_digest(self.model_dump(mode="json"))
+
+
+def confidential_message(name: str, version: str, digest: str, terms: ConfidentialTerms) -> bytes:
+    """The bytes a confidential package's signature covers: the ciphertext's SHA-256 and the terms,
+    bound to name and version."""
+    return f"custos-confidential-v1\n{name}\n{version}\n{digest}\n{terms.digest()}".encode()
 
 
 class ModelSignature(WireModel):
@@ -40,6 +67,7 @@ class ModelPublish(ModelSignature):
     archive_b64: str = Field(
         max_length=MODEL_ARCHIVE_B64_CHARS, json_schema_extra={"pattern": BASE64_PATTERN}
     )
+    confidential: ConfidentialTerms | None = None  # then archive_b64 is the ciphertext
 
 
 class ModelArchive(ModelSignature):
@@ -48,6 +76,7 @@ class ModelArchive(ModelSignature):
     signer: str
     published_at: datetime
     archive_b64: str = Field(max_length=MODEL_ARCHIVE_B64_CHARS)
+    confidential: ConfidentialTerms | None = None
 
 
 class ModelPublic(WireModel):
@@ -66,3 +95,4 @@ class ModelDetail(ModelPublic):
     """One registry entry; for a package, its manifest (entrypoint, parameters, columns, outputs)."""
 
     manifest: dict[str, Any] | None = None
+    confidential: ConfidentialTerms | None = None

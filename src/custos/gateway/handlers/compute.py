@@ -30,6 +30,7 @@ from custos.computations.failures import (
     describe_sandbox_failure,
 )
 from custos.computations.fedavg.dp import DpTrainingModel
+from custos.computations.package.model import PACKAGE_KEY
 from custos.core.digest import json_digest
 from custos.core.errors import CustosError, PolicyDenied, SandboxError
 from custos.core.wire import Resources, TaskAssignment
@@ -39,6 +40,7 @@ from custos.gateway.crash import CrashPoint, reached
 from custos.gateway.dal import DatasetGrant
 from custos.gateway.handlers.outputs import check_code_output
 from custos.gateway.handlers.task import CheckedTask, Outcome, audit_step
+from custos.gateway.key_release import KeyRequester
 from custos.gateway.runtimes import RuntimeKey, RuntimePool
 from custos.gateway.settings import GatewaySettings
 from custos.gateway.site import SiteDataset
@@ -80,8 +82,11 @@ class Compute:
         budget: GatewayBudget,
         site_privacy: SitePrivacy,
         mask_keys: MaskKeys | None = None,
+        keys: KeyRequester | None = None,
     ) -> None:
         self._gateway = gateway
+        # Confidential packages: data keys from their owners' brokers, for this site's runtimes.
+        self._keys = keys
         # The kit's key and trust, for the figures a model lets the orchestrator read only summed.
         self._mask_keys = mask_keys
         self._settings = settings
@@ -169,6 +174,8 @@ class Compute:
                 "model": task.model, "dataset": task.dataset, "params": task.params,
                 "round_input": round_input, "dal_socket": runtime.dal_socket, "dal_token": runtime.token,
             }  # fmt: skip
+            if checked.confidential is not None:
+                request["round_input"] = self._with_key(checked, runtime.attest())
             earlier = len(runtime.served_reads())
             reply = runtime.compute(request)
             reads = runtime.served_reads()[earlier:]
@@ -198,6 +205,24 @@ class Compute:
             audit_step(self._audit, task, "dal_access", access)
 
         return record
+
+    def _with_key(self, checked: CheckedTask, public_key: str) -> Json:
+        """The round input with the package's data key, wrapped by its owner's broker for the runtime
+        whose public key is `public_key`: only that runtime can unwrap it."""
+        confidential, task = checked.confidential, checked.run
+        assert confidential is not None and task.job_id is not None
+        if self._keys is None:
+            raise PolicyDenied(f"site {self._gateway} cannot request keys for confidential packages")
+        wrapped = self._keys.obtain(
+            confidential.terms,
+            confidential.digest,
+            task.dataset,
+            public_key,
+            task.job_id,
+            confidential.owner_org,
+        )
+        package = dict(task.round_input[PACKAGE_KEY]) | {"wrapped_key": wrapped.model_dump(mode="json")}
+        return {**task.round_input, PACKAGE_KEY: package}
 
     def _reserve_budget(self, step: _Round) -> tuple[Reservation | None, Json | None]:
         """Reserve the round's privacy cost, when the policy sets a budget; return the reservation and

@@ -28,6 +28,7 @@ from custos.gateway.handlers.task import (
     audit_step,
     model_source,
 )
+from custos.gateway.key_release import KeyRequester
 from custos.gateway.model_cache import ArchiveSource, ModelCache
 from custos.gateway.policies import PolicyKeeper, is_older
 from custos.gateway.settings import GatewaySettings
@@ -59,6 +60,7 @@ class TaskHandler:
         models: ModelCache | None = None,
         archives: ArchiveSource | None = None,
         mask_keys: MaskKeys | None = None,
+        keys: KeyRequester | None = None,
     ) -> None:
         # Approvals of custom code are verified as the policies are: against this site's trust.
         self._rules = SiteRules(gateway, org, authorization, check_certificate or policies.check_certificate)
@@ -71,7 +73,7 @@ class TaskHandler:
         self._compute = Compute(
             gateway, runner, settings, audit,
             budget=budget or GatewayBudget(settings.state_dir / BUDGET_FILE),
-            site_privacy=site_privacy or SitePrivacy(), mask_keys=mask_keys,
+            site_privacy=site_privacy or SitePrivacy(), mask_keys=mask_keys, keys=keys,
         )  # fmt: skip
 
     def handle_task(self, task: TaskAssignment) -> Outcome:

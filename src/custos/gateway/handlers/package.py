@@ -2,7 +2,9 @@
 orchestrator, verifies its digest, signature and structure and caches it by digest (at the spec's
 prepare task, and again before every run), then runs it in the sandbox through `package@1.0.0`; its
 output is checked against the manifest's, and its failures leave as custom code's do (its category,
-class and line of the package; `custos.computations.failures`)."""
+class and line of the package; `custos.computations.failures`). A confidential package stays
+ciphertext here: the gateway hands it to the sandbox with the data key its owner's broker wrapped for
+the runtime (`custos.gateway.key_release`), and its failures leave as category and class only."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from custos.computations.failures import package_sources
 from custos.computations.package.model import PACKAGE_KEY, PackageModel, PackageRunner
 from custos.core.errors import PolicyDenied
 from custos.core.wire import TaskAssignment, TaskKind
-from custos.gateway.handlers.task import CheckedTask, SiteRules, check_task
+from custos.gateway.handlers.task import CheckedTask, ConfidentialRun, SiteRules, check_task
 from custos.gateway.model_cache import ArchiveSource, ModelCache
 from custos.gateway.site import SiteDataset
 from custos.policy import AssetPolicy
@@ -45,12 +47,32 @@ def check_package(
     verified = ("package_verified", f"{task.model} sha256:{cached.digest}, signed by {cached.signer.name}")
     if task.kind is TaskKind.PREPARE:
         return CheckedTask(task, model, columns, audit=verified)
+    params = model.manifest.check_params(dict(task.params))  # with the defaults
+    if cached.terms is not None:
+        # Ciphertext only: the sandboxed runtime opens it with the key the owner's broker wraps for it.
+        sealed = {
+            "sealed": models.archive(cached.digest), "terms": cached.terms.model_dump(mode="json"),
+            "name": model.name, "version": model.version, "entrypoint": model.manifest.entrypoint,
+            "output": model.output,
+        }  # fmt: skip
+        run = task.model_copy(
+            update={
+                "model": f"{PackageRunner.name}@{PackageRunner.version}",
+                "params": params,
+                "round_input": {PACKAGE_KEY: sealed},
+            }
+        )
+        return CheckedTask(
+            run, model, columns, audit=verified, output=model.output,
+            caps=manifest_caps(model.manifest, DEFAULT_CAPS), sources={},
+            confidential=ConfidentialRun(cached.terms, cached.digest, cached.signer.org),
+        )  # fmt: skip
     archive = models.archive(cached.digest)
     package = {"archive": archive, "entrypoint": model.manifest.entrypoint}
     run = task.model_copy(
         update={
             "model": f"{PackageRunner.name}@{PackageRunner.version}",
-            "params": model.manifest.check_params(dict(task.params)),  # with the defaults
+            "params": params,
             "round_input": {PACKAGE_KEY: package | {"output": model.output}},
         }
     )

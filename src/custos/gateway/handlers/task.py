@@ -17,7 +17,7 @@ from custos.computations.custom.model import CustomModel
 from custos.computations.registry import get_model, is_builtin
 from custos.core.errors import PolicyDenied
 from custos.core.refs import parse_model_ref
-from custos.core.wire import TaskAssignment, TaskKind
+from custos.core.wire import ConfidentialTerms, TaskAssignment, TaskKind
 from custos.gateway.site import SiteDataset
 from custos.policy import AssetPolicy, Right, SiteAuthorization, check_access, check_authorization
 from custos.policy.signing import CertificateCheck
@@ -85,6 +85,15 @@ class CheckedTask:
     output: str | None = None
     caps: OutputCaps = DEFAULT_CAPS
     sources: Mapping[str, str] | None = None
+    # A confidential package: its key is requested for the runtime just before the round runs.
+    confidential: ConfidentialRun | None = None
+
+
+@dataclass(frozen=True)
+class ConfidentialRun:
+    terms: ConfidentialTerms
+    digest: str
+    owner_org: str  # the signer's: only a key broker of this org is sent evidence
 
 
 def check_task(

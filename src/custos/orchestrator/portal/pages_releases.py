@@ -1,7 +1,9 @@
 """Release review: the releases a custodian may review, and a release's page. Each held output is
 shown, not described: a custom code table as a paged table with the gateway's disclosure-control
 flags on the cells they concern, a JSON output as its text, a built-in model's result as its tables
-and charts. Every org's part (how many distinct approvals it needs, who gave them) is on the page,
+and charts. A held file is shown too (`held_files`): a PNG inline from its same-origin URL, a CSV or
+Parquet file as a paged table, a PDF as images of its pages, JSON as its text. Every org's part (how
+many distinct approvals it needs, who gave them) is on the page,
 with the forms to approve, request changes (return) or reject, each with a comment. Nothing of an
 output is ever markup: every value goes through the templates' escaping."""
 
@@ -21,6 +23,7 @@ from custos.core.states import ReleaseState
 from custos.core.wire import OutputFlag, ReleaseDecision, ReleaseDetail, ReleaseVoteCreate
 from custos.orchestrator.api.context import PAGE_TAG, PageCallerDep, ServicesDep
 from custos.orchestrator.portal.forms import SignedInForm
+from custos.orchestrator.portal.held_files import FileView, file_view
 from custos.orchestrator.portal.queries import list_releases
 from custos.orchestrator.portal.render import page
 from custos.orchestrator.portal.results import ResultView, result_view
@@ -43,6 +46,7 @@ class HeldOutput:
     flags: dict[tuple[int, str], str] = field(default_factory=dict)
     unplaced_flags: list[OutputFlag] = field(default_factory=list)
     text: str = ""
+    file: FileView | None = None
 
 
 def _flag_text(flag: OutputFlag) -> str:
@@ -75,6 +79,8 @@ def _held_outputs(detail: ReleaseDetail, offset: int) -> list[HeldOutput]:
             }
             unplaced = [f for f in flags if f.row is None or f.column is None]
             outputs.append(HeldOutput(ref, kind, columns, rows, len(all_rows), placed, unplaced))
+        elif kind == "file":
+            outputs.append(HeldOutput(ref, kind, unplaced_flags=flags))
         elif kind == "json":
             text = json.dumps(encoded.get("value"), indent=2, ensure_ascii=False)
             outputs.append(HeldOutput(ref, kind, unplaced_flags=flags, text=inert(text)))
@@ -118,6 +124,13 @@ def release_page(
     who = caller.identity
     detail = services.run(lambda s: services.releases.get(s, who, release_id))
     outputs = _held_outputs(detail, offset)
+    names = [o.dataset for o in outputs if o.kind == "file"]
+    files = services.run(lambda s: {n: services.held_outputs.file(s, who, release_id, n) for n in names})
+    for output in outputs:
+        if output.dataset in files:
+            file_type, data = files[output.dataset]
+            output.file = file_view(file_type, data, offset=offset, limit=ROWS_PER_PAGE)
+            output.total_rows = output.file.total_rows
     view: ResultView | None = None if "sites" in detail.result else result_view(detail.result)
     my_part = next((p for p in detail.parts if p.org.casefold() == who.org.casefold()), None)
     voted = any(v.reviewer == who.name for v in detail.votes)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from custos.audit import AuditTrail, HeadReader
+from custos.audit import AuditTrail, HeadReader, VerifyReport, verify_trail
 from custos.core.clock import Clock
 from custos.core.errors import NotFound
 from custos.core.identity import Identity
@@ -88,6 +88,12 @@ class AnchorService:
         current = AuditHead(index=head.index, hash=head.hash)
         self.record(session, ORCHESTRATOR_TRAIL, current)
         return current
+
+    def verify_own(self, session: Session, caller: Identity) -> VerifyReport:
+        """The orchestrator's own trail checked line by line and against every anchor of it (as
+        `custos audit verify --anchored orchestrator` does); for those who may read its anchors."""
+        anchors = self.list(session, caller, ORCHESTRATOR_TRAIL)
+        return verify_trail(self._audit.path, anchors=[(a.index, a.hash) for a in anchors])
 
     def list(self, session: Session, caller: Identity, trail: str) -> list[AuditAnchorPublic]:
         """Every anchor of a gateway's trail (for its org's admins and project admins) or of the

@@ -93,6 +93,26 @@ class HeldOutputService:
         owner = next((v for v in views.values() if any(b.sha256 == digest for b in v.blobs)), None)
         if owner is None:
             raise NotFound(f"release {release.id} has no blob {digest} in an output that you review")
+        return self._read(session, caller, release, job, owner, digest)
+
+    def file(self, session: Session, caller: Identity, release_id: str, name: str) -> tuple[str, bytes]:
+        """The type and bytes of the held file output `name` (custom code's `file:TYPE`); audited.
+        NotFound for an output `caller` does not review and for one that is not a file."""
+        release, job, views = self._shown(session, caller, release_id)
+        view = views.get(name)
+        if view is None or view.kind != "file" or view.file_type is None or len(view.blobs) != 1:
+            raise NotFound(f"release {release.id} has no file output {name} that you review")
+        return view.file_type, self._read(session, caller, release, job, view, view.blobs[0].sha256)
+
+    def _read(
+        self,
+        session: Session,
+        caller: Identity,
+        release: Release,
+        job: Job,
+        owner: HeldOutputView,
+        digest: str,
+    ) -> bytes:
         data = self._blobs.read(session, job.id, digest)
         self._audit.append(
             user=caller.name,

@@ -1,8 +1,10 @@
 """The model registry: built-in models, and signed packages that publishers upload.
 
 A package is stored only after `verify_package` passes with the project's root CA and revocation
-list, and only when the signer is the caller. A name@version is published once: the same archive
-again is a no-op, a different one is refused (publish a new version), and built-in names are taken.
+list, and only when the signer is the caller. A confidential package (sealed: ciphertext with its
+owner's signed terms) is stored after `verify_sealed`; the orchestrator never holds its key. A
+name@version is published once: the same archive again is a no-op, a different one is refused
+(publish a new version), and built-in names are taken.
 """
 
 from __future__ import annotations
@@ -21,11 +23,28 @@ from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from custos.core.identity import Identity
 from custos.core.refs import parse_model_ref
-from custos.core.wire import ModelArchive, ModelDetail, ModelKind, ModelPublic, ModelPublish, ModelSignature
+from custos.core.wire import (
+    ConfidentialTerms,
+    ModelArchive,
+    ModelDetail,
+    ModelKind,
+    ModelPublic,
+    ModelPublish,
+    ModelSignature,
+)
 from custos.orchestrator.services.trust import Trust
 from custos.orchestrator.tables import Model, ModelPackage
 from custos.policy.permissions import check_perform, permission_table
-from custos.registry import LIMITS, ModelManifest, PackageRefused, verify_package
+from custos.registry import (
+    LIMITS,
+    ModelManifest,
+    PackageRefused,
+    VerifiedPackage,
+    VerifiedSealed,
+    verify_package,
+    verify_sealed,
+)
+from custos.registry.signature import CertificateCheck
 
 BUILTIN_DESCRIPTIONS = {
     "stats": "Pooled summaries, frequency tables, histograms, quantiles",
@@ -61,9 +80,14 @@ class ModelService:
         check_perform(permission_table(), "model.publish", caller)
         ref = parse_model_ref(f"{body.name}@{body.version}")
         data = _decode(body.archive_b64)
-        signed = ModelSignature.model_validate(body.model_dump(exclude={"archive_b64"}))
+        signed = ModelSignature.model_validate(body.model_dump(exclude={"archive_b64", "confidential"}))
+        check = self._trust_check(session)
+        package: VerifiedPackage | VerifiedSealed
         try:
-            package = verify_package(data, signed, lambda cert: self._trust.verify(session, cert))
+            if body.confidential is not None:
+                package = verify_sealed(data, signed, body.confidential, check)
+            else:
+                package = verify_package(data, signed, check)
         except PackageRefused as exc:
             self._audit.append(user=caller.name, action="model_refused", message=f"{ref}: {exc.message}")
             raise
@@ -79,11 +103,8 @@ class ModelService:
             taken = "a built-in model" if existing.kind == ModelKind.BUILTIN else "published"
             raise Conflict(f"{ref} is {taken} already; a published version never changes, publish a new one")
         manifest = package.manifest
-        session.add(
-            Model(
-                name=ref.name, version=ref.version, kind=ModelKind.PACKAGE, description=manifest.description
-            )
-        )
+        kind = ModelKind.PACKAGE if body.confidential is None else ModelKind.CONFIDENTIAL
+        session.add(Model(name=ref.name, version=ref.version, kind=kind, description=manifest.description))
         row = ModelPackage(
             name=ref.name,
             version=ref.version,
@@ -96,13 +117,16 @@ class ModelService:
             signer_certificate_pem=body.signer_certificate_pem,
             signature=body.signature,
             published_at=self._clock(),
+            confidential_json=None
+            if body.confidential is None
+            else body.confidential.model_dump(mode="json"),
         )
         session.add(row)
         session.flush()
         self._audit.append(
             user=caller.name,
             action="model_published",
-            message=f"{ref} sha256:{package.digest} ({len(data)} bytes)",
+            message=f"{ref} {kind.value} sha256:{package.digest} ({len(data)} bytes)",
         )
         model = session.get(Model, (ref.name, ref.version))
         assert model is not None
@@ -131,7 +155,11 @@ class ModelService:
             signer=row.signer,
             published_at=row.published_at,
             archive_b64=base64.b64encode(row.archive).decode("ascii"),
+            confidential=_terms(row),
         )
+
+    def _trust_check(self, session: Session) -> CertificateCheck:
+        return lambda cert: self._trust.verify(session, cert)
 
     def _model(self, session: Session, ref: str) -> Model:
         parsed = parse_model_ref(ref)
@@ -141,6 +169,12 @@ class ModelService:
             names = ", ".join(f"{n}@{v}" for n, v in known)
             raise NotFound(f"unknown model {parsed}; the registry has: {names or 'none'}")
         return row
+
+
+def _terms(row: ModelPackage | None) -> ConfidentialTerms | None:
+    if row is None or row.confidential_json is None:
+        return None
+    return ConfidentialTerms.model_validate(row.confidential_json)
 
 
 def _decode(text: str) -> bytes:
@@ -168,7 +202,9 @@ def _public(model: Model, row: ModelPackage | None) -> ModelPublic:
 
 def _detail(model: Model, row: ModelPackage | None) -> ModelDetail:
     public = _public(model, row)
-    return ModelDetail(**public.model_dump(), manifest=row.manifest_json if row else None)
+    return ModelDetail(
+        **public.model_dump(), manifest=row.manifest_json if row else None, confidential=_terms(row)
+    )
 
 
 def resolve_model(session: Session, name: str, version: str) -> FederatedModel:

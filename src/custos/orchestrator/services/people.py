@@ -39,12 +39,16 @@ class PeopleService:
         user: str | None,
         since: datetime | None,
         limit: int,
+        action: str | None = None,
+        until: datetime | None = None,
     ) -> list[AuditEventPublic]:
         """The newest `limit` matching events the caller may see: an org admin sees the events of its
         org's users and gateways."""
         orgs = {r.name: r.org for r in session.execute(select(User)).scalars()}
         orgs.update({g.name: g.org for g in session.execute(select(Gateway)).scalars()})
-        events = select_events(read_events(self._audit_path), job=job, user=user, since=since)
+        events = select_events(
+            read_events(self._audit_path), job=job, user=user, since=since, action=action, until=until
+        )
         visible = [e for e in events if can_see("audit.view", caller, Resource(e.user, orgs.get(e.user)))]
         return [
             AuditEventPublic(

@@ -1,5 +1,5 @@
 """Released custom code logs: a failed task's full log, which its gateway kept, released by a custodian to
-the job's researcher.
+the job's researcher (for a confidential package: to the package's owner instead).
 
 Until a log is released the researcher has only the error's category, class and line. Who may release
 is who may review results for the gateway's org (`release.review`), never the job's author; a refusal
@@ -18,7 +18,7 @@ from custos.core.errors import Conflict, NotFound, PermissionDenied
 from custos.core.identity import Identity
 from custos.core.wire import ReleasedLogCreate, ReleasedLogPublic
 from custos.orchestrator.services.access import can_see, check_resource
-from custos.orchestrator.tables import Gateway, Job, ReleasedLog, Task
+from custos.orchestrator.tables import Gateway, Job, ModelPackage, ReleasedLog, Task
 from custos.policy.permissions import Resource
 
 RELEASE = "release.review"
@@ -93,11 +93,24 @@ class ReleasedLogService:
         missing = f"unknown job {job_id}"
         if job is None:
             raise NotFound(missing)
-        check_resource(READ, caller, Resource(job.submitter, job.org), missing)
+        owner = confidential_owner(session, job.model)
+        if owner is None:
+            check_resource(READ, caller, Resource(job.submitter, job.org), missing)
+        elif caller.name.casefold() != owner.casefold():
+            # A confidential package's log may quote what its code did: it goes to the package's
+            # owner, once a custodian released it, and to no one else (docs/confidential.md).
+            raise NotFound(missing)
         rows = session.execute(
             select(ReleasedLog).where(ReleasedLog.job_id == job_id).order_by(ReleasedLog.id)
         ).scalars()
         return [_public(row) for row in rows]
+
+
+def confidential_owner(session: Session, model: str) -> str | None:
+    """The publisher of `model` (name@version) when it is a confidential package; else None."""
+    name, _, version = model.partition("@")
+    row = session.get(ModelPackage, (name, version))
+    return row.signer if row is not None and row.confidential_json is not None else None
 
 
 def _public(row: ReleasedLog) -> ReleasedLogPublic:
