@@ -47,7 +47,7 @@ from custos.pki.tls import client_ssl_context
 from custos.policy.permissions import PUBLIC, check_role, permission_table
 
 # Examples per operation, by a caller who may perform it (one by each other caller): enough to reach
-# each operation's refusals, few enough that the requests take about a minute on two busy cores.
+# each operation's refusals, few enough that the whole run stays under a minute on two busy cores.
 EXAMPLES = 4
 IDENTITIES = ("alice", "admin@hospital-a", "root", "site-a")
 # The checks of every answer that is not a 5xx (a 5xx is a mismatch on its own, documented or not).
