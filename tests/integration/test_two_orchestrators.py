@@ -106,3 +106,35 @@ def test_the_other_orchestrator_carries_every_job_when_one_is_killed(two_orchest
     survivor = cluster.work_dir / "state" / "orchestrator-2" / "audit.log"
     assert "task_leased" in survivor.read_text(encoding="utf-8")
     assert verify_trail(survivor).ok
+
+
+def test_several_workers_on_one_port_run_a_job(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`custos orchestrator start --workers 2` on PostgreSQL: the gateways' polls and the researcher's
+    calls land on either worker, and a job runs to its result."""
+    gateways = [
+        GatewaySetup(
+            name, org, [DatasetSetup("patients", synthetic_patients(ROWS, site=i, seed=5), stats_policy())]
+        )
+        for i, (name, org) in enumerate(SITES[:2])
+    ]
+    cluster = Cluster(
+        tmp_path_factory.mktemp("workers"),
+        gateways=gateways,
+        users=[UserSetup("alice", "university")],
+        database_url=postgres_url,
+        workers=2,
+    )
+    with cluster:
+        log = cluster.log_path("orchestrator").read_text(encoding="utf-8")
+        assert "(workers 2, database postgresql+psycopg://" in log
+        with cluster.client("alice") as alice:
+            spec = alice.create_spec(
+                "workers", "stats@1.0.0", [f"{n}/patients" for n, _ in SITES[:2]], ["age"]
+            )
+            alice.activate_spec(spec.id)
+            job = alice.submit_job(spec.id, {"columns": ["age"], "statistics": ["count"]})
+            alice.wait_job(job.id, timeout=120)
+            assert alice.job_result(job.id).data["summaries"][0]["count"] == 2 * ROWS
+    assert "stopped" in cluster.log_path("orchestrator").read_text(encoding="utf-8")
