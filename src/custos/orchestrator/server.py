@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
 import logging
@@ -54,6 +55,7 @@ log = logging.getLogger("custos.orchestrator")
 
 # How the parent of `--workers N` passes each worker process its settings (a JSON object).
 WORKER_ENV = "CUSTOS_ORCHESTRATOR_WORKER"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class OrchestratorServer(uvicorn.Server):
@@ -147,11 +149,20 @@ def orchestrator_settings(state: Path, database_url: str) -> OrchestratorSetting
     )
 
 
+def end_with_parent() -> None:
+    """Have the kernel send this worker SIGTERM when its parent ends, however it ends (a SIGKILL
+    leaves the parent no chance to stop its workers), so no worker is left serving alone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("this worker will outlive its parent if the parent is killed")
+
+
 def worker_app() -> FastAPI:
     """The app of one worker process of `--workers N`, from the settings its parent passed it. The
     workers of one host share its state folder: the audit trail (appends are locked across
     processes, so it stays one chain) and the privacy file; blobs are in the database."""
     passed = json.loads(os.environ[WORKER_ENV])
+    end_with_parent()
     kit = load_kit(Path(passed["kit"]))
     configure_logging("orchestrator", level=passed["log_level"], log_format=passed["log_format"])
     return create_app(
