@@ -110,3 +110,12 @@ def test_gateway_refuses_a_missing_catalogue(cluster: Cluster, tmp_path: Path) -
         "gateway", "start", "--kit", str(cluster.kit_dir("site-b")), "--data", str(tmp_path / "nope.yaml")
     )
     assert_one_line_error(run, "nope.yaml")
+
+
+def test_sqlite_refuses_several_workers_and_writes_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    kit = str(cluster.kit_dir("orchestrator"))
+    run = custos("orchestrator", "start", "--kit", kit, "--state", str(state),
+                 "--workers", "3", "--database-url", f"sqlite:///{state / 'o.db'}")  # fmt: skip
+    assert_one_line_error(run, "--workers 3: SQLite is served by one process")
+    assert not state.exists()

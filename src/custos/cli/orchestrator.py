@@ -57,6 +57,14 @@ def start_orchestrator(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes on one port (more than 1 needs PostgreSQL); several hosts on one "
+            "PostgreSQL database may run behind a load balancer too.",
+        ),
+    ] = 1,
     log_level: LogLevelOption = LogLevel.info,
     log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
@@ -72,6 +80,7 @@ def start_orchestrator(
         database_url=database_url,
         trusted_proxies=trusted_proxy or (),
         metrics_port=metrics_port,
+        workers=workers,
         log_level=log_level.value,
         log_format="json" if log_format is LogFormatChoice.json else "text",
     )

@@ -32,6 +32,7 @@ from custos.core.clock import utcnow
 from custos.core.errors import CustosError, InvalidInput
 from custos.core.wire import SignedPolicy
 from custos.keybroker.vault import create_key_file
+from custos.local.balancer import Balancer
 from custos.local.process import ManagedProcess, free_port, log_tail
 from custos.pki.enrolment import add_participant
 from custos.pki.kit import load_kit
@@ -99,6 +100,8 @@ class Cluster:
         log_format: str = "text",
         log_level: str | None = None,
         metrics: bool = False,
+        orchestrators: int = 1,
+        workers: int = 1,
     ) -> None:
         if not users:
             raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
@@ -119,11 +122,18 @@ class Cluster:
         # (`metrics_port`), and each gateway writes its metrics file (`metrics_path`).
         self.metrics = metrics
         self.metrics_port: int | None = None
+        # Scale-out: `orchestrators` processes (each with a port and state folder of its own) on the
+        # one database, behind a round-robin `Balancer` on the cluster's port; each runs `workers`
+        # worker processes. More than one of either needs PostgreSQL.
+        self.orchestrators = orchestrators
+        self.workers = workers
+        self._balancer: Balancer | None = None
+        self.orchestrator_ports: dict[str, int] = {}
         self.host = "127.0.0.1"
         self.port = 0
         self.kits_dir = self.work_dir / "kits"
         self.logs_dir = self.work_dir / "logs"
-        self._orchestrator: ManagedProcess | None = None
+        self._orchestrators: list[ManagedProcess] = []
         self._gateway_processes: dict[str, ManagedProcess] = {}
         self._broker_processes: dict[str, ManagedProcess] = {}
         self._clients: list[Client] = []
@@ -144,6 +154,11 @@ class Cluster:
     def metrics_path(self, gateway: str) -> Path:
         return self.work_dir / "metrics" / f"{gateway}.prom"
 
+    @property
+    def orchestrator_names(self) -> list[str]:
+        """ "orchestrator", then "orchestrator-2" and on for the further orchestrator processes."""
+        return ["orchestrator", *(f"orchestrator-{i}" for i in range(2, self.orchestrators + 1))]
+
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
@@ -152,7 +167,11 @@ class Cluster:
 
     def logs(self) -> str:
         """The tail of every process's log, for a failing test to print."""
-        names = ["orchestrator", *(g.name for g in self.gateways), *(b.name for b in self.keybrokers)]
+        names = [
+            *self.orchestrator_names,
+            *(g.name for g in self.gateways),
+            *(b.name for b in self.keybrokers),
+        ]
         return "\n".join(f"===== {n} =====\n{log_tail(self.log_path(n))}" for n in names)
 
     def __enter__(self) -> Cluster:
@@ -189,8 +208,13 @@ class Cluster:
             process.stop(self.stop_timeout)
         for process in self._broker_processes.values():
             process.stop(self.stop_timeout)
-        if self._orchestrator is not None:
-            self._orchestrator.stop(self.stop_timeout)
+        for process in self._orchestrators:
+            process.terminate()
+        for process in self._orchestrators:
+            process.stop(self.stop_timeout)
+        if self._balancer is not None:
+            self._balancer.stop()
+            self._balancer = None
 
     def provision(self) -> list[Path]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -284,40 +308,52 @@ class Cluster:
         return [sys.executable, "-m", "custos.cli", *args]
 
     def start_orchestrator(self) -> None:
-        """Start the orchestrator (again, after stop_orchestrator) on the cluster's port; wait for health."""
-        if self._orchestrator is None:
+        """Start the orchestrator processes (again, after stop_orchestrator) and, with several, their
+        balancer on the cluster's port; wait for health."""
+        if not self._orchestrators:
             extra = {"CUSTOS_DATABASE_URL": self.database_url} if self.database_url else {}
-            metrics: dict[str, object] = {}
-            if self.metrics:
-                self.metrics_port = free_port(self.host)
-                metrics["metrics_port"] = self.metrics_port
-            self._orchestrator = ManagedProcess(
-                name="orchestrator",
-                argv=self._cli(
-                    "orchestrator",
-                    "start",
-                    *_flags(
-                        kit=self.kit_dir("orchestrator"),
-                        state=self.work_dir / "state" / "orchestrator",
-                        host=self.host,
-                        port=self.port,
-                        **self._log_flags(),
-                        **metrics,
-                    ),
-                ),
-                env=self._child_env(extra),
-                cwd=self.work_dir,
-                log_path=self.log_path("orchestrator"),
-            )
-        self._orchestrator.start()
+            for name in self.orchestrator_names:
+                flags: dict[str, object] = {}
+                if self.metrics and name == "orchestrator":
+                    self.metrics_port = free_port(self.host)
+                    flags["metrics_port"] = self.metrics_port
+                if self.workers > 1:
+                    flags["workers"] = self.workers
+                port = self.port if self.orchestrators == 1 else free_port(self.host)
+                self._orchestrators.append(
+                    ManagedProcess(
+                        name=name,
+                        argv=self._cli(
+                            "orchestrator",
+                            "start",
+                            *_flags(
+                                kit=self.kit_dir("orchestrator"),
+                                state=self.work_dir / "state" / name,
+                                host=self.host,
+                                port=port,
+                                **self._log_flags(),
+                                **flags,
+                            ),
+                        ),
+                        env=self._child_env(extra),
+                        cwd=self.work_dir,
+                        log_path=self.log_path(name),
+                    )
+                )
+                self.orchestrator_ports[name] = port
+            if self.orchestrators > 1:
+                backends = [(self.host, port) for port in self.orchestrator_ports.values()]
+                self._balancer = Balancer(self.host, self.port, backends).start()
+        for process in self._orchestrators:
+            process.start()
         self.wait_for_health()
 
     def stop_orchestrator(self, *, kill: bool = False) -> None:
-        """Stop the orchestrator: SIGTERM, or SIGKILL with `kill`, as a crash would."""
-        if kill and self._orchestrator is not None:
-            self._orchestrator.kill(self.stop_timeout)
-        if self._orchestrator is not None:
-            self._orchestrator.stop(self.stop_timeout)
+        """Stop the orchestrator processes: SIGTERM, or SIGKILL with `kill`, as a crash would."""
+        for process in self._orchestrators:
+            if kill:
+                process.kill(self.stop_timeout)
+            process.stop(self.stop_timeout)
 
     def add_gateway(self, gateway: GatewaySetup) -> Path:
         """Join a new site to the running project as `custos provision add` does (its kit, and its
@@ -411,15 +447,16 @@ class Cluster:
 
     def process(self, name: str) -> ManagedProcess:
         """The process `name` ("orchestrator" or a gateway) this cluster started."""
-        found = self._orchestrator if name == "orchestrator" else self._gateway_processes.get(name)
+        orchestrators = {p.name: p for p in self._orchestrators}
+        found = orchestrators.get(name) or self._gateway_processes.get(name)
         if found is None:
             raise InvalidInput(f"this cluster started no process named {name!r}")
         return found
 
     def pids(self) -> dict[str, int]:
         """The PID of every process of the cluster that is running."""
-        processes = [self._orchestrator, *self._gateway_processes.values()]
-        return {p.name: p.popen.pid for p in processes if p is not None and p.popen is not None and p.running}
+        processes = [*self._orchestrators, *self._gateway_processes.values()]
+        return {p.name: p.popen.pid for p in processes if p.popen is not None and p.running}
 
     def client(self, user: str, *, timeout: float = 30) -> Client:
         """An SDK client signed in as `user`; closed by stop() if the caller has not closed it."""
@@ -428,9 +465,8 @@ class Cluster:
         return client
 
     def _check_alive(self) -> None:
-        for process in [self._orchestrator, *self._gateway_processes.values()]:
-            if process is not None:
-                process.check_running()
+        for process in [*self._orchestrators, *self._gateway_processes.values()]:
+            process.check_running()
 
     def wait_for_health(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

@@ -40,7 +40,8 @@ from custos.orchestrator.outage import is_unavailable
 from custos.orchestrator.portal import ROUTERS, SecurityHeaders, page_error
 from custos.orchestrator.services.anchors import AnchorService
 from custos.orchestrator.services.auth import AuthService
-from custos.orchestrator.services.blobs import BlobStore
+from custos.orchestrator.services.blob_stores import BlobStore, DatabaseBlobStore, FolderBlobStore
+from custos.orchestrator.services.blobs import JobBlobs
 from custos.orchestrator.services.budget import BudgetService
 from custos.orchestrator.services.budget_reconciliation import BudgetReconciler
 from custos.orchestrator.services.code_requests import CodeRequestService
@@ -49,6 +50,7 @@ from custos.orchestrator.services.held_outputs import HeldOutputService
 from custos.orchestrator.services.jobs import JobService
 from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
+from custos.orchestrator.services.polls import PollService
 from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
 from custos.orchestrator.services.sites import SiteService
@@ -56,6 +58,7 @@ from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
 from custos.orchestrator.settings import OrchestratorSettings
+from custos.orchestrator.wakeups import PostgresWakeups, is_postgres
 from custos.privacy.filters import SitePrivacy, check_orchestrator_config, load_site_privacy
 
 log = logging.getLogger("custos.orchestrator")
@@ -69,7 +72,10 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     audit = AuditTrail(settings.audit_path, clock=clock)
     trust = Trust(root, clock)
     datasets = DatasetService(clock, trust, audit)
-    blobs = BlobStore(settings.blob_root)
+    store: BlobStore = (
+        DatabaseBlobStore() if settings.blob_store_kind == "database" else FolderBlobStore(settings.blob_root)
+    )
+    blobs = JobBlobs(store)
     tasks = TaskService(clock, settings.lease_margin_s, audit, datasets, blobs, metrics)
     privacy = load_site_privacy(settings.privacy_path) if settings.privacy_path else SitePrivacy()
     check_orchestrator_config(privacy)
@@ -104,6 +110,10 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
         sites=sites,
         anchors=anchors,
         reconciler=reconciler,
+        polls=PollService(clock),
+        wakeups=PostgresWakeups(settings.database_url, notifier)
+        if is_postgres(settings.database_url)
+        else None,
     )
     services.run(services.models.register_builtins)
     return services
@@ -115,7 +125,11 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         services.notifier.bind(asyncio.get_running_loop())
+        if services.wakeups is not None:
+            services.wakeups.start()
         yield
+        if services.wakeups is not None:
+            services.wakeups.stop()
         services.db.dispose()
 
     # Every route passes the permission table first (default deny; see custos/policy/permissions.yaml).

@@ -1,12 +1,12 @@
 """Wakes long-polling gateways the moment work is queued for them.
 
 Services run in worker threads; the long-poll waits on the event loop. `notify` is thread-safe.
-Waiters also re-check the database on a short period, so several orchestrator workers sharing one
-database still hand out work (a little later) without a shared notifier.
-
-It also keeps each gateway's newest poll number: a gateway numbers its polls in increasing order, and a
-poll older than one already seen was given up on by its gateway (its connection was delayed past the
-gateway's wait), so it must lease nothing.
+Within one process a commit wakes its waiters directly. Across processes (several workers or hosts on
+one PostgreSQL database) the committing transaction also sends `NOTIFY custos_tasks` with the gateways'
+names, which PostgreSQL delivers only if it commits, and each process's `PostgresWakeups` thread
+LISTENs and wakes its own waiters. Waiters also re-check the database on a short period, so a lost
+notification costs a little latency, never a task. Each gateway's newest poll number lives in the
+database (services/polls.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 _PENDING = "custos.notify"
-# How long a gateway's newest poll number outranks older ones that arrive late.
-POLL_MEMORY_S = 120.0
+# The PostgreSQL channel that carries wake-ups between orchestrator processes.
+CHANNEL = "custos_tasks"
 
 
 def notify_after_commit(session: Session, gateways: Iterable[str]) -> None:
@@ -36,7 +36,7 @@ class TaskNotifier:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[str, asyncio.Event] = {}
-        self._newest_poll: dict[str, tuple[int, float]] = {}  # number, when it arrived (monotonic)
+        self._seen: dict[str, float] = {}  # gateway: when its newest poll arrived (monotonic)
         self.stopping = False
 
     def stop(self) -> None:
@@ -55,26 +55,14 @@ class TaskNotifier:
     def _event(self, gateway: str) -> asyncio.Event:
         return self._events.setdefault(gateway, asyncio.Event())
 
-    def poll_arrived(self, gateway: str, poll: int) -> bool:
-        """Note the gateway's poll number `poll`; False when a newer poll of the gateway arrived in the
-        last `POLL_MEMORY_S` (a live gateway polls far more often): after that, a gateway restarted
-        with its clock set back is served again rather than refused for good."""
-        now = time.monotonic()
-        newest = self._newest_poll.get(gateway)
-        if newest is not None and poll < newest[0] and now - newest[1] < POLL_MEMORY_S:
-            return False
-        self._newest_poll[gateway] = (poll, now)
-        return True
+    def saw(self, gateway: str) -> None:
+        """A poll of the gateway reached this process (for the `custos_gateways_online` gauge)."""
+        self._seen[gateway] = time.monotonic()
 
     def recent_gateways(self, within_s: float) -> list[str]:
-        """The gateways whose newest poll arrived in the last `within_s` seconds."""
+        """The gateways whose newest poll reached this process in the last `within_s` seconds."""
         now = time.monotonic()
-        return sorted(g for g, (_, seen) in list(self._newest_poll.items()) if now - seen <= within_s)
-
-    def is_newest_poll(self, gateway: str, poll: int) -> bool:
-        """Whether `poll` is still the gateway's newest poll: no later one has arrived meanwhile."""
-        newest = self._newest_poll.get(gateway)
-        return newest is not None and newest[0] == poll
+        return sorted(g for g, seen in list(self._seen.items()) if now - seen <= within_s)
 
     def notify(self, gateways: Iterable[str]) -> None:
         loop = self._loop

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
+import json
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Generator, Sequence
@@ -13,6 +16,7 @@ from types import FrameType
 from typing import TypedDict
 
 import uvicorn
+from fastapi import FastAPI
 from prometheus_client import start_http_server
 from sqlalchemy.engine import make_url
 
@@ -20,6 +24,7 @@ from custos.core.errors import InvalidInput, KitError
 from custos.core.identity import Role
 from custos.core.operator_log import LogFormat, configure_logging
 from custos.orchestrator.app import create_app
+from custos.orchestrator.db import Database, migrate
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki.kit import Kit, load_kit
 from custos.pki.tls import ServerSSLOptions, server_ssl_options
@@ -47,6 +52,10 @@ class ForwardingOptions(TypedDict):
 
 
 log = logging.getLogger("custos.orchestrator")
+
+# How the parent of `--workers N` passes each worker process its settings (a JSON object).
+WORKER_ENV = "CUSTOS_ORCHESTRATOR_WORKER"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class OrchestratorServer(uvicorn.Server):
@@ -112,6 +121,55 @@ def forwarding_options(trusted_proxies: Sequence[str]) -> ForwardingOptions:
     return ForwardingOptions(proxy_headers=True, forwarded_allow_ips=list(trusted_proxies))
 
 
+def check_workers(workers: int, database_url: str, metrics_port: int | None) -> None:
+    """Several worker processes need a database they can all write: PostgreSQL."""
+    if workers < 1:
+        raise InvalidInput(f"--workers {workers}: give 1 or more")
+    if workers == 1:
+        return
+    if database_url.startswith("sqlite"):
+        raise InvalidInput(
+            f"--workers {workers}: SQLite is served by one process; "
+            "give a PostgreSQL --database-url to run several workers"
+        )
+    if metrics_port is not None:
+        raise InvalidInput(
+            f"--metrics-port with --workers {workers}: each worker has its own metrics; "
+            "scrape /metrics on the API instead"
+        )
+
+
+def orchestrator_settings(state: Path, database_url: str) -> OrchestratorSettings:
+    # The orchestrator's task filters, as the gateways' (privacy.yaml in the state folder, if any).
+    privacy = state / PRIVACY_FILE
+    return OrchestratorSettings(
+        database_url=database_url,
+        audit_path=state / "audit.log",
+        privacy_path=privacy if privacy.is_file() else None,
+    )
+
+
+def end_with_parent() -> None:
+    """Have the kernel send this worker SIGTERM when its parent ends, however it ends (a SIGKILL
+    leaves the parent no chance to stop its workers), so no worker is left serving alone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("this worker will outlive its parent if the parent is killed")
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of `--workers N`, from the settings its parent passed it. The
+    workers of one host share its state folder: the audit trail (appends are locked across
+    processes, so it stays one chain) and the privacy file; blobs are in the database."""
+    passed = json.loads(os.environ[WORKER_ENV])
+    end_with_parent()
+    kit = load_kit(Path(passed["kit"]))
+    configure_logging("orchestrator", level=passed["log_level"], log_format=passed["log_format"])
+    return create_app(
+        orchestrator_settings(Path(passed["state"]), passed["database_url"]), kit.root_certificate
+    )
+
+
 def serve(
     kit_dir: Path,
     *,
@@ -123,6 +181,7 @@ def serve(
     log_level: str = "info",
     log_format: LogFormat = "text",
     metrics_port: int | None = None,
+    workers: int = 1,
 ) -> None:
     forwarding = forwarding_options(trusted_proxies)
     kit = load_kit(kit_dir)
@@ -131,19 +190,16 @@ def serve(
             f"kit at {kit_dir} belongs to {kit.identity.name} ({kit.identity.role}), not an orchestrator"
         )
     state = state_dir or kit_dir / "state"
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
     url = database_url or f"sqlite:///{state / 'orchestrator.db'}"
+    check_workers(workers, url, metrics_port)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
     configure_logging("orchestrator", level=log_level, log_format=log_format)
-    # The orchestrator's task filters, as the gateways' (privacy.yaml in the state folder, if any).
-    privacy = state / PRIVACY_FILE
-    settings = OrchestratorSettings(
-        database_url=url, audit_path=state / "audit.log", privacy_path=privacy if privacy.is_file() else None
-    )
-    app = create_app(settings, kit.root_certificate)
     listen_host = host or kit.config.listen_host or "127.0.0.1"
     listen_port = port or kit.config.listen_port or 8443
-    config = uvicorn.Config(
-        app,
+    banner = (
+        f"listening on https://{listen_host}:{listen_port} (workers {workers}, database {redacted_url(url)})"
+    )
+    options = dict(
         host=listen_host,
         port=listen_port,
         # Our handler (configure_logging) writes uvicorn's records too, in the chosen format.
@@ -155,7 +211,11 @@ def serve(
         **forwarding,
         **orchestrator_ssl_options(kit),
     )
-    banner = f"listening on https://{listen_host}:{listen_port} (workers 1, database {redacted_url(url)})"
+    if workers > 1:
+        serve_workers(kit_dir, state, url, workers, banner, options, log_level, log_format)
+        return
+    app = create_app(orchestrator_settings(state, url), kit.root_certificate)
+    config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
     services = app.state.services
     exporter = None
     if metrics_port is not None:
@@ -168,3 +228,46 @@ def serve(
         if exporter is not None:
             exporter.shutdown()
             exporter.server_close()
+
+
+def serve_workers(
+    kit_dir: Path,
+    state: Path,
+    url: str,
+    workers: int,
+    banner: str,
+    options: dict[str, object],
+    log_level: str,
+    log_format: LogFormat,
+) -> None:
+    """`workers` processes (uvicorn's supervisor) on one listening socket. The schema is migrated
+    once, here, before any worker starts. SIGTERM or SIGINT stops the workers (each gives its open
+    requests the grace) and then this process, which exits 0."""
+    from uvicorn.supervisors import Multiprocess
+
+    db = Database(url)
+    try:
+        migrate(db.engine)
+    finally:
+        db.dispose()
+    passed = {
+        "kit": str(kit_dir.resolve()),
+        "state": str(state.resolve()),
+        "database_url": url,
+        "log_level": log_level,
+        "log_format": log_format,
+    }
+    os.environ[WORKER_ENV] = json.dumps(passed)  # inherited by the workers, read by worker_app
+    config = uvicorn.Config(
+        "custos.orchestrator.server:worker_app",
+        factory=True,
+        workers=workers,
+        **options,  # type: ignore[arg-type]
+    )
+    socket_ = config.bind_socket()
+    log.info("%s", banner)
+    try:
+        Multiprocess(config, sockets=[socket_]).run()
+    finally:
+        socket_.close()
+    log.info("stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class OrchestratorSettings:
     privacy_path: Path | None = None
     # Where blobs are kept; by default the folder `blobs` beside the audit trail (the state folder).
     blob_dir: Path | None = None
+    # Which blob store keeps blobs' bytes: "folder" (blob_dir) or "database" (rows of the shared
+    # database); by default the database on PostgreSQL, so that several orchestrator hosts reach every
+    # blob, and the folder on SQLite, which only one host serves.
+    blob_store: Literal["folder", "database"] | None = None
 
     # A gateway is offline once it has not been seen for a whole long poll and this margin more
     # (`offline_after_s`): a polling gateway is seen at each poll, a busy one by its own heartbeat.
@@ -29,6 +34,12 @@ class OrchestratorSettings:
     @property
     def offline_after_s(self) -> float:
         return self.long_poll_max_s + self.site_offline_margin_s
+
+    @property
+    def blob_store_kind(self) -> Literal["folder", "database"]:
+        if self.blob_store is not None:
+            return self.blob_store
+        return "folder" if self.database_url.startswith("sqlite") else "database"
 
     @property
     def blob_root(self) -> Path:

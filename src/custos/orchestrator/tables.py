@@ -429,14 +429,34 @@ class CodeReviewRecord(Base):
 
 class Blob(Base):
     """A binary payload of a job (model weights, file outputs), named by its SHA-256. Messages carry a
-    reference ({"$blob": digest, "size": n}); the bytes are a file in the blob folder (`BlobStore`),
-    and this row is its index. Both go when nothing of the job refers to the blob."""
+    reference ({"$blob": digest, "size": n}); the bytes are in a blob store (a file in the blob folder,
+    or a `BlobBytes` row: services/blob_stores.py), and this row is its index. Both go when nothing
+    of the job refers to the blob."""
 
     __tablename__ = "blobs"
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+
+
+class BlobBytes(Base):
+    """A blob's bytes, where the orchestrator keeps them in the database (`DatabaseBlobStore`): so that
+    several orchestrator processes on one PostgreSQL database reach every blob."""
+
+    __tablename__ = "blob_bytes"
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GatewayPoll(Base):
+    """Each gateway's newest poll number, shared by every orchestrator process (`services/polls.py`)."""
+
+    __tablename__ = "gateway_polls"
+    gateway: Mapped[str] = mapped_column(String(64), primary_key=True)
+    poll: Mapped[int] = mapped_column(BigInteger)
+    arrived_at: Mapped[datetime]
 
 
 # --- released custom code logs ----------------------------------------------------------------------

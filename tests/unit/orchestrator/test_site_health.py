@@ -127,3 +127,51 @@ def test_a_malformed_heartbeat_is_refused_and_changes_nothing(api: TestClient, k
     # Only gateways send heartbeats.
     r = api.post("/api/v1/gateway/heartbeat", json={"version": "0.1.0", "tasks_in_flight": 0}, headers=alice)
     assert r.status_code == 403
+
+
+@pytest.mark.parametrize("sign_of_life", ["heartbeat", "standing"])
+def test_a_busy_gateway_keeps_its_lease_past_its_expiry_while_it_says_it_works(
+    api: TestClient, kits: dict[str, Kit], clock: StepClock, sign_of_life: str
+) -> None:
+    """The lease (300 s of wall time and a 60 s margin) runs out while the task runs; the gateway's
+    heartbeats (or its standing questions) extend it, so its next poll holding the task reclaims
+    nothing and its result of attempt 1 is taken: the task is computed once."""
+    gw, alice = bearer(api, kits["site-a"]), bearer(api, kits["alice"])
+    publish(api, kits)
+    spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
+    spec_id = api.post("/api/v1/specs", json=spec, headers=alice).json()["id"]
+    api.post(f"/api/v1/specs/{spec_id}/activate", headers=alice)
+    task = poll(api, gw)["task"]
+    assert isinstance(task, dict) and task["attempt"] == 1
+    task_id = task["task_id"]
+    for _ in range(30):  # 30 x 20 s: far past the lease's 360 s
+        clock.now += timedelta(seconds=20)
+        if sign_of_life == "heartbeat":
+            beat = {"version": "0.1.0", "tasks_in_flight": 1}
+            r = api.post("/api/v1/gateway/heartbeat", json=beat, headers=gw)
+        else:
+            r = api.get(f"/api/v1/gateway/tasks/{task_id}", headers=gw)
+        assert r.status_code == 200, r.text
+    body = {"wait": 0, "held": [task_id], "heartbeat": {"version": "0.1.0", "tasks_in_flight": 1}}
+    again = api.post("/api/v1/gateway/tasks/next", json=body, headers=gw).json()
+    assert again["task"] is None, "the task was reclaimed and leased again"
+    digest = result_digest("done", {"ok": True}, None)
+    upload = {"attempt": 1, "status": "done", "result": {"ok": True}, "digest": digest}
+    r = api.post(f"/api/v1/gateway/tasks/{task_id}/result", json=upload, headers=gw)
+    assert r.status_code == 200, r.text
+
+
+def test_a_silent_gateway_loses_its_expired_lease(
+    api: TestClient, kits: dict[str, Kit], clock: StepClock
+) -> None:
+    gw, alice = bearer(api, kits["site-a"]), bearer(api, kits["alice"])
+    publish(api, kits)
+    spec = {"name": "s", "model": "stats@1.0.0", "datasets": ["site-a/patients"], "columns": ["age"]}
+    spec_id = api.post("/api/v1/specs", json=spec, headers=alice).json()["id"]
+    api.post(f"/api/v1/specs/{spec_id}/activate", headers=alice)
+    task = poll(api, gw)["task"]
+    assert isinstance(task, dict)
+    clock.now += timedelta(seconds=361)
+    body = {"wait": 0, "held": [task["task_id"]], "heartbeat": {"version": "0.1.0", "tasks_in_flight": 1}}
+    again = api.post("/api/v1/gateway/tasks/next", json=body, headers=gw).json()["task"]
+    assert again is not None and again["task_id"] == task["task_id"] and again["attempt"] == 2

@@ -26,6 +26,7 @@ from custos.orchestrator.services.held_outputs import HeldOutputService
 from custos.orchestrator.services.jobs import JobService
 from custos.orchestrator.services.models import ModelService
 from custos.orchestrator.services.people import PeopleService
+from custos.orchestrator.services.polls import PollService
 from custos.orchestrator.services.released_logs import ReleasedLogService
 from custos.orchestrator.services.releases import ReleaseService
 from custos.orchestrator.services.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
@@ -34,6 +35,7 @@ from custos.orchestrator.services.specs import SpecService
 from custos.orchestrator.services.tasks import TaskService
 from custos.orchestrator.services.trust import Trust
 from custos.orchestrator.settings import OrchestratorSettings
+from custos.orchestrator.wakeups import PostgresWakeups, announce
 
 T = TypeVar("T")
 
@@ -61,12 +63,17 @@ class Services:
     sites: SiteService
     anchors: AnchorService
     reconciler: BudgetReconciler
+    polls: PollService
+    # Wake-ups across processes on PostgreSQL (none on SQLite: one process serves it).
+    wakeups: PostgresWakeups | None
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in one transaction; after it commits, wake the gateways it queued work for."""
         with self.db.session() as session:
             value = fn(session)
             notify = pending_notifications(session)
+            if notify and self.wakeups is not None:
+                announce(session, notify)  # to the other orchestrator processes, at commit
         self.notifier.notify(notify)
         return value
 

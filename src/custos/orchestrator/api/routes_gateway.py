@@ -91,8 +91,14 @@ async def next_task_with_heartbeat(
 
 @router.post("/heartbeat")
 def heartbeat(body: Heartbeat, caller: GatewayDep, services: ServicesDep) -> Ack:
-    """A gateway busy with a task, and so not polling, says it is alive."""
-    services.run(lambda s: services.sites.seen(s, caller.identity.name, body))
+    """A gateway busy with a task, and so not polling, says it is alive: its leases are extended."""
+    name = caller.identity.name
+
+    def beat(session: Session) -> None:
+        services.sites.seen(session, name, body)
+        services.tasks.extend_leases(session, name)
+
+    services.run(beat)
     return Ack()
 
 
@@ -103,11 +109,17 @@ async def _poll(request: Request, name: str, services: Services, body: PollReque
     its `held` list, the tasks the gateway still works on, is the only one that reclaims leases.
     The answer names which of the `running` jobs (those the gateway keeps a runtime for) have ended.
     """
-    notifier = services.notifier
     poll, held = body.poll, tuple(body.held)
-    if poll is not None and not notifier.poll_arrived(name, poll):
+
+    def arrive(session: Session) -> bool:
+        if poll is not None and not services.polls.arrived(session, name, poll):
+            return False
+        services.sites.seen(session, name, body.heartbeat)
+        return True
+
+    if not await run_in_threadpool(services.run, arrive):
         return PollResponse(task=None)
-    await run_in_threadpool(services.run, lambda s: services.sites.seen(s, name, body.heartbeat))
+    services.notifier.saw(name)
     log.debug("long poll %s from %s: open (wait %g s)", poll, name, body.wait)
     with services.metrics.long_poll_open():
         task = await _wait_for_task(request, services, name, held, poll, body.wait)
@@ -122,15 +134,21 @@ async def _wait_for_task(
 ) -> TaskAssignment | None:
     notifier = services.notifier
     deadline = time.monotonic() + min(wait, services.settings.long_poll_max_s)
+
+    def lease(session: Session) -> tuple[bool, TaskAssignment | None]:
+        # Checked in the lease's own transaction: on any orchestrator process, an overtaken poll
+        # leases nothing.
+        if poll is not None and not services.polls.is_newest(session, name, poll):
+            return True, None
+        return False, services.tasks.lease(session, name, held)
+
     while True:
         # A server shutting down hands out no more work: the poll returns, and the shutdown is prompt.
         if notifier.stopping or await request.is_disconnected():
             return None
-        if poll is not None and not notifier.is_newest_poll(name, poll):
-            return None
-        task = await run_in_threadpool(services.run, lambda s: services.tasks.lease(s, name, held))
+        overtaken, task = await run_in_threadpool(services.run, lease)
         remaining = deadline - time.monotonic()
-        if task is not None or remaining <= 0:
+        if overtaken or task is not None or remaining <= 0:
             return task
         await notifier.wait(name, min(RECHECK_S, remaining))
 

@@ -1,39 +1,36 @@
 """A job's blobs: the bytes behind the references in its tasks, state and result.
 
-The bytes are files, one per (job, digest), under the orchestrator's blob folder; the database keeps
-the index (`blobs`: job, digest, size). Files, because a 40 MB row costs SQLite ten to twenty times
-what a file write costs, every round. Several orchestrator workers share the folder as they share the
-database. A file is written (atomically) before the row that names it, so a row never names a
-missing file; a file whose row was rolled back is removed with its job's other unreferenced blobs.
+The bytes are in a `BlobStore` (services/blob_stores.py): files under the orchestrator's blob folder
+on one host (because a 40 MB row costs SQLite ten to twenty times what a file write costs, every
+round), or rows of the shared database when several orchestrator hosts serve one PostgreSQL database.
+The database keeps the index (`blobs`: job, digest, size). The bytes are stored before the row that
+names them, so a row never names missing bytes; bytes whose row was rolled back are removed with
+their job's other unreferenced blobs.
 A blob goes when nothing of its job refers to it any more: while the job runs, only its state and its
 current round's inputs and results keep theirs; once it ends, only its result's.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from custos.core.blobs import Blobs, externalize, internalize, refs_in
 from custos.core.errors import NotFound
-from custos.core.ids import new_id
 from custos.core.states import JobState
+from custos.orchestrator.services.blob_stores import BlobStore
 from custos.orchestrator.tables import Blob, Job, Result, Task
 
 
-class BlobStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+class JobBlobs:
+    """A job's blobs: their index rows here, their bytes in `store`."""
 
-    def _folder(self, job_id: str) -> Path:
-        return self.root / job_id
+    def __init__(self, store: BlobStore) -> None:
+        self._bytes = store
 
     def store(self, session: Session, job_id: str, blobs: Blobs, now: datetime) -> None:
         """Keep `blobs` for the job; one it already has is not written again."""
@@ -44,14 +41,10 @@ class BlobStore:
             .scalars()
             .all()
         )
-        folder = self._folder(job_id)
         for digest, data in blobs.items():
             if digest in have:
                 continue
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            partial = folder / f"{digest}.{new_id('part')}"
-            partial.write_bytes(data)
-            os.replace(partial, folder / digest)
+            self._bytes.put(session, job_id, digest, data)
             session.add(Blob(job_id=job_id, digest=digest, size=len(data), created_at=now))
         session.flush()
 
@@ -63,10 +56,10 @@ class BlobStore:
 
     def read(self, session: Session, job_id: str, digest: str) -> bytes:
         row = session.get(Blob, (job_id, digest))
-        path = self._folder(job_id) / digest
-        if row is None or not path.is_file():
+        data = None if row is None else self._bytes.get(session, job_id, digest)
+        if data is None:
             raise NotFound(f"job {job_id} has no blob {digest}")
-        return path.read_bytes()
+        return data
 
     def missing(self, session: Session, job_id: str, digests: Iterable[str]) -> list[str]:
         wanted = set(digests)
@@ -97,14 +90,5 @@ class BlobStore:
         unwanted = select(Blob.digest).where(Blob.job_id == job.id, Blob.digest.not_in(keep))
         gone = list(session.execute(unwanted).scalars())
         session.execute(delete(Blob).where(Blob.job_id == job.id, Blob.digest.in_(gone)))
-        folder = self._folder(job.id)
         ended = job.state != JobState.RUNNING
-
-        def remove_files(_session: Session) -> None:  # only once the rows are gone for good
-            if ended and not keep:
-                shutil.rmtree(folder, ignore_errors=True)  # with any file a crash left half-written
-                return
-            for digest in gone:
-                (folder / digest).unlink(missing_ok=True)
-
-        event.listen(session, "after_commit", remove_files, once=True)
+        self._bytes.remove(session, job.id, gone, whole_job=ended and not keep)

@@ -20,7 +20,7 @@ from custos.core.blobs import refs_in
 from custos.core.errors import NotFound
 from custos.core.identity import Identity
 from custos.core.wire import HELD_RESULT, BlobPublic, HeldOutput, HeldOutputKind, HeldOutputView
-from custos.orchestrator.services.blobs import BlobStore
+from custos.orchestrator.services.blobs import JobBlobs
 from custos.orchestrator.services.releases import ReleaseService, org_of, own_parts
 from custos.orchestrator.tables import Job, Release, Result
 
@@ -32,7 +32,7 @@ def _blobs(output: Any) -> list[BlobPublic]:
 
 
 class HeldOutputService:
-    def __init__(self, releases: ReleaseService, blobs: BlobStore, audit: AuditTrail) -> None:
+    def __init__(self, releases: ReleaseService, blobs: JobBlobs, audit: AuditTrail) -> None:
         self._releases = releases
         self._blobs = blobs
         self._audit = audit

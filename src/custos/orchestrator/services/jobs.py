@@ -33,7 +33,7 @@ from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPubl
 from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.notifier import notify_after_commit
 from custos.orchestrator.services.access import check_resource
-from custos.orchestrator.services.blobs import BlobStore
+from custos.orchestrator.services.blobs import JobBlobs
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.models import resolve_model
 from custos.orchestrator.services.releases import held_message, hold_result
@@ -90,7 +90,7 @@ class JobService:
         datasets: DatasetService,
         clock: Clock,
         audit: AuditTrail,
-        blobs: BlobStore,
+        blobs: JobBlobs,
         privacy: SitePrivacy | None = None,
         metrics: OrchestratorMetrics | None = None,
     ) -> None:

@@ -34,7 +34,7 @@ from custos.core.wire import (
     result_digest,
 )
 from custos.orchestrator.metrics import OrchestratorMetrics
-from custos.orchestrator.services.blobs import BlobStore
+from custos.orchestrator.services.blobs import JobBlobs
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.tables import ComputeSpec, Job, Task
 
@@ -90,7 +90,7 @@ class TaskService:
         lease_margin_s: int,
         audit: AuditTrail,
         datasets: DatasetService,
-        blobs: BlobStore,
+        blobs: JobBlobs,
         metrics: OrchestratorMetrics | None = None,
     ) -> None:
         self._metrics = metrics
@@ -237,10 +237,33 @@ class TaskService:
         )
         return sorted(session.execute(ended).scalars())
 
+    def extend_leases(self, session: Session, gateway: str, task_ids: Collection[str] | None = None) -> None:
+        """The gateway is alive and works on its leased tasks (all, or `task_ids`): each lease runs
+        at least `lease_margin_s` from now, so a busy gateway never loses a task it is running (and
+        no task is computed twice). A lease its gateway no longer holds is still reclaimed at the
+        gateway's next poll, whose `held` list leaves it out."""
+        now = self._clock()
+        until = now + timedelta(seconds=self._lease_margin_s)
+        extend = (
+            update(Task)
+            .where(
+                Task.gateway == gateway,
+                Task.state.in_([TaskState.LEASED, TaskState.RUNNING]),
+                Task.lease_expires_at < until,
+            )
+            .values(lease_expires_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        if task_ids is not None:
+            extend = extend.where(Task.id.in_(list(task_ids)))
+        session.execute(extend)
+
     def standing(self, session: Session, gateway: str, task_id: str) -> TaskStanding:
         """Whether the gateway should go on with the task: `stop` says why not (the task was failed
-        here because its job was cancelled or failed at another site)."""
+        here because its job was cancelled or failed at another site). The gateway asks while it works
+        on the task, so its lease is extended."""
         task = self._owned(session, gateway, task_id, lock=False)
+        self.extend_leases(session, gateway, [task_id])
         stop = (task.error or "the task failed") if task.state == TaskState.FAILED else None
         return TaskStanding(task_id=task.id, state=task.state, attempt=task.attempt, stop=stop)
 
