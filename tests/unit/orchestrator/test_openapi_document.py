@@ -146,6 +146,18 @@ def test_a_row_count_past_the_database_column_is_refused_not_a_server_error(tmp_
     assert r.json()["detail"].startswith("datasets.0.row_count:")
 
 
+def test_a_poll_number_past_the_database_column_is_refused_not_a_server_error(tmp_path: Path) -> None:
+    kits: dict[str, Kit] = provision_people(tmp_path / "kits", "openapi", PEOPLE)
+    api: TestClient
+    with orchestrator_in_process(kits, tmp_path) as api:
+        heads = bearer(api, kits["site-a"])
+        posted = api.post("/api/v1/gateway/tasks/next", json={"poll": 2**63, "wait": 0}, headers=heads)
+        got = api.get("/api/v1/gateway/tasks/next", params={"poll": 2**63, "wait": 0}, headers=heads)
+        newest = api.post("/api/v1/gateway/tasks/next", json={"poll": 2**63 - 1, "wait": 0}, headers=heads)
+    assert (posted.status_code, got.status_code, newest.status_code) == (400, 400, 200), posted.text
+    assert posted.json()["detail"].startswith("poll:")
+
+
 def test_the_documented_archive_length_is_the_registry_cap() -> None:
     """The longest archive_b64 the document allows decodes to the largest archive the registry takes."""
     from custos.core.wire import MODEL_ARCHIVE_B64_CHARS

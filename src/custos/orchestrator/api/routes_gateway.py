@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from custos.core.errors import Conflict, PermissionDenied
 from custos.core.wire import (
+    MAX_POLL_NUMBER,
     Ack,
     GatewayPublish,
     Heartbeat,
@@ -66,7 +67,9 @@ async def next_task(
     wait: float = Query(default=20.0, ge=0, le=60),
     gateway: str | None = Query(default=None, description="if given, must be the caller's own name"),
     held: HeldTasks = (),
-    poll: int | None = Query(default=None, ge=0, description="the poll's number; each gateway's increase"),
+    poll: int | None = Query(
+        default=None, ge=0, le=MAX_POLL_NUMBER, description="the poll's number; each gateway's increase"
+    ),
     running: RunningJobs = (),
 ) -> PollResponse:
     """The gateway's next task, waiting up to `wait` seconds for one: the poll of a gateway that sends
