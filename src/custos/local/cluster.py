@@ -150,14 +150,21 @@ class Cluster:
             self.provision()
             for gateway in self.gateways:
                 self.write_site(gateway)
-            self.start_orchestrator()
-            for gateway in self.gateways:
-                self.start_gateway(gateway.name)
-            self.wait_for_datasets()
+            self.start_processes()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_processes(self) -> None:
+        """Start the orchestrator and every gateway together (a gateway's imports and dataset
+        profiling overlap the orchestrator's start; it retries until the orchestrator answers), then
+        wait for health and for every dataset to be published."""
+        self.start_orchestrator(wait=False)
+        for gateway in self.gateways:
+            self.start_gateway(gateway.name)
+        self.wait_for_health()
+        self.wait_for_datasets()
 
     def stop(self) -> None:
         """Stop every process this cluster started, gateways first. Safe to call more than once."""
@@ -258,8 +265,9 @@ class Cluster:
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "custos.cli", *args]
 
-    def start_orchestrator(self) -> None:
-        """Start the orchestrator (again, after stop_orchestrator) on the cluster's port; wait for health."""
+    def start_orchestrator(self, *, wait: bool = True) -> None:
+        """Start the orchestrator (again, after stop_orchestrator) on the cluster's port; wait for
+        health unless `wait` is False."""
         if self._orchestrator is None:
             extra = {"CUSTOS_DATABASE_URL": self.database_url} if self.database_url else {}
             metrics: dict[str, object] = {}
@@ -285,7 +293,8 @@ class Cluster:
                 log_path=self.log_path("orchestrator"),
             )
         self._orchestrator.start()
-        self.wait_for_health()
+        if wait:
+            self.wait_for_health()
 
     def stop_orchestrator(self, *, kill: bool = False) -> None:
         """Stop the orchestrator: SIGTERM, or SIGKILL with `kill`, as a crash would."""
