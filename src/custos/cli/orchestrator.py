@@ -57,6 +57,24 @@ def start_orchestrator(
             show_default=False,
         ),
     ] = None,
+    long_poll_max_s: Annotated[
+        float,
+        typer.Option(
+            "--long-poll-max-s",
+            min=1,
+            max=300,
+            help="The longest a gateway's poll is held open when there is no work.",
+        ),
+    ] = 25.0,
+    site_offline_margin_s: Annotated[
+        float,
+        typer.Option(
+            "--site-offline-margin-s",
+            min=1,
+            max=3600,
+            help="A site unseen for a long poll and this margin more is offline.",
+        ),
+    ] = 10.0,
     log_level: LogLevelOption = LogLevel.info,
     log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
@@ -72,6 +90,8 @@ def start_orchestrator(
         database_url=database_url,
         trusted_proxies=trusted_proxy or (),
         metrics_port=metrics_port,
+        long_poll_max_s=long_poll_max_s,
+        site_offline_margin_s=site_offline_margin_s,
         log_level=log_level.value,
         log_format="json" if log_format is LogFormatChoice.json else "text",
     )

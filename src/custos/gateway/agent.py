@@ -314,6 +314,7 @@ def run(
         sandbox_caps=config.caps,
         templates=config.templates,
         warm_spares=config.warm_spares,
+        poll_wait_s=config.poll_wait_s,
         warm_dp=uses_dp(policies, site),
         tasks_in_flight=config.tasks_in_flight,
         test_crash_at=crash_hook_from_env(os.environ),

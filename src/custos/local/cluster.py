@@ -88,6 +88,7 @@ class Cluster:
         log_format: str = "text",
         log_level: str | None = None,
         metrics: bool = False,
+        orchestrator_options: Mapping[str, object] | None = None,
     ) -> None:
         if not users:
             raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
@@ -105,6 +106,8 @@ class Cluster:
         # With metrics: the orchestrator serves /metrics on a loopback port of its own too
         # (`metrics_port`), and each gateway writes its metrics file (`metrics_path`).
         self.metrics = metrics
+        # More flags of `custos orchestrator start`, e.g. {"long_poll_max_s": 5} (tests shorten waits).
+        self.orchestrator_options = dict(orchestrator_options or {})
         self.metrics_port: int | None = None
         self.host = "127.0.0.1"
         self.port = 0
@@ -278,6 +281,7 @@ class Cluster:
                         port=self.port,
                         **self._log_flags(),
                         **metrics,
+                        **self.orchestrator_options,
                     ),
                 ),
                 env=self._child_env(extra),

@@ -123,6 +123,8 @@ def serve(
     log_level: str = "info",
     log_format: LogFormat = "text",
     metrics_port: int | None = None,
+    long_poll_max_s: float = OrchestratorSettings.long_poll_max_s,
+    site_offline_margin_s: float = OrchestratorSettings.site_offline_margin_s,
 ) -> None:
     forwarding = forwarding_options(trusted_proxies)
     kit = load_kit(kit_dir)
@@ -137,7 +139,11 @@ def serve(
     # The orchestrator's task filters, as the gateways' (privacy.yaml in the state folder, if any).
     privacy = state / PRIVACY_FILE
     settings = OrchestratorSettings(
-        database_url=url, audit_path=state / "audit.log", privacy_path=privacy if privacy.is_file() else None
+        database_url=url,
+        audit_path=state / "audit.log",
+        privacy_path=privacy if privacy.is_file() else None,
+        long_poll_max_s=long_poll_max_s,
+        site_offline_margin_s=site_offline_margin_s,
     )
     app = create_app(settings, kit.root_certificate)
     listen_host = host or kit.config.listen_host or "127.0.0.1"
