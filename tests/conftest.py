@@ -39,7 +39,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     A test marked `one_database` (its subject is not the orchestrator's storage: a computation, the
     sandbox, what a gateway enforces) runs on the SQLite `cluster` only: its PostgreSQL run is
-    deselected, which spares a second run and, for a worker with no other, a second deployment."""
+    deselected, which spares a second run and, for a worker with no other, a second deployment.
+
+    Files that start processes come first, the rest after them in their order: `make test` hands whole
+    files to the workers in this order (`--dist loadfile --no-loadscope-reorder`), so the long files
+    start early and the many short ones fill in at the end, rather than a long file of few tests
+    (xdist's own order is by number of tests) running alone while the other workers are idle."""
     on_one = [item for item in items if _second_database_run(item)]
     if on_one:
         config.hook.pytest_deselected(items=on_one)
@@ -49,6 +54,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             getattr(item, "fixturenames", ())
         ) & PROCESS_FIXTURES:
             item.add_marker(pytest.mark.integration)
+    slow = {item.path for item in items if item.get_closest_marker("integration") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: a file's tests stay in their order
 
 
 @pytest.hookimpl(wrapper=True)
