@@ -321,6 +321,8 @@ def run(
         sandbox_caps=config.caps,
         templates=config.templates,
         warm_spares=config.warm_spares,
+        poll_wait_s=config.poll_wait_s,
+        crl_refresh_s=config.crl_refresh_s,
         warm_dp=uses_dp(policies, site),
         tasks_in_flight=config.tasks_in_flight,
         test_crash_at=crash_hook_from_env(os.environ),

@@ -102,6 +102,7 @@ class Cluster:
         metrics: bool = False,
         orchestrators: int = 1,
         workers: int = 1,
+        orchestrator_options: Mapping[str, object] | None = None,
     ) -> None:
         if not users:
             raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
@@ -121,6 +122,8 @@ class Cluster:
         # With metrics: the orchestrator serves /metrics on a loopback port of its own too
         # (`metrics_port`), and each gateway writes its metrics file (`metrics_path`).
         self.metrics = metrics
+        # More flags of `custos orchestrator start`, e.g. {"long_poll_max_s": 5} (tests shorten waits).
+        self.orchestrator_options = dict(orchestrator_options or {})
         self.metrics_port: int | None = None
         # Scale-out: `orchestrators` processes (each with a port and state folder of its own) on the
         # one database, behind a round-robin `Balancer` on the cluster's port; each runs `workers`
@@ -340,6 +343,7 @@ class Cluster:
                                 port=port,
                                 **self._log_flags(),
                                 **flags,
+                                **self.orchestrator_options,
                             ),
                         ),
                         env=self._child_env(extra),
