@@ -5,9 +5,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-# pytest-xdist workers (one per core); each test file runs whole in one worker.
+# pytest-xdist workers (one per core); each test file runs whole in one worker, the files that start
+# processes first (in the order of tests/conftest.py's pytest_collection_modifyitems, not xdist's).
 WORKERS ?= auto
-PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-fast check lint format typecheck system-deps
 

@@ -143,10 +143,7 @@ def measure(label: str, work: Path, idle_s: float, pythonpath: Path | None) -> R
         for gateway in gateways:
             cluster.write_site(gateway)
         started = time.perf_counter()
-        cluster.start_orchestrator()
-        for gateway in gateways:
-            cluster.start_gateway(gateway.name)
-        cluster.wait_for_datasets()
+        cluster.start_processes()
         connect_s = time.perf_counter() - started
         time.sleep(idle_s)
         memory = {name: tree_memory(pid) for name, pid in cluster.pids().items()}

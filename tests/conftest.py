@@ -33,14 +33,29 @@ PROCESS_FIXTURES = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark `integration` every test under tests/integration/ and every test that uses a process
-    fixture, so that `-m "not integration"` (make test-fast) starts no orchestrator and no gateway."""
+    fixture, so that `-m "not integration"` (make test-fast) starts no orchestrator and no gateway.
+
+    A test marked `one_database` (its subject is not the orchestrator's storage: a computation, the
+    sandbox, what a gateway enforces) runs on the SQLite `cluster` only: its PostgreSQL run is
+    deselected, which spares a second run and, for a worker with no other, a second deployment.
+
+    Files that start processes come first, the rest after them in their order: `make test` hands whole
+    files to the workers in this order (`--dist loadfile --no-loadscope-reorder`), so the long files
+    start early and the many short ones fill in at the end, rather than a long file of few tests
+    (xdist's own order is by number of tests) running alone while the other workers are idle."""
+    on_one = [item for item in items if _second_database_run(item)]
+    if on_one:
+        config.hook.pytest_deselected(items=on_one)
+        items[:] = [item for item in items if not _second_database_run(item)]
     for item in items:
         if {INTEGRATION, E2E} & set(item.path.parents) or set(
             getattr(item, "fixturenames", ())
         ) & PROCESS_FIXTURES:
             item.add_marker(pytest.mark.integration)
+    slow = {item.path for item in items if item.get_closest_marker("integration") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: a file's tests stay in their order
 
 
 @pytest.hookimpl(wrapper=True)
@@ -52,6 +67,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ManagedProcess, "start", _refuse_to_start)
         return (yield)
+
+
+def _second_database_run(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return (
+        item.get_closest_marker("one_database") is not None
+        and callspec is not None
+        and callspec.params.get("cluster") == "postgresql"
+    )
 
 
 def _refuse_to_start(process: ManagedProcess) -> None:
@@ -187,7 +211,8 @@ def cluster(
     differential privacy, `patients_dp`, and under a policy for reviewed custom code,
     `patients_code`; each site's authorization gives lead researchers `custom_code`) + users alice
     (university), mallory (elsewhere) and dora (university; she alone spends budget on
-    `patients_dp`); the same suite runs on SQLite and on PostgreSQL."""
+    `patients_dp`); the same suite runs on SQLite and on PostgreSQL, but for tests marked
+    `one_database` (see `pytest_collection_modifyitems`)."""
 
     from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 

@@ -60,7 +60,13 @@ def dp_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     work = tmp_path_factory.mktemp("crash-points")
     cluster = Cluster(
         work,
-        gateways=[GatewaySetup(SITE, "hospital-a", [DatasetSetup(DATASET, table, policy)])],
+        # No warm spare: every test starts the gateway twice, and a spare booted (with OpenDP) at each
+        # start would mostly be thrown away; the task's own sandbox boots cold instead.
+        gateways=[
+            GatewaySetup(
+                SITE, "hospital-a", [DatasetSetup(DATASET, table, policy)], config={"warm_spares": 0}
+            )
+        ],
         users=[UserSetup("dora", "university")],
     )
     try:

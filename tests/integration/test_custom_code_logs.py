@@ -15,7 +15,8 @@ import pytest
 from custos.core.errors import Conflict, NotFound, PermissionDenied
 from custos.local.cluster import Cluster
 
-pytestmark = pytest.mark.integration
+# The database is not this file's subject: its tests run on the SQLite `cluster` only.
+pytestmark = [pytest.mark.integration, pytest.mark.one_database]
 
 DATASET = "site-a/patients_code"
 ADMIN_A = "admin@hospital-a"

@@ -6,7 +6,7 @@ polls again on a new connection. The held poll is then delivered, late, its conn
 slow network path would), and a job is submitted: its one task is leased once and runs once.
 
 Which request is a poll is read from the traffic's timing: in an idle gateway, a request answered at
-once (the revocation list, fetched every 30 s) is always followed by a poll.
+once (the revocation list, fetched every 30 s; here every 5 s) is always followed by a poll.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from custos.local.process import free_port
 from custos.orchestrator.tables import Task
 
 FAST_ANSWER_S = 0.5
+# The gateway's poll wait: it gives up on a poll after this and 15 s more (20 s, not production's 35 s).
+# It fetches the revocation list (the fast answer the proxy waits for) every 5 s, not every 30 s.
+POLL_WAIT_S = 5.0
+GATEWAY_CONFIG = {"poll_wait_s": POLL_WAIT_S, "crl_refresh_s": 5.0}
 
 
 class DelayingProxy:
@@ -120,7 +124,14 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
     table = synthetic_patients(300, site=0, seed=17)
     cluster = Cluster(
         tmp_path_factory.mktemp("delayed-poll"),
-        gateways=[GatewaySetup("site-a", "hospital-a", [DatasetSetup("patients", table, stats_policy())])],
+        gateways=[
+            GatewaySetup(
+                "site-a",
+                "hospital-a",
+                [DatasetSetup("patients", table, stats_policy())],
+                config=GATEWAY_CONFIG,
+            )
+        ],
         users=[UserSetup("alice", "university")],
     )
     cluster.provision()
@@ -149,7 +160,8 @@ def test_a_poll_delayed_past_the_gateway_s_wait_leases_nothing(
     proxy.armed = True
     assert proxy.held.wait(120), cluster.logs()
     connections = proxy.connections
-    # The gateway gives up on the held poll after its wait (20 s + 15 s) and polls on a new connection.
+    # The gateway gives up on the held poll after its wait (POLL_WAIT_S + 15 s) and polls on a new
+    # connection.
     for _ in range(600):
         if proxy.connections > connections:
             break

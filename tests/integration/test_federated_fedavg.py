@@ -21,6 +21,9 @@ from custos.core.states import JobState
 from custos.data.table_reader import TableDalReader
 from custos.local.cluster import Cluster
 
+# The database is not this file's subject: its tests run on the SQLite `cluster` only.
+pytestmark = pytest.mark.one_database
+
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 COLUMNS = ["age", "bmi", "systolic_bp", "smoker"]
 MODEL = "fedavg@1.0.0"

@@ -22,6 +22,9 @@ from custos.core.errors import Conflict, PermissionDenied
 from custos.data.synthetic import REGIONS
 from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
+# The database is not this file's subject: its tests run on the SQLite `cluster` only.
+pytestmark = pytest.mark.one_database
+
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 COLUMNS = ["age", "bmi", "sex", "smoker", "region"]
 MODEL = "glm@1.0.0"

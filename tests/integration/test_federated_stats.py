@@ -13,6 +13,9 @@ import pytest
 from custos.core.errors import InvalidInput, NotFound, PermissionDenied
 from custos.local.cluster import Cluster
 
+# The database is not this file's subject: its tests run on the SQLite `cluster` only.
+pytestmark = pytest.mark.one_database
+
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 AGE_EDGES = [18, 30, 45, 60, 75, 96]
 MOMENTS = ("sum", "mean", "variance", "std")

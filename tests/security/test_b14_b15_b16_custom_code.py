@@ -69,6 +69,9 @@ from custos.registry import PackageRefused
 from custos.registry.archive import entry_info
 from custos.sandbox.runner import SandboxRequest, SandboxResult
 
+# The database is not this file's subject: its tests run on the SQLite `cluster` only.
+pytestmark = pytest.mark.one_database
+
 GATEWAY, SITE_ORG, DATASET = "site-a", "hospital-a", "patients"
 REF = f"{GATEWAY}/{DATASET}"
 PARAMS: dict[str, Any] = {"column": "age"}

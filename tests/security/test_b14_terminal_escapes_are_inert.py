@@ -26,6 +26,9 @@ from custos.core.wire import JobResult
 from custos.local.cluster import Cluster
 from custos.sdk import Result
 
+# The database is not this file's subject: its tests run on the SQLite `cluster` only.
+pytestmark = pytest.mark.one_database
+
 DATASET = "site-a/patients_code"
 ADMIN_A = "admin@hospital-a"
 

@@ -12,6 +12,9 @@ from sqlalchemy import create_engine, text
 from custos.core.errors import Conflict
 from custos.local.cluster import Cluster
 
+# The database is not this file's subject: its tests run on the SQLite `cluster` only.
+pytestmark = pytest.mark.one_database
+
 SITES = ["site-a/patients", "site-b/patients", "site-c/patients"]
 
 

@@ -65,6 +65,24 @@ def start_orchestrator(
             "PostgreSQL database may run behind a load balancer too.",
         ),
     ] = 1,
+    long_poll_max_s: Annotated[
+        float,
+        typer.Option(
+            "--long-poll-max-s",
+            min=1,
+            max=300,
+            help="The longest a gateway's poll is held open when there is no work.",
+        ),
+    ] = 25.0,
+    site_offline_margin_s: Annotated[
+        float,
+        typer.Option(
+            "--site-offline-margin-s",
+            min=1,
+            max=3600,
+            help="A site unseen for a long poll and this margin more is offline.",
+        ),
+    ] = 10.0,
     log_level: LogLevelOption = LogLevel.info,
     log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
@@ -81,6 +99,8 @@ def start_orchestrator(
         trusted_proxies=trusted_proxy or (),
         metrics_port=metrics_port,
         workers=workers,
+        long_poll_max_s=long_poll_max_s,
+        site_offline_margin_s=site_offline_margin_s,
         log_level=log_level.value,
         log_format="json" if log_format is LogFormatChoice.json else "text",
     )

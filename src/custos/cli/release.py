@@ -8,9 +8,8 @@ import json as jsonlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
@@ -33,6 +32,9 @@ from custos.core.wire import (
 )
 from custos.sdk import Client, Result
 from custos.sdk.tables import add_row, frame_table, section_table, shown
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(
     help="Review results that a dataset's policy holds: approve, return or reject them.",
@@ -247,6 +249,8 @@ def _show_output(client: Client, view: HeldOutputView) -> None:
     for table in flags_tables(_flags_of(view)):
         console.print(table)
     if view.kind == "table":
+        import pandas as pd  # only here: the command line's start loads no pandas
+
         value = client.fetch_release_output(view.release_id, view.name)
         assert isinstance(value, pd.DataFrame)
         console.print(frame_table(where, value))
@@ -306,7 +310,7 @@ def _output_bytes(value: pd.DataFrame | dict[str, Any] | bytes) -> bytes:
     """A file's bytes as they are; a table as CSV; JSON as JSON text."""
     if isinstance(value, bytes):
         return value
-    if isinstance(value, pd.DataFrame):
+    if not isinstance(value, dict):  # a table (pandas is loaded only when one is fetched)
         return value.to_csv(index=False).encode("utf-8")
     return (jsonlib.dumps(value, indent=2, sort_keys=True, default=_no_bytes) + "\n").encode("utf-8")
 

@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import pyarrow as pa
 from pydantic import Field
 
 from custos.core.dal_wire import Filter
@@ -31,6 +30,8 @@ from custos.privacy.plan import DpPlan
 from custos.privacy.secure_sum import SiteKey
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from custos.policy.asset import AssetPolicy
 
 Json = dict[str, Any]

@@ -174,9 +174,13 @@ def serve(
     import socket
     import threading
 
-    # Imported before the first round arrives, so that no round pays for it.
+    # Imported before the first round arrives, so that no round pays for it: the DAL client and
+    # every built-in model (the registry itself imports none).
     import custos.computations.dal_client  # noqa: F401
+    from custos.computations.registry import load_all
     from custos.core.frames import recv_frame, send_frame
+
+    load_all()
 
     readers = {} if readers is None else readers
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:

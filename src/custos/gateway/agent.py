@@ -112,6 +112,7 @@ class Agent:
         self._crl_checked = float("-inf")
         self.journal = Journal(settings.state_dir / "journal.jsonl")
         self.connected = False
+        self._ever_connected = False
         self._backoff = settings.backoff_initial_s
         # Results computed but not yet acknowledged (the orchestrator was away): sent first next tick.
         self._unsent: dict[str, Pending] = {}
@@ -128,7 +129,7 @@ class Agent:
         and finish it."""
         if not self.connected:
             self.client.publish(publication(self.site, self.policies))
-            self.connected = True
+            self.connected = self._ever_connected = True
             self.metrics.connected(True)
             self._backoff = self.settings.backoff_initial_s
             log.info("connected; published %d dataset(s)", len(self.site))
@@ -229,7 +230,8 @@ class Agent:
         delay = self._backoff * (0.5 + random.random())
         log.info("retrying in %.1f s (%s)", delay, why)
         should_stop.wait(delay)
-        self._backoff = min(self._backoff * 2, self.settings.backoff_max_s)
+        ceiling = self.settings.backoff_max_s if self._ever_connected else self.settings.backoff_start_max_s
+        self._backoff = min(self._backoff * 2, ceiling)
 
 
 class StopFlag:
@@ -281,6 +283,7 @@ def run(
 ) -> None:
     """`custos gateway start`: run until SIGTERM or SIGINT. The site's gateway.yaml (beside `data`)
     says how, with `overrides` from the command's flags over it."""
+    from custos.gateway.profile_cache import ProfileCache
     from custos.gateway.site import load_site
     from custos.pki.kit import load_kit
     from custos.sandbox.bubblewrap import BubblewrapRunner
@@ -310,7 +313,7 @@ def run(
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
     policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
     # The policies in force are loaded first: each one's minimum cell count sets what is published.
-    site = load_site(data, policies)
+    site = load_site(data, policies, cache=ProfileCache(state))
     site_privacy = load_site_privacy(data.parent / PRIVACY_FILE)
     # CUSTOS_TEST_CRASH_AT is a test hook only: the crash tests kill the gateway at that step.
     settings = GatewaySettings(
@@ -318,6 +321,8 @@ def run(
         sandbox_caps=config.caps,
         templates=config.templates,
         warm_spares=config.warm_spares,
+        poll_wait_s=config.poll_wait_s,
+        crl_refresh_s=config.crl_refresh_s,
         warm_dp=uses_dp(policies, site),
         tasks_in_flight=config.tasks_in_flight,
         test_crash_at=crash_hook_from_env(os.environ),

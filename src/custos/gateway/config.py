@@ -5,6 +5,9 @@
       small: {cpu_seconds: 60, memory_mb: 1024, wall_seconds: 120, max_processes: 64, output_mb: 16}
     tasks_in_flight: 4      # job runtimes kept live at once
     warm_spares: 1          # sandboxes booted ahead of need (0: none, the lightest idle gateway)
+    poll_wait_s: 20         # how long a poll asks to be held (capped by the orchestrator's long poll);
+                            # a busy gateway heartbeats this often
+    crl_refresh_s: 30       # how often the project's revocation list is fetched again
     log_level: info
     metrics_file: /var/lib/node_exporter/textfile/custos-site-a.prom
 
@@ -53,6 +56,8 @@ class GatewayConfigFile(BaseModel):
     resources: dict[TemplateName, ResourceSizes] = {}
     tasks_in_flight: int = Field(default=4, ge=1, le=64)
     warm_spares: int = Field(default=1, ge=0, le=8)
+    poll_wait_s: float = Field(default=20.0, ge=1, le=300)
+    crl_refresh_s: float = Field(default=30.0, ge=1, le=86400)
     log_level: LogLevelName = "info"
     metrics_file: Path | None = None
 
@@ -80,6 +85,8 @@ class GatewayConfig:
     templates: dict[TemplateName, ResourceSizes] = field(default_factory=dict)
     tasks_in_flight: int = 4
     warm_spares: int = 1
+    poll_wait_s: float = 20.0
+    crl_refresh_s: float = 30.0
     log_level: LogLevelName = "info"
     metrics_file: Path | None = None
     origin: str = "defaults (no gateway.yaml)"
@@ -96,6 +103,8 @@ class GatewayConfig:
             templates=templates,
             tasks_in_flight=parsed.tasks_in_flight,
             warm_spares=parsed.warm_spares,
+            poll_wait_s=parsed.poll_wait_s,
+            crl_refresh_s=parsed.crl_refresh_s,
             log_level=parsed.log_level,
             metrics_file=(base / metrics) if metrics is not None and not metrics.is_absolute() else metrics,
             origin=origin,

@@ -18,6 +18,9 @@ class GatewaySettings:
     poll_wait_s: float = 20.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
+    # Until the first connection the wait between tries stays short: at a site's start the
+    # orchestrator is often still starting too, and a refused loopback or LAN connect costs nothing.
+    backoff_start_max_s: float = 0.5
     max_result_bytes: int = 16 << 20
     # How often the agent fetches the project's revocation list again.
     crl_refresh_s: float = 30.0

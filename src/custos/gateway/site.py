@@ -26,6 +26,7 @@ from custos.data.mock import generate_mock
 from custos.data.profile import DEFAULT_MIN_COUNT, profile
 from custos.data.source import DataSource
 from custos.gateway.policies import PolicyKeeper, read_signed_policy
+from custos.gateway.profile_cache import CachedProfile, ProfileCache, cache_key
 from custos.policy import AssetPolicy, load_policy
 from custos.privacy.ledger import content_lineage
 
@@ -45,31 +46,49 @@ class SiteDataset:
     file_lineage: str | None = None
 
 
-def load_site(catalog: Path, policies: PolicyKeeper | None = None) -> dict[str, SiteDataset]:
+def load_site(
+    catalog: Path, policies: PolicyKeeper | None = None, *, cache: ProfileCache | None = None
+) -> dict[str, SiteDataset]:
     """Load, profile and mock every dataset; an unsigned policy file stops the start with its reason.
     With `policies`, the keeper is loaded first (the custodian's files and the policies it accepted
-    before), and the policy it holds in force for each dataset sets what may be published of it."""
+    before), and the policy it holds in force for each dataset sets what may be published of it.
+    With `cache`, a dataset whose bytes and minimum cell count are unchanged is not profiled again."""
     entries = load_catalog(catalog)
     if policies is None:
-        return {entry.name: load_dataset(entry) for entry in entries}
+        return {entry.name: load_dataset(entry, cache=cache) for entry in entries}
     policies.load({entry.name: _policy_file(entry) for entry in entries})
     return {
-        entry.name: load_dataset(entry, min_count=published_min_count(policies.current(entry.name)))
+        entry.name: load_dataset(
+            entry, min_count=published_min_count(policies.current(entry.name)), cache=cache
+        )
         for entry in entries
     }
 
 
-def load_dataset(entry: DatasetEntry, *, min_count: int | None = None) -> SiteDataset:
+def load_dataset(
+    entry: DatasetEntry, *, min_count: int | None = None, cache: ProfileCache | None = None
+) -> SiteDataset:
     """Open, profile and mock one dataset of the catalogue, with its signed policy file if any. A
     category fewer than `min_count` rows hold is published, and served, as `(other)`; by default
-    `min_count` is that of the policy file (verified when the PolicyKeeper loads it), else 10."""
+    `min_count` is that of the policy file (verified when the PolicyKeeper loads it), else 10. With
+    `cache`, the profile, mock and fingerprint of the same bytes under the same minimum are reused."""
     signed = _policy_file(entry)
     if min_count is None:
         policy = load_policy(signed.policy_yaml, entry.policy_path.name) if signed else None
         min_count = published_min_count(policy)
     raw = open_source(entry)
-    profiled, rows = profile(raw, min_count=min_count)
-    mock = generate_mock(raw, profiled)
+    file_lineage = content_lineage(entry.path)
+    key = cache_key(entry, file_lineage, min_count)
+    cached = cache.get(entry, key) if cache is not None else None
+    if cached is None:
+        profiled, rows = profile(raw, min_count=min_count)
+        # Both of the rows as stored, not as computations read them.
+        cached = CachedProfile(
+            profiled, rows, table_to_ipc_b64(generate_mock(raw, profiled)), row_lineage(raw)
+        )
+        if cache is not None:
+            cache.put(entry, key, cached)
+    profiled, rows = cached.schema, cached.row_count
     # The catalogue's licence and column notes ride in the published schema (validated here, against
     # the file's real columns).
     schema = describe_schema(entry, profiled)
@@ -84,10 +103,9 @@ def load_dataset(entry: DatasetEntry, *, min_count: int | None = None) -> SiteDa
         schema,
         rows,
         signed,
-        table_to_ipc_b64(mock),
-        # Both of the rows as stored, not as computations read them.
-        lineage=row_lineage(raw),
-        file_lineage=content_lineage(entry.path),
+        cached.mock_b64,
+        lineage=cached.lineage,
+        file_lineage=file_lineage,
     )
 
 

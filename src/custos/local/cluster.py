@@ -102,6 +102,7 @@ class Cluster:
         metrics: bool = False,
         orchestrators: int = 1,
         workers: int = 1,
+        orchestrator_options: Mapping[str, object] | None = None,
     ) -> None:
         if not users:
             raise InvalidInput("a cluster needs at least one user, to check that the datasets are published")
@@ -121,6 +122,8 @@ class Cluster:
         # With metrics: the orchestrator serves /metrics on a loopback port of its own too
         # (`metrics_port`), and each gateway writes its metrics file (`metrics_path`).
         self.metrics = metrics
+        # More flags of `custos orchestrator start`, e.g. {"long_poll_max_s": 5} (tests shorten waits).
+        self.orchestrator_options = dict(orchestrator_options or {})
         self.metrics_port: int | None = None
         # Scale-out: `orchestrators` processes (each with a port and state folder of its own) on the
         # one database, behind a round-robin `Balancer` on the cluster's port; each runs `workers`
@@ -186,16 +189,23 @@ class Cluster:
             self.provision()
             for gateway in self.gateways:
                 self.write_site(gateway)
-            self.start_orchestrator()
-            for broker in self.keybrokers:
-                self.start_keybroker(broker.name)
-            for gateway in self.gateways:
-                self.start_gateway(gateway.name)
-            self.wait_for_datasets()
+            self.start_processes()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_processes(self) -> None:
+        """Start the orchestrator and every gateway together (a gateway's imports and dataset
+        profiling overlap the orchestrator's start; it retries until the orchestrator answers), then
+        wait for health and for every dataset to be published."""
+        self.start_orchestrator(wait=False)
+        for broker in self.keybrokers:
+            self.start_keybroker(broker.name)
+        for gateway in self.gateways:
+            self.start_gateway(gateway.name)
+        self.wait_for_health()
+        self.wait_for_datasets()
 
     def stop(self) -> None:
         """Stop every process this cluster started, gateways first. Safe to call more than once."""
@@ -307,9 +317,9 @@ class Cluster:
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "custos.cli", *args]
 
-    def start_orchestrator(self) -> None:
+    def start_orchestrator(self, *, wait: bool = True) -> None:
         """Start the orchestrator processes (again, after stop_orchestrator) and, with several, their
-        balancer on the cluster's port; wait for health."""
+        balancer on the cluster's port; wait for health unless `wait` is False."""
         if not self._orchestrators:
             extra = {"CUSTOS_DATABASE_URL": self.database_url} if self.database_url else {}
             for name in self.orchestrator_names:
@@ -333,6 +343,7 @@ class Cluster:
                                 port=port,
                                 **self._log_flags(),
                                 **flags,
+                                **self.orchestrator_options,
                             ),
                         ),
                         env=self._child_env(extra),
@@ -346,7 +357,8 @@ class Cluster:
                 self._balancer = Balancer(self.host, self.port, backends).start()
         for process in self._orchestrators:
             process.start()
-        self.wait_for_health()
+        if wait:
+            self.wait_for_health()
 
     def stop_orchestrator(self, *, kill: bool = False) -> None:
         """Stop the orchestrator processes: SIGTERM, or SIGKILL with `kill`, as a crash would."""

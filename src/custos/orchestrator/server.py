@@ -139,13 +139,20 @@ def check_workers(workers: int, database_url: str, metrics_port: int | None) -> 
         )
 
 
-def orchestrator_settings(state: Path, database_url: str) -> OrchestratorSettings:
+def orchestrator_settings(
+    state: Path,
+    database_url: str,
+    long_poll_max_s: float = OrchestratorSettings.long_poll_max_s,
+    site_offline_margin_s: float = OrchestratorSettings.site_offline_margin_s,
+) -> OrchestratorSettings:
     # The orchestrator's task filters, as the gateways' (privacy.yaml in the state folder, if any).
     privacy = state / PRIVACY_FILE
     return OrchestratorSettings(
         database_url=database_url,
         audit_path=state / "audit.log",
         privacy_path=privacy if privacy.is_file() else None,
+        long_poll_max_s=long_poll_max_s,
+        site_offline_margin_s=site_offline_margin_s,
     )
 
 
@@ -166,7 +173,13 @@ def worker_app() -> FastAPI:
     kit = load_kit(Path(passed["kit"]))
     configure_logging("orchestrator", level=passed["log_level"], log_format=passed["log_format"])
     return create_app(
-        orchestrator_settings(Path(passed["state"]), passed["database_url"]), kit.root_certificate
+        orchestrator_settings(
+            Path(passed["state"]),
+            passed["database_url"],
+            passed["long_poll_max_s"],
+            passed["site_offline_margin_s"],
+        ),
+        kit.root_certificate,
     )
 
 
@@ -182,6 +195,8 @@ def serve(
     log_format: LogFormat = "text",
     metrics_port: int | None = None,
     workers: int = 1,
+    long_poll_max_s: float = OrchestratorSettings.long_poll_max_s,
+    site_offline_margin_s: float = OrchestratorSettings.site_offline_margin_s,
 ) -> None:
     forwarding = forwarding_options(trusted_proxies)
     kit = load_kit(kit_dir)
@@ -212,9 +227,12 @@ def serve(
         **orchestrator_ssl_options(kit),
     )
     if workers > 1:
-        serve_workers(kit_dir, state, url, workers, banner, options, log_level, log_format)
+        timing = {"long_poll_max_s": long_poll_max_s, "site_offline_margin_s": site_offline_margin_s}
+        serve_workers(kit_dir, state, url, workers, banner, options, log_level, log_format, timing)
         return
-    app = create_app(orchestrator_settings(state, url), kit.root_certificate)
+    app = create_app(
+        orchestrator_settings(state, url, long_poll_max_s, site_offline_margin_s), kit.root_certificate
+    )
     config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
     services = app.state.services
     exporter = None
@@ -239,6 +257,7 @@ def serve_workers(
     options: dict[str, object],
     log_level: str,
     log_format: LogFormat,
+    timing: dict[str, float],
 ) -> None:
     """`workers` processes (uvicorn's supervisor) on one listening socket. The schema is migrated
     once, here, before any worker starts. SIGTERM or SIGINT stops the workers (each gives its open
@@ -256,6 +275,7 @@ def serve_workers(
         "database_url": url,
         "log_level": log_level,
         "log_format": log_format,
+        **timing,
     }
     os.environ[WORKER_ENV] = json.dumps(passed)  # inherited by the workers, read by worker_app
     config = uvicorn.Config(

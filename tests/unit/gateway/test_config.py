@@ -23,6 +23,7 @@ def test_no_file_gives_the_defaults_and_sizes_cut_to_the_caps(tmp_path: Path) ->
     config = load_gateway_config(tmp_path)
     assert config.caps == SandboxLimits()
     assert (config.warm_spares, config.tasks_in_flight, config.log_level) == (1, 4, "info")
+    assert (config.poll_wait_s, config.crl_refresh_s) == (20.0, 30.0)
     assert config.templates["small"] == RESOURCE_TEMPLATES["small"]
     # The built-in large asks for more than the default caps: this site's large is cut down to them.
     assert config.templates["large"].memory_mb == SandboxLimits().memory_bytes // MIB
@@ -43,6 +44,8 @@ def test_gateway_yaml_sets_every_part(tmp_path: Path) -> None:
             },
             "tasks_in_flight": 2,
             "warm_spares": 0,
+            "poll_wait_s": 5,
+            "crl_refresh_s": 5,
             "log_level": "warning",
             "metrics_file": "metrics/site-a.prom",
         },
@@ -50,6 +53,7 @@ def test_gateway_yaml_sets_every_part(tmp_path: Path) -> None:
     config = load_gateway_config(tmp_path)
     assert (config.caps.cpu_seconds, config.caps.memory_bytes) == (600, 8192 * MIB)
     assert (config.tasks_in_flight, config.warm_spares, config.log_level) == (2, 0, "warning")
+    assert (config.poll_wait_s, config.crl_refresh_s) == (5.0, 5.0)
     assert config.metrics_file == tmp_path / "metrics" / "site-a.prom"
     large = config.limits_for(Resources(template="large"))
     assert (large.cpu_seconds, large.memory_bytes, large.max_processes) == (600, 8192 * MIB, 128)
@@ -99,6 +103,11 @@ def test_the_older_sandbox_yaml_is_read_as_the_caps(tmp_path: Path) -> None:
             GATEWAY_CONFIG_FILE,
             "warm_spares: -1\n",
             "gateway.yaml: warm_spares: Input should be greater than or equal to 0",
+        ),
+        (
+            GATEWAY_CONFIG_FILE,
+            "poll_wait_s: 0\n",
+            "gateway.yaml: poll_wait_s: Input should be greater than or equal to 1",
         ),
         (
             GATEWAY_CONFIG_FILE,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from custos.audit import AuditTrail
 from custos.computations.base import FederatedModel
 from custos.computations.package.model import PackageModel
-from custos.computations.registry import get_model, list_models
+from custos.computations.registry import BUILTINS, get_model
 from custos.core.clock import Clock
 from custos.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from custos.core.identity import Identity
@@ -61,7 +61,7 @@ class ModelService:
 
     def register_builtins(self, session: Session) -> None:
         """Make each built-in model a registry entry (at start; idempotent)."""
-        for model in list_models():
+        for model in BUILTINS:  # by name and version: no model's module is imported at start
             description = BUILTIN_DESCRIPTIONS.get(model.name, "")
             row = session.get(Model, (model.name, model.version))
             if row is None:
