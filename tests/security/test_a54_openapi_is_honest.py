@@ -47,7 +47,7 @@ from custos.pki.tls import client_ssl_context
 from custos.policy.permissions import PUBLIC, check_role, permission_table
 
 # Examples per operation, by a caller who may perform it (one by each other caller): enough to reach
-# each operation's refusals, few enough that the whole run stays well under a minute on two busy cores.
+# each operation's refusals, few enough that the whole run stays under a minute on two busy cores.
 EXAMPLES = 4
 IDENTITIES = ("alice", "admin@hospital-a", "root", "site-a")
 # The checks of every answer that is not a 5xx (a 5xx is a mismatch on its own, documented or not).
@@ -168,11 +168,19 @@ def _examples(operation: schemathesis.APIOperation, identity: Identity, everyone
 
 
 def _bounded_poll(case: schemathesis.Case) -> None:
-    """A fuzzed long poll waits at most MAX_POLL_WAIT_S (without `wait`, the route waits 20 s)."""
-    if case.operation.path.endswith("/tasks/next"):
-        wait = (case.query or {}).get("wait")
-        if not isinstance(wait, int | float) or wait > MAX_POLL_WAIT_S:
-            case.query = {**(case.query or {}), "wait": MAX_POLL_WAIT_S}
+    """A fuzzed long poll waits at most MAX_POLL_WAIT_S (without `wait`, the route waits 20 s): the
+    `wait` of the query of a GET, of the body of a POST (the poll with a heartbeat)."""
+    if not case.operation.path.endswith("/tasks/next"):
+        return
+    if case.operation.method.upper() == "GET":
+        case.query = {**(case.query or {}), "wait": _bounded(case.query or {})}
+    elif isinstance(case.body, dict):
+        case.body = {**case.body, "wait": _bounded(case.body)}
+
+
+def _bounded(message: dict[str, Any]) -> float:
+    wait = message.get("wait")
+    return wait if isinstance(wait, int | float) and wait <= MAX_POLL_WAIT_S else MAX_POLL_WAIT_S
 
 
 def test_a54_every_answer_is_the_one_the_document_describes(openapi_orchestrator: Deployment) -> None:

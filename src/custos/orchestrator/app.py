@@ -167,7 +167,13 @@ def create_app(settings: OrchestratorSettings, root: x509.Certificate, clock: Cl
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        },
+    )
     def metrics() -> Response:
         """Prometheus metrics, for project admins (a kit or API token); docs/operations.md."""
         return Response(services.metrics.render(), media_type=METRICS_CONTENT_TYPE)

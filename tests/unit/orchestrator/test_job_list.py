@@ -4,6 +4,7 @@ and no result of it is accepted."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from custos.core.clock import utcnow
 from custos.core.wire import result_digest
+from custos.orchestrator.services.job_list import CURSOR_PATTERN
 from custos.pki.kit import Kit
 from custos.policy.signing import sign_policy
 from custos.testing.inprocess import Person, bearer, orchestrator_in_process, provision_people
@@ -152,11 +154,26 @@ def test_pages_neither_repeat_nor_skip_a_job_submitted_meanwhile(
     assert seen == jobs[::-1]
 
 
+def test_any_cursor_the_document_allows_is_a_position_to_continue_from(
+    api: TestClient, kits: dict[str, Kit], heads: dict[str, dict[str, str]]
+) -> None:
+    """A cursor is `MICROSECONDS.ID`, all of it stated by the document's pattern (A54): one no page
+    returned is still a position, before every job or after them all, never a refusal."""
+    spec_id = active_spec(api, kits, heads)
+    jobs = [submit(api, heads, "alice", spec_id) for _ in range(3)]
+    first = api.get("/api/v1/jobs", params={"limit": 1}, headers=heads["alice"]).json()
+    assert re.fullmatch(CURSOR_PATTERN, first["next_cursor"])
+    assert first["next_cursor"].endswith(f".{jobs[-1]}")
+    assert listed(api, heads, "alice", cursor="99999999999999999.z") == jobs[::-1]
+    assert listed(api, heads, "alice", cursor="0.a") == []
+
+
 def test_bad_list_queries_get_a_4xx_with_the_reason(
     api: TestClient, heads: dict[str, dict[str, str]]
 ) -> None:
     for query, status, words in (
         ({"cursor": "not-a-cursor"}, 400, "is not one a job list returned"),
+        ({"cursor": "1.job_1.2"}, 400, "continue from a page's next_cursor"),
         ({"since": "2026-01-01T00:00:00"}, 400, "has no time zone"),
         ({"state": "sleeping"}, 400, "state.0: Input should be"),
         ({"limit": 0}, 400, "limit"),

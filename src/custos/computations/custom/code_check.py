@@ -4,7 +4,8 @@ A function's source must parse and define, at its top level, the function the re
 the three arguments it is called with (`fn(dal, datasets, params)`). A package's every `.py` file must
 parse, and its entrypoint's module must define the entrypoint's function the same way. Nothing is
 executed: this reads the syntax tree only (a name bound by an assignment or an import is taken on
-trust, as the reviewer will read it). Each refusal is an InvalidInput naming the file, the line and
+trust, as the reviewer will read it). Each refusal is a ContentRefused (the API's 422: the request
+is as its description allows, but the code it carries could not run) naming the file, the line and
 what is wrong.
 """
 
@@ -13,20 +14,20 @@ from __future__ import annotations
 import ast
 
 from custos.computations.custom.code_package import CodePackage, module_files
-from custos.core.errors import InvalidInput
+from custos.core.errors import ContentRefused
 
 CALL_ARGUMENTS = ("dal", "datasets", "params")
 
 
 def parse_source(source: str, where: str) -> ast.Module:
-    """The syntax tree of `source`; InvalidInput with the line and the parser's message if it has none."""
+    """The syntax tree of `source`; ContentRefused with the line and the parser's message if it has none."""
     try:
         return ast.parse(source, filename=where)
     except SyntaxError as exc:
         at = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
-        raise InvalidInput(f"{where} does not parse: {exc.msg} ({at})") from None
+        raise ContentRefused(f"{where} does not parse: {exc.msg} ({at})") from None
     except ValueError as exc:  # a NUL byte in the source
-        raise InvalidInput(f"{where} does not parse: {exc}") from None
+        raise ContentRefused(f"{where} does not parse: {exc}") from None
 
 
 def _accepts_call(node: ast.FunctionDef) -> bool:
@@ -54,23 +55,23 @@ def _bound_names(tree: ast.Module) -> set[str]:
 
 
 def check_defines(tree: ast.Module, function: str, where: str) -> None:
-    """InvalidInput unless `tree` defines `function` at its top level, callable as fn(dal, datasets,
+    """ContentRefused unless `tree` defines `function` at its top level, callable as fn(dal, datasets,
     params)."""
     defined = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
     last = next((n for n in reversed(defined) if n.name == function), None)
     if isinstance(last, ast.AsyncFunctionDef):
-        raise InvalidInput(
+        raise ContentRefused(
             f"{where}: {function} is async (line {last.lineno}); Custos calls a plain function"
         )
     if isinstance(last, ast.FunctionDef) and not _accepts_call(last):
-        raise InvalidInput(
+        raise ContentRefused(
             f"{where}: {function} (line {last.lineno}) cannot be called as "
             f"{function}({', '.join(CALL_ARGUMENTS)}): it must take exactly those three arguments"
         )
     if last is not None or function in _bound_names(tree):
         return
     functions = sorted({n.name for n in defined if isinstance(n, ast.FunctionDef)})
-    raise InvalidInput(
+    raise ContentRefused(
         f"{where} defines no function named {function} at its top level"
         + (f"; it defines: {', '.join(functions)}" if functions else "")
     )

@@ -125,7 +125,7 @@ from custos.core.wire.resources import (
     ResourceSizes,
     TemplateName,
 )
-from custos.core.wire.sites import MAX_HELD_TASKS, Heartbeat, PollRequest, SitePublic
+from custos.core.wire.sites import MAX_HELD_TASKS, MAX_POLL_NUMBER, Heartbeat, PollRequest, SitePublic
 from custos.core.wire.specs import SpecCreate, SpecPublic
 from custos.core.wire.users import (
     API_TOKEN_PREFIX,
@@ -152,6 +152,7 @@ __all__ = [
     "MAX_CODE_LOG_BYTES",
     "MAX_HELD_TASKS",
     "MAX_PACKAGE_BYTES",
+    "MAX_POLL_NUMBER",
     "MODEL_ARCHIVE_B64_CHARS",
     "ORCHESTRATOR_TRAIL",
     "RESOURCE_TEMPLATES",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from custos.core.wire_base import WireModel
 
 TemplateName = Literal["small", "medium", "large"]
 TEMPLATE_NAMES: tuple[TemplateName, ...] = ("small", "medium", "large")
+NUMBER_FIELDS = ("cpu_seconds", "memory_mb", "wall_seconds", "max_processes", "output_mb")
 # The wall time a task gets when the spec and its size say nothing (the sandbox's default).
 _DEFAULT_WALL_SECONDS = 300
 
@@ -45,6 +46,16 @@ class Resources(WireModel):
     """Sandbox limits a compute spec asks for: a `template` (a size the gateways define), or numbers,
     not both. A gateway refuses a spec that asks for more than its caps."""
 
+    # "a template or numbers, not both" as the API's description states it: no template, or no number.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"template": {"type": "null"}}},
+                {"properties": {name: {"type": "null"} for name in NUMBER_FIELDS}},
+            ]
+        }
+    )
+
     template: TemplateName | None = None
     cpu_seconds: int | None = Field(default=None, ge=1, le=86_400)
     memory_mb: int | None = Field(default=None, ge=64, le=262_144)
@@ -63,11 +74,7 @@ class Resources(WireModel):
 
     def asked(self) -> dict[str, int]:
         """The numbers the spec states (a field left out asks for nothing)."""
-        return {
-            name: value
-            for name in ("cpu_seconds", "memory_mb", "wall_seconds", "max_processes", "output_mb")
-            if (value := getattr(self, name)) is not None
-        }
+        return {name: value for name in NUMBER_FIELDS if (value := getattr(self, name)) is not None}
 
     def lease_wall_seconds(self) -> int:
         """The wall time the orchestrator leases a task for: the spec's, its size's, or the default."""

@@ -14,6 +14,10 @@ from custos.core.wire_base import WireModel
 MAX_HELD_TASKS = 1000
 
 
+# A poll's number is kept in a signed 64-bit column (`gateway_polls.poll`).
+MAX_POLL_NUMBER = 2**63 - 1
+
+
 class Heartbeat(WireModel):
     """What a gateway says about itself with every poll (and, while it works on a task, on its own)."""
 
@@ -27,7 +31,9 @@ class PollRequest(WireModel):
     """A gateway's long poll for its next task (`POST /api/v1/gateway/tasks/next`)."""
 
     wait: float = Field(default=20.0, ge=0, le=60)
-    poll: int | None = Field(default=None, ge=0, description="the poll's number; each gateway's increase")
+    poll: int | None = Field(
+        default=None, ge=0, le=MAX_POLL_NUMBER, description="the poll's number; each gateway's increase"
+    )
     held: list[str] = Field(default_factory=list, max_length=MAX_HELD_TASKS)
     running: list[str] = Field(
         default_factory=list, max_length=64, description="jobs with a runtime at the gateway"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
@@ -184,5 +184,8 @@ VersionPath = Annotated[str, Path(json_schema_extra={"pattern": VERSION_PATTERN}
 # A blob's name in a path: its SHA-256, in lower-case hex.
 BlobDigest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the blob's SHA-256 (hex)")]
 OCTET_STREAM = "application/octet-stream"
+_BYTES = {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}}
 # The OpenAPI request body of a route that reads raw bytes itself (a blob upload).
-RAW_BODY = {"required": True, "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}}}
+RAW_BODY = {"required": True, "content": _BYTES}
+# The OpenAPI answer of a route that sends a blob's raw bytes.
+BLOB_ANSWER: dict[int | str, dict[str, Any]] = {200: {"description": "the blob's bytes", "content": _BYTES}}

@@ -16,6 +16,10 @@ stated here once for every route (`document_refusals`):
 What only a route's service knows (a reference in the body to something that does not exist, a
 state that forbids the change, the sign-in limits) the route declares with
 `responses=refusals(NotFound, Conflict)`.
+
+The same rule that adds 401 names how to sign in: every operation that is not public lists the
+security schemes (`SECURITY_SCHEMES`), a bearer token or the session cookie of a password sign-in, so
+a generated client knows where to attach its token.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from custos.core.errors import (
     Unavailable,
 )
 from custos.core.wire import ErrorPublic
+from custos.orchestrator.services.sessions import CSRF_HEADER, SESSION_COOKIE
 from custos.policy.permissions import PUBLIC, permission_table
 
 # What each refusal means, for the document; a subclass before its base (`_why` takes the first match).
@@ -55,6 +60,21 @@ _WHY: dict[type[CustosError], str] = {
 # Routes that answer without the database.
 _NO_DATABASE = frozenset({"/healthz"})
 _ERROR_REF = {"$ref": f"#/components/schemas/{ErrorPublic.__name__}"}
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a token from POST /api/v1/auth/token (a kit's certificate), or an API token "
+        "(POST /api/v1/tokens)",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE,
+        "description": f"the cookie of a password sign-in (POST /api/v1/auth/login); a request that "
+        f"changes something must also carry the header {CSRF_HEADER}: 1",
+    },
+}
 
 
 def _why(error: type[CustosError]) -> str:
@@ -84,15 +104,21 @@ def implied_refusals(method: str, path: str, operation: dict[str, Any]) -> list[
         implied.append(Unavailable)
     if "requestBody" in operation:
         implied.append(PayloadTooLarge)
-    if permission_table().operation_for(method.upper(), path) != PUBLIC:
+    if not _is_public(method, path):
         implied += [AuthenticationFailed, PermissionDenied]
     if any(parameter.get("in") == "path" for parameter in operation.get("parameters", ())):
         implied.append(NotFound)
     return implied
 
 
+def _is_public(method: str, path: str) -> bool:
+    return permission_table().operation_for(method.upper(), path) == PUBLIC
+
+
 def _add_refusals(document: dict[str, Any]) -> None:
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    components = document.setdefault("components", {})
+    components["securitySchemes"] = SECURITY_SCHEMES
+    schemas = components.setdefault("schemas", {})
     schemas.setdefault(
         ErrorPublic.__name__, ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
     )
@@ -109,6 +135,8 @@ def _add_refusals(document: dict[str, Any]) -> None:
                     {"description": _why(error), "content": {"application/json": {"schema": _ERROR_REF}}},
                 )
             operation["responses"] = dict(sorted(answers.items()))
+            if not _is_public(method, path):
+                operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
 
 
 def document_refusals(app: FastAPI) -> None:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from custos.core.errors import Conflict, PermissionDenied
 from custos.core.wire import (
+    MAX_POLL_NUMBER,
     Ack,
     GatewayPublish,
     Heartbeat,
@@ -23,6 +24,7 @@ from custos.core.wire import (
     WireModel,
 )
 from custos.orchestrator.api.context import (
+    BLOB_ANSWER,
     OCTET_STREAM,
     RAW_BODY,
     BlobDigest,
@@ -65,7 +67,9 @@ async def next_task(
     wait: float = Query(default=20.0, ge=0, le=60),
     gateway: str | None = Query(default=None, description="if given, must be the caller's own name"),
     held: HeldTasks = (),
-    poll: int | None = Query(default=None, ge=0, description="the poll's number; each gateway's increase"),
+    poll: int | None = Query(
+        default=None, ge=0, le=MAX_POLL_NUMBER, description="the poll's number; each gateway's increase"
+    ),
     running: RunningJobs = (),
 ) -> PollResponse:
     """The gateway's next task, waiting up to `wait` seconds for one: the poll of a gateway that sends
@@ -179,7 +183,7 @@ def task_result(task_id: str, body: TaskResultUpload, caller: GatewayDep, servic
     return services.run(record)
 
 
-@router.get("/tasks/{task_id}/blobs/{digest}", response_class=Response)
+@router.get("/tasks/{task_id}/blobs/{digest}", response_class=Response, responses=BLOB_ANSWER)
 def get_task_blob(task_id: str, digest: BlobDigest, caller: GatewayDep, services: ServicesDep) -> Response:
     """A blob the task's round input refers to, as raw bytes."""
     name = caller.identity.name

@@ -18,7 +18,7 @@ from custos.core.wire import (
     ReleasePublic,
     ReleaseVoteCreate,
 )
-from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, ServicesDep, UserDep
+from custos.orchestrator.api.context import BLOB_ANSWER, OCTET_STREAM, BlobDigest, ServicesDep, UserDep
 from custos.orchestrator.api.responses import refusals
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
@@ -60,7 +60,7 @@ def get_held_output(
     return services.run(lambda s: services.held_outputs.get(s, caller.identity, release_id, name))
 
 
-@router.get("/releases/{release_id}/blobs/{digest}", response_class=Response)
+@router.get("/releases/{release_id}/blobs/{digest}", response_class=Response, responses=BLOB_ANSWER)
 def get_held_blob(release_id: str, digest: BlobDigest, caller: UserDep, services: ServicesDep) -> Response:
     """The bytes a held output you review refers to (a file, a model's weights), raw (audited)."""
     data = services.run(lambda s: services.held_outputs.blob(s, caller.identity, release_id, digest))

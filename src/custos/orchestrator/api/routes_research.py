@@ -22,10 +22,23 @@ from custos.core.wire import (
     SpecCreate,
     SpecPublic,
 )
-from custos.orchestrator.api.context import OCTET_STREAM, BlobDigest, NamePath, ServicesDep, UserDep
+from custos.orchestrator.api.context import (
+    BLOB_ANSWER,
+    OCTET_STREAM,
+    BlobDigest,
+    NamePath,
+    ServicesDep,
+    UserDep,
+)
 from custos.orchestrator.api.responses import refusals
 from custos.orchestrator.services.datasets import MAX_SEARCH_CHARS
-from custos.orchestrator.services.job_list import DEFAULT_LIMIT, MAX_LIMIT, JobFilter, list_jobs
+from custos.orchestrator.services.job_list import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    JobFilter,
+    list_jobs,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["research"])
 
@@ -119,7 +132,10 @@ def get_jobs(
     spec: Annotated[str | None, Query(description="only jobs of this compute spec")] = None,
     since: Annotated[datetime | None, Query(description="only jobs created at or after (ISO, zoned)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=400, description="the last page's next_cursor")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(json_schema_extra={"pattern": CURSOR_PATTERN}, description="the last page's next_cursor"),
+    ] = None,
 ) -> JobPage:
     """The jobs the caller may list, newest first: researchers their own, org admins their org's,
     project admins all."""
@@ -144,7 +160,7 @@ def get_result(job_id: str, caller: UserDep, services: ServicesDep) -> JobResult
     return services.run(lambda s: services.jobs.result(s, caller.identity, job_id))
 
 
-@router.get("/jobs/{job_id}/blobs/{digest}", response_class=Response)
+@router.get("/jobs/{job_id}/blobs/{digest}", response_class=Response, responses=BLOB_ANSWER)
 def get_result_blob(job_id: str, digest: BlobDigest, caller: UserDep, services: ServicesDep) -> Response:
     """A blob the job's result refers to (its model's weights), as raw bytes."""
     data = services.run(lambda s: services.jobs.result_blob(s, caller.identity, job_id, digest))

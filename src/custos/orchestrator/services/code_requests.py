@@ -98,7 +98,11 @@ def _submitted(body: CodeRequestCreate) -> _Submitted:
         )
     if body.output is not None and body.output != package.output:
         raise ContentRefused(f"output is {body.output}, but the package's manifest declares {package.output}")
-    return _Submitted(package.entrypoint, package.output, package.manifest.check_params(body.params), archive)
+    try:
+        params = package.manifest.check_params(body.params)
+    except InvalidInput as exc:  # the manifest inside the archive decides, which no schema can state
+        raise ContentRefused(exc.message) from None
+    return _Submitted(package.entrypoint, package.output, params, archive)
 
 
 def _stored_code(row: CodeRequest) -> CodeSource:

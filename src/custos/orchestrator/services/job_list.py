@@ -4,17 +4,17 @@ that a cursor continues.
 
 The order is (created_at, id) descending, a total order, so a page never repeats or skips a job
 however many are submitted meanwhile: the cursor names the last job of the page, and the next page
-starts strictly after it.
+starts strictly after it. A cursor is that position written out, `MICROSECONDS.ID` (the job's
+creation in microseconds since 1970, UTC, and its id), so `CURSOR_PATTERN` states in the API's
+description every cursor there is: any value it matches is a position to continue from.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, false, func, literal, or_, select, true, tuple_
 from sqlalchemy.orm import Session
@@ -28,6 +28,11 @@ from custos.policy.permissions import can_perform, permission_table
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# At most 17 digits: every such instant is a date the databases and Python hold (before the year 5000).
+CURSOR_PATTERN = r"^[0-9]{1,17}\.[a-z0-9_]{1,40}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -56,18 +61,16 @@ def _visible(caller: Identity) -> ColumnElement[bool]:
 
 
 def encode_cursor(job: Job) -> str:
-    data = json.dumps({"t": job.created_at.isoformat(), "id": job.id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+    return f"{(job.created_at - _EPOCH) // _MICROSECOND}.{job.id}"
 
 
 def _after(cursor: str) -> ColumnElement[bool]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        at, job_id = datetime.fromisoformat(data["t"]), str(data["id"])
-        if at.tzinfo is None:
-            raise ValueError("no zone")
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(f"cursor {cursor[:60]!r} is not one a job list returned") from None
+    if not _CURSOR.fullmatch(cursor):
+        raise InvalidInput(
+            f"cursor {cursor[:60]!r} is not one a job list returned; continue from a page's next_cursor"
+        )
+    micros, _, job_id = cursor.partition(".")
+    at = _EPOCH + int(micros) * _MICROSECOND
     # A row-value comparison: SQLite and PostgreSQL both walk the (created_at, id) index from it.
     return tuple_(Job.created_at, Job.id) < tuple_(literal(at, UtcDateTime()), literal(job_id))
 

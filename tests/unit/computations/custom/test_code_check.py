@@ -9,7 +9,7 @@ import pytest
 
 from custos.computations.custom.code_check import check_package_code, check_source
 from custos.computations.custom.code_package import build_code_package, verify_code_package
-from custos.core.errors import InvalidInput
+from custos.core.errors import ContentRefused
 
 MANIFEST = """\
 name = "cohort"
@@ -51,7 +51,7 @@ def test_code_that_defines_its_function_passes(source: str) -> None:
     ],
 )  # fmt: skip
 def test_code_that_could_not_run_is_refused_with_the_reason(source: str, expected: str) -> None:
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(ContentRefused) as refused:
         check_source(source, "count")
     assert expected in refused.value.message
 
@@ -85,6 +85,6 @@ def test_a_package_whose_manifest_cannot_run_is_refused(
     tmp_path: Path, main: str, helper: str, expected: str
 ) -> None:
     package = verify_code_package(_package(tmp_path, main, helper))
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(ContentRefused) as refused:
         check_package_code(package)
     assert expected in refused.value.message
