@@ -1,7 +1,7 @@
 """The budget mirror is reconciled to the gateway's ledger, so a crash cannot leave them different.
 
-The gateway is killed (its test hook CUSTOS_TEST_CRASH_AT=after_journal: SIGKILL right after it
-journaled a DP result, the ledger's charge committed) and the job is cancelled meanwhile, so the result
+The gateway is killed (its test hook CUSTOS_TEST_CRASH_AT=after_commit: SIGKILL right after it
+journaled a DP result and committed the ledger's charge, before the upload) and the job is cancelled meanwhile, so the result
 is never taken: the task's result can no longer bring the mirror up to date. While the gateway is down,
 `budget` says the mirror may be behind, by how many tasks and how much ε at most. Started again, the
 gateway's first heartbeat carries its ledger, and the mirror equals the ledger.
@@ -68,7 +68,7 @@ def test_a_crash_after_the_ledger_commit_is_reconciled_by_the_next_heartbeat(dp_
 
         gateway = dp_site._gateway_processes[SITE]
         dp_site.stop_gateway(SITE)
-        gateway.env["CUSTOS_TEST_CRASH_AT"] = "after_journal"
+        gateway.env["CUSTOS_TEST_CRASH_AT"] = "after_commit"
         dp_site.start_gateway(SITE)
         job = dora.submit_job(spec.id, params)
         for _ in range(600):
