@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from custos.core.errors import InvalidInput
+from custos.core.errors import CustosError, InvalidInput
 from custos.data.synthetic import synthetic_patients
 from custos.local.launch import launch
 from custos.local.process import runs_as
@@ -153,6 +153,16 @@ def test_a_reload_with_another_number_of_gateways_is_refused(tmp_path: Path) -> 
     dev.land()
     with pytest.raises(InvalidInput, match="holds a deployment of 1 gateway"):
         launch(2, folder=folder, rows=100)
+
+
+def test_a_first_launch_that_fails_leaves_the_folder_empty(tmp_path: Path) -> None:
+    folder = tmp_path / "dev"
+    with pytest.raises(CustosError, match="did not answer"):
+        launch(1, folder=folder, rows=100, startup_timeout=0)
+    assert list(folder.iterdir()) == []
+    # And the folder takes a launch as a new one.
+    launch(1, folder=folder, rows=100).land()
+    assert (folder / "deployment.yaml").is_file()
 
 
 def test_a_folder_that_is_not_a_deployment_is_refused(tmp_path: Path) -> None:

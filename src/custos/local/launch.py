@@ -17,6 +17,7 @@ by PID, those that are gone are started again. It is built on `custos.local.clus
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -210,7 +211,13 @@ def launch(
         project=wanted.project,
         startup_timeout=startup_timeout,
     )
-    cluster.start()
+    try:
+        cluster.start()
+    except BaseException:
+        # The folder was empty: leave it so, not half a deployment the next launch would refuse.
+        for child in work_dir.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
     record_file.write_text(yaml.safe_dump(wanted.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     deployment = Deployment(cluster, wanted, {})
     deployment.record_processes()
