@@ -1,10 +1,10 @@
 """The budget mirror is reconciled to the gateway's ledger, so a crash cannot leave them different.
 
-The gateway is killed (its test hook CUSTOS_TEST_CRASH_AT=after_commit: SIGKILL right after it
-journaled a DP result and committed the ledger's charge, before the upload) and the job is cancelled meanwhile, so the result
-is never taken: the task's result can no longer bring the mirror up to date. While the gateway is down,
-`budget` says the mirror may be behind, by how many tasks and how much ε at most. Started again, the
-gateway's first heartbeat carries its ledger, and the mirror equals the ledger.
+The gateway is killed (its test hook CUSTOS_TEST_CRASH_AT=after_commit: SIGKILL right after it journaled
+a DP result and committed the ledger's charge, before the upload) and the job is cancelled meanwhile, so
+the result is never taken: the task's result can no longer bring the mirror up to date. While the
+gateway is down, `budget` says the mirror may be behind, by how many tasks and how much ε at most.
+Started again, the gateway's first heartbeat carries its ledger, and the mirror equals the ledger.
 """
 
 from __future__ import annotations

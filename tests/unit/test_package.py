@@ -7,8 +7,9 @@ import custos
 
 
 def test_public_surface() -> None:
-    assert custos.__all__ == ["Client", "__version__"]
+    assert custos.__all__ == ["Client", "__version__", "launch"]
     assert custos.Client.__name__ == "Client"
+    assert custos.launch.__module__ == "custos.local.launch"
 
 
 def test_import_custos_stays_light() -> None:

@@ -32,6 +32,7 @@ from custos.cli import (
 from custos.cli.budget import app as budget_app
 from custos.cli.code import app as code_app
 from custos.cli.demo import demo_command
+from custos.cli.dev import dev_command
 from custos.cli.failures import describe, is_click_error
 from custos.cli.model import app as model_app
 from custos.cli.output import echo
@@ -114,6 +115,7 @@ app.add_typer(budget_app, name="budget")
 app.add_typer(code_app, name="code")
 app.command("whoami")(whoami_command)
 app.command("demo")(demo_command)
+app.command("dev")(dev_command)
 
 
 def main() -> NoReturn:

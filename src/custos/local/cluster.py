@@ -9,6 +9,8 @@ runs one; so do the integration tests and the benchmarks.
 DATASETS.yaml and policies (signed by an org admin of the site's org, provisioned as `admin@ORG`
 unless a user is that org's org_admin), starts `python -m custos.cli orchestrator start` and waits
 for /healthz, starts each `custos gateway start`, and waits until every dataset is published.
+`resume()` starts the processes of a cluster provisioned before in the same `work_dir` (its port, kits,
+sites and state as they are): `custos.local.launch` brings a developer's deployment back with it.
 `stop()` ends each process by PID: SIGTERM, then SIGKILL after a bounded wait. Each process logs to
 `<work_dir>/logs/<name>.log`; `logs()` gives their tails for a failing test to print.
 """
@@ -19,7 +21,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +208,30 @@ class Cluster:
             self.start_gateway(gateway.name)
         self.wait_for_health()
         self.wait_for_datasets()
+
+    def resume(self, running: Collection[str] = ()) -> Cluster:
+        """Start again a cluster that `start()` provisioned in this `work_dir` before: same port, kits,
+        sites and state; nothing is provisioned or written. Processes named in `running` are up already
+        (started by an earlier run) and are not started again. Waits until every dataset is published."""
+        project_file = self.work_dir / "project.yaml"
+        try:
+            project = yaml.safe_load(project_file.read_text(encoding="utf-8"))
+            self.port = int(project["orchestrator"]["port"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"{project_file} is not the project file of a cluster: {exc}") from exc
+        try:
+            if "orchestrator" in running:
+                self.wait_for_health()
+            else:
+                self.start_orchestrator()
+            for gateway in self.gateways:
+                if gateway.name not in running:
+                    self.start_gateway(gateway.name)
+            self.wait_for_datasets()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """Stop every process this cluster started, gateways first. Safe to call more than once."""

@@ -2,14 +2,18 @@
 deployment (`custos.local.cluster`).
 
 Each process runs in a session of its own, so a Ctrl-C in the terminal reaches only its parent, which
-stops the children in order: SIGTERM, then SIGKILL after a bounded wait.
+stops the children in order: SIGTERM, then SIGKILL after a bounded wait. A process an earlier run
+started (and recorded by PID and command line) is found again with `runs_as` and stopped with
+`stop_pid`.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -30,6 +34,28 @@ def free_port(host: str = "127.0.0.1") -> int:
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def runs_as(pid: int, argv: list[str]) -> bool:
+    """Whether process `pid` is alive and runs exactly `argv`: a recorded PID the OS has since given to
+    another program is not ours. (A zombie has no command line, so it counts as gone.)"""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return raw.split(b"\0")[:-1] == [arg.encode() for arg in argv]
+
+
+def stop_pid(pid: int, argv: list[str], timeout: float) -> None:
+    """Stop process `pid`, which an earlier run started, if it still runs `argv`: SIGTERM, wait up to
+    `timeout` seconds, then SIGKILL. It is not our child, so its exit is watched through /proc."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        if not runs_as(pid, argv):
+            return
+        os.kill(pid, signum)
+        deadline = time.monotonic() + timeout
+        while runs_as(pid, argv) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 @dataclass

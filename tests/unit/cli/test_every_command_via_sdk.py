@@ -28,6 +28,7 @@ Via = Literal["sdk", "library"]
 COMMANDS: dict[str, tuple[Via, str]] = {
     "whoami": ("sdk", "me"),
     "demo": ("library", "custos.demo:run_demo"),
+    "dev": ("library", "custos.local.launch:launch"),
     # A project admin's CA and kits are local files; only push-crl (and revoke --push) reach the
     # orchestrator, through the SDK.
     "provision create": ("library", "custos.pki.provision:provision"),

@@ -57,8 +57,8 @@ def test_the_sdk_has_no_unlisted_public_module() -> None:
     assert found - {"__init__"} == SDK_SUBMODULES
 
 
-def test_custos_all_is_the_client_and_the_version() -> None:
-    assert sorted(custos.__all__) == ["Client", "__version__"]
+def test_custos_all_is_the_client_the_version_and_launch() -> None:
+    assert sorted(custos.__all__) == ["Client", "__version__", "launch"]
     assert custos.Client is custos.sdk.Client
     assert isinstance(custos.__version__, str)
 
