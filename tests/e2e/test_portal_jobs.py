@@ -136,6 +136,6 @@ def test_a_researcher_reads_her_budget_over_time_and_the_ledger_behind_it(portal
         assert chart.locator("polyline").count() == 2  # spent and remaining
         page.get_by_text("The ledger behind “site-a/patients_dp: alice”").click()
         ledger = page.locator("figure", has=chart).locator("table.budget-changes").inner_text()
-        assert f"job {job.id}" in ledger
+        assert job.id in ledger
         portal.screenshot(page, "budget")
         watch.check()

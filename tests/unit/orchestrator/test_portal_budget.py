@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from tests.unit.orchestrator.test_portal_audit import _as
 
 from custos.core.wire import result_digest
 from custos.orchestrator.app import create_app
+from custos.orchestrator.portal.pages_budget import budget_series
 from custos.orchestrator.tables import BudgetHistory
 from custos.pki.kit import Kit
 from custos.pki.signin import sign_in
@@ -104,10 +106,10 @@ def test_each_change_of_the_mirror_is_kept_with_what_moved_it(
     third = _job(api, who, spec_id, "alice", 0.5, ledger=report)  # an older standing: ignored
 
     assert _history(api) == [
-        ("researcher", "alice", 1.0, f"job {first}"),
-        ("org", "university", 1.0, f"job {first}"),
-        ("researcher", "bob", 1.0, f"job {second}"),
-        ("org", "university", 2.0, f"job {second}"),
+        ("researcher", "alice", 1.0, first),
+        ("org", "university", 1.0, first),
+        ("researcher", "bob", 1.0, second),
+        ("org", "university", 2.0, second),
         ("researcher", "alice", 2.0, "ledger report 7 of site-a"),
         ("org", "university", 3.0, "ledger report 7 of site-a"),
     ]
@@ -134,7 +136,7 @@ def test_the_page_charts_what_each_user_may_see_and_a_reported_name_stays_text(
     main = page.text.split("<main", 1)[1]
     assert main.count("<svg") == 2  # her own row and her org's
     assert "site-a/patients: alice" in main and "site-a/patients: university (organisation)" in main
-    assert f"job {job}" in main and "elsewhere" not in main and "onerror" not in main
+    assert job in main and "elsewhere" not in main and "onerror" not in main
 
     _as(api, "admin-a")
     page = api.get("/budget")
@@ -151,3 +153,26 @@ def test_the_page_charts_what_each_user_may_see_and_a_reported_name_stays_text(
     _as(api, "admin-b")
     main = api.get("/budget").text.split("<main", 1)[1]
     assert "<svg" not in main and 'id="no-budget"' in main
+
+
+def test_the_chart_draws_steps_from_zero_to_the_cap_until_now() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def change(hours: float, spent: float) -> BudgetHistory:
+        return BudgetHistory(
+            at=start + timedelta(hours=hours), dataset="site-a/patients", kind="researcher",
+            subject="alice", org="university", dataset_org="hospital-a", spent_epsilon=spent,
+            spent_delta=0.0, cap_epsilon=4.0, cap_delta=0.0, cause="job_1",
+        )  # fmt: skip
+
+    one = budget_series([change(0, 1.0)], start + timedelta(hours=2))[0].chart
+    spent, remaining = (line.points.split() for line in one.lines)
+    assert len(spent) == len(remaining) == 2  # a flat line from the change until now
+    assert spent[0].split(",")[1] == spent[1].split(",")[1] != remaining[0].split(",")[1]
+    assert [t.label for t in one.y_ticks] == ["0", "1", "2", "3", "4"]  # 0 to the cap
+
+    two = budget_series([change(0, 1.0), change(1, 3.0)], start + timedelta(hours=2))[0].chart
+    ys = [float(p.split(",")[1]) for p in two.lines[0].points.split()]
+    xs = [float(p.split(",")[0]) for p in two.lines[0].points.split()]
+    assert len(ys) == 4 and ys[0] == ys[1] > ys[2] == ys[3]  # held at 1, then a step up to 3
+    assert xs[1] == xs[2]

@@ -95,7 +95,7 @@ class BudgetService:
         assert job is not None and gateway is not None
         dataset = f"{task.gateway}/{task.dataset}"
         common = {"dataset": dataset, "org": job.org, "dataset_org": gateway.org}
-        cause = f"job {job.id}"
+        cause = job.id
         self.upsert(
             session,
             {**common, "kind": RESEARCHER, "subject": job.submitter},
