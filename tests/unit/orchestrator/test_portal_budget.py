@@ -39,8 +39,10 @@ kits = preview_tests.kits  # that module's provisioned project
 
 
 @pytest.fixture
-def api(kits: dict[str, Kit], tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(cheap_settings(tmp_path), kits["orchestrator"].root_certificate)
+def api(kits: dict[str, Kit], tmp_path: Path, database_url: str) -> Iterator[TestClient]:
+    """The orchestrator in process, on SQLite and on PostgreSQL."""
+    settings = cheap_settings(tmp_path, database_url=database_url)
+    app = create_app(settings, kits["orchestrator"].root_certificate)
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
         for name in ("alice", "bob", "admin-a", "admin-b", "mallory"):
             token = sign_in(client, kits[name]).token

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import builtins
 import logging
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -149,7 +149,7 @@ class BudgetService:
             stmt: Any = pg_insert(BudgetMirror).values(**values).on_conflict_do_nothing()
         else:
             stmt = sqlite_insert(BudgetMirror).values(**values).on_conflict_do_nothing()
-        inserted = cast(CursorResult[Any], session.execute(stmt)).rowcount == 1
+        inserted = session.execute(stmt.returning(BudgetMirror.dataset)).first() is not None
         row = session.get(
             BudgetMirror,
             (key["dataset"], key["kind"], key["subject"]),
