@@ -1,6 +1,7 @@
 """A researcher's jobs in real Chromium: the list, a finished job's tasks and its histogram drawn as
 SVG with the numbers behind it, the downloads; a job whose site is down shows its waiting task and,
-by itself (htmx polling), that the site went offline; the cancel button cancels it."""
+by itself (htmx polling), that the site went offline; the cancel button cancels it; after a DP job,
+her budget page charts what it spent with the ledger behind the chart."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ POLICY = {
     "grants": [{"orgs": ["university"], "models": ["stats@>=1.0,<2"], "columns": ["age", "sex", "bmi"]}],
     "min_count": 10,
 }
+DP_POLICY = POLICY | {
+    "dataset": "patients_dp",
+    "privacy": {
+        "dp": {"mechanism": "laplace", "epsilon_per_job": 1.0},
+        "budget": {"epsilon_per_researcher": 3.0, "epsilon_per_org": 10.0},
+    },
+}
 SITES = ["site-a/patients", "site-b/patients"]
 PARAMS = {
     "columns": ["age", "bmi"],
@@ -29,8 +37,14 @@ PARAMS = {
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    dp = [DatasetSetup("patients_dp", synthetic_patients(400, site=0, seed=6), DP_POLICY)]
     gateways = [
-        GatewaySetup(name, org, [DatasetSetup("patients", synthetic_patients(400, site=i, seed=5), POLICY)])
+        GatewaySetup(
+            name,
+            org,
+            [DatasetSetup("patients", synthetic_patients(400, site=i, seed=5), POLICY)]
+            + (dp if i == 0 else []),
+        )
         for i, (name, org) in enumerate([("site-a", "hospital-a"), ("site-b", "hospital-b")])
     ]
     users = [UserSetup("alice", "university"), UserSetup("bob", "university", "member_researcher")]
@@ -106,3 +120,22 @@ def test_a_waiting_job_updates_by_itself_and_the_cancel_button_cancels_it(portal
             watch.check()
     finally:
         portal.cluster.start_gateway("site-b")
+
+
+def test_a_researcher_reads_her_budget_over_time_and_the_ledger_behind_it(portal: Portal) -> None:
+    with portal.cluster.client("alice") as alice:
+        spec = alice.create_spec("dp ages", "stats@1.0.0", ["site-a/patients_dp"], ["age"])
+        alice.activate_spec(spec.id)
+        job = alice.submit_job(spec.id, {"columns": ["age"], "statistics": ["count"]})
+        alice.wait_job(job.id, timeout=120)
+    with portal.session("alice") as (page, watch):
+        portal.visit(page, "/budget")
+        title = "ε on site-a/patients_dp for alice (hours since the first change)"
+        chart = page.get_by_role("img", name=title, exact=True)
+        assert chart.is_visible()
+        assert chart.locator("polyline").count() == 2  # spent and remaining
+        page.get_by_text("The ledger behind “site-a/patients_dp: alice”").click()
+        ledger = page.locator("figure", has=chart).locator("table.budget-changes").inner_text()
+        assert job.id in ledger
+        portal.screenshot(page, "budget")
+        watch.check()

@@ -358,6 +358,26 @@ class BudgetMirror(Base):
     updated_at: Mapped[datetime]
 
 
+class BudgetHistory(Base):
+    """Each change of a `budget_mirror` row, as it was written: the figures after the change and
+    what moved them (`cause`: the job whose DP result reported them, or the gateway's ledger report).
+    Only for display (the portal's budget page charts it); the gateways' ledgers stay the authority."""
+
+    __tablename__ = "budget_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    dataset: Mapped[str] = mapped_column(String(130), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(128))
+    org: Mapped[str] = mapped_column(String(64))
+    dataset_org: Mapped[str] = mapped_column(String(64))
+    spent_epsilon: Mapped[float]
+    spent_delta: Mapped[float]
+    cap_epsilon: Mapped[float]
+    cap_delta: Mapped[float]
+    cause: Mapped[str] = mapped_column(String(160))
+
+
 # --- model registry: signed model packages --------------------------------------------------------
 
 

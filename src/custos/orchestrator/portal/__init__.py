@@ -5,6 +5,7 @@ cookie only, and their forms carry a CSRF token (`security`)."""
 
 from custos.orchestrator.portal.errors import page_error
 from custos.orchestrator.portal.pages_audit import router as audit_router
+from custos.orchestrator.portal.pages_budget import router as budget_router
 from custos.orchestrator.portal.pages_code import router as code_router
 from custos.orchestrator.portal.pages_datasets import router as datasets_router
 from custos.orchestrator.portal.pages_held_files import router as held_files_router
@@ -23,6 +24,7 @@ ROUTERS = (
     releases_router,
     held_files_router,
     audit_router,
+    budget_router,
 )
 
 __all__ = ["ROUTERS", "SecurityHeaders", "page_error"]

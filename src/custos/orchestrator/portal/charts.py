@@ -129,11 +129,18 @@ def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]]) 
 
 
 def line_chart(
-    title: str, xs: Sequence[float], series: Sequence[tuple[str, Sequence[float | None]]]
+    title: str,
+    xs: Sequence[float],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    y_range: tuple[float, float] | None = None,
 ) -> LineChart:
-    """One polyline per named series over the shared `xs` (at most two series, styled a and b)."""
+    """One polyline per named series over the shared `xs` (at most two series, styled a and b); the
+    y axis spans the values, or `y_range` when given (values outside it are drawn at its edge)."""
     values = [v for _, ys in series for v in ys if v is not None and math.isfinite(v)]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    if y_range is not None:
+        low, high = y_range
+        values = [min(max(v, low), high) for v in values]
     if high == low:
         high = low + 1
     x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)
@@ -145,6 +152,7 @@ def line_chart(
         return LEFT + plot_w * (v - x_low) / (x_high - x_low)
 
     def py(v: float) -> float:
+        v = min(max(v, low), high)
         return TOP + plot_h - plot_h * (v - low) / (high - low)
 
     lines = []

@@ -7,10 +7,12 @@ row per (dataset, researcher), and one per (dataset, org) whose spent is the sum
 researcher rows. The mirror is for display and for the preview only: nothing here allows or refuses
 a job, and a figure can only grow (results may arrive out of order; a ledger never refunds).
 The gateways' ledger reports bring it up to date when a result is lost (`budget_reconciliation.py`).
+Each change of a row is also kept in `budget_history` with what moved it, for the portal's chart.
 """
 
 from __future__ import annotations
 
+import builtins
 import logging
 from typing import Any
 
@@ -32,7 +34,7 @@ from custos.orchestrator.services.access import can_see, check_resource
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.models import resolve_model
 from custos.orchestrator.services.specs import check_user
-from custos.orchestrator.tables import BudgetMirror, ComputeSpec, Gateway, Job, Task
+from custos.orchestrator.tables import BudgetHistory, BudgetMirror, ComputeSpec, Gateway, Job, Task
 from custos.policy import check_access
 from custos.policy.permissions import Resource
 from custos.privacy.controls import BudgetCaps
@@ -61,7 +63,7 @@ def budget_public(row: BudgetMirror) -> BudgetPublic:
     )
 
 
-def can_view(caller: Identity, row: BudgetMirror) -> bool:
+def can_view(caller: Identity, row: BudgetMirror | BudgetHistory) -> bool:
     """Your own rows and your org's, and as the permission table says (`budget.view`): an org
     admin sees every row of their org's datasets, a project admin every row."""
     if row.kind == ORG and row.subject.casefold() == caller.org.casefold():
@@ -93,11 +95,13 @@ class BudgetService:
         assert job is not None and gateway is not None
         dataset = f"{task.gateway}/{task.dataset}"
         common = {"dataset": dataset, "org": job.org, "dataset_org": gateway.org}
+        cause = job.id
         self.upsert(
             session,
             {**common, "kind": RESEARCHER, "subject": job.submitter},
             (standing.spent_epsilon, standing.spent_delta),
             (standing.cap_epsilon, standing.cap_delta),
+            cause,
         )
         caps = self.caps(session, dataset)
         if caps is None:
@@ -114,6 +118,7 @@ class BudgetService:
             {**common, "kind": ORG, "subject": job.org},
             (float(spent[0] or 0.0), float(spent[1] or 0.0)),
             (caps.epsilon_per_org, caps.delta_per_org),
+            cause,
         )
 
     def caps(self, session: Session, dataset: str) -> BudgetCaps | None:
@@ -121,8 +126,15 @@ class BudgetService:
         return policy_privacy(policy).budget if policy is not None else None
 
     def upsert(
-        self, session: Session, key: dict[str, str], spent: tuple[float, float], cap: tuple[float, float]
+        self,
+        session: Session,
+        key: dict[str, str],
+        spent: tuple[float, float],
+        cap: tuple[float, float],
+        cause: str,
     ) -> None:
+        """Raise a mirror row to `spent` (never lower it) and set its caps; a change that moves a
+        figure is kept in `budget_history` with its `cause` (the job or ledger report)."""
         now = self._clock()
         values: dict[str, Any] = {
             **key,
@@ -134,9 +146,10 @@ class BudgetService:
         }
         # Insert-if-missing in one statement, so two first results for a row cannot collide.
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(pg_insert(BudgetMirror).values(**values).on_conflict_do_nothing())
+            stmt: Any = pg_insert(BudgetMirror).values(**values).on_conflict_do_nothing()
         else:
-            session.execute(sqlite_insert(BudgetMirror).values(**values).on_conflict_do_nothing())
+            stmt = sqlite_insert(BudgetMirror).values(**values).on_conflict_do_nothing()
+        inserted = session.execute(stmt.returning(BudgetMirror.dataset)).first() is not None
         row = session.get(
             BudgetMirror,
             (key["dataset"], key["kind"], key["subject"]),
@@ -144,10 +157,24 @@ class BudgetService:
             populate_existing=True,
         )
         assert row is not None
+        before = (row.spent_epsilon, row.spent_delta, row.cap_epsilon, row.cap_delta)
         row.spent_epsilon = max(row.spent_epsilon, spent[0])
         row.spent_delta = max(row.spent_delta, spent[1])
         row.cap_epsilon, row.cap_delta, row.updated_at = cap[0], cap[1], now
         row.org, row.dataset_org = key["org"], key["dataset_org"]
+        after = (row.spent_epsilon, row.spent_delta, row.cap_epsilon, row.cap_delta)
+        if inserted or after != before:
+            session.add(
+                BudgetHistory(
+                    at=now,
+                    **{k: key[k] for k in ("dataset", "kind", "subject", "org", "dataset_org")},
+                    spent_epsilon=after[0],
+                    spent_delta=after[1],
+                    cap_epsilon=after[2],
+                    cap_delta=after[3],
+                    cause=cause[:160],
+                )
+            )
 
     def list(self, session: Session, caller: Identity) -> list[BudgetPublic]:
         rows = session.execute(
@@ -156,6 +183,19 @@ class BudgetService:
             )
         ).scalars()
         return [budget_public(r) for r in rows if can_view(caller, r)]
+
+    def history(self, session: Session, caller: Identity, limit: int) -> builtins.list[BudgetHistory]:
+        """The newest `limit` changes of the mirror rows `caller` may see, oldest first."""
+        rows = session.execute(
+            select(BudgetHistory).order_by(BudgetHistory.at.desc(), BudgetHistory.id.desc())
+        ).scalars()
+        out: builtins.list[BudgetHistory] = []
+        for row in rows:
+            if can_view(caller, row):
+                out.append(row)
+                if len(out) >= limit:
+                    break
+        return out[::-1]
 
     # --- the cost preview -------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class BudgetReconciler:
             if caps is None:
                 log.info("ledger of %s: %s has no budget policy here; not mirrored", gateway_name, dataset)
                 continue
+            cause = f"ledger report {report.head} of {gateway_name}"
             per_org: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
             for spent in entry.spent:
                 key = {"dataset": dataset, "kind": RESEARCHER, "subject": spent.researcher}
@@ -70,6 +71,7 @@ class BudgetReconciler:
                     key | common,
                     (spent.epsilon, spent.delta),
                     (caps.epsilon_per_researcher, caps.delta_per_researcher),
+                    cause,
                 )
                 per_org[spent.org][0] += spent.epsilon
                 per_org[spent.org][1] += spent.delta
@@ -79,6 +81,7 @@ class BudgetReconciler:
                     {"dataset": dataset, "kind": ORG, "subject": org, "org": org, "dataset_org": gateway.org},
                     (epsilon, delta),
                     (caps.epsilon_per_org, caps.delta_per_org),
+                    cause,
                 )
         gateway.ledger_head = report.head
         gateway.ledger_reported_at = self._clock()
