@@ -227,5 +227,5 @@ def test_a_confidential_package_is_stored_and_served_as_ciphertext(
     )
     body = looser.model_dump(mode="json", exclude={"signer", "published_at"})
     r = api.post("/api/v1/models", json=body, headers=auth(api, kits, "alice"))
-    assert r.status_code == 400 and "bad_signature" in r.json()["detail"]
+    assert r.status_code == 422 and "bad_signature" in r.json()["detail"]
     assert any(e.action == "model_refused" for e in read_events(audit_path))

@@ -16,7 +16,7 @@ from custos.core.wire_base import WireModel
 
 TemplateName = Literal["small", "medium", "large"]
 TEMPLATE_NAMES: tuple[TemplateName, ...] = ("small", "medium", "large")
-NUMBER_FIELDS = ("cpu_seconds", "memory_mb", "wall_seconds", "max_processes", "output_mb")
+_NUMBER_FIELDS = ("cpu_seconds", "memory_mb", "wall_seconds", "max_processes", "output_mb")
 # The wall time a task gets when the spec and its size say nothing (the sandbox's default).
 _DEFAULT_WALL_SECONDS = 300
 
@@ -51,7 +51,7 @@ class Resources(WireModel):
         json_schema_extra={
             "anyOf": [
                 {"properties": {"template": {"type": "null"}}},
-                {"properties": {name: {"type": "null"} for name in NUMBER_FIELDS}},
+                {"properties": {name: {"type": "null"} for name in _NUMBER_FIELDS}},
             ]
         }
     )
@@ -74,7 +74,7 @@ class Resources(WireModel):
 
     def asked(self) -> dict[str, int]:
         """The numbers the spec states (a field left out asks for nothing)."""
-        return {name: value for name in NUMBER_FIELDS if (value := getattr(self, name)) is not None}
+        return {name: value for name in _NUMBER_FIELDS if (value := getattr(self, name)) is not None}
 
     def lease_wall_seconds(self) -> int:
         """The wall time the orchestrator leases a task for: the spec's, its size's, or the default."""
