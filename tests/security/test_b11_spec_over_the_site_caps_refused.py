@@ -16,7 +16,7 @@ from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
 
 pytestmark = pytest.mark.integration
 
-SMALL = {"cpu_seconds": 20, "memory_mb": 512, "wall_seconds": 60, "max_processes": 32, "output_mb": 1}
+SMALL = {"cpu_seconds": 20, "memory_mb": 1024, "wall_seconds": 60, "max_processes": 32, "output_mb": 1}
 CONFIG = {
     "sandbox": {"cpu_seconds": 30, "memory_mb": 1024, "wall_seconds": 120},
     "resources": {"small": SMALL},
