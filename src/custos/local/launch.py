@@ -21,15 +21,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from custos.core.errors import InvalidInput
-from custos.data.synthetic import synthetic_patients
-from custos.local.cluster import Cluster, DatasetSetup, GatewaySetup, UserSetup
+from custos.local.cluster import Cluster, GatewaySetup, UserSetup
 from custos.local.process import runs_as, stop_pid
-from custos.policy.asset import AssetPolicy, Grant
+from custos.local.world import RESEARCHER, Site, hospital_gateways, study_users
 from custos.sdk import Client
 
 # A process an earlier launch started: its PID and command line.
@@ -38,10 +36,6 @@ Recorded = tuple[int, list[str]]
 DEFAULT_FOLDER = Path(".custos-dev")
 DEPLOYMENT_FILE = "deployment.yaml"
 PROCESSES_FILE = "processes.json"
-RESEARCHER = "alice"
-RESEARCH_ORG = "university"
-DATASET = "patients"
-GRANTED_COLUMNS = ["age", "sex", "bmi", "systolic_bp", "smoker", "region"]
 MAX_GATEWAYS = 16
 
 
@@ -55,46 +49,17 @@ class DeploymentRecord(BaseModel):
     n_gateways: int = Field(ge=1, le=MAX_GATEWAYS)
     rows: int = Field(ge=100)
 
+    def sites(self) -> list[Site]:
+        """Site i: gateway `site-i` of org `hospital-i`."""
+        return [(f"site-{i}", f"hospital-{i}") for i in range(1, self.n_gateways + 1)]
+
     def gateways(self, tables: bool) -> list[GatewaySetup]:
-        """Site i: gateway `site-i` of org `hospital-i`, with a `patients` dataset. Without `tables`
-        (a reload: the data is on disk already) the datasets carry an empty table."""
-        return [
-            GatewaySetup(
-                name=f"site-{i}",
-                org=f"hospital-{i}",
-                datasets=[
-                    DatasetSetup(
-                        name=DATASET,
-                        table=synthetic_patients(self.rows, site=i - 1, seed=2024)
-                        if tables
-                        else pa.table({}),
-                        policy=patients_policy(),
-                        description=f"Synthetic patients of hospital-{i}",
-                    )
-                ],
-            )
-            for i in range(1, self.n_gateways + 1)
-        ]
+        """Each site's gateway with a `patients` dataset; without `tables` (a reload: the data is on
+        disk already) the datasets carry an empty table."""
+        return hospital_gateways(self.sites(), self.rows, tables=tables)
 
     def users(self) -> list[UserSetup]:
-        admins = [
-            UserSetup(f"admin-{i}", f"hospital-{i}", "org_admin") for i in range(1, self.n_gateways + 1)
-        ]
-        return [UserSetup(RESEARCHER, RESEARCH_ORG, "lead_researcher"), *admins]
-
-
-def patients_policy() -> AssetPolicy:
-    return AssetPolicy(
-        dataset=DATASET,
-        grants=[
-            Grant(
-                orgs=[RESEARCH_ORG],
-                models=["stats@>=1.0,<2", "glm@>=1.0,<2", "fedavg@>=1.0,<2"],
-                columns=GRANTED_COLUMNS,
-            )
-        ],
-        min_count=10,
-    )
+        return study_users(self.sites())
 
 
 class Deployment:
