@@ -93,7 +93,7 @@ def _mock_output_view(output: MockOutput) -> RenderableType:
     if not output.ok:
         return shown(output.error, style="red")
     if output.kind == "table":
-        return section_table(Section("rows", list(output.columns), [list(r) for r in output.rows]))
+        return section_table(Section("output", list(output.columns), [list(r) for r in output.rows]))
     if output.kind == "json":
         return shown(output.text)
     return shown("the file itself is not attached", style="dim")
