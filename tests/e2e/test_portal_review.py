@@ -1,6 +1,7 @@
-"""Custodians in real Chromium: reviewing code (highlighted, with the diff against the author's previous
-request, denied with a reason in the page, approved with the CLI command the page shows), and
-releasing a table whose small cells the gateway flagged, which needs a second reviewer."""
+"""Custodians in real Chromium: reviewing code (highlighted, beside the author's mock run or saying
+there is none, with the diff against the author's previous request, denied with a reason in the page,
+approved with the CLI command the page shows), and releasing a table whose small cells the gateway
+flagged, which needs a second reviewer."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_a_custodian_reviews_code_and_two_reviewers_release_a_flagged_table(port
     cluster = portal.cluster
     with cluster.client("alice") as alice:
         first = alice.submit(FIRST, [DATASET], function="counts")
-        second = alice.submit(SECOND, [DATASET], function="counts")
+        second = alice.submit(SECOND, [DATASET], function="counts", mock_run=True)
+        mock_rows = alice.run_on_mock(SECOND, [DATASET], function="counts")[DATASET]
 
     with portal.session("carol") as (page, watch):
         portal.check_accessibility(page)
@@ -64,6 +66,7 @@ def test_a_custodian_reviews_code_and_two_reviewers_release_a_flagged_table(port
         assert first.id in queue and second.id in queue
 
         portal.visit(page, f"/code/{first.id}")
+        assert "No mock run was attached" in page.locator("section[aria-labelledby=mock]").inner_text()
         page.get_by_label("Reason (the researcher reads it)").fill(
             "by region alone says little; add the diagnosis"
         )
@@ -77,6 +80,16 @@ def test_a_custodian_reviews_code_and_two_reviewers_release_a_flagged_table(port
         added = page.locator(".diff pre.add").all_inner_texts()
         assert any('groupby(["region", "diagnosis"]' in line for line in added)
         assert f"custos code approve {second.id}" in page.locator("pre.text").inner_text()
+        mock = page.locator("section[aria-labelledby=mock]")
+        assert "Mock run (from the author's machine, not verified)" in mock.locator("h2").inner_text()
+        assert (
+            f"{DATASET} (a table of {len(mock_rows)} rows and 3 columns)" in mock.locator("h3").inner_text()
+        )
+        header = mock.locator("table.data th").all_inner_texts()
+        assert header == ["region", "diagnosis", "size"]
+        first_row = mock.locator("table.data tbody tr").first.locator("td").all_inner_texts()
+        assert first_row == [str(v) for v in mock_rows.iloc[0].tolist()]
+        assert mock.locator("table.data tbody tr").count() == len(mock_rows)
         portal.screenshot(page, "code-review")
         watch.check()
 

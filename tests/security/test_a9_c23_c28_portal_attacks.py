@@ -2,8 +2,11 @@
 
 A9: stored cross-site scripting. Text someone else wrote reaches a reviewer's or researcher's browser:
 a dataset's description and its category names (schema, mock rows), the code under review and its
-parameter names, a held output's cells, review reasons. Each carries markup that would open a dialog
-or add an element if it were interpreted; the attack wins if a dialog opens or the element exists.
+parameter names, the author's mock run beside it (its table's cells, and the error of a run that
+failed), a held output's cells, review reasons. Each carries markup that would open a dialog or add
+an element if it were interpreted; the attack wins if a dialog opens or the element exists. The mock
+run also carries an escape sequence and a bidi override, which must reach the page and `custos code
+show` as visible escapes.
 
 C23: another org's job, code request or release by id, page or download: not found, nothing done.
 
@@ -13,6 +16,10 @@ signed-in researcher's browser; the attack wins if the job is cancelled.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +34,10 @@ from custos.local.cluster import DatasetSetup, GatewaySetup, UserSetup
 pytestmark = pytest.mark.integration
 
 XSS = "<img src=x id=pwned onerror=\"alert('xss')\"><script>alert('xss')</script>"
+# Erase the line and print over it; then turn the rest around.
+HOSTILE = f"{XSS} \x1b[2K\x1b[1Gapproved \u202egnp.exe"
+SHOWN = f"{XSS} \\x1b[2K\\x1b[1Gapproved \\u202egnp.exe"  # as a reviewer must read it
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 STATS_POLICY = {
     "dataset": "patients",
     "grants": [{"orgs": ["university"], "models": ["stats@>=1.0,<2"], "columns": ["age", "region"]}],
@@ -44,9 +55,14 @@ HOSTILE_CODE = f'''def labelled(dal, datasets, params):
     """</pre></div>{XSS}"""
     frame = dal.read(datasets[0], ["region"]).to_pandas()
     table = frame.groupby("region", as_index=False).size()
-    table["note"] = {XSS!r}
+    table["note"] = {HOSTILE!r}
     return table
 '''
+FAILING_CODE = f"""{HOSTILE_CODE}
+
+def failing(dal, datasets, params):
+    raise ValueError({HOSTILE!r})
+"""
 
 
 @dataclass
@@ -85,8 +101,10 @@ def portal_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile
     with running_portal(tmp_path_factory.mktemp("portal-attacks"), gateways=gateways, users=users) as portal:
         cluster = portal.cluster
         with cluster.client("alice") as alice, cluster.client("carol") as carol:
-            request = alice.submit(HOSTILE_CODE, ["site-a/patients_code"], {XSS: XSS}, function="labelled")
-            denied = alice.submit(HOSTILE_CODE + "\n# again\n", ["site-a/patients_code"], function="labelled")
+            request = alice.submit(
+                HOSTILE_CODE, ["site-a/patients_code"], {XSS: XSS}, function="labelled", mock_run=True
+            )
+            denied = alice.submit(FAILING_CODE, ["site-a/patients_code"], function="failing", mock_run=True)
             carol.deny_code(denied.id, f"no: {XSS}")
             carol.approve_code(request.id, f"ok {XSS}")
             job = alice.run_code(request.id)
@@ -121,6 +139,44 @@ def test_a9_hostile_text_stays_text_on_every_page(portal_cluster: Hostile) -> No
                     assert "alert('xss')" in page.locator("main").inner_text(), f"{path} does not show it"
             watch.check()
             assert watch.dialogs == []
+
+
+def test_a9_a_hostile_mock_run_is_inert_text_on_the_code_page(portal_cluster: Hostile) -> None:
+    h = portal_cluster
+    with h.portal.session("carol") as (page, watch):
+        h.portal.visit(page, f"/code/{h.code_id}")
+        mock = page.locator("section[aria-labelledby=mock]")
+        assert "not verified" in mock.locator("h2").inner_text()
+        notes = mock.locator("table.data td", has_text="gnp.exe").all_inner_texts()
+        assert notes and all(n == SHOWN for n in notes), notes
+        assert mock.locator("table.data td", has_text="<img src=x").count() > len(notes)  # the regions too
+        assert "hidden character(s)" in mock.locator("p.warn").inner_text()
+        page.wait_for_timeout(200)  # time for an onerror handler to fire, if one were there
+        _no_injected_markup(page)
+        assert not RAW.findall(mock.inner_text())
+
+        h.portal.visit(page, f"/code/{h.denied_id}")
+        error = page.locator("section[aria-labelledby=mock] pre.text").inner_text()
+        assert 'File "<custom:failing>", line 10, in failing' in error
+        assert f"ValueError: {SHOWN}" in error and not RAW.findall(error)
+        page.wait_for_timeout(200)
+        _no_injected_markup(page)
+        watch.check()
+
+
+def test_a9_a_hostile_mock_run_reaches_the_terminal_inert(portal_cluster: Hostile) -> None:
+    kit = str(portal_cluster.portal.cluster.kit_dir("carol"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOS_")} | {"COLUMNS": "400"}
+    expectations = {portal_cluster.code_id: SHOWN, portal_cluster.denied_id: f"ValueError: {SHOWN}"}
+    for request_id, expected in expectations.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "custos.cli", "code", "show", request_id, "--kit", kit],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "mock run (from the author's machine, not verified) on site-a/patients_code" in done.stdout
+        assert expected in done.stdout
+        assert not RAW.findall(done.stdout + done.stderr)
 
 
 def test_a9_a_held_output_cell_with_markup_is_shown_as_text(portal_cluster: Hostile) -> None:

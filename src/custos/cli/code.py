@@ -18,10 +18,12 @@ from custos.cli.options import JsonOption, KitOption, open_client, read_params
 from custos.cli.output import echo, key_value_table, print_json, stdout
 from custos.computations.custom.code_package import verify_code_package
 from custos.computations.custom.files import FILE_TYPES, file_output
+from custos.computations.custom.mock_run import summary
 from custos.core.errors import InvalidInput
 from custos.core.inert import hidden_characters, inert
-from custos.core.wire import MAX_CODE_CHARS, CodeRequestDetail, CodeRequestPublic
-from custos.sdk.tables import add_row, shown
+from custos.core.wire import MAX_CODE_CHARS, CodeRequestDetail, CodeRequestPublic, MockOutput, MockRun
+from custos.sdk.result import Section
+from custos.sdk.tables import add_row, section_table, shown
 
 app = typer.Typer(
     help="Custom code: submit a function or a package, review it (custodians), run it once approved.",
@@ -72,6 +74,31 @@ def source_view(source: str, name: str | None = None) -> list[RenderableType]:
     return views
 
 
+MOCK_RUN_LABEL = "mock run (from the author's machine, not verified)"
+
+
+def mock_run_view(run: MockRun | None) -> list[RenderableType]:
+    """The author's mock run as a reviewer reads it: each dataset's output (a table, a JSON value's
+    text, a file described) or its error, every string inert, under a label that says whose word it is."""
+    if run is None:
+        return [shown(f"── {MOCK_RUN_LABEL}: no mock run was attached", style="dim")]
+    views: list[RenderableType] = []
+    for output in run.outputs:
+        views.append(shown(f"── {MOCK_RUN_LABEL} on {output.dataset}: {summary(output)}", style="bold"))
+        views.append(_mock_output_view(output))
+    return views
+
+
+def _mock_output_view(output: MockOutput) -> RenderableType:
+    if not output.ok:
+        return shown(output.error, style="red")
+    if output.kind == "table":
+        return section_table(Section("output", list(output.columns), [list(r) for r in output.rows]))
+    if output.kind == "json":
+        return shown(output.text)
+    return shown("the file itself is not attached", style="dim")
+
+
 def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -> None:
     if json:
         print_json(request)
@@ -98,7 +125,14 @@ def _show(request: CodeRequestDetail, json: bool, *, with_source: bool = True) -
     if request.package_b64 is None:
         for view in source_view(request.source):
             console.print(view)
-        return
+    else:
+        _show_package(request)
+    for view in mock_run_view(request.mock_run):
+        console.print(view)
+
+
+def _show_package(request: CodeRequestDetail) -> None:
+    console = stdout()
     # Shown from the archive whose digest is checked here: the bytes an approval will bind.
     package = verify_code_package(request.code().archive(), request.digest)
     files = Table(title="package files", box=box.SIMPLE_HEAD, title_justify="left")
@@ -145,6 +179,14 @@ def submit_code(
             "--file-type", help=f"With --output file: the file's type, one of {', '.join(FILE_TYPES)}."
         ),
     ] = None,
+    mock_run: Annotated[
+        bool,
+        typer.Option(
+            "--mock-run",
+            help="First run the code here on each dataset's mock rows, and attach what it printed for the "
+            "reviewers (shown as yours, unverified).",
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Submit FILE's exact source, or the deterministic archive of a package folder, for review by the
@@ -156,7 +198,9 @@ def submit_code(
             raise InvalidInput("--function is required with a file: the name of the function to call")
         code = _read_source(file)
     with open_client(kit) as client:
-        request = client.submit(code, dataset, read_params(params, None), function=function, output=declared)
+        request = client.submit(
+            code, dataset, read_params(params, None), function=function, output=declared, mock_run=mock_run
+        )
     if json:
         print_json(request)
         return
@@ -164,6 +208,8 @@ def submit_code(
         f"submitted code request {request.id} ({request.function}, sha256:{request.digest[:16]}…): "
         f"pending review by the org admins of {', '.join(request.orgs)}"
     )
+    for part in request.mock_run.outputs if request.mock_run else []:
+        stdout().print(shown(f"  attached its mock run on {part.dataset}: {summary(part)}"))
 
 
 def _output(output: str | None, file_type: str | None) -> str | None:

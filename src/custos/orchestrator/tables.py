@@ -427,6 +427,8 @@ class CodeRequest(Base):
     decided_at: Mapped[datetime | None]
     # A package's deterministic archive (custos.computations.custom.code_package); its digest is `digest`.
     archive: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    # The author's run on the mock tables (custos.core.wire.MockRun as JSON), unverified; none if not sent.
+    mock_run: Mapped[str | None] = mapped_column(Text, deferred=True)
 
 
 class CodeReviewRecord(Base):

@@ -9,9 +9,10 @@ import inspect
 import os
 import re
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, NamedTuple, get_args
 
 from custos.computations.custom.code_package import build_code_package, verify_code_package
 from custos.core.errors import InvalidInput
@@ -25,12 +26,17 @@ from custos.core.wire import (
     CodeSource,
     DatasetInfo,
     JobPublic,
+    MockOutput,
+    MockRun,
     MockTable,
 )
 from custos.data.ipc import table_from_ipc_b64
 from custos.sdk.job import Job
 from custos.sdk.jobs import JobsMixin
 from custos.sdk.responses import decode, decode_list
+
+if TYPE_CHECKING:
+    from custos.data.table_reader import TableDalReader
 
 _CODE_ID = re.compile(r"code_[0-9a-f]{16}")
 # What runs: a function, a module's source (with its function's name), or a package folder.
@@ -56,25 +62,47 @@ class CodeMixin(JobsMixin):
         output checked as the gateway checks it, against `output` as `submit` takes it (a package's
         manifest declares it; left out, the type returned). Returns {gateway/dataset: DataFrame, dict
         or bytes}. An error raises with its full traceback: there is no real data here."""
-        from custos.computations.custom.disclosure import check_output
-        from custos.computations.custom.site import run_code
         from custos.computations.custom.wire import decode_output
+
+        prepared = _prepare(fn, function, output, params)
+        readers = self._mock_readers(datasets)
+        return {ref: decode_output(prepared.run(reader, name)) for ref, reader, name in readers}
+
+    def mock_run(
+        self,
+        fn: CodeArg,
+        datasets: Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        function: str | None = None,
+        output: str | None = None,
+    ) -> MockRun:
+        """Run `fn` on each dataset's mock table as `run_on_mock` does, and keep what happened as a code
+        request carries it for its reviewers (`submit(..., mock_run=...)`): each dataset's output as its
+        type renders it (a table's rows, a JSON value's text, a file's type, size and SHA-256), or the
+        error it raised (the frames of your code and the exception), cut to fit
+        `MAX_MOCK_RUN_CHARS`. A failure of the code is recorded, not raised; a bad argument raises."""
+        from custos.computations.custom.mock_run import failed, fit, rendered
+        from custos.computations.failures import submitted_sources
+
+        prepared = _prepare(fn, function, output, params)
+        sources = submitted_sources(prepared.runnable.code, prepared.runnable.function)
+        outputs: list[MockOutput] = []
+        for ref, reader, name in self._mock_readers(datasets):
+            try:
+                outputs.append(rendered(ref, prepared.run(reader, name)))
+            except (Exception, SystemExit) as exc:  # the code's own failure: the reviewers read it
+                outputs.append(failed(ref, exc, sources))
+        return fit(MockRun(digest=prepared.runnable.code.computed_digest(), outputs=outputs))
+
+    def _mock_readers(self, datasets: Sequence[str]) -> Iterator[tuple[str, TableDalReader, str]]:
+        """For each dataset: its reference, a DAL reader over its mock table (with the columns your
+        grant to model `custom` gives, when its policy has one), and its name at the site."""
         from custos.data.table_reader import TableDalReader
         from custos.policy.asset import load_policy
         from custos.policy.checks import granted_columns
 
-        runnable = _code_to_run(fn, function)
-        declared = _declared_output(output)
-        if runnable.code.package_b64 is not None:  # the defaults the orchestrator fills in, too
-            package = verify_code_package(runnable.code.archive())
-            params = package.manifest.check_params(dict(params or {}))
-            if declared is not None and declared != package.output:
-                raise InvalidInput(
-                    f"output is {declared}, but the package's manifest declares {package.output}"
-                )
-            declared = package.output
         me = self.me()
-        results: dict[str, Any] = {}
         for ref in datasets:
             parsed = parse_dataset_ref(ref)
             info = decode(self._send("GET", f"/datasets/{parsed.gateway}/{parsed.dataset}"), DatasetInfo)
@@ -84,13 +112,7 @@ class CodeMixin(JobsMixin):
             if info.policy_yaml:
                 columns = granted_columns(load_policy(info.policy_yaml), me.name, me.org, "custom", "1.0.0")
                 granted = {parsed.dataset: columns} if columns else None
-            reader = TableDalReader({parsed.dataset: table}, granted=granted)
-            encoded = run_code(
-                runnable.code, runnable.function, reader, [parsed.dataset], dict(params or {}), declared
-            )
-            check_output(encoded, declared or str(encoded.get("type")))
-            results[str(parsed)] = decode_output(encoded)
-        return results
+            yield str(parsed), TableDalReader({parsed.dataset: table}, granted=granted), parsed.dataset
 
     def submit(
         self,
@@ -100,21 +122,28 @@ class CodeMixin(JobsMixin):
         *,
         function: str | None = None,
         output: str | None = None,
+        mock_run: bool | MockRun = False,
     ) -> CodeRequestDetail:
         """Submit `fn`'s exact source (imports inside the function, or a module's source with
         `function=`) for review by the custodians of `datasets`; or a package folder (a `Path` to a
         folder with `custos-model.toml`) as its deterministic archive, whose manifest names the
         entrypoint, parameters and output. `output` is what a function returns: `table` (the default,
         a DataFrame), `json` (a dict) or `file:TYPE` (the bytes of a csv, json, parquet, pdf or png
-        file, e.g. `file:png`). Refused for a dataset whose policy does not accept custom code."""
+        file, e.g. `file:png`). Refused for a dataset whose policy does not accept custom code.
+        `mock_run=True` first runs the code here on the datasets' mock tables (`mock_run`) and attaches
+        what it printed, which the reviewers read beside the code as your word (nothing checks it);
+        or pass a `MockRun` of this exact code."""
         runnable = _code_to_run(fn, function)
         for ref in datasets:
             parse_dataset_ref(ref)
+        attached = mock_run if isinstance(mock_run, MockRun) else None
+        if mock_run is True:
+            attached = self.mock_run(fn, datasets, params, function=function, output=output)
         package = runnable.code.package_b64 is not None
         body = CodeRequestCreate(
             function=None if package else runnable.function, source=runnable.code.source,
             package_b64=runnable.code.package_b64, datasets=list(datasets), params=dict(params or {}),
-            output=_declared_output(output),
+            output=_declared_output(output), mock_run=attached,
         )  # fmt: skip
         return decode(self._send("POST", "/code", body=body.model_dump(mode="json")), CodeRequestDetail)
 
@@ -179,6 +208,42 @@ def _code_id(request_id: str) -> str:
 class _Runnable(NamedTuple):
     code: CodeSource
     function: str  # a function's name, or a package's entrypoint
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Code ready to run on mock tables: what runs, the output it declares, its parameters."""
+
+    runnable: _Runnable
+    declared: CodeOutput | None
+    params: dict[str, Any]
+
+    def run(self, reader: TableDalReader, name: str) -> dict[str, Any]:
+        """The encoded output of the code on one dataset, checked as the gateway checks it."""
+        from custos.computations.custom.disclosure import check_output
+        from custos.computations.custom.site import run_code
+
+        code, function = self.runnable
+        encoded = run_code(code, function, reader, [name], dict(self.params), self.declared)
+        check_output(encoded, self.declared or str(encoded.get("type")))
+        return encoded
+
+
+def _prepare(
+    fn: CodeArg, function: str | None, output: str | None, params: Mapping[str, Any] | None
+) -> _Prepared:
+    """What runs, and for a package the output and parameters its manifest declares and fills in
+    (as the orchestrator does); a mismatch raises InvalidInput."""
+    runnable = _code_to_run(fn, function)
+    declared = _declared_output(output)
+    checked = dict(params or {})
+    if runnable.code.package_b64 is not None:
+        package = verify_code_package(runnable.code.archive())
+        checked = package.manifest.check_params(checked)
+        if declared is not None and declared != package.output:
+            raise InvalidInput(f"output is {declared}, but the package's manifest declares {package.output}")
+        declared = package.output
+    return _Prepared(runnable, declared, checked)
 
 
 def _code_to_run(fn: CodeArg, function: str | None) -> _Runnable:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from custos.core.errors import NotFound
+from custos.core.wire import code_digest
 from custos.local.cluster import Cluster, UserSetup
 from custos.pki.kit import load_kit
 from custos.registry.archive import entry_info
@@ -186,4 +187,56 @@ def test_an_output_type_that_is_not_allowed_is_one_line_and_a_json_detail_from_t
         answer = http.post("/api/v1/code", json=body, headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 400, answer.text
     assert "output" in answer.json()["detail"] and "file:png" in answer.json()["detail"]
+    assert json.loads(custos("code", "list", "--kit", kit, "--json").stdout) == []
+
+
+# --- a mock run attached to a code request: refused with a JSON detail when it cannot be the code's ----
+
+MOCK_SOURCE = "def count(dal, datasets, params):\n    return {'n': 1}\n"
+
+
+def _mock_run_body(digest: str, texts: list[str]) -> dict[str, object]:
+    outputs = [{"dataset": "site-a/patients", "ok": True, "kind": "json", "text": t} for t in texts]
+    return {
+        "source": MOCK_SOURCE, "function": "count", "datasets": ["site-a/patients"], "output": "json",
+        "mock_run": {"digest": digest, "outputs": outputs},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            _mock_run_body(code_digest(MOCK_SOURCE), ["x" * 20_000, "y" * 20_000]),
+            "mock_run is 40",  # then: "… characters of JSON, over the bound of 32768"
+        ),
+        (_mock_run_body("0" * 64, ["{}"]), "mock_run is of code with digest 0000"),
+    ],
+    ids=["over the bound", "of other code"],
+)
+def test_a_mock_run_that_cannot_be_attached_is_a_422_with_a_json_detail(
+    cluster: Cluster, body: dict[str, object], expected: str
+) -> None:
+    with cluster.client("alice") as alice:
+        token = alice.create_token("mock-run").token
+    kit = load_kit(cluster.kit_dir("alice"))
+    with httpx.Client(base_url=cluster.url, verify=root_ssl_context(kit.root_path)) as http:
+        answer = http.post("/api/v1/code", json=body, headers={"Authorization": f"Bearer {token}"})
+        listed = http.get("/api/v1/code", headers={"Authorization": f"Bearer {token}"}).json()
+    assert answer.status_code == 422, answer.text
+    assert expected in answer.json()["detail"]
+    assert "32768" in answer.json()["detail"] or "run it again" in answer.json()["detail"]
+    assert listed == []
+
+
+def test_submit_with_a_mock_run_of_an_unknown_dataset_is_one_line(
+    custos: CliRunner, cluster: Cluster, tmp_path: Path
+) -> None:
+    (tmp_path / "count.py").write_text(MOCK_SOURCE, encoding="utf-8")
+    kit = str(cluster.kit_dir("alice"))
+    line = custos(
+        "code", "submit", "count.py", "--function", "count", "--dataset", "site-a/patients",
+        "--output", "json", "--mock-run", "--kit", kit,
+    ).assert_one_line_error()  # fmt: skip
+    assert "site-a/patients" in line
     assert json.loads(custos("code", "list", "--kit", kit, "--json").stdout) == []

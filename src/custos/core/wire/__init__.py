@@ -88,6 +88,14 @@ from custos.core.wire.keybroker import (
     owner_message,
 )
 from custos.core.wire.logs import MAX_CODE_LOG_BYTES, ReleasedLogCreate, ReleasedLogPublic
+from custos.core.wire.mock_run import (
+    MAX_MOCK_RUN_CHARS,
+    MockCell,
+    MockKind,
+    MockOutput,
+    MockRun,
+    mock_run_chars,
+)
 from custos.core.wire.registry import (
     MODEL_ARCHIVE_B64_CHARS,
     ConfidentialTerms,
@@ -151,6 +159,7 @@ __all__ = [
     "MAX_CODE_CHARS",
     "MAX_CODE_LOG_BYTES",
     "MAX_HELD_TASKS",
+    "MAX_MOCK_RUN_CHARS",
     "MAX_PACKAGE_BYTES",
     "MAX_POLL_NUMBER",
     "MODEL_ARCHIVE_B64_CHARS",
@@ -209,6 +218,10 @@ __all__ = [
     "LedgerReport",
     "LedgerSpent",
     "Me",
+    "MockCell",
+    "MockKind",
+    "MockOutput",
+    "MockRun",
     "MockTable",
     "ModelArchive",
     "ModelDetail",
@@ -259,6 +272,7 @@ __all__ = [
     "code_digest",
     "confidential_message",
     "evidence_message",
+    "mock_run_chars",
     "model_message",
     "owner_message",
     "package_digest",

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from custos.core.refs import DatasetRefText
 from custos.core.states import CodeRequestState
+from custos.core.wire.mock_run import MAX_MOCK_RUN_CHARS, MockRun
 from custos.core.wire_base import BASE64_PATTERN, WireModel
 
 CUSTOM_MODEL = "custom@1.0.0"  # the model name and version a custom code job runs as
@@ -122,6 +123,14 @@ class CodeRequestCreate(CodeSource):
         description="table (a DataFrame), json (a dict) or file:TYPE (bytes, e.g. file:png); a package's "
         "comes from its manifest",
     )
+    mock_run: MockRun | None = Field(
+        default=None,
+        description=f"the author's run of this code on the datasets' mock tables, shown to the reviewers "
+        f"as the author's word (never run or verified here); at most {MAX_MOCK_RUN_CHARS} characters as "
+        "compact JSON, refused with 422 over it, or when its digest is not this code's or it names a "
+        "dataset the request does not",
+        json_schema_extra={"x-max-json-length": MAX_MOCK_RUN_CHARS},
+    )
 
 
 class CodeApproval(WireModel):
@@ -189,6 +198,9 @@ class CodeRequestDetail(CodeRequestPublic):
     source: str = Field(description="a function's exact module source; empty for a package")
     package_b64: str | None = Field(default=None, description="a package's exact archive")
     approvals: list[SignedCodeApproval] = Field(default_factory=list)
+    mock_run: MockRun | None = Field(
+        default=None, description="the author's run on the mock tables, unverified; none if not attached"
+    )
 
     def code(self) -> CodeSource:
         """The code as stored, to recompute its digest from (what a reviewer approves)."""

@@ -43,6 +43,7 @@ from custos.core.refs import parse_dataset_ref
 from custos.core.states import CODE_REQUEST_MACHINE, CodeRequestState, JobState, SpecState
 from custos.core.wire import (
     CUSTOM_MODEL,
+    MAX_MOCK_RUN_CHARS,
     CodeDecision,
     CodeOutput,
     CodeRequestCreate,
@@ -53,8 +54,10 @@ from custos.core.wire import (
     CodeSource,
     CustomCodeTask,
     JobPublic,
+    MockRun,
     Resources,
     SignedCodeApproval,
+    mock_run_chars,
 )
 from custos.orchestrator.services.access import can_see, check_resource
 from custos.orchestrator.services.datasets import DatasetService
@@ -105,6 +108,36 @@ def _submitted(body: CodeRequestCreate) -> _Submitted:
     return _Submitted(package.entrypoint, package.output, params, archive)
 
 
+def _checked_mock_run(run: MockRun | None, digest: str, refs: list[str]) -> str | None:
+    """The mock run to store, as JSON, or ContentRefused: over its bound, of other code, or of a
+    dataset the request does not name. What it says is the author's word, and is kept as such."""
+    if run is None:
+        return None
+    size = mock_run_chars(run)
+    if size > MAX_MOCK_RUN_CHARS:
+        raise ContentRefused(
+            f"mock_run is {size} characters of JSON, over the bound of {MAX_MOCK_RUN_CHARS}: "
+            "attach fewer rows (Client.mock_run cuts them to fit)"
+        )
+    if not hmac.compare_digest(run.digest, digest):
+        raise ContentRefused(
+            f"mock_run is of code with digest {run.digest}, not of this code ({digest}): run it again"
+        )
+    for output in run.outputs:
+        if _ref_text(output.dataset) not in refs:
+            raise ContentRefused(
+                f"mock_run has a run on {output.dataset}, which the request does not name ({', '.join(refs)})"
+            )
+    return run.model_dump_json()
+
+
+def _ref_text(value: str) -> str | None:
+    try:
+        return str(parse_dataset_ref(value))
+    except InvalidInput:
+        return None
+
+
 def _stored_code(row: CodeRequest) -> CodeSource:
     package = None if row.archive is None else base64.b64encode(row.archive).decode("ascii")
     return CodeSource(source=row.source, package_b64=package)
@@ -148,6 +181,7 @@ class CodeRequestService:
         check_user(caller)
         code = _submitted(body)
         refs = list(dict.fromkeys(str(parse_dataset_ref(d)) for d in body.datasets))
+        mock_run = _checked_mock_run(body.mock_run, body.computed_digest(), refs)
         orgs: list[str] = []
         for ref in refs:
             self._policy(session, ref, caller.name, caller.org)
@@ -172,6 +206,7 @@ class CodeRequestService:
             created_at=self._clock(),
             decided_at=None,
             archive=code.archive,
+            mock_run=mock_run,
         )
         session.add(row)
         session.flush()
@@ -424,4 +459,5 @@ class CodeRequestService:
             source=row.source,
             package_b64=_stored_code(row).package_b64,
             approvals=self._approvals(session, row.id),
+            mock_run=None if row.mock_run is None else MockRun.model_validate_json(row.mock_run),
         )
