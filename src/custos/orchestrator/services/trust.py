@@ -15,6 +15,8 @@ from custos.pki.revocation import RevocationList, load_crl
 from custos.pki.verify import verify_certificate
 
 _ROW_ID = 1
+# Built once: every request runs it.
+_NUMBER_IN_FORCE = select(RevocationRow.number).where(RevocationRow.id == _ROW_ID)
 
 
 class Trust:
@@ -26,7 +28,7 @@ class Trust:
     def revocations(self, session: Session) -> RevocationList | None:
         """The list in force. Every request asks: only the list's number is read, and the list itself
         (read and its signature verified) only when the number is not the one last verified."""
-        number = session.scalar(select(RevocationRow.number).where(RevocationRow.id == _ROW_ID))
+        number = session.scalar(_NUMBER_IN_FORCE)
         if number is None:
             return None
         if self._cached is None or self._cached.number != number:
