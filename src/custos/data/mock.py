@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from custos.core.dal_wire import Filter
 from custos.core.errors import InvalidInput
 from custos.core.schema import ColumnSchema, DatasetSchema
-from custos.data.query import MAX_IN_VALUES, connect, quote_identifier
+from custos.data.query import MAX_IN_VALUES, private_connect, quote_identifier
 from custos.data.source import DataSource
 
 NULL_SHARE = 0.05
@@ -99,7 +99,7 @@ def _real_matches(source: DataSource, candidates: pa.Table, names: list[str]) ->
     quoted = [quote_identifier(n) for n in names]
     on = " AND ".join(f"m.{q} IS NOT DISTINCT FROM r.{q}" for q in quoted)
     real_columns = ", ".join(f"r.{q}" for q in quoted)
-    con = connect()
+    con = private_connect()  # its optimizer setting is global to the database: one of its own
     try:
         # The real data must stream past a hash table of the few candidates, never the other way round:
         # DuckDB cannot estimate an Arrow stream's size and would otherwise build on it.

@@ -14,6 +14,8 @@ here, so filters mean the same thing everywhere:
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 
@@ -28,12 +30,36 @@ MAX_IN_VALUES = 10_000
 _COMPARISONS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB connection. Each read gets its own: connections are not shared by threads."""
+def private_connect() -> duckdb.DuckDBPyConnection:
+    """A connection to a fresh in-memory DuckDB database of its own, for work that changes a global
+    setting (one no other read may see). Starting a database costs tens of milliseconds of CPU."""
     con = duckdb.connect()
     # DuckDB draws a progress bar on the terminal for long queries; a server must stay quiet.
     con.sql("SET enable_progress_bar = false")
     return con
+
+
+_shared_lock = threading.Lock()
+# The process's shared in-memory database and the process it was started in (a forked child starts its own).
+_shared: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_inherited: list[duckdb.DuckDBPyConnection] = []
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A new connection of its own (each read gets one: connections are not shared by threads) to the
+    process's shared in-memory database, which holds no data: what a read registers on its connection is
+    a temporary view that no other connection sees. A new connection to a running database costs
+    microseconds; starting a database per read cost a small task more CPU than the rest of its path.
+    Work that changes a global setting takes `private_connect` instead."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared[0] != os.getpid():
+            if _shared is not None:
+                # The parent's database, in a forked child: kept, never closed here (its threads are
+                # the parent's), never used.
+                _inherited.append(_shared[1])
+            _shared = (os.getpid(), private_connect())
+        return _shared[1].cursor()
 
 
 def quote_identifier(name: str) -> str:

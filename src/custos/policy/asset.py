@@ -19,6 +19,7 @@ Default deny: no policy, or no grant that matches, means no access.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -108,8 +109,12 @@ class AssetPolicy(BaseModel):
     glm: GlmRules = Field(default_factory=GlmRules)
 
 
+@lru_cache(maxsize=256)
 def load_policy(text: str, source: str = "policy") -> AssetPolicy:
-    """Parse policy YAML safely. Raises InvalidInput naming the problem and where it is."""
+    """Parse policy YAML safely. Raises InvalidInput naming the problem and where it is.
+
+    The orchestrator reads a dataset's stored policy at a job's submission and again at its end: the
+    policy parsed from the same text is kept (it is frozen), and a refusal is never kept."""
     data = parse_yaml_mapping(
         text, source, max_bytes=MAX_POLICY_BYTES, expected="keys dataset, grants, min_count"
     )

@@ -54,9 +54,14 @@ CUSTOM_MODEL_NAME = CustomModel.name
 
 
 def job_public(session: Session, job: Job) -> JobPublic:
+    # Only the columns shown: a status poll need not load (and decode) each task's input and result.
     tasks = session.execute(
-        select(Task).where(Task.job_id == job.id).order_by(Task.round, Task.gateway)
-    ).scalars()
+        select(
+            Task.id, Task.gateway, Task.dataset, Task.kind, Task.round, Task.state, Task.attempt, Task.error
+        )
+        .where(Task.job_id == job.id)
+        .order_by(Task.round, Task.gateway)
+    ).all()
     return JobPublic(
         id=job.id,
         spec_id=job.spec_id,

@@ -9,7 +9,7 @@ longer than one long poll; one not seen for `offline_after_s` (the longest poll 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -59,11 +59,12 @@ class SiteService:
                 self.reconcile_budget(session, name, heartbeat.ledger)
         self._anchors.anchor_own(session)
 
-    def offline(self, session: Session) -> dict[str, datetime]:
-        """Each offline gateway, and since when."""
+    def offline(self, session: Session, among: Collection[str] | None = None) -> dict[str, datetime]:
+        """Each offline gateway (of those named `among`, when given), and since when."""
         now = self._clock()
         found = {}
-        for gateway in session.execute(select(Gateway)).scalars():
+        query = select(Gateway) if among is None else select(Gateway).where(Gateway.name.in_(list(among)))
+        for gateway in session.execute(query).scalars():
             since = offline_since(gateway, now, self.offline_after_s)
             if since is not None:
                 found[gateway.name] = since
@@ -81,8 +82,9 @@ class SiteService:
         """The job, saying which offline sites it waits for (those with an open task of it)."""
         if job.state not in (JobState.QUEUED, JobState.RUNNING):
             return job
-        offline = self.offline(session)
-        waiting = sorted({t.gateway for t in job.tasks if t.state in OPEN_STATES and t.gateway in offline})
+        open_at = {t.gateway for t in job.tasks if t.state in OPEN_STATES}
+        offline = self.offline(session, open_at) if open_at else {}
+        waiting = sorted(g for g in open_at if g in offline)
         notes = [f"waiting for {offline_note(g, offline[g])}" for g in waiting]
         return job.model_copy(update={"waiting": notes}) if notes else job
 

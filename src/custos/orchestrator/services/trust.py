@@ -4,6 +4,7 @@ list names. The list lives in the database, so every worker sees the same one.""
 from __future__ import annotations
 
 from cryptography import x509
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custos.core.clock import Clock
@@ -14,6 +15,8 @@ from custos.pki.revocation import RevocationList, load_crl
 from custos.pki.verify import verify_certificate
 
 _ROW_ID = 1
+# Built once: every request runs it.
+_NUMBER_IN_FORCE = select(RevocationRow.number).where(RevocationRow.id == _ROW_ID)
 
 
 class Trust:
@@ -23,10 +26,14 @@ class Trust:
         self._cached: RevocationList | None = None
 
     def revocations(self, session: Session) -> RevocationList | None:
-        row = session.get(RevocationRow, _ROW_ID)
-        if row is None:
+        """The list in force. Every request asks: only the list's number is read, and the list itself
+        (read and its signature verified) only when the number is not the one last verified."""
+        number = session.scalar(_NUMBER_IN_FORCE)
+        if number is None:
             return None
-        if self._cached is None or self._cached.number != row.number:
+        if self._cached is None or self._cached.number != number:
+            row = session.get(RevocationRow, _ROW_ID)
+            assert row is not None
             self._cached = load_crl(row.crl_pem, self.root)
         return self._cached
 
