@@ -22,20 +22,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from custos.computations.base import JobDataset, check_job, policy_privacy
+from custos.computations.base import policy_privacy
 from custos.core.clock import Clock
-from custos.core.errors import Conflict, NotFound
 from custos.core.identity import Identity
-from custos.core.refs import parse_model_ref
-from custos.core.schema import DatasetSchema
-from custos.core.states import SpecState
 from custos.core.wire import BudgetPublic, BudgetStanding, DatasetCostPreview, JobCreate, JobPreview
-from custos.orchestrator.services.access import can_see, check_resource
+from custos.orchestrator.services.access import can_see
 from custos.orchestrator.services.datasets import DatasetService
-from custos.orchestrator.services.models import resolve_model
-from custos.orchestrator.services.specs import check_user
-from custos.orchestrator.tables import BudgetHistory, BudgetMirror, ComputeSpec, Gateway, Job, Task
-from custos.policy import check_access
+from custos.orchestrator.services.submission import check_submission
+from custos.orchestrator.tables import BudgetHistory, BudgetMirror, Gateway, Job, Task
 from custos.policy.permissions import Resource
 from custos.privacy.controls import BudgetCaps
 from custos.privacy.plan import DpPlan
@@ -204,30 +198,9 @@ class BudgetService:
 
         It is checked as `JobService.submit` checks a job (spec, parameters, policies), so a job the
         orchestrator would refuse is refused here with the same message."""
-        check_user(caller)
-        spec = session.get(ComputeSpec, body.spec_id)
-        if spec is None:
-            raise NotFound(f"unknown compute spec {body.spec_id}")
-        check_resource(
-            "job.submit", caller, Resource(spec.owner, spec.org), f"unknown compute spec {spec.id}"
-        )
-        if spec.state != SpecState.ACTIVE:
-            raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
-        ref = parse_model_ref(spec.model)
-        model = resolve_model(session, ref.name, ref.version)
+        job = check_submission(session, self._datasets, caller, body)
+        spec, model, checked = job.spec, job.model, job.datasets
         previews = []
-        checked: dict[str, JobDataset] = {}
-        for ds_ref in spec.datasets:
-            ds = self._datasets.get_row(session, ds_ref)
-            schema = DatasetSchema.model_validate(ds.schema_json)
-            model.validate_params(body.params, schema, spec.columns)
-            policy = self._datasets.policy(session, ds.id)
-            check_access(
-                policy, ds.id, caller.name, caller.org, ref.name, ref.version, model.columns_used(body.params)
-            )
-            assert policy is not None
-            checked[ds.id] = JobDataset(schema, policy_privacy(policy))
-        check_job(model, body.params, checked)
         for dataset_id, dataset in checked.items():
             controls = dataset.privacy
             if controls.dp is None or controls.budget is None:

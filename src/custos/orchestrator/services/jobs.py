@@ -12,11 +12,8 @@ from sqlalchemy.orm import Session
 from custos.audit import AuditTrail
 from custos.computations.base import (
     Final,
-    JobDataset,
     NextRound,
     PartialRounds,
-    check_job,
-    policy_privacy,
     strictest_rules,
 )
 from custos.computations.custom.model import CustomModel
@@ -27,8 +24,7 @@ from custos.core.errors import Conflict, CustosError, NotFound
 from custos.core.identity import Identity
 from custos.core.ids import new_id
 from custos.core.refs import parse_dataset_ref, parse_model_ref
-from custos.core.schema import DatasetSchema
-from custos.core.states import JOB_MACHINE, JobState, SpecState, TaskState
+from custos.core.states import JOB_MACHINE, JobState, TaskState
 from custos.core.wire import JobCreate, JobPublic, JobResult, TaskKind, TaskPublic
 from custos.orchestrator.metrics import OrchestratorMetrics
 from custos.orchestrator.notifier import notify_after_commit
@@ -37,10 +33,9 @@ from custos.orchestrator.services.blobs import JobBlobs
 from custos.orchestrator.services.datasets import DatasetService
 from custos.orchestrator.services.models import resolve_model
 from custos.orchestrator.services.releases import held_message, hold_result
-from custos.orchestrator.services.specs import check_user
+from custos.orchestrator.services.submission import check_submission
 from custos.orchestrator.services.tasks import OPEN_STATES, fail_open_tasks, finish_job, new_task
 from custos.orchestrator.tables import ComputeSpec, Job, Result, Task
-from custos.policy import check_access
 from custos.policy.permissions import Resource
 from custos.privacy.controls import DisclosureRules, PrivacyControls
 from custos.privacy.filters import FilterChain, FilterContext, SitePrivacy, orchestrator_chain
@@ -108,35 +103,12 @@ class JobService:
         self._clock = clock
 
     def submit(self, session: Session, caller: Identity, body: JobCreate) -> JobPublic:
-        check_user(caller)
-        spec = session.get(ComputeSpec, body.spec_id)
-        if spec is None:
-            raise NotFound(f"unknown compute spec {body.spec_id}")
-        check_resource(
-            "job.submit", caller, Resource(spec.owner, spec.org), f"unknown compute spec {spec.id}"
-        )
-        if spec.state != SpecState.ACTIVE:
-            raise Conflict(f"compute spec {spec.id} is {spec.state}; jobs need an active spec")
-        ref = parse_model_ref(spec.model)
-        model = resolve_model(session, ref.name, ref.version)
-        orchestrator_chain(self._privacy, body.params)  # a scope the orchestrator does not define: refused
-        min_count = 1
-        rules = []
-        checked: dict[str, JobDataset] = {}
-        for ds_ref in spec.datasets:
-            ds = self._datasets.get_row(session, ds_ref)
-            schema = DatasetSchema.model_validate(ds.schema_json)
-            model.validate_params(body.params, schema, spec.columns)
-            policy = self._datasets.policy(session, ds.id)
-            check_access(
-                policy, ds.id, caller.name, caller.org, ref.name, ref.version, model.columns_used(body.params)
-            )
-            assert policy is not None
-            checked[ds.id] = JobDataset(schema, policy_privacy(policy))
-            rules.append(checked[ds.id].privacy.disclosure)
-            min_count = max(min_count, rules[-1].min_count)
         # Validate, then charge: what would fail the job after its sites spent budget fails it here.
-        check_job(model, body.params, checked)
+        checked_job = check_submission(session, self._datasets, caller, body)
+        spec, model, checked = checked_job.spec, checked_job.model, checked_job.datasets
+        orchestrator_chain(self._privacy, body.params)  # a scope the orchestrator does not define: refused
+        rules = [dataset.privacy.disclosure for dataset in checked.values()]
+        min_count = max([1, *(rule.min_count for rule in rules)])
         now = self._clock()
         job = Job(
             id=new_id("job"),
