@@ -11,7 +11,7 @@ import typer
 
 from custos.cli import gateway_log
 from custos.cli.options import LogFormatChoice, LogFormatOption, LogLevel
-from custos.cli.output import echo
+from custos.cli.plain import echo
 from custos.core.errors import InvalidInput, KitError
 from custos.core.identity import Role
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from custos.cli.options import JsonOption, KitOption, open_client
-from custos.cli.output import echo, print_json
+from custos.cli.plain import echo, print_json
 from custos.core.inert import inert
 from custos.gateway.code_logs import CodeLog, read_code_logs
 

@@ -6,12 +6,14 @@ import json
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from custos.core.errors import InvalidInput
-from custos.sdk import Client
+
+if TYPE_CHECKING:
+    from custos.sdk import Client
 
 MAX_PARAMS_BYTES = 1024 * 1024
 
@@ -85,4 +87,7 @@ def read_params(params: str | None, params_file: Path | None) -> dict[str, Any]:
 
 
 def open_client(kit: Path) -> Client:
+    # Imported here: `custos orchestrator start` and `custos gateway start` never open a client.
+    from custos.sdk import Client
+
     return Client.from_kit(kit)

@@ -11,18 +11,16 @@ outside ASCII escaped, so it needs nothing more.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 
-import typer
-from pydantic import BaseModel
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from custos.core.inert import inert
+from custos.cli.plain import echo as echo
+from custos.cli.plain import print_json as print_json
 from custos.core.states import JobState, SpecState
 from custos.core.wire import JobPublic, JobSummary, Me, SpecPublic
 from custos.sdk.tables import add_row, shown
@@ -39,20 +37,6 @@ STATE_STYLES = {
 
 def stdout() -> Console:
     return Console(highlight=False)
-
-
-def echo(text: str, *, err: bool = False) -> None:
-    """Print `text`, which may quote someone else's, as a line (or lines) of plain text, inert."""
-    typer.echo(inert(text), err=err)
-
-
-def print_json(value: BaseModel | Sequence[BaseModel]) -> None:
-    data: object
-    if isinstance(value, BaseModel):
-        data = value.model_dump(mode="json", by_alias=True)
-    else:
-        data = [item.model_dump(mode="json", by_alias=True) for item in value]
-    print(json.dumps(data, indent=2))
 
 
 def _when(value: datetime | None) -> str:

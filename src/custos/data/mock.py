@@ -7,6 +7,8 @@ that equal a real row are drawn again, a bounded number of times.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -23,6 +25,9 @@ NULL_SHARE = 0.05
 # Local redraws against rows already known to be real are cheap; scans of the real data are not.
 MAX_SCANS = 20
 MAX_LOCAL_DRAWS = 1_000
+# The smallest batch of local redraws, and the least accepted share a batch is sized for.
+MIN_BATCH = 256
+MIN_ACCEPTED = 1 / 64
 _EPOCH_DAYS = (date(2000, 1, 1).toordinal(), date(2024, 12, 31).toordinal())
 _UNIX_DAY0 = date(1970, 1, 1).toordinal()
 
@@ -51,11 +56,11 @@ def generate_mock(
     known: set[Row] = set()
     for _ in range(MAX_SCANS):
         table = _avoid_known(source.name, schema, target, table, pending, known, rng)
-        clashes = _real_matches(source, table.take(pending), target.names)
+        clashes = _real_matches(source, table.take(_numbers(pending)), target.names)
         if clashes.size == 0:
             return table
         pending = pending[clashes]
-        known.update(_rows(table.take(pending)))
+        known.update(_rows(table.take(_numbers(pending))))
     raise InvalidInput(
         f"dataset {source.name}: could not draw {rows} mock rows that differ from every real row "
         f"after {MAX_SCANS} checks against the data"
@@ -71,16 +76,25 @@ def _avoid_known(
     known: set[Row],
     rng: np.random.Generator,
 ) -> pa.Table:
-    """Redraw the pending rows until none equals a row already found in the data."""
+    """Redraw the pending rows until none equals a row already found in the data: candidates are drawn
+    in batches sized by the share accepted so far (a schema whose rows are nearly all real needs many
+    draws per row, and one batch costs about what one row does), at most MAX_LOCAL_DRAWS per row."""
     if not known:
         return table
     redraw = pending
-    for _ in range(MAX_LOCAL_DRAWS):
-        if redraw.size == 0:
-            return table
-        table = _replace(table, redraw, _draw(schema, target, int(redraw.size), rng))
-        hits = np.array([row in known for row in _rows(table.take(redraw))], dtype=bool)
-        redraw = redraw[hits]
+    budget = MAX_LOCAL_DRAWS * int(pending.size)
+    accepted = 1.0
+    while redraw.size and budget > 0:
+        need = int(redraw.size)
+        size = min(budget, max(MIN_BATCH, math.ceil(need / max(accepted, MIN_ACCEPTED))))
+        budget -= size
+        batch = _draw(schema, target, size, rng)
+        fresh = [i for i, row in enumerate(_rows(batch)) if row not in known]
+        accepted = len(fresh) / size
+        take = fresh[:need]
+        if take:
+            table = _replace(table, redraw[: len(take)], batch.take(_numbers(np.array(take, dtype=np.int64))))
+            redraw = redraw[len(take) :]
     if redraw.size == 0:
         return table
     raise InvalidInput(
@@ -104,7 +118,7 @@ def _real_matches(source: DataSource, candidates: pa.Table, names: list[str]) ->
         # The real data must stream past a hash table of the few candidates, never the other way round:
         # DuckDB cannot estimate an Arrow stream's size and would otherwise build on it.
         con.sql("SET disabled_optimizers = 'build_side_probe_side'")
-        con.register("mock", candidates.append_column(position, pa.array(np.arange(candidates.num_rows))))
+        con.register("mock", candidates.append_column(position, _numbers(np.arange(candidates.num_rows))))
         con.register("real", source.read(names, _prefilters(candidates)))
         hits = con.sql(
             f"SELECT DISTINCT {real_columns} FROM real AS r SEMI JOIN mock AS m ON {on}"  # noqa: S608
@@ -152,7 +166,7 @@ def _prefilters(candidates: pa.Table) -> list[Filter]:
 def _replace(table: pa.Table, positions: np.ndarray, fresh: pa.Table) -> pa.Table:
     order = np.arange(table.num_rows)
     order[positions] = table.num_rows + np.arange(fresh.num_rows)
-    return pa.concat_tables([table, fresh]).take(order)
+    return pa.concat_tables([table, fresh]).take(_numbers(order))
 
 
 def _rows(table: pa.Table) -> list[Row]:
@@ -171,11 +185,43 @@ def _column(column: ColumnSchema, kind: pa.DataType, rows: int, rng: np.random.G
     if values is None:
         return pa.nulls(rows, type=kind)
     if column.type == "boolean":
-        values = pc.equal(values, "true")
+        values = pc.equal(values, _strings(["true"] * rows))
     if pa.types.is_decimal(kind):
         values = pc.round(values, ndigits=kind.scale)
-    array = pc.if_else(pa.array(mask), pa.nulls(rows, type=values.type), values)
+    array = pc.if_else(_booleans(mask), pa.nulls(rows, type=values.type), values)
     return array.cast(kind)
+
+
+# Arrays are built from their buffers, not with `pa.array`, `pa.scalar` or `take` of a NumPy array:
+# those import pandas (to look for its types), which would double what a gateway's start costs.
+
+
+def _numbers(values: np.ndarray) -> pa.Array:
+    """An Arrow array of a one-dimensional NumPy array of numbers, without nulls."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def _booleans(values: np.ndarray) -> pa.Array:
+    bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
+def _strings(values: Sequence[str]) -> pa.Array:
+    encoded = [value.encode() for value in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(value) for value in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )
+
+
+def _integer_dtype(kind: pa.DataType) -> np.dtype:
+    """NumPy's integer type for an Arrow integer type (int64 for any other): without pandas, which
+    `DataType.to_pandas_dtype` would import."""
+    if not pa.types.is_integer(kind):
+        return np.dtype(np.int64)
+    return np.dtype(f"{'u' if pa.types.is_unsigned_integer(kind) else 'i'}{kind.bit_width // 8}")
 
 
 def _values(column: ColumnSchema, kind: pa.DataType, rows: int, rng: np.random.Generator) -> pa.Array | None:
@@ -184,25 +230,25 @@ def _values(column: ColumnSchema, kind: pa.DataType, rows: int, rng: np.random.G
             return None
         if column.type == "integer":
             # Outward bounds can pass the type's own range (an unsigned column's minimum of 0 becomes -1).
-            limits = np.iinfo(kind.to_pandas_dtype()) if pa.types.is_integer(kind) else np.iinfo(np.int64)
+            limits = np.iinfo(_integer_dtype(kind))
             low = max(int(np.ceil(column.min)), int(limits.min))
             high = min(int(np.floor(column.max)), int(limits.max))
-            return pa.array(rng.integers(low, max(low, high), size=rows, endpoint=True))
+            return _numbers(rng.integers(low, max(low, high), size=rows, endpoint=True))
         # About four significant figures, whatever the scale: plausible-looking, never all zero.
         scale = max(abs(column.min), abs(column.max)) or 1.0
         decimals = max(0, 3 - int(np.floor(np.log10(scale))))
-        return pa.array(np.round(rng.uniform(column.min, column.max, size=rows), decimals))
+        return _numbers(np.round(rng.uniform(column.min, column.max, size=rows), decimals))
     if column.kind == "categorical":
         if not column.categories:
             return None
-        return pa.array(column.categories).take(pa.array(rng.integers(0, len(column.categories), size=rows)))
+        return _strings(column.categories).take(_numbers(rng.integers(0, len(column.categories), size=rows)))
     if column.type in ("date", "timestamp"):
         days = rng.integers(_EPOCH_DAYS[0], _EPOCH_DAYS[1] + 1, size=rows) - _UNIX_DAY0
-        day_array = pa.array(days.astype(np.int32), type=pa.date32())
+        day_array = _numbers(days.astype(np.int32)).view(pa.date32())
         if column.type == "date":
             return day_array
         return day_array.cast(pa.timestamp("s")).cast(kind)
     if column.type == "string":
         tokens = rng.integers(0, 1 << 24, size=rows)
-        return pa.array([f"mock-{t:06x}" for t in tokens])
+        return _strings([f"mock-{t:06x}" for t in tokens])
     return None

@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import Iterable
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -63,6 +62,9 @@ class PostgresWakeups:
             self._thread.join(timeout=_LISTEN_TICK_S + 5.0)
 
     def _run(self) -> None:
+        # Imported here: an orchestrator on SQLite never loads psycopg.
+        import psycopg
+
         while not self._stop.is_set():
             try:
                 self._listen()
@@ -71,6 +73,8 @@ class PostgresWakeups:
                 self._stop.wait(_RECONNECT_S)
 
     def _listen(self) -> None:
+        import psycopg
+
         with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             while not self._stop.is_set():

@@ -2,28 +2,62 @@
 and the privacy budget ledger. The differential privacy releases live in `custos.privacy.dp`, which is
 not imported here because it loads OpenDP's native library (parsing a policy must not)."""
 
-from custos.privacy.controls import (
-    BudgetCaps,
-    DisclosureRules,
-    DominanceRule,
-    DpSettings,
-    PrivacyControls,
-    PrivacyCost,
-    parse_privacy,
-    split_budget,
-)
-from custos.privacy.ledger import BudgetExhausted, BudgetLedger, Reservation, content_lineage
-from custos.privacy.sdc import (
-    Cell,
-    Line,
-    Table,
-    is_dominated,
-    midpoint6,
-    protect_line,
-    protect_table,
-    round_count,
-    round_to_nearest,
-    suppress_small,
+from typing import TYPE_CHECKING
+
+from custos.core.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from custos.privacy.controls import (
+        BudgetCaps,
+        DisclosureRules,
+        DominanceRule,
+        DpSettings,
+        PrivacyControls,
+        PrivacyCost,
+        parse_privacy,
+        split_budget,
+    )
+    from custos.privacy.ledger import BudgetExhausted, BudgetLedger, Reservation, content_lineage
+    from custos.privacy.sdc import (
+        Cell,
+        Line,
+        Table,
+        is_dominated,
+        midpoint6,
+        protect_line,
+        protect_table,
+        round_count,
+        round_to_nearest,
+        suppress_small,
+    )
+
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "controls": [
+            "BudgetCaps",
+            "DisclosureRules",
+            "DominanceRule",
+            "DpSettings",
+            "PrivacyControls",
+            "PrivacyCost",
+            "parse_privacy",
+            "split_budget",
+        ],
+        "ledger": ["BudgetExhausted", "BudgetLedger", "Reservation", "content_lineage"],
+        "sdc": [
+            "Cell",
+            "Line",
+            "Table",
+            "is_dominated",
+            "midpoint6",
+            "protect_line",
+            "protect_table",
+            "round_count",
+            "round_to_nearest",
+            "suppress_small",
+        ],
+    },
 )
 
 __all__ = [

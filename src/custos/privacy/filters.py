@@ -32,9 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -42,11 +41,21 @@ from custos.core.errors import InvalidInput, PolicyDenied
 from custos.privacy.controls import PrivacyControls
 from custos.privacy.plan import DpPlan
 
+if TYPE_CHECKING:
+    import numpy as np
+
 Json = dict[str, Any]
 Direction = Literal["data", "result"]
 PRIVACY_FILE = "privacy.yaml"
 # Keys a filter may never remove: without them nothing downstream can tell what a message is.
 PROTECTED_KEYS = frozenset({"phase", "round", "filtered", "dp"})
+
+
+def _fresh_rng() -> np.random.Generator:
+    # NumPy is imported when a task's filters run, not when the orchestrator or a gateway starts.
+    import numpy as np
+
+    return np.random.default_rng()
 
 
 @dataclass
@@ -61,7 +70,7 @@ class FilterContext:
     controls: PrivacyControls
     scope: str | None
     plan: DpPlan | None = None
-    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    rng: np.random.Generator = field(default_factory=_fresh_rng)
     applied: set[str] = field(default_factory=set)
 
 

@@ -11,11 +11,12 @@ out is the model's business, when it must be clipped and noised is the policy's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from custos.privacy.controls import PrivacyCost, TrainingDp
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Json = dict[str, Any]
 

@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
 
 class Hidden(Protocol):
     @property
@@ -200,6 +198,9 @@ def _bridges(adjacent: dict[int, list[tuple[int, int]]]) -> list[int]:
 
 
 def _null_space_determined(system: System, component: Component) -> list[int]:
+    # Imported here: parsing a policy (the orchestrator's start) needs no NumPy.
+    import numpy as np
+
     rows = {line: i for i, line in enumerate(component.lines)}
     columns = {u: j for j, u in enumerate(component.unknowns)}
     matrix = np.zeros((len(rows), len(columns)))

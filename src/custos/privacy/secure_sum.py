@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,7 +50,8 @@ CertificateCheck = Callable[[x509.Certificate], Identity]
 
 _DOMAIN = b"custos secure-sum v1"
 _PURPOSE = "custos secure-sum key v1"
-_WORD = np.dtype("<u8")
+# Little-endian unsigned 64-bit words. NumPy is imported where vectors are added: not at a start.
+_WORD = "<u8"
 
 
 class MaskKeyAnnouncement(BaseModel):
@@ -165,6 +165,8 @@ class Masker:
         base64 of little-endian unsigned 64-bit words."""
         if any(v < 0 or v >= 1 << 63 for v in values):
             raise InvalidInput("only counts between 0 and 2**63 - 1 can be masked")
+        import numpy as np
+
         total = np.asarray(values, dtype=np.uint64)
         for seed, adds in self.pairs:
             stream = hashlib.shake_256(seed + self.context + label.encode()).digest(8 * len(values))
@@ -176,6 +178,8 @@ class Masker:
 def unmask_sum(masked: Iterable[str], length: int) -> list[int]:
     """The sum, modulo 2**64, of the sites' masked vectors of `length` words: the plain sum once every
     site's vector is in it. A vector of another length is refused."""
+    import numpy as np
+
     total = np.zeros(length, dtype=np.uint64)
     for value in masked:
         try:

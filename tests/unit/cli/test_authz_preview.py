@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from custos.pki import load_kit, load_private_key_pem, provision
+from custos.pki import load_kit, load_private_key_pem
 from custos.pki.manifest import write_manifest
 from custos.pki.project import ProjectSpec
-from custos.pki.provision import CA_FOLDER, CA_KEY_FILE
+from custos.pki.provision import CA_FOLDER, CA_KEY_FILE, provision
 
 from .conftest import CliRunner
 

@@ -145,6 +145,7 @@ def test_no_cli_module_prints_text_around_the_inert_helpers() -> None:
     offenders = {
         path.name: raw
         for path in sorted(CLI.glob("*.py"))
-        if path.name != "output.py" and (raw := _raw_prints(ast.parse(path.read_text(encoding="utf-8"))))
+        if path.name not in ("output.py", "plain.py")
+        and (raw := _raw_prints(ast.parse(path.read_text(encoding="utf-8"))))
     }
     assert offenders == {}

@@ -11,8 +11,9 @@ import yaml
 from typer.testing import CliRunner as TyperRunner
 
 from custos.cli.provision import app as provision_app
-from custos.pki import load_certificate_pem, load_crl, load_kit, load_project, provision
+from custos.pki import load_certificate_pem, load_crl, load_kit, load_project
 from custos.pki.authority import serial_hex
+from custos.pki.provision import provision
 
 from .conftest import CliRunner
 

@@ -24,9 +24,10 @@ from custos.core.clock import utcnow
 from custos.core.errors import AuthenticationFailed
 from custos.core.identity import Identity
 from custos.core.wire import Challenge, ChallengeRequest, Me, TokenGrant, TokenRequest, auth_message
-from custos.pki import Kit, load_kit, provision, server_ssl_options
+from custos.pki import Kit, load_kit, server_ssl_options
 from custos.pki.certs import fingerprint, load_certificate_pem
 from custos.pki.project import ProjectSpec
+from custos.pki.provision import provision
 from custos.pki.verify import verify_certificate, verify_signature
 
 PROJECT = {

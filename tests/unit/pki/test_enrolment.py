@@ -21,12 +21,12 @@ from custos.pki import (
     load_certificate_pem,
     load_kit,
     private_key_pem,
-    provision,
     unpack_kit_archive,
     verify_certificate,
 )
 from custos.pki import enrolment as enrolment_module
 from custos.pki.project import load_project
+from custos.pki.provision import provision
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PASSWORD = b"correct horse battery staple"

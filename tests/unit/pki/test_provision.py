@@ -19,9 +19,9 @@ from custos.cli.provision import app as provision_app
 from custos.cli.provision import create_command
 from custos.core.errors import InvalidInput
 from custos.core.identity import Identity, Role
-from custos.pki import load_certificate_pem, load_kit, load_private_key_pem, provision, verify_certificate
+from custos.pki import load_certificate_pem, load_kit, load_private_key_pem, verify_certificate
 from custos.pki.project import ProjectSpec
-from custos.pki.provision import ProvisionContext, default_builders
+from custos.pki.provision import ProvisionContext, default_builders, provision
 
 from .conftest import PROJECT
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from custos.core.errors import InvalidInput, KitError
-from custos.pki import ProjectSpec, load_kit, load_project, provision, unpack_kit_archive
+from custos.pki import ProjectSpec, load_kit, load_project, unpack_kit_archive
 from custos.pki.project import dump_project
-from custos.pki.provision import default_builders
+from custos.pki.provision import default_builders, provision
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PASSWORD = b"correct horse battery staple"

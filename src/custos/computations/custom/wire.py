@@ -8,10 +8,9 @@ This module is imported by the in-sandbox runtime: it imports pandas only to dec
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
 
 from custos.computations.custom.files import FILE_KIND, encode_file
 from custos.core.errors import InvalidInput
@@ -28,7 +27,9 @@ def encode_output(value: Any, output: str | None = None) -> Json:
     `custos.computations.custom.files.encode_file`). Anything else is refused."""
     if isinstance(value, bytes | bytearray | memoryview):
         return encode_file(bytes(value), output)
-    if isinstance(value, pa.Table):
+    # An Arrow table only if pyarrow is loaded (the orchestrator imports this module, not pyarrow).
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None and isinstance(value, arrow.Table):
         value = value.to_pandas()
     if isinstance(value, dict):
         try:

@@ -20,10 +20,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow.parquet as pq
-import pypdfium2 as pdfium
-
 from custos.core.inert import inert
+
+# pyarrow and pypdfium2 are imported where a file is read: the orchestrator's start loads neither.
 
 MAX_PDF_PAGES = 20
 MAX_PAGE_PIXELS = 1600
@@ -80,6 +79,8 @@ def _csv_view(view: FileView, data: bytes, offset: int, limit: int) -> FileView:
 
 
 def _parquet_view(view: FileView, data: bytes, offset: int, limit: int) -> FileView:
+    import pyarrow.parquet as pq
+
     parquet = pq.ParquetFile(io.BytesIO(data))
     view.total_rows = parquet.metadata.num_rows
     view.columns = [inert(c) for c in parquet.schema_arrow.names]
@@ -97,6 +98,8 @@ def _parquet_view(view: FileView, data: bytes, offset: int, limit: int) -> FileV
 
 
 def pdf_page_count(data: bytes) -> int:
+    import pypdfium2 as pdfium
+
     with _PDFIUM:
         document = pdfium.PdfDocument(data)
         try:
@@ -114,6 +117,8 @@ def _pdf_view(view: FileView, data: bytes) -> FileView:
 
 def file_view(file_type: str, data: bytes, *, offset: int = 0, limit: int = 100) -> FileView:
     """One page of `data` (a held file of `file_type`) for the release page."""
+    import pypdfium2 as pdfium
+
     view = FileView(file_type, len(data), shown="unreadable")
     try:
         if file_type == "png":
@@ -152,6 +157,8 @@ def _png(width: int, height: int, rgb_rows: bytes) -> bytes:
 def pdf_page_png(data: bytes, index: int) -> bytes:
     """Page `index` (from 0) of a PDF as a PNG at most MAX_PAGE_PIXELS on its longer side;
     IndexError for a page past the last one rendered."""
+    import pypdfium2 as pdfium
+
     with _PDFIUM:
         document = pdfium.PdfDocument(data)
         try:

@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from custos.core.errors import CustosError
-from custos.data.ipc import table_from_ipc_b64
 from custos.orchestrator.api.context import PAGE_TAG, PageCallerDep, ServicesDep
 from custos.orchestrator.portal.access import allowed_for
 from custos.orchestrator.portal.render import page
@@ -69,6 +68,9 @@ def dataset_page(
                 status = SignatureStatus(False, f"the signature does not verify: {exc.message}")
         policy = services.datasets.policy(s, info.id)
         allowed = allowed_for(who, policy, info.id, services.budget.list(s, who))
+        # Imported here: pyarrow is loaded when a dataset's page is first shown, not at the start.
+        from custos.data.ipc import table_from_ipc_b64
+
         mock = table_from_ipc_b64(services.datasets.mock(s, ref).mock_arrow_b64)
         return {
             "info": info,
