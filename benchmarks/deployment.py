@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import statistics
 import tempfile
@@ -18,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from custos.core.errors import Conflict
 from custos.core.states import JobState
@@ -102,10 +105,35 @@ def cpu_seconds(pid: int) -> float | None:
     return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (from /proc; empty when it is gone)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text(encoding="ascii").split()]
+    except OSError:
+        pass
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """cpu_seconds of `pid` and of its live children: an orchestrator started with --workers serves
+    from worker processes under a parent that only watches them."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(cpu_seconds(child) or 0.0 for child in children(pid))
+
+
 def cpu_by_process(pids: dict[str, int]) -> dict[str, float | None]:
-    """cpu_seconds of each named process, plus this one (`benchmark`, the client's side)."""
+    """cpu_seconds of each named process (an orchestrator's with its workers), plus this one
+    (`benchmark`, the client's side)."""
     times = os.times()
-    return {**{name: cpu_seconds(pid) for name, pid in pids.items()}, "benchmark": times.user + times.system}
+    figures = {
+        name: tree_cpu_seconds(pid) if name.startswith("orchestrator") else cpu_seconds(pid)
+        for name, pid in pids.items()
+    }
+    return {**figures, "benchmark": times.user + times.system}
 
 
 def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float]:
@@ -141,3 +169,17 @@ def work_folder(prefix: str, *, keep: bool) -> Iterator[Path]:
 def print_json_figures(figures: dict[str, Any]) -> None:
     """The last line of every benchmark: its figures as one JSON object."""
     print(json.dumps(figures), flush=True)
+
+
+@contextmanager
+def fresh_postgres(admin_url: str, prefix: str = "custos_bench") -> Iterator[str]:
+    """A new PostgreSQL database made through `admin_url` for one run, dropped after it; yields its
+    SQLAlchemy URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,6 +1,7 @@
 """Submit → result latency of a small federated job: `stats@1.0.0` count of `age` over three gateways.
 
     .venv/bin/python benchmarks/job_latency.py [--jobs 20] [--rows 10000] [--poll-ms 20] [--keep]
+        [--workers N] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
 Starts an orchestrator and three gateways as processes on loopback (not timed), runs one warm-up job
 that is not counted, then `--jobs` jobs one after another. Each is timed from just before
@@ -16,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from deployment import (
@@ -27,6 +29,7 @@ from deployment import (
     cpu_by_process,
     cpu_used,
     describe_load,
+    fresh_postgres,
     load_average,
     percentile,
     print_json_figures,
@@ -64,8 +67,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "seconds apart, and a gateway readies a sandbox for the next job meanwhile (default 1; 0 submits "
         "back to back)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="orchestrator worker processes (--workers of its start; default 1)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="a PostgreSQL URL to make a fresh database through, dropped after the run (default: SQLite "
+        "in the work folder)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, kits, data)")
     args = parser.parse_args(argv)
+    if not 1 <= args.workers <= 16:
+        parser.error(f"--workers must be 1 to 16, not {args.workers}")
+    if args.workers > 1 and not args.postgres:
+        parser.error("--workers above 1 needs --postgres: SQLite is served by one process")
     if not 0 <= args.pause_s <= 60:
         parser.error(f"--pause-s must be 0 to 60, not {args.pause_s}")
     if not 1 <= args.jobs <= 10_000:
@@ -99,8 +118,16 @@ def main(argv: list[str]) -> int:
         )
         for i, (name, org) in enumerate(SITES)
     ]
-    with work_folder("custos-bench-latency-", keep=args.keep) as work:
-        print(f"starting an orchestrator and {len(SITES)} gateways ({args.rows:,} rows each) ...", flush=True)
+    with (
+        work_folder("custos-bench-latency-", keep=args.keep) as work,
+        fresh_postgres(args.postgres, "custos_latency") if args.postgres else nullcontext() as database_url,
+    ):
+        database = "PostgreSQL" if args.postgres else "SQLite"
+        print(
+            f"starting an orchestrator ({args.workers} worker(s), {database}) and {len(SITES)} gateways "
+            f"({args.rows:,} rows each) ...",
+            flush=True,
+        )
         with Cluster(
             # debug: the gateways log each request, which the per-phase times are read from (timeline).
             work,
@@ -108,6 +135,8 @@ def main(argv: list[str]) -> int:
             users=[UserSetup(*RESEARCHER)],
             project="custos-bench",
             log_level="debug",
+            workers=args.workers,
+            database_url=database_url,
         ) as cluster:
             client = cluster.client(RESEARCHER[0])
             spec = client.create_spec("latency", "stats@1.0.0", DATASET_REFS, ["age"])
@@ -171,6 +200,8 @@ def summarise(
     return {
         "jobs": args.jobs,
         "rows_per_site": args.rows,
+        "database": "postgresql" if args.postgres else "sqlite",
+        "workers": args.workers,
         "p50_s": round(percentile(elapsed, 0.5), 3),
         "p95_s": round(percentile(elapsed, 0.95), 3),
         "server_p50_s": round(percentile(on_server, 0.5), 3),

@@ -19,18 +19,15 @@ JSON (or SQLite's, when it is the only run).
 from __future__ import annotations
 
 import argparse
-import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from deployment import (
     cpu_by_process,
     cpu_used,
     describe_load,
+    fresh_postgres,
     load_average,
     percentile,
     print_json_figures,
@@ -68,18 +65,6 @@ def children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in text.split()]
-
-
-@contextmanager
-def fresh_postgres(admin_url: str) -> Iterator[str]:
-    name = f"custos_scale_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def job_states(researcher: Any, spec_id: str) -> dict[str, str]:
