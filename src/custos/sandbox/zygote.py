@@ -14,12 +14,13 @@ gateway's messages.
 Per run the gateway sends the request (a JSON memfd) and descriptors over SCM_RIGHTS: the
 stdout/stderr pipes, the "started" socket, a status socket, and each bind as a detached mount the
 gateway cloned (open_tree), so that no host folder is ever a path in the zygote's mount namespace.
-The zygote forks C, which unshares mount, pid, network, ipc and uts namespaces and forks G, pid 1 of
-the new pid namespace, then reports G's exit status on the status socket. G:
+The zygote forks C, which unshares pid, network, ipc and uts namespaces and forks G, pid 1 of the new
+pid namespace, then reports G's exit status on the status socket. G:
 
 1. says hello on the status socket; the gateway learns G's host pid from the kernel (SO_PASSCRED),
    takes a pidfd of it and moves it into the run's cgroups, then sends a go byte;
-2. unshares its cgroup namespace, and builds the run's filesystem on a fresh tmpfs: /usr, the merged
+2. unshares its mount and cgroup namespaces (its own mount namespace, not C's: pivot_root moves every
+   process of a namespace), and builds the run's filesystem on a fresh tmpfs: /usr, the merged
    /bin-style links, /etc/ld.so.cache and the interpreter's folders (read-only), a fresh /proc, a
    /dev of its own (null, zero, full, random, urandom, tty, a new devpts and a /dev/shm tmpfs), /tmp
    and /dev/shm tmpfs of `tmp_bytes` each, the request's binds (read-only unless writable), /output as
@@ -376,7 +377,8 @@ def _init(request: dict[str, Any], fds: dict[str, int], trees: Sequence[int], se
         if status.recv(1) != b"g":
             os._exit(_SETUP_FAILED)
         status.close()
-        _unshare(_CLONE_NEWCGROUP)
+        # A mount namespace of G's own (not C's: pivot_root moves every process of a namespace).
+        _unshare(_CLONE_NEWNS | _CLONE_NEWCGROUP)
         _build_root(request, trees)
         for fd in (*trees, fds["stdout"], fds["stderr"], fds["started"]):
             os.close(fd)
@@ -420,7 +422,7 @@ def _child(request: dict[str, Any], fds: dict[str, int], trees: Sequence[int], s
     """C: new namespaces, fork G, report how G ended. Never returns."""
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWUTS)
+        _unshare(_CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWUTS)
         init = os.fork()
         if init == 0:
             _init(request, fds, trees, seccomp)
@@ -521,7 +523,10 @@ class _ForkedRun:
 
     def _report(self, report: bytes) -> tuple[int, float]:
         self._status.close()
-        if not report:  # the zygote's child is gone without a word: the zygote was killed
+        if not report:  # the zygote's child is gone without a word (the zygote was killed): so is the run
+            if self._pidfd is not None:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
             return -signal.SIGKILL, 0.0
         found = json.loads(report)
         return os.waitstatus_to_exitcode(int(found["status"])), float(found["cpu_s"])
