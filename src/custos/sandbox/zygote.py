@@ -39,7 +39,8 @@ Nothing a run changes reaches the zygote or another run: each is a fresh fork of
 with its own namespaces, filesystems and uid.
 
 If the zygote dies, the next run starts a new one. Closing the control socket (the gateway closed the
-runner, or died) ends the zygote; its pid namespace then ends every run still going.
+runner, or died) ends the zygote, and so does the end of its bubblewrap (--die-with-parent, started
+from a thread that lives as long as the zygote); its pid namespace then ends every run still going.
 """
 
 from __future__ import annotations
@@ -545,22 +546,41 @@ class _Zygote:
         self._closed = False
 
     def _start(self) -> socket.socket:
+        """Start the zygote from a thread of its own that lives as long as it does: bubblewrap's
+        --die-with-parent ends it when the thread that started it ends (or the gateway dies)."""
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        started: list[subprocess.Popen[bytes] | OSError] = []
+        ready = threading.Event()
+
+        def keep() -> None:
+            try:
+                process = subprocess.Popen(
+                    [*self._command, str(theirs.fileno()), *self._tail],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    env=self._env,
+                    pass_fds=[theirs.fileno()],
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                started.append(exc)
+                ready.set()
+                return
+            started.append(process)
+            ready.set()
+            process.wait()
+
         try:
-            self._process = subprocess.Popen(
-                [*self._command, str(theirs.fileno()), *self._tail],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=self._env,
-                pass_fds=[theirs.fileno()],
-                start_new_session=True,
-            )
-        except OSError as exc:
-            control.close()
-            raise SandboxError(f"the sandbox's zygote could not be started: {exc}") from exc
+            threading.Thread(target=keep, name="custos-zygote", daemon=True).start()
+            ready.wait()
         finally:
             theirs.close()
-        log.info("started the sandbox zygote (pid %d)", self._process.pid)
+        found = started[0]
+        if isinstance(found, OSError):
+            control.close()
+            raise SandboxError(f"the sandbox's zygote could not be started: {found}")
+        self._process = found
+        log.info("started the sandbox zygote (pid %d)", found.pid)
         self._control = control
         return control
 
@@ -581,6 +601,12 @@ class _Zygote:
                         raise SandboxError(f"the sandbox's zygote does not take requests: {exc}") from exc
                     log.warning("the sandbox zygote is gone (%s); starting another", exc)
                     self._stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the bubblewrap that runs the zygote, None before it started or once it ended."""
+        process = self._process
+        return None if process is None or process.poll() is not None else process.pid
 
     def discard(self) -> None:
         """Stop the zygote (it no longer answers); the next run starts another."""
@@ -645,7 +671,7 @@ class ZygoteRunner(BubblewrapRunner):
 
     def _zygote_arguments(self) -> list[str]:
         args = [self._bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
-        args += ["--new-session", "--hostname", "zygote"]
+        args += ["--new-session", "--die-with-parent", "--hostname", "zygote"]
         args += ["--ro-bind", "/usr", "/usr"]
         for link in _MERGED_USR_LINKS:
             if os.path.islink(link):
@@ -671,6 +697,11 @@ class ZygoteRunner(BubblewrapRunner):
     def interpreter(self) -> Path:
         """The Python the zygote runs."""
         return self._interpreter.executable
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The pid of the bubblewrap that runs the zygote (its process group), None when none runs."""
+        return self._zygote.pid
 
     def close(self) -> None:
         """Stop the zygote; runs still going end with it."""
