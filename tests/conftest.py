@@ -255,3 +255,32 @@ def cluster(
 def postgres_session_url() -> Iterator[str]:
     with fresh_pg_database("custos_it") as url:
         yield url
+
+
+# The sandbox runners a gateway uses: bubblewrap per run everywhere, the zygote as root (job runtimes).
+SANDBOX_RUNNERS = ["bubblewrap", "zygote"]
+
+
+@pytest.fixture(scope="session", params=SANDBOX_RUNNERS)
+def sandbox_runner(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Each Runner implementation in turn (one zygote for the session: later runs fork from the same
+    one). The contract and attack tests of the sandbox take this, so that both meet every bullet."""
+    import shutil
+
+    from custos.sandbox import BubblewrapRunner
+    from custos.sandbox.zygote import ZygoteRunner
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not installed")
+    if request.param == "bubblewrap":
+        yield BubblewrapRunner()
+        return
+    if os.geteuid() != 0:
+        pytest.skip("the zygote runner needs root")
+    # No preload: these runs are plain Python, as in bubblewrap's fresh interpreter (whose address
+    # space, which RLIMIT_AS counts, is as small). Job runtimes preload the runtime's modules.
+    runner = ZygoteRunner()
+    try:
+        yield runner
+    finally:
+        runner.close()

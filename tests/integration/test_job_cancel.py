@@ -61,8 +61,19 @@ def _sleepers(marker: str = MARKER) -> list[int]:
     return found
 
 
+def _is_zygote(pid: int) -> bool:
+    """Whether `pid` is the zygote or one of its forks (not the bubblewrap that runs it)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"custos.sandbox.zygote" in argv and not argv[0].endswith(b"bwrap")
+
+
 def _sandbox_tree(gateway_pid: int, marker: str = MARKER) -> list[int]:
-    """The processes from the gateway's child down to the job's `sleep`: the job's sandbox."""
+    """The processes from the gateway's child down to the job's `sleep`: the job's sandbox. A gateway
+    running as root forks its runtimes from a zygote (which outlives them, as does the bubblewrap that
+    started it): the sandbox is then the processes below the zygote."""
     parents = _parents()
     for sleeper in _sleepers(marker):
         chain, pid = [], sleeper
@@ -70,7 +81,8 @@ def _sandbox_tree(gateway_pid: int, marker: str = MARKER) -> list[int]:
             chain.append(pid)
             pid = parents[pid]
         if pid == gateway_pid:
-            return chain
+            zygote = [index for index, member in enumerate(chain) if _is_zygote(member)]
+            return chain[: zygote[-1]] if zygote else chain
     return []
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -36,10 +35,8 @@ print(json.dumps({"opened": opened, "found": sorted(unique & names)}))
 
 
 @pytest.fixture(scope="module")
-def runner() -> BubblewrapRunner:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    return BubblewrapRunner()
+def runner(sandbox_runner: BubblewrapRunner) -> BubblewrapRunner:
+    return sandbox_runner  # each runner in turn (tests/conftest.py)
 
 
 def test_b10_sandbox_cannot_read_gateway_key(runner: BubblewrapRunner, tmp_path: Path) -> None:

@@ -60,10 +60,12 @@ def test_b11_cpu_time_counts_for_every_process_of_the_run(
     assert "CPU time limit of" in str(failed.value), failed.value
 
 
-def test_b11_cpu_time_counts_for_every_process_of_a_direct_run(tmp_path: Path) -> None:
+def test_b11_cpu_time_counts_for_every_process_of_a_direct_run(
+    sandbox_runner: BubblewrapRunner, tmp_path: Path
+) -> None:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed")
-    runner = BubblewrapRunner()
+    runner = sandbox_runner
     assert runner.whole_run_limits, "this machine has writable cgroups: the runner must use them"
     source = textwrap.dedent(
         """

@@ -48,10 +48,12 @@ def test_b11_children_together_cannot_hold_more_than_the_memory_limit(
     assert "memory limit of" in str(failed.value), failed.value
 
 
-def test_b11_children_together_cannot_hold_more_than_the_memory_limit_in_a_direct_run(tmp_path: Path) -> None:
+def test_b11_children_together_cannot_hold_more_than_the_memory_limit_in_a_direct_run(
+    sandbox_runner: BubblewrapRunner, tmp_path: Path
+) -> None:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed")
-    runner = BubblewrapRunner()
+    runner = sandbox_runner
     assert runner.whole_run_limits, "this machine has writable cgroups: the runner must use them"
     source = textwrap.dedent(
         """

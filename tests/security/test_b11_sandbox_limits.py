@@ -4,7 +4,6 @@ limits; the run fails naming the limit, no process of it is left, and other runs
 from __future__ import annotations
 
 import os
-import shutil
 import textwrap
 import threading
 from pathlib import Path
@@ -20,10 +19,8 @@ LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=60, max_processes=32, memory_
 
 
 @pytest.fixture(scope="module")
-def runner() -> BubblewrapRunner:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    return BubblewrapRunner()
+def runner(sandbox_runner: BubblewrapRunner) -> BubblewrapRunner:
+    return sandbox_runner  # each runner in turn (tests/conftest.py)
 
 
 def processes_of(uid: int) -> list[int]:

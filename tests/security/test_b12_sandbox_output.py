@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -38,10 +37,8 @@ print(json.dumps(outcome))
 
 
 @pytest.fixture(scope="module")
-def runner() -> BubblewrapRunner:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    return BubblewrapRunner()
+def runner(sandbox_runner: BubblewrapRunner) -> BubblewrapRunner:
+    return sandbox_runner  # each runner in turn (tests/conftest.py)
 
 
 def run(

@@ -44,7 +44,7 @@ def test_b12_unlinked_output_files_count_against_the_quota(
     assert "output limit of" in str(failed.value), failed.value
 
 
-def test_b12_unlinked_files_count_in_a_direct_run(tmp_path: Path) -> None:
+def test_b12_unlinked_files_count_in_a_direct_run(sandbox_runner: BubblewrapRunner, tmp_path: Path) -> None:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed")
     source = textwrap.dedent(
@@ -60,7 +60,7 @@ def test_b12_unlinked_files_count_in_a_direct_run(tmp_path: Path) -> None:
     )
     limits = SandboxLimits(cpu_seconds=10, wall_seconds=30, max_processes=32, output_bytes=1 << 20)
 
-    result = BubblewrapRunner().run(SandboxRequest(argv=["-c", source], output_dir=tmp_path, limits=limits))
+    result = sandbox_runner.run(SandboxRequest(argv=["-c", source], output_dir=tmp_path, limits=limits))
 
     assert result.failure == "output limit of 1 MiB exceeded"
     assert result.exit_code == SandboxExit.EXIT_OUTPUT

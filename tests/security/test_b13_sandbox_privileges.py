@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import textwrap
 from pathlib import Path
@@ -57,10 +56,8 @@ print(json.dumps(seen))
 
 
 @pytest.fixture(scope="module")
-def runner() -> BubblewrapRunner:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    return BubblewrapRunner()
+def runner(sandbox_runner: BubblewrapRunner) -> BubblewrapRunner:
+    return sandbox_runner  # each runner in turn (tests/conftest.py)
 
 
 @pytest.mark.skipif(

@@ -59,7 +59,7 @@ def test_b9_custom_code_can_create_unix_sockets_only(
     assert set(outcomes.values()) == {"EAFNOSUPPORT"}, outcomes
 
 
-def test_b9_only_unix_sockets_in_a_direct_run(tmp_path: Path) -> None:
+def test_b9_only_unix_sockets_in_a_direct_run(sandbox_runner: BubblewrapRunner, tmp_path: Path) -> None:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed")
     source = textwrap.dedent(
@@ -75,7 +75,7 @@ def test_b9_only_unix_sockets_in_a_direct_run(tmp_path: Path) -> None:
     )
     limits = SandboxLimits(cpu_seconds=10, wall_seconds=30, max_processes=32)
 
-    result = BubblewrapRunner().run(SandboxRequest(argv=["-c", source], output_dir=tmp_path, limits=limits))
+    result = sandbox_runner.run(SandboxRequest(argv=["-c", source], output_dir=tmp_path, limits=limits))
 
     assert result.ok, result.stderr
     assert result.stdout.split() == ["created", "EAFNOSUPPORT", "EAFNOSUPPORT"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import socket
 import textwrap
 from pathlib import Path
@@ -55,10 +54,8 @@ print(json.dumps(seen))
 
 
 @pytest.fixture(scope="module")
-def runner() -> BubblewrapRunner:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    return BubblewrapRunner()
+def runner(sandbox_runner: BubblewrapRunner) -> BubblewrapRunner:
+    return sandbox_runner  # each runner in turn (tests/conftest.py)
 
 
 def test_b9_sandbox_has_no_network(runner: BubblewrapRunner, tmp_path: Path) -> None:

@@ -167,6 +167,18 @@ def answer(request: dict[str, Any], readers: dict[tuple[str, str], DalReader]) -
         return _error(exc) | {"ok": False}
 
 
+def preload(warm: bool = False) -> None:
+    """Import what a job's first round needs, so that no round pays for it: the DAL client and every
+    built-in model (the registry itself imports none); with `warm`, differential privacy too. The
+    gateway's zygote (custos.sandbox.zygote) calls this once, before it forks any run."""
+    import custos.computations.dal_client  # noqa: F401
+    from custos.computations.registry import load_all
+
+    load_all()
+    if warm:
+        importlib.import_module("custos.privacy.dp")
+
+
 def serve(
     socket_path: str, readers: dict[tuple[str, str], DalReader] | None = None, *, warm: bool = False
 ) -> int:
@@ -174,13 +186,10 @@ def serve(
     import socket
     import threading
 
-    # Imported before the first round arrives, so that no round pays for it: the DAL client and
-    # every built-in model (the registry itself imports none).
-    import custos.computations.dal_client  # noqa: F401
-    from custos.computations.registry import load_all
     from custos.core.frames import recv_frame, send_frame
 
-    load_all()
+    # Imported before the first round arrives (at once when forked from a zygote that preloaded).
+    preload()
 
     readers = {} if readers is None else readers
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:

@@ -284,9 +284,10 @@ def run(
     """`custos gateway start`: run until SIGTERM or SIGINT. The site's gateway.yaml (beside `data`)
     says how, with `overrides` from the command's flags over it."""
     from custos.gateway.profile_cache import ProfileCache
+    from custos.gateway.runtimes import JOB_RUNTIME_MODULES
     from custos.gateway.site import load_site
     from custos.pki.kit import load_kit
-    from custos.sandbox.bubblewrap import BubblewrapRunner
+    from custos.sandbox.zygote import job_runner
 
     stop = StopFlag()
 
@@ -308,7 +309,6 @@ def run(
     authorization, origin = load_kit_authorization(kit_dir)
     state = state_dir or kit_dir / "state"
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    runner = BubblewrapRunner()
     identity = kit.identity
     trust = GatewayTrust(kit.root_certificate, state, utcnow)
     policies = PolicyKeeper(identity.name, identity.org, state, trust.check_certificate)
@@ -327,6 +327,8 @@ def run(
         tasks_in_flight=config.tasks_in_flight,
         test_crash_at=crash_hook_from_env(os.environ),
     )
+    # Job runtimes fork from a zygote that has imported the runtime (root), else start bubblewrap each.
+    runner = job_runner(preload=JOB_RUNTIME_MODULES, warm=settings.warm_dp)
     # Logging starts once everything loaded: a refused start prints only its one-line error.
     configure_logging(identity.name, level=log_level or config.log_level, log_format=log_format)
     log.info("site authorization: %s", origin)
@@ -365,6 +367,9 @@ def run(
         pass
     finally:
         agent.handler.close()
+        close_runner = getattr(runner, "close", None)
+        if close_runner is not None:
+            close_runner()
         client.close()
         agent.metrics.connected(False)
         agent.metrics.write(site, force=True)

@@ -44,6 +44,9 @@ from custos.sandbox.runner import Bind, Runner, SandboxRequest, SandboxResult
 log = logging.getLogger("custos.gateway")
 
 IPC_TARGET = "/ipc"
+# The module a job runtime runs, and what a gateway's zygote imports ahead of every job.
+RUNTIME_MODULE = "custos.computations.runtime"
+JOB_RUNTIME_MODULES = (RUNTIME_MODULE,)
 SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 - the host's, for the sockets' folder only
 CONNECT_TIMEOUT_S = 60.0
 CLOSE_WAIT_S = 5.0
@@ -91,7 +94,7 @@ class JobRuntime:
         except BaseException:
             self.close()
             raise
-        argv = ["-m", "custos.computations.runtime", "--serve", f"{IPC_TARGET}/rounds.sock"]
+        argv = ["-m", RUNTIME_MODULE, "--serve", f"{IPC_TARGET}/rounds.sock"]
         request = SandboxRequest(
             argv=[*argv, "--warm"] if warm else argv,
             output_dir=output,

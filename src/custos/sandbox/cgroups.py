@@ -146,6 +146,12 @@ class RunCgroup:
         script = f'{joins} && shift {len(files)} && exec "$@"'
         return [SHELL, "-c", script, "sh", *(str(path) for path in files), *command]
 
+    def add(self, pid: int) -> None:
+        """Move process `pid` into every cgroup of the run (the zygote's runs join this way, before
+        their computation starts). Raises OSError when it cannot be moved."""
+        for procs in self.procs_files:
+            _write(procs, str(pid))
+
     def memory_exhausted(self) -> bool:
         """Whether the run hit its memory limit: an OOM kill (v2), or a run stalled at the limit (v1)."""
         memory = self._folders["memory"]

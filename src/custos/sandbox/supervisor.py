@@ -2,9 +2,10 @@
 folder when it comes up, enforce the wall clock, poll a limit check while it runs, and end it — all
 from one loop in the calling thread, every wait bounded.
 
-The process supervised is bubblewrap. Killing the sandbox's first process (bubblewrap's init inside
-the new pid namespace, found through --info-fd) makes the kernel kill every other process in that
-namespace; bubblewrap then exits by itself.
+The process supervised is bubblewrap (a Popen), or a run forked by the zygote (`sandbox/zygote.py`),
+seen through a `Sandboxed` handle. Killing the sandbox's first process (the init inside the new pid
+namespace: bubblewrap's, found through --info-fd, or the zygote's, known from the start) makes the
+kernel kill every other process in that namespace; the run then ends by itself.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Protocol
 
 from custos.sandbox.runner import STREAM_TAIL_BYTES
 
@@ -110,23 +112,70 @@ def _pidfd_of_child(info: bytes, parent: int) -> tuple[int, int] | None:
     return pidfd, pid
 
 
+class Sandboxed(Protocol):
+    """A started sandbox as the supervisor sees it: its output streams, and how it ended."""
+
+    pid: int
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+    def ended(self) -> tuple[int, float] | None:
+        """(exit code as subprocess gives it, CPU seconds) once the sandbox has ended, without waiting."""
+        ...
+
+    def end(self) -> tuple[int, float]:
+        """Kill whatever is left of the sandbox by other means than its init, and wait for its end."""
+        ...
+
+
+class _Popened:
+    """A Popen'd bubblewrap as a Sandboxed."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self.pid = process.pid
+        self.stdout = process.stdout
+        self.stderr = process.stderr
+
+    def ended(self) -> tuple[int, float] | None:
+        pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        return self._ended(status, usage)
+
+    def end(self) -> tuple[int, float]:
+        # bubblewrap's --die-with-parent kills the sandbox when bubblewrap dies.
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+        _, status, usage = os.wait4(self.pid, 0)
+        return self._ended(status, usage)
+
+    def _ended(self, status: int, usage: resource.struct_rusage) -> tuple[int, float]:
+        exit_code = os.waitstatus_to_exitcode(status)
+        self._process.returncode = exit_code
+        return exit_code, usage.ru_utime + usage.ru_stime
+
+
 class Supervisor:
-    """Runs the loop for one Popen'd bubblewrap. `info_fd` is the read end of a pipe whose write end
-    bubblewrap holds (--info-fd); `started` is the runner's end of the socket on which the bootstrap
-    says it is up and hands over its /output. `check` runs every 0.25 s with that descriptor (None
-    until it came) and returns a sentence when the run must stop (a broken limit)."""
+    """Runs the loop for one started sandbox: a Popen'd bubblewrap or another `Sandboxed`. `info_fd`
+    is the read end of a pipe whose write end bubblewrap holds (--info-fd), or None when `init` (a
+    pidfd of the sandbox's init and its pid) is known already; `started` is the runner's end of the
+    socket on which the bootstrap says it is up and hands over its /output. `check` runs every 0.25 s
+    with that descriptor (None until it came) and returns a sentence when the run must stop (a broken
+    limit)."""
 
     def __init__(
         self,
-        process: subprocess.Popen[bytes],
+        process: subprocess.Popen[bytes] | Sandboxed,
         *,
-        info_fd: int,
+        info_fd: int | None,
         started: socket.socket,
         wall_seconds: float,
         wall_breach: str,
         check: Callable[[int | None], str | None],
+        init: tuple[int, int] | None = None,
     ) -> None:
-        self._process = process
+        self._process: Sandboxed = _Popened(process) if isinstance(process, subprocess.Popen) else process
         self._wall_seconds = wall_seconds
         self._wall_breach = wall_breach
         self._check = check
@@ -138,17 +187,22 @@ class Supervisor:
         self._output_fd: int | None = None
         self._pidfd: int | None = None
         self._init_pid: int | None = None
+        if init is not None:
+            self._pidfd, self._init_pid = init
         self._main_pid: int | None = None
         self._main_cpu_s = 0.0
-        self._status: tuple[int, resource.struct_rusage] | None = None
+        self._status: tuple[int, float] | None = None
         self._selector = selectors.DefaultSelector()
-        assert process.stdout is not None and process.stderr is not None
+        stdout, stderr = self._process.stdout, self._process.stderr
+        assert stdout is not None and stderr is not None
         self._sinks: dict[int, Callable[[bytes], None]] = {
-            process.stdout.fileno(): self._stdout.write,
-            process.stderr.fileno(): self._stderr.write,
-            info_fd: self._on_info,
+            stdout.fileno(): self._stdout.write,
+            stderr.fileno(): self._stderr.write,
         }
-        self._owned = [info_fd]
+        self._owned = []
+        if info_fd is not None:
+            self._sinks[info_fd] = self._on_info
+            self._owned.append(info_fd)
         for fd in self._sinks:
             self._selector.register(fd, selectors.EVENT_READ)
         self._selector.register(started, selectors.EVENT_READ)
@@ -189,9 +243,7 @@ class Supervisor:
 
     def _poll(self) -> bool:
         if self._status is None:
-            pid, status, usage = os.wait4(self._process.pid, os.WNOHANG)
-            if pid != 0:
-                self._status = (status, usage)
+            self._status = self._process.ended()
         return self._status is not None
 
     def _sample_cpu(self) -> None:
@@ -223,11 +275,7 @@ class Supervisor:
         while not self._poll() and time.monotonic() < deadline:
             self._pump(_TICK_S)
         if not self._poll():
-            # bubblewrap's --die-with-parent kills the sandbox when bubblewrap dies.
-            with contextlib.suppress(OSError):
-                os.killpg(self._process.pid, signal.SIGKILL)
-            _, status, usage = os.wait4(self._process.pid, 0)
-            self._status = (status, usage)
+            self._status = self._process.end()
 
     def supervise(self) -> Supervised:
         start = time.monotonic()
@@ -259,15 +307,13 @@ class Supervisor:
             self._close()
         duration = time.monotonic() - start
         assert self._status is not None
-        status, usage = self._status
-        exit_code = os.waitstatus_to_exitcode(status)
-        self._process.returncode = exit_code
+        exit_code, cpu_s = self._status
         return Supervised(
             exit_code=exit_code,
             stdout=self._stdout.text(),
             stderr=self._stderr.text(),
             duration_s=duration,
-            cpu_s=max(usage.ru_utime + usage.ru_stime, self._main_cpu_s),
+            cpu_s=max(cpu_s, self._main_cpu_s),
             started=self._started,
             stopped_for=stopped_for,
             output_fd=self._output_fd,
