@@ -68,7 +68,7 @@ def build_services(settings: OrchestratorSettings, root: x509.Certificate, clock
     db = Database(settings.database_url)
     migrate(db.engine)
     notifier = TaskNotifier()
-    metrics = OrchestratorMetrics(db, notifier)
+    metrics = OrchestratorMetrics(db, notifier, settings.metrics_dir)
     audit = AuditTrail(settings.audit_path, clock=clock)
     trust = Trust(root, clock)
     datasets = DatasetService(clock, trust, audit)

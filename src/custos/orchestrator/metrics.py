@@ -4,6 +4,13 @@ Counters and histograms are counted as events happen (a lease expires, a round i
 request is answered); gauges of stored state (jobs and tasks by state, the DP budget mirror) are read
 from the database at scrape time, so every orchestrator worker sharing a database reports the same
 figures. Each app has its own registry: nothing is process-global.
+
+With several worker processes (`custos orchestrator start --workers N`), prometheus_client's
+multiprocess mode makes the counted figures the deployment's whole: each worker writes its counts to
+files of its own in a folder the parent made for this start (`PROMETHEUS_MULTIPROC_DIR`, set before
+the workers are spawned, so their prometheus_client is imported in that mode), and a scrape, whichever
+worker answers it, or the parent's `--metrics-port`, adds up every worker's files (`shared_registry`).
+The gauges of stored state are read from the database by the scraping process, as with one worker.
 """
 
 from __future__ import annotations
@@ -13,18 +20,22 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from custos.core.clock import utcnow
 from custos.core.states import JobState, TaskState
 from custos.orchestrator.db import Database
 from custos.orchestrator.notifier import TaskNotifier
-from custos.orchestrator.tables import BudgetMirror, Job, Task
+from custos.orchestrator.tables import BudgetMirror, Gateway, Job, Task
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +54,30 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class StoredState(Collector):
-    """Gauges read from the database when scraped; `custos_database_up` 0 when it cannot be read."""
+    """Gauges read from the database when scraped; `custos_database_up` 0 when it cannot be read.
 
-    def __init__(self, db: Database, notifier: TaskNotifier) -> None:
+    `custos_gateways_online` counts the gateways whose long polls reached this process (`notifier`);
+    with several workers (no `notifier`: a gateway's polls land on any of them), the gateways the
+    database saw (a poll, a result or a heartbeat moves `last_seen`) in the same time."""
+
+    def __init__(self, db: Database, notifier: TaskNotifier | None) -> None:
         self.db = db
         self.notifier = notifier
 
     def collect(self) -> Iterator[Metric]:
         online = GaugeMetricFamily(
-            "custos_gateways_online", "Gateways whose newest long poll reached this orchestrator process "
+            "custos_gateways_online", "Gateways whose newest long poll reached the orchestrator "
             f"in the last {ONLINE_WITHIN_S:g} s.",
         )  # fmt: skip
-        online.add_metric([], len(self.notifier.recent_gateways(ONLINE_WITHIN_S)))
-        yield online
+        if self.notifier is not None:
+            online.add_metric([], len(self.notifier.recent_gateways(ONLINE_WITHIN_S)))
+            yield online
         up = GaugeMetricFamily("custos_database_up", "1 if the database answered this scrape, else 0.")
         try:
             families = list(self._stored())
+            if self.notifier is None:
+                online.add_metric([], self._seen_gateways())
+                families.insert(0, online)
         except SQLAlchemyError as exc:
             log.warning("metrics: the database did not answer (%s)", type(exc).__name__)
             up.add_metric([], 0)
@@ -67,6 +86,11 @@ class StoredState(Collector):
         up.add_metric([], 1)
         yield up
         yield from families
+
+    def _seen_gateways(self) -> int:
+        since = utcnow() - timedelta(seconds=ONLINE_WITHIN_S)
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).where(Gateway.last_seen >= since)) or 0
 
     def _stored(self) -> Iterator[Metric]:
         with self.db.session() as session:
@@ -110,10 +134,20 @@ class StoredState(Collector):
         yield from (spent, spent_delta, cap)
 
 
-class OrchestratorMetrics:
-    """The metrics of one orchestrator app, in a registry of its own."""
+def shared_registry(shared_dir: Path, db: Database) -> CollectorRegistry:
+    """What a scrape of a several-worker orchestrator answers: every worker's counted figures, summed
+    from the files in `shared_dir`, and the stored state, read from the database."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(shared_dir))  # type: ignore[no-untyped-call]
+    registry.register(StoredState(db, None))
+    return registry
 
-    def __init__(self, db: Database, notifier: TaskNotifier) -> None:
+
+class OrchestratorMetrics:
+    """The metrics of one orchestrator app, in a registry of its own. With `shared_dir` (a worker of
+    several, its prometheus_client in multiprocess mode), a scrape answers `shared_registry`."""
+
+    def __init__(self, db: Database, notifier: TaskNotifier, shared_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.task_latency = Histogram(
@@ -132,7 +166,10 @@ class OrchestratorMetrics:
             registry=r,
         )  # fmt: skip
         self.retries = Counter("custos_task_retries", "Tasks queued again for a next attempt.", registry=r)
-        self.long_polls = Gauge("custos_long_polls_open", "Gateway long polls open now.", registry=r)
+        self.long_polls = Gauge(
+            "custos_long_polls_open", "Gateway long polls open now.", registry=r,
+            multiprocess_mode="livesum",  # the workers' open polls added up, of live workers only
+        )  # fmt: skip
         self.http_requests = Counter(
             "custos_http_requests", "HTTP requests answered, by method, route template and status.",
             ["method", "route", "status"], registry=r,
@@ -141,13 +178,17 @@ class OrchestratorMetrics:
             "custos_http_request_duration_seconds", "Time to answer an HTTP request (long polls included).",
             ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        r.register(StoredState(db, notifier))
+        if shared_dir is None:
+            r.register(StoredState(db, notifier))
+            self.scraped = r
+        else:
+            self.scraped = shared_registry(shared_dir, db)
         self._lock = threading.Lock()
 
     def render(self) -> bytes:
         """The exposition text; one scrape at a time (the stored-state queries are not repeated)."""
         with self._lock:
-            return generate_latest(self.registry)
+            return generate_latest(self.scraped)
 
     @contextmanager
     def long_poll_open(self) -> Iterator[None]:

@@ -7,8 +7,10 @@ import ipaddress
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +20,16 @@ from typing import TypedDict
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import start_http_server
+from prometheus_client.multiprocess import mark_process_dead
 from sqlalchemy.engine import make_url
+from uvicorn.supervisors import Multiprocess
 
 from custos.core.errors import InvalidInput, KitError
 from custos.core.identity import Role
 from custos.core.operator_log import LogFormat, configure_logging
 from custos.orchestrator.app import create_app
 from custos.orchestrator.db import Database, migrate
+from custos.orchestrator.metrics import shared_registry
 from custos.orchestrator.settings import OrchestratorSettings
 from custos.pki.kit import Kit, load_kit
 from custos.pki.tls import ServerSSLOptions, server_ssl_options
@@ -56,6 +61,37 @@ log = logging.getLogger("custos.orchestrator")
 # How the parent of `--workers N` passes each worker process its settings (a JSON object).
 WORKER_ENV = "CUSTOS_ORCHESTRATOR_WORKER"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# prometheus_client's multiprocess mode: the folder where each worker counts its metrics.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Workers(Multiprocess):
+    """uvicorn's supervisor of `--workers N`, which also tells prometheus_client when a worker has
+    ended (it is replaced, or all stop), so that its open long polls no longer count (`livesum`);
+    what it counted stays in the sums, so counters never go down."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: Path) -> None:
+        super().__init__(config, sockets)
+        self.metrics_dir = metrics_dir
+
+    def _mark_ended(self, pids: set[int | None]) -> None:
+        for pid in pids:
+            if pid is not None:
+                mark_process_dead(pid, str(self.metrics_dir))  # type: ignore[no-untyped-call]
+
+    def keep_subprocess_alive(self) -> None:
+        before = {p.pid for p in self.processes}
+        super().keep_subprocess_alive()
+        self._mark_ended(before - {p.pid for p in self.processes})
+
+    def restart_all(self) -> None:
+        before = {p.pid for p in self.processes}
+        super().restart_all()
+        self._mark_ended(before - {p.pid for p in self.processes})
+
+    def join_all(self) -> None:
+        super().join_all()
+        self._mark_ended({p.pid for p in self.processes})
 
 
 class OrchestratorServer(uvicorn.Server):
@@ -121,7 +157,7 @@ def forwarding_options(trusted_proxies: Sequence[str]) -> ForwardingOptions:
     return ForwardingOptions(proxy_headers=True, forwarded_allow_ips=list(trusted_proxies))
 
 
-def check_workers(workers: int, database_url: str, metrics_port: int | None) -> None:
+def check_workers(workers: int, database_url: str) -> None:
     """Several worker processes need a database they can all write: PostgreSQL."""
     if workers < 1:
         raise InvalidInput(f"--workers {workers}: give 1 or more")
@@ -132,11 +168,6 @@ def check_workers(workers: int, database_url: str, metrics_port: int | None) -> 
             f"--workers {workers}: SQLite is served by one process; "
             "give a PostgreSQL --database-url to run several workers"
         )
-    if metrics_port is not None:
-        raise InvalidInput(
-            f"--metrics-port with --workers {workers}: each worker has its own metrics; "
-            "scrape /metrics on the API instead"
-        )
 
 
 def orchestrator_settings(
@@ -144,6 +175,7 @@ def orchestrator_settings(
     database_url: str,
     long_poll_max_s: float = OrchestratorSettings.long_poll_max_s,
     site_offline_margin_s: float = OrchestratorSettings.site_offline_margin_s,
+    metrics_dir: Path | None = None,
 ) -> OrchestratorSettings:
     # The orchestrator's task filters, as the gateways' (privacy.yaml in the state folder, if any).
     privacy = state / PRIVACY_FILE
@@ -153,6 +185,7 @@ def orchestrator_settings(
         privacy_path=privacy if privacy.is_file() else None,
         long_poll_max_s=long_poll_max_s,
         site_offline_margin_s=site_offline_margin_s,
+        metrics_dir=metrics_dir,
     )
 
 
@@ -178,6 +211,7 @@ def worker_app() -> FastAPI:
             passed["database_url"],
             passed["long_poll_max_s"],
             passed["site_offline_margin_s"],
+            Path(passed["metrics_dir"]),
         ),
         kit.root_certificate,
     )
@@ -206,7 +240,7 @@ def serve(
         )
     state = state_dir or kit_dir / "state"
     url = database_url or f"sqlite:///{state / 'orchestrator.db'}"
-    check_workers(workers, url, metrics_port)
+    check_workers(workers, url)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     configure_logging("orchestrator", level=log_level, log_format=log_format)
     listen_host = host or kit.config.listen_host or "127.0.0.1"
@@ -228,7 +262,9 @@ def serve(
     )
     if workers > 1:
         timing = {"long_poll_max_s": long_poll_max_s, "site_offline_margin_s": site_offline_margin_s}
-        serve_workers(kit_dir, state, url, workers, banner, options, log_level, log_format, timing)
+        serve_workers(
+            kit_dir, state, url, workers, banner, options, log_level, log_format, timing, metrics_port
+        )
         return
     app = create_app(
         orchestrator_settings(state, url, long_poll_max_s, site_offline_margin_s), kit.root_certificate
@@ -258,23 +294,59 @@ def serve_workers(
     log_level: str,
     log_format: LogFormat,
     timing: dict[str, float],
+    metrics_port: int | None,
 ) -> None:
     """`workers` processes (uvicorn's supervisor) on one listening socket. The schema is migrated
-    once, here, before any worker starts. SIGTERM or SIGINT stops the workers (each gives its open
-    requests the grace) and then this process, which exits 0."""
-    from uvicorn.supervisors import Multiprocess
-
+    once, here, before any worker starts. The workers count their metrics in a folder made for this
+    start (metrics.py); `--metrics-port` is served by this process, from the same folder. SIGTERM or
+    SIGINT stops the workers (each gives its open requests the grace) and then this process, which
+    exits 0."""
     db = Database(url)
     try:
         migrate(db.engine)
-    finally:
+    except BaseException:
         db.dispose()
+        raise
+    # Private to this start (0700, a new name), so it starts empty; spawned workers inherit the
+    # variable, and prometheus_client reads it when they import it.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="custos-orchestrator-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    exporter = None
+    try:
+        if metrics_port is not None:
+            exporter, _ = start_http_server(
+                metrics_port, addr=METRICS_HOST, registry=shared_registry(metrics_dir, db)
+            )
+            banner += f"; metrics on http://{METRICS_HOST}:{metrics_port}/metrics"
+        run_workers(kit_dir, state, url, workers, banner, options, log_level, log_format, timing, metrics_dir)
+    finally:
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
+        db.dispose()
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def run_workers(
+    kit_dir: Path,
+    state: Path,
+    url: str,
+    workers: int,
+    banner: str,
+    options: dict[str, object],
+    log_level: str,
+    log_format: LogFormat,
+    timing: dict[str, float],
+    metrics_dir: Path,
+) -> None:
     passed = {
         "kit": str(kit_dir.resolve()),
         "state": str(state.resolve()),
         "database_url": url,
         "log_level": log_level,
         "log_format": log_format,
+        "metrics_dir": str(metrics_dir),
         **timing,
     }
     os.environ[WORKER_ENV] = json.dumps(passed)  # inherited by the workers, read by worker_app
@@ -287,7 +359,7 @@ def serve_workers(
     socket_ = config.bind_socket()
     log.info("%s", banner)
     try:
-        Multiprocess(config, sockets=[socket_]).run()
+        Workers(config, sockets=[socket_], metrics_dir=metrics_dir).run()
     finally:
         socket_.close()
     log.info("stopped")

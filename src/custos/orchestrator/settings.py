@@ -30,6 +30,9 @@ class OrchestratorSettings:
     # A gateway is offline once it has not been seen for a whole long poll and this margin more
     # (`offline_after_s`): a polling gateway is seen at each poll, a busy one by its own heartbeat.
     site_offline_margin_s: float = 10.0
+    # With several worker processes: the folder where the workers' metrics are counted and summed
+    # (prometheus_client's multiprocess mode; the parent makes it per start). None: one process.
+    metrics_dir: Path | None = None
 
     @property
     def offline_after_s(self) -> float:
