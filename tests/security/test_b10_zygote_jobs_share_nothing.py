@@ -53,7 +53,7 @@ JOB_A = textwrap.dedent(
 
 LOOKS = textwrap.dedent(
     """
-    import json, os, socket
+    import json, os, socket, sys
     import numpy
     import custos.computations.runtime as runtime
     seen = {}
@@ -62,7 +62,9 @@ LOOKS = textwrap.dedent(
     first = float(numpy.random.random())
     numpy.random.seed(1234)
     seen["random_as_a_left_it"] = first == float(numpy.random.random())
-    seen["tmp"] = sorted(os.listdir("/tmp"))
+    # The interpreter's own folders, bound read-only where they lie on the host (a checkout in /tmp).
+    interpreter = {p.split("/")[2] for p in [*sys.path, sys.prefix, sys.executable] if p.startswith("/tmp/")}
+    seen["tmp"] = sorted(set(os.listdir("/tmp")) - interpreter)
     seen["shm"] = sorted(os.listdir("/dev/shm"))
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

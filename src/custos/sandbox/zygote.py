@@ -90,6 +90,7 @@ ZYGOTE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP
 # The started socket's number in the run, as the bootstrap finds it in its environment.
 STARTED_FD = 3
 HOSTNAME = "sandbox"
+RUN_ROOT = "/.custos-run"  # where the zygote lays out each run's root before pivoting into it
 # How long the gateway waits for a forked run to say hello: the zygote may still be importing.
 HELLO_TIMEOUT_S = 120.0
 _END_WAIT_S = 5.0
@@ -250,7 +251,9 @@ def _tmpfs(target: str, size: int, mode: str = "1777", flags: int = _MS_NOSUID |
 
 def _build_root(request: dict[str, Any], trees: Sequence[int]) -> None:
     """Lay out the run's filesystem on a fresh tmpfs and pivot into it (see the module's doc, step 2)."""
-    root = SANDBOX_TMP  # the zygote's empty /tmp; a fresh tmpfs hides it in this mount namespace
+    # An empty folder of the zygote's own root, never one of the interpreter's: those may lie anywhere,
+    # /tmp included (a checkout there), and a tmpfs laid over their folder would hide them.
+    root = RUN_ROOT
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     _tmpfs(root, 1 << 20, mode="0755")
     _make_dir(root + "/usr")
@@ -265,6 +268,8 @@ def _build_root(request: dict[str, Any], trees: Sequence[int]) -> None:
     if os.path.exists("/etc/ld.so.cache"):
         _make_file(root + "/etc/ld.so.cache")
         _bind("/etc/ld.so.cache", root + "/etc/ld.so.cache")
+    # The run's /tmp first, as bubblewrap lays it: interpreter folders under /tmp are bound over it.
+    _tmpfs(root + SANDBOX_TMP, request["tmp_bytes"])
     for path in request["read_only"]:
         (_make_dir if os.path.isdir(path) else _make_file)(root + path)
         _bind(path, root + path)
@@ -274,7 +279,6 @@ def _build_root(request: dict[str, Any], trees: Sequence[int]) -> None:
         if os.path.exists(f"{root}/proc/{covered}"):
             _bind(f"{root}/proc/{covered}", f"{root}/proc/{covered}")
     _build_dev(root + "/dev", request["tmp_bytes"])
-    _tmpfs(root + SANDBOX_TMP, request["tmp_bytes"])
     for bind, tree in zip(request["binds"], trees, strict=True):
         target = root + bind["target"]
         (_make_dir if bind["folder"] else _make_file)(target)
@@ -688,7 +692,7 @@ class ZygoteRunner(BubblewrapRunner):
                     args += ["--dir", parent]
         for path in self._interpreter.read_only:
             args += ["--ro-bind", path, path]
-        args += ["--remount-ro", "/", "--chdir", SANDBOX_TMP]
+        args += ["--dir", RUN_ROOT, "--remount-ro", "/", "--chdir", SANDBOX_TMP]
         for capability in ZYGOTE_CAPABILITIES:
             args += ["--cap-add", capability]
         return [*args, "--", str(self._interpreter.executable), "-s", "-P"]
