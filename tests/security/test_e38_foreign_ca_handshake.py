@@ -39,10 +39,9 @@ from custos.pki import (
     issue_certificate,
     load_kit,
     private_key_pem,
-    provision,
 )
 from custos.pki.project import ProjectSpec
-from custos.pki.provision import CA_FOLDER
+from custos.pki.provision import CA_FOLDER, provision
 from custos.pki.signin import KitAuth
 from custos.sdk import Client
 

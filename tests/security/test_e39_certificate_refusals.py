@@ -29,10 +29,10 @@ from custos.pki import (
     load_certificate_pem,
     load_crl,
     load_kit,
-    provision,
     revoke_participant,
     verify_certificate,
 )
+from custos.pki.provision import provision
 from custos.pki.revocation import crl_pem
 
 ISSUED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
