@@ -22,6 +22,7 @@ import pytest
 from custos.gateway.runtimes import JOB_RUNTIME_MODULES
 from custos.sandbox import Bind, SandboxLimits, SandboxRequest, SandboxResult
 from custos.sandbox.zygote import ZygoteRunner, job_runner
+from custos.testing.processes import processes_with
 
 LIMITS = SandboxLimits(cpu_seconds=30, wall_seconds=60, max_processes=32)
 MARKER = f"custos-zygote-leftover-{secrets.token_hex(6)}"
@@ -101,17 +102,6 @@ def run(runner: ZygoteRunner, tmp_path: Path, name: str, source: str, binds: lis
     return runner.run(SandboxRequest(argv=["-c", source], output_dir=output, binds=binds, limits=LIMITS))
 
 
-def host_processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
-        except OSError:
-            continue
-    return found
-
-
 def assert_sees_nothing_of_a(result: SandboxResult) -> None:
     assert result.ok, result.stderr
     seen = json.loads(result.stdout)
@@ -141,7 +131,7 @@ def test_b10_jobs_forked_from_one_zygote_share_nothing(runner: ZygoteRunner, tmp
             time.sleep(0.05)
         assert (signals / "ready").exists(), results
         a_saw = json.loads((signals / "ready").read_text())
-        assert host_processes_with(MARKER), "job A's background process runs while A does"
+        assert processes_with(MARKER), "job A's background process runs while A does"
 
         concurrent = run(runner, tmp_path, "b", LOOKS, [])
     finally:
@@ -151,7 +141,7 @@ def test_b10_jobs_forked_from_one_zygote_share_nothing(runner: ZygoteRunner, tmp
     assert results["a"].ok, results["a"].stderr
     # A's own view held only A's processes too
     assert set(a_saw["pids"]) <= {1, 2, a_saw["leftover"]}, a_saw
-    assert host_processes_with(MARKER) == [], "job A's background process outlived its run"
+    assert processes_with(MARKER) == [], "job A's background process outlived its run"
 
     after = run(runner, tmp_path, "c", LOOKS, [])
 

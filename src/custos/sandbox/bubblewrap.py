@@ -29,7 +29,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from custos.core.errors import InvalidInput, SandboxError
@@ -328,25 +328,32 @@ class BubblewrapRunner:
             os.close(arguments)
             started_theirs.close()
         limits = request.limits
-
-        def check(output: int | None) -> str | None:
-            if request.stop is not None and request.stop.is_set():
-                return STOPPED
-            if cgroup is not None and cgroup.memory_exhausted():
-                return limits.memory_breach()
-            if cgroup is not None and cgroup.cpu_seconds() >= limits.cpu_seconds:
-                return limits.cpu_breach()
-            return None if output is None else measure(output, limits).breach(limits)
-
         supervisor = Supervisor(
             process,
             info_fd=info_read,
             started=started,
             wall_seconds=limits.wall_seconds,
             wall_breach=limits.wall_breach(),
-            check=check,
+            check=breach_check(request, cgroup),
         )
         return supervisor.supervise()
+
+
+def breach_check(request: SandboxRequest, cgroup: RunCgroup | None) -> Callable[[int | None], str | None]:
+    """What the supervisor asks while a run goes on: the limit it broke so far (or STOPPED when the
+    gateway stopped it), given a descriptor of its /output, or None while it keeps to them."""
+    limits = request.limits
+
+    def check(output: int | None) -> str | None:
+        if request.stop is not None and request.stop.is_set():
+            return STOPPED
+        if cgroup is not None and cgroup.memory_exhausted():
+            return limits.memory_breach()
+        if cgroup is not None and cgroup.cpu_seconds() >= limits.cpu_seconds:
+            return limits.cpu_breach()
+        return None if output is None else measure(output, limits).breach(limits)
+
+    return check
 
 
 def _output_space(limits: SandboxLimits) -> int:

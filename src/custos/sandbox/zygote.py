@@ -73,12 +73,12 @@ from custos.sandbox.bubblewrap import (
     BubblewrapRunner,
     _ancestors,
     _output_space,
+    breach_check,
 )
 from custos.sandbox.cgroups import RunCgroup
 from custos.sandbox.interpreter import is_within
 from custos.sandbox.limits import STARTED_FD_VARIABLE
-from custos.sandbox.output import measure
-from custos.sandbox.runner import STOPPED, SandboxRequest
+from custos.sandbox.runner import SandboxRequest
 from custos.sandbox.seccomp import seccomp_program
 from custos.sandbox.supervisor import Supervised, Supervisor
 
@@ -751,23 +751,13 @@ class ZygoteRunner(BubblewrapRunner):
         pidfd, pid = self._admit(status, cgroup)
         run = _ForkedRun(out_read, err_read, status, pidfd)
         limits = request.limits
-
-        def check(output: int | None) -> str | None:
-            if request.stop is not None and request.stop.is_set():
-                return STOPPED
-            if cgroup is not None and cgroup.memory_exhausted():
-                return limits.memory_breach()
-            if cgroup is not None and cgroup.cpu_seconds() >= limits.cpu_seconds:
-                return limits.cpu_breach()
-            return None if output is None else measure(output, limits).breach(limits)
-
         supervisor = Supervisor(
             run,
             info_fd=None,
             started=started,
             wall_seconds=limits.wall_seconds,
             wall_breach=limits.wall_breach(),
-            check=check,
+            check=breach_check(request, cgroup),
             init=None if pidfd is None else (pidfd, pid),
         )
         return supervisor.supervise()

@@ -16,6 +16,7 @@ import pytest
 
 from custos.sandbox import SandboxLimits, SandboxRequest, SandboxResult
 from custos.sandbox.zygote import ZygoteRunner
+from custos.testing.processes import processes_with
 
 LIMITS = SandboxLimits(cpu_seconds=20, wall_seconds=60, max_processes=16)
 
@@ -45,17 +46,6 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def marked(marker: str) -> list[int]:
-    found = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 def test_a_dead_zygote_is_started_again_by_the_next_run(zygote_runner: ZygoteRunner, tmp_path: Path) -> None:
@@ -96,10 +86,10 @@ def test_a_run_ends_with_its_killed_zygote(zygote_runner: ZygoteRunner, tmp_path
     worker = threading.Thread(target=lambda: results.append(run(zygote_runner, tmp_path, source)))
     worker.start()
     for _ in range(600):
-        if marked(marker):
+        if processes_with(marker):
             break
         time.sleep(0.05)
-    assert marked(marker), "the run never started its child"
+    assert processes_with(marker), "the run never started its child"
     pgid = zygote_runner.zygote_pid
     assert pgid is not None
 
@@ -108,4 +98,4 @@ def test_a_run_ends_with_its_killed_zygote(zygote_runner: ZygoteRunner, tmp_path
 
     assert not worker.is_alive()
     assert not results[0].ok
-    assert marked(marker) == []
+    assert processes_with(marker) == []
